@@ -1,0 +1,145 @@
+//! Clients (API keys): who may ask for tokens, with which grant types, authentication methods, resources and
+//! scopes. Secrets are not here: the server checks them, and core only sees the outcome.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::scope::ScopeSet;
+
+/// The prefix reserved for account subjects, so a client's `sub` can never equal a person's (RFC 9068 §5).
+pub const ACCOUNT_SUBJECT_PREFIX: &str = "acct_";
+
+/// A grant type (RFC 6749 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantType {
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// Grant types the token endpoint serves today.
+    pub const OFFERED: [GrantType; 1] = [GrantType::ClientCredentials];
+
+    /// The `grant_type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+impl FromStr for GrantType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "client_credentials" => Ok(Self::ClientCredentials),
+            _ => Err(format!("unsupported grant type {s:?}: Keyward offers client_credentials")),
+        }
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// RFC 6749 §2.3.1, HTTP Basic.
+    ClientSecretBasic,
+    /// RFC 6749 §2.3.1, credentials in the request body (form or JSON).
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// Every method, the default for a new client.
+    pub const ALL: [AuthMethod; 2] = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+
+    /// The RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "client_secret_basic" => Ok(Self::ClientSecretBasic),
+            "client_secret_post" => Ok(Self::ClientSecretPost),
+            _ => Err(format!("unknown auth method {s:?}: use client_secret_basic or client_secret_post")),
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A client as protocol decisions see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The client identifier (RFC 6749 §2.2).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Disabled clients cannot authenticate.
+    pub enabled: bool,
+    /// Grant types it may use.
+    pub grant_types: Vec<GrantType>,
+    /// Authentication methods it may use.
+    pub auth_methods: Vec<AuthMethod>,
+    /// Identifiers of the resources it may get tokens for.
+    pub resources: Vec<String>,
+    /// Scopes it may have; on a resource it gets the intersection with that resource's catalogue.
+    pub scopes: ScopeSet,
+    /// The resource used when a request names none.
+    pub default_resource: Option<String>,
+    /// Identifiers of resources this client serves as a resource server: it may introspect their tokens.
+    pub serves_resources: Vec<String>,
+}
+
+/// Checks a client identifier chosen by an operator (generated ones always pass): 1 to 255 characters, no
+/// control character, not in the account subject namespace.
+pub fn check_client_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.chars().count() > 255 {
+        return Err("client_id must be 1 to 255 characters".into());
+    }
+    if id.chars().any(char::is_control) {
+        return Err("client_id must not contain control characters".into());
+    }
+    if id.starts_with(ACCOUNT_SUBJECT_PREFIX) {
+        return Err(format!("client_id must not start with {ACCOUNT_SUBJECT_PREFIX:?}, reserved for accounts"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids() {
+        assert!(check_client_id("id:with %+ été").is_ok());
+        assert!(check_client_id("").is_err());
+        assert!(check_client_id("a\nb").is_err());
+        assert!(check_client_id("acct_123").is_err());
+        assert!(check_client_id(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!("client_credentials".parse::<GrantType>().unwrap(), GrantType::ClientCredentials);
+        assert!("password".parse::<GrantType>().is_err());
+        for m in AuthMethod::ALL {
+            assert_eq!(m.as_str().parse::<AuthMethod>().unwrap(), m);
+        }
+    }
+}

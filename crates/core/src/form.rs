@@ -1,0 +1,153 @@
+//! Strict `application/x-www-form-urlencoded` decoding (RFC 6749 Appendix B, WHATWG URL §5.1).
+//! Unlike lenient decoders it refuses what a lenient one would silently repair: a broken `%` escape, bytes that
+//! are not UTF-8, and control characters are `invalid_request`, never a replacement character or a 500.
+
+use crate::error::OAuthError;
+
+/// Decodes one form component: `+` is a space, `%XX` a byte; the result must be UTF-8 with no control character.
+pub fn decode_component(input: &str) -> Result<String, OAuthError> {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = bytes.get(i + 1).and_then(|b| hex(*b));
+                let lo = bytes.get(i + 2).and_then(|b| hex(*b));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                    _ => return Err(OAuthError::invalid_request("malformed percent-encoding")),
+                }
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    let text = String::from_utf8(out).map_err(|_| OAuthError::invalid_request("a parameter is not valid UTF-8"))?;
+    if text.chars().any(char::is_control) {
+        return Err(OAuthError::invalid_request("a parameter contains a control character"));
+    }
+    Ok(text)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decoded request parameters, in order, repeats kept so that they can be refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses a whole form body. Empty segments (`a=1&&b=2`) are skipped as browsers do.
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let body = std::str::from_utf8(body).map_err(|_| OAuthError::invalid_request("the body is not valid UTF-8"))?;
+        let mut pairs = Vec::new();
+        for segment in body.split('&').filter(|s| !s.is_empty()) {
+            let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
+            pairs.push((decode_component(name)?, decode_component(value)?));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// Builds parameters from already-decoded pairs (a JSON body, for example).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self { pairs }
+    }
+
+    /// RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once", and a parameter sent
+    /// without a value is treated as omitted.
+    pub fn single(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut found = None;
+        for (k, v) in &self.pairs {
+            if k == name {
+                if found.is_some() {
+                    return Err(OAuthError::invalid_request(format!("parameter `{name}` is repeated")));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found.filter(|v| !v.is_empty()))
+    }
+
+    /// Like [`Params::single`], but the parameter is required.
+    pub fn required(&self, name: &str) -> Result<&str, OAuthError> {
+        self.single(name)?.ok_or_else(|| OAuthError::invalid_request(format!("parameter `{name}` is missing")))
+    }
+
+    /// Whether any parameter with this name is present (even empty).
+    pub fn contains(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    /// Whether there are no parameters at all.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Every parameter name, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decodes_plus_and_percent() {
+        assert_eq!(decode_component("a+b%2Bc%3A%25").unwrap(), "a b+c:%");
+        assert_eq!(decode_component("%C3%A9t%C3%A9").unwrap(), "été");
+    }
+
+    #[test]
+    fn refuses_broken_escapes_bad_utf8_and_controls() {
+        for bad in ["%", "%4", "%zz", "%FF", "%00", "a%0Ab", "%C3"] {
+            assert!(decode_component(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repeated_parameter_is_invalid_request() {
+        let p = Params::parse(b"grant_type=client_credentials&scope=a&scope=b").unwrap();
+        assert_eq!(p.single("grant_type").unwrap(), Some("client_credentials"));
+        assert_eq!(p.single("scope").unwrap_err().code, crate::ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn empty_value_counts_as_omitted() {
+        let p = Params::parse(b"scope=&a=1&&").unwrap();
+        assert_eq!(p.single("scope").unwrap(), None);
+        assert!(p.required("scope").is_err());
+        assert!(p.contains("scope"));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in "\\PC*") {
+            let _ = decode_component(&s);
+            let _ = Params::parse(s.as_bytes());
+        }
+
+        #[test]
+        fn round_trips_printable_text(s in "[ -~\u{a0}-\u{10ffff}]{0,40}") {
+            let encoded: String = s.bytes().map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
+                b' ' => "+".to_string(),
+                b => format!("%{b:02X}"),
+            }).collect();
+            prop_assert_eq!(decode_component(&encoded).unwrap(), s);
+        }
+    }
+}

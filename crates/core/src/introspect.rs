@@ -1,0 +1,74 @@
+//! Token introspection decisions (RFC 7662): who may see a token's claims, and the response members.
+
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::jwt::AccessTokenClaims;
+
+/// RFC 7662 §2.2 response. An inactive token is `{"active":false}` with no other member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    details: Option<Details>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Details {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    client_id: String,
+    token_type: &'static str,
+    exp: i64,
+    iat: i64,
+    sub: String,
+    aud: String,
+    iss: String,
+    jti: String,
+}
+
+impl Introspection {
+    /// `{"active":false}`.
+    pub fn inactive() -> Self {
+        Self { active: false, details: None }
+    }
+
+    /// An active token's members (RFC 7662 §2.2).
+    pub fn active(claims: AccessTokenClaims) -> Self {
+        Self {
+            active: true,
+            details: Some(Details {
+                scope: claims.scope,
+                client_id: claims.client_id,
+                token_type: "Bearer",
+                exp: claims.exp,
+                iat: claims.iat,
+                sub: claims.sub,
+                aud: claims.aud,
+                iss: claims.iss,
+                jti: claims.jti,
+            }),
+        }
+    }
+}
+
+/// SECURITY.md: a caller sees a token only if it was issued the token, or serves the token's audience.
+pub fn may_see(caller: &Client, claims: &AccessTokenClaims) -> bool {
+    claims.client_id == caller.id || caller.serves_resources.iter().any(|r| *r == claims.aud)
+}
+
+/// RFC 7009 §2.1: a token may be revoked by the client it was issued to, or by a resource server of its audience.
+pub fn may_revoke(caller: &Client, claims: &AccessTokenClaims) -> bool {
+    may_see(caller, claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inactive_has_no_other_member() {
+        assert_eq!(serde_json::to_string(&Introspection::inactive()).unwrap(), r#"{"active":false}"#);
+    }
+}

@@ -1,0 +1,17 @@
+//! Keyward's OAuth 2.0 protocol decisions: parsing of untrusted input, the client_credentials grant, token claims,
+//! key rotation plans. No I/O, no clock, no async: every function takes the data and `now` it decides on, so each
+//! rule is tested here without a runtime or a database.
+
+pub mod basic;
+pub mod client;
+pub mod duration;
+pub mod error;
+pub mod form;
+pub mod grant;
+pub mod introspect;
+pub mod jwt;
+pub mod keys;
+pub mod resource;
+pub mod scope;
+
+pub use error::{ErrorCode, OAuthError};
