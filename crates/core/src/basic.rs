@@ -20,14 +20,21 @@ pub struct BasicCredentials {
 /// Returns `Ok(None)` when the scheme is not Basic.
 pub fn parse(header: &str) -> Result<Option<BasicCredentials>, OAuthError> {
     let Some((scheme, rest)) = header.split_once(' ') else {
-        return if header.eq_ignore_ascii_case("basic") { Err(malformed()) } else { Ok(None) };
+        return if header.eq_ignore_ascii_case("basic") {
+            Err(malformed())
+        } else {
+            Ok(None)
+        };
     };
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
     let encoded = rest.trim_matches(' ');
     // Padding is required by RFC 7617, but some clients strip it; both spellings decode the same bytes.
-    let raw = STANDARD.decode(encoded).or_else(|_| STANDARD_NO_PAD.decode(encoded)).map_err(|_| malformed())?;
+    let raw = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .map_err(|_| malformed())?;
     let raw = String::from_utf8(raw).map_err(|_| malformed())?;
     // The id cannot contain a raw `:` (it is form-encoded as %3A), so the first one separates id and secret.
     let (id, secret) = raw.split_once(':').ok_or_else(malformed)?;
@@ -36,12 +43,22 @@ pub fn parse(header: &str) -> Result<Option<BasicCredentials>, OAuthError> {
     if client_id.is_empty() {
         return Err(malformed());
     }
-    Ok(Some(BasicCredentials { client_id, client_secret }))
+    Ok(Some(BasicCredentials {
+        client_id,
+        client_secret,
+    }))
 }
 
 /// Encodes credentials the RFC 6749 §2.3.1 way; used by clients and tests.
 pub fn encode(client_id: &str, client_secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", form_encode(client_id), form_encode(client_secret))))
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            form_encode(client_id),
+            form_encode(client_secret)
+        ))
+    )
 }
 
 /// `application/x-www-form-urlencoded` encoding of one component.
@@ -49,7 +66,9 @@ pub fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }
@@ -88,9 +107,19 @@ mod tests {
 
     #[test]
     fn broken_headers_are_invalid_request() {
-        for bad in ["Basic", "Basic !!!", "Basic YWJj", "Basic OmI=", "Basic YTolenp6"] {
+        for bad in [
+            "Basic",
+            "Basic !!!",
+            "Basic YWJj",
+            "Basic OmI=",
+            "Basic YTolenp6",
+        ] {
             // "YWJj" = "abc" (no colon), "OmI=" = ":b" (empty id), "YTolenp6" = "a:%zz"
-            assert_eq!(parse(bad).unwrap_err().code, crate::ErrorCode::InvalidRequest, "{bad}");
+            assert_eq!(
+                parse(bad).unwrap_err().code,
+                crate::ErrorCode::InvalidRequest,
+                "{bad}"
+            );
         }
     }
 

@@ -33,7 +33,9 @@ impl FromStr for GrantType {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "client_credentials" => Ok(Self::ClientCredentials),
-            _ => Err(format!("unsupported grant type {s:?}: Keyward offers client_credentials")),
+            _ => Err(format!(
+                "unsupported grant type {s:?}: Keyward offers client_credentials"
+            )),
         }
     }
 }
@@ -72,7 +74,9 @@ impl FromStr for AuthMethod {
         match s {
             "client_secret_basic" => Ok(Self::ClientSecretBasic),
             "client_secret_post" => Ok(Self::ClientSecretPost),
-            _ => Err(format!("unknown auth method {s:?}: use client_secret_basic or client_secret_post")),
+            _ => Err(format!(
+                "unknown auth method {s:?}: use client_secret_basic or client_secret_post"
+            )),
         }
     }
 }
@@ -116,7 +120,9 @@ pub fn check_client_id(id: &str) -> Result<(), String> {
         return Err("client_id must not contain control characters".into());
     }
     if id.starts_with(ACCOUNT_SUBJECT_PREFIX) {
-        return Err(format!("client_id must not start with {ACCOUNT_SUBJECT_PREFIX:?}, reserved for accounts"));
+        return Err(format!(
+            "client_id must not start with {ACCOUNT_SUBJECT_PREFIX:?}, reserved for accounts"
+        ));
     }
     Ok(())
 }
@@ -136,7 +142,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        assert_eq!("client_credentials".parse::<GrantType>().unwrap(), GrantType::ClientCredentials);
+        assert_eq!(
+            "client_credentials".parse::<GrantType>().unwrap(),
+            GrantType::ClientCredentials
+        );
         assert!("password".parse::<GrantType>().is_err());
         for m in AuthMethod::ALL {
             assert_eq!(m.as_str().parse::<AuthMethod>().unwrap(), m);

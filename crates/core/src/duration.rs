@@ -8,7 +8,9 @@ pub fn parse_seconds(s: &str) -> Result<i64, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: i64 = digits.parse().map_err(|_| format!("expected a duration such as 90s, 15m, 24h or 7d, got {s:?}"))?;
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("expected a duration such as 90s, 15m, 24h or 7d, got {s:?}"))?;
     let unit_secs = match unit {
         "s" => 1,
         "m" => 60,
@@ -16,7 +18,8 @@ pub fn parse_seconds(s: &str) -> Result<i64, String> {
         "d" => 86_400,
         _ => return Err(format!("unknown duration unit {unit:?}: use s, m, h or d")),
     };
-    n.checked_mul(unit_secs).ok_or_else(|| "duration too large".to_owned())
+    n.checked_mul(unit_secs)
+        .ok_or_else(|| "duration too large".to_owned())
 }
 
 /// Formats seconds the way [`parse_seconds`] reads them, using the largest exact unit.

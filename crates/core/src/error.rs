@@ -72,7 +72,10 @@ pub struct OAuthError {
 impl OAuthError {
     /// An error with the given code and description.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into() }
+        Self {
+            code,
+            description: description.into(),
+        }
     }
     /// `invalid_request` with a description.
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {

@@ -25,9 +25,12 @@ pub fn decode_component(input: &str) -> Result<String, OAuthError> {
         }
         i += 1;
     }
-    let text = String::from_utf8(out).map_err(|_| OAuthError::invalid_request("a parameter is not valid UTF-8"))?;
+    let text = String::from_utf8(out)
+        .map_err(|_| OAuthError::invalid_request("a parameter is not valid UTF-8"))?;
     if text.chars().any(char::is_control) {
-        return Err(OAuthError::invalid_request("a parameter contains a control character"));
+        return Err(OAuthError::invalid_request(
+            "a parameter contains a control character",
+        ));
     }
     Ok(text)
 }
@@ -50,7 +53,8 @@ pub struct Params {
 impl Params {
     /// Parses a whole form body. Empty segments (`a=1&&b=2`) are skipped as browsers do.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let body = std::str::from_utf8(body).map_err(|_| OAuthError::invalid_request("the body is not valid UTF-8"))?;
+        let body = std::str::from_utf8(body)
+            .map_err(|_| OAuthError::invalid_request("the body is not valid UTF-8"))?;
         let mut pairs = Vec::new();
         for segment in body.split('&').filter(|s| !s.is_empty()) {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
@@ -71,7 +75,9 @@ impl Params {
         for (k, v) in &self.pairs {
             if k == name {
                 if found.is_some() {
-                    return Err(OAuthError::invalid_request(format!("parameter `{name}` is repeated")));
+                    return Err(OAuthError::invalid_request(format!(
+                        "parameter `{name}` is repeated"
+                    )));
                 }
                 found = Some(v.as_str());
             }
@@ -81,7 +87,8 @@ impl Params {
 
     /// Like [`Params::single`], but the parameter is required.
     pub fn required(&self, name: &str) -> Result<&str, OAuthError> {
-        self.single(name)?.ok_or_else(|| OAuthError::invalid_request(format!("parameter `{name}` is missing")))
+        self.single(name)?
+            .ok_or_else(|| OAuthError::invalid_request(format!("parameter `{name}` is missing")))
     }
 
     /// Whether any parameter with this name is present (even empty).
@@ -122,7 +129,10 @@ mod tests {
     fn repeated_parameter_is_invalid_request() {
         let p = Params::parse(b"grant_type=client_credentials&scope=a&scope=b").unwrap();
         assert_eq!(p.single("grant_type").unwrap(), Some("client_credentials"));
-        assert_eq!(p.single("scope").unwrap_err().code, crate::ErrorCode::InvalidRequest);
+        assert_eq!(
+            p.single("scope").unwrap_err().code,
+            crate::ErrorCode::InvalidRequest
+        );
     }
 
     #[test]

@@ -31,7 +31,10 @@ struct Details {
 impl Introspection {
     /// `{"active":false}`.
     pub fn inactive() -> Self {
-        Self { active: false, details: None }
+        Self {
+            active: false,
+            details: None,
+        }
     }
 
     /// An active token's members (RFC 7662 §2.2).
@@ -69,6 +72,9 @@ mod tests {
 
     #[test]
     fn inactive_has_no_other_member() {
-        assert_eq!(serde_json::to_string(&Introspection::inactive()).unwrap(), r#"{"active":false}"#);
+        assert_eq!(
+            serde_json::to_string(&Introspection::inactive()).unwrap(),
+            r#"{"active":false}"#
+        );
     }
 }

@@ -44,7 +44,10 @@ pub fn encode_header(alg: SigningAlg, kid: &str) -> String {
 }
 
 /// RFC 7515 §5.1: the signing input `header.claims`.
-pub fn signing_input(encoded_header: &str, claims: &AccessTokenClaims) -> Result<String, serde_json::Error> {
+pub fn signing_input(
+    encoded_header: &str,
+    claims: &AccessTokenClaims,
+) -> Result<String, serde_json::Error> {
     let json = serde_json::to_vec(claims)?;
     let mut out = String::with_capacity(encoded_header.len() + 1 + json.len() * 4 / 3 + 4);
     out.push_str(encoded_header);
@@ -101,7 +104,9 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, OAuthError> {
         return Err(invalid("token too long"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(invalid("not a compact JWS"));
     };
     let header: Header = B64
@@ -109,10 +114,9 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, OAuthError> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| invalid("malformed header"))?;
-    let typ_ok = header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
     if !typ_ok {
         return Err(invalid("not an access token (typ)"));
     }
@@ -121,14 +125,24 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, OAuthError> {
     }
     let payload = B64.decode(p).map_err(|_| invalid("malformed payload"))?;
     let signature = B64.decode(s).map_err(|_| invalid("malformed signature"))?;
-    Ok(Parsed { header, signing_input: &token[..h.len() + 1 + p.len()], payload, signature })
+    Ok(Parsed {
+        header,
+        signing_input: &token[..h.len() + 1 + p.len()],
+        payload,
+        signature,
+    })
 }
 
 /// Validates the claims of a token whose signature has been verified: types, exact `iss`, and time with
 /// [`LEEWAY_SECONDS`]. RFC 9068 §4.
-pub fn validate_claims(payload: &[u8], issuer: &str, now: i64) -> Result<AccessTokenClaims, OAuthError> {
+pub fn validate_claims(
+    payload: &[u8],
+    issuer: &str,
+    now: i64,
+) -> Result<AccessTokenClaims, OAuthError> {
     // Typed decoding refuses a claim of the wrong type (a string `exp`, a numeric `iss`), missing claims included.
-    let claims: AccessTokenClaims = serde_json::from_slice(payload).map_err(|_| invalid("malformed claims"))?;
+    let claims: AccessTokenClaims =
+        serde_json::from_slice(payload).map_err(|_| invalid("malformed claims"))?;
     if claims.iss != issuer {
         return Err(invalid("wrong issuer"));
     }
@@ -166,7 +180,12 @@ mod tests {
         assert_eq!(parsed.signing_input, input);
         assert_eq!(parsed.header.kid.as_deref(), Some("k1"));
         assert!(validate_claims(&parsed.payload, "https://kw", 1_014).is_ok());
-        assert_eq!(validate_claims(&parsed.payload, "https://kw", 1_015).unwrap_err().code, ErrorCode::InvalidToken);
+        assert_eq!(
+            validate_claims(&parsed.payload, "https://kw", 1_015)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidToken
+        );
         assert!(validate_claims(&parsed.payload, "https://kw/", 500).is_err());
     }
 
@@ -176,7 +195,8 @@ mod tests {
         assert!(parse(&format!("{h}.e30.c2ln")).is_err());
         let h = B64.encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k","crit":["x"]}"#);
         assert!(parse(&format!("{h}.e30.c2ln")).is_err());
-        let bad = br#"{"iss":"i","sub":"s","aud":"a","exp":"10","iat":1,"jti":"j","client_id":"c"}"#;
+        let bad =
+            br#"{"iss":"i","sub":"s","aud":"a","exp":"10","iat":1,"jti":"j","client_id":"c"}"#;
         assert!(validate_claims(bad, "i", 0).is_err());
         assert!(parse("a.b").is_err());
         assert!(parse("....").is_err());

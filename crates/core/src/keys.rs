@@ -40,7 +40,10 @@ pub fn plan(keys: &[KeyMeta], now: i64, max_token_ttl: i64) -> KeyPlan {
                 out.active.insert(alg, key.kid.clone());
             }
             // A key stops signing when the next one activates; it is kept while its tokens can live.
-            let superseded_at = of_alg.get(i + 1).map(|next| next.activates_at).filter(|t| *t <= now);
+            let superseded_at = of_alg
+                .get(i + 1)
+                .map(|next| next.activates_at)
+                .filter(|t| *t <= now);
             let keep = match superseded_at {
                 None => true,
                 Some(t) => now < t + max_token_ttl + crate::jwt::LEEWAY_SECONDS,
@@ -50,8 +53,12 @@ pub fn plan(keys: &[KeyMeta], now: i64, max_token_ttl: i64) -> KeyPlan {
             }
         }
     }
-    let order: BTreeMap<&str, i64> = keys.iter().map(|k| (k.kid.as_str(), k.created_at)).collect();
-    out.published.sort_by_key(|kid| order.get(kid.as_str()).copied().unwrap_or(0));
+    let order: BTreeMap<&str, i64> = keys
+        .iter()
+        .map(|k| (k.kid.as_str(), k.created_at))
+        .collect();
+    out.published
+        .sort_by_key(|kid| order.get(kid.as_str()).copied().unwrap_or(0));
     out
 }
 
@@ -60,7 +67,12 @@ mod tests {
     use super::*;
 
     fn key(kid: &str, created: i64, activates: i64) -> KeyMeta {
-        KeyMeta { kid: kid.into(), alg: SigningAlg::ES256, created_at: created, activates_at: activates }
+        KeyMeta {
+            kid: kid.into(),
+            alg: SigningAlg::ES256,
+            created_at: created,
+            activates_at: activates,
+        }
     }
 
     #[test]

@@ -45,7 +45,9 @@ impl FromStr for SigningAlg {
             "ES256" => Ok(Self::ES256),
             "RS256" => Ok(Self::RS256),
             "EdDSA" => Ok(Self::EdDSA),
-            _ => Err(format!("unknown signing algorithm {s:?}: use ES256, RS256 or EdDSA")),
+            _ => Err(format!(
+                "unknown signing algorithm {s:?}: use ES256, RS256 or EdDSA"
+            )),
         }
     }
 }

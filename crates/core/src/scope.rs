@@ -10,7 +10,9 @@ pub const DEFAULT_SUFFIX: &str = "/.default";
 
 /// RFC 6749 §3.3 `scope-token = 1*NQCHAR`, NQCHAR = %x21 / %x23-5B / %x5D-7E.
 pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// An ordered set of valid scope tokens.
@@ -58,7 +60,13 @@ impl ScopeSet {
 
     /// The tokens in both sets, in `self`'s order.
     pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
-        ScopeSet(self.0.iter().filter(|t| other.contains(t)).cloned().collect())
+        ScopeSet(
+            self.0
+                .iter()
+                .filter(|t| other.contains(t))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Whether the set is empty.

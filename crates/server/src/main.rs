@@ -1,1 +1,104 @@
-fn main() {}
+//! The `keyward` binary: parses the command line, loads the configuration, and runs the chosen command.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use keyward::app::{self, App};
+use keyward::cli::{Cli, Command, ConfigCommand, run_admin};
+use keyward::clock::Clock;
+use keyward::config::{Config, EXAMPLE, LogFormat};
+use keyward::store::Store;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{EXAMPLE}");
+        return ExitCode::SUCCESS;
+    }
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match cli.config(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(&config, matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keyward: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyward: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = Store::connect(&config.database, &config.pool).await?;
+            store.migrate().await?;
+            println!("migrations applied ({})", store.engine());
+            Ok(())
+        }
+        other => run_admin(other, &config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let (app, first) = App::open(&config, Clock::System).await?;
+    if let Some(first) = &first {
+        app::print_first_start(first);
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.engine(), "keyward is serving");
+    app::serve(app, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+fn init_logs(config: &Config, serving: bool) {
+    // Admin commands log warnings only, so their output stays readable.
+    let level = if serving {
+        config.log_level.clone()
+    } else {
+        "warn".into()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -25,7 +25,10 @@ pub fn check<'r>(
     lookup: impl Fn(&str) -> Option<&'r Resource>,
 ) -> Result<Grant, OAuthError> {
     if !client.grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use client_credentials"));
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client may not use client_credentials",
+        ));
     }
     let requested = match request.scope {
         Some(s) => ScopeSet::parse(s)?,
@@ -35,26 +38,37 @@ pub fn check<'r>(
     // `.default` names a resource and asks for everything the client may have there; mixing it with named
     // scopes would make the answer ambiguous, so it stands alone.
     let default_target = {
-        let mut targets = requested.iter().filter_map(|s| s.strip_suffix(DEFAULT_SUFFIX));
+        let mut targets = requested
+            .iter()
+            .filter_map(|s| s.strip_suffix(DEFAULT_SUFFIX));
         let first = targets.next();
         if first.is_some() && requested.iter().count() > 1 {
-            return Err(OAuthError::invalid_scope("a `/.default` scope cannot be combined with other scopes"));
+            return Err(OAuthError::invalid_scope(
+                "a `/.default` scope cannot be combined with other scopes",
+            ));
         }
         first
     };
 
     let explicit = match (request.audience, request.resource) {
         (Some(a), Some(r)) if a != r => {
-            return Err(OAuthError::invalid_request("`audience` and `resource` name different resources"));
+            return Err(OAuthError::invalid_request(
+                "`audience` and `resource` name different resources",
+            ));
         }
         (a, r) => a.or(r),
     };
     if let (Some(e), Some(d)) = (explicit, default_target) {
         if e != d {
-            return Err(OAuthError::invalid_scope("the `/.default` scope names another resource than the audience"));
+            return Err(OAuthError::invalid_scope(
+                "the `/.default` scope names another resource than the audience",
+            ));
         }
     }
-    let target = match explicit.or(default_target).or(client.default_resource.as_deref()) {
+    let target = match explicit
+        .or(default_target)
+        .or(client.default_resource.as_deref())
+    {
         Some(t) => t,
         // With a single allowed resource there is nothing to choose.
         None => match client.resources.as_slice() {
@@ -69,7 +83,9 @@ pub fn check<'r>(
 
     let resource = lookup(target)
         .filter(|_| client.resources.iter().any(|r| r == target))
-        .ok_or_else(|| OAuthError::invalid_target("the resource is unknown or not allowed for this client"))?;
+        .ok_or_else(|| {
+            OAuthError::invalid_target("the resource is unknown or not allowed for this client")
+        })?;
 
     let allowed = client.scopes.intersection(&resource.scopes);
     let scope = if default_target.is_some() || requested.is_empty() {
@@ -77,9 +93,16 @@ pub fn check<'r>(
     } else if requested.is_subset(&allowed) {
         requested
     } else {
-        return Err(OAuthError::invalid_scope("a requested scope is unknown or not allowed for this client"));
+        return Err(OAuthError::invalid_scope(
+            "a requested scope is unknown or not allowed for this client",
+        ));
     };
-    Ok(Grant { audience: resource.identifier.clone(), scope, ttl: resource.access_token_ttl, alg: resource.signing_alg })
+    Ok(Grant {
+        audience: resource.identifier.clone(),
+        scope,
+        ttl: resource.access_token_ttl,
+        alg: resource.signing_alg,
+    })
 }
 
 #[cfg(test)]
@@ -113,16 +136,35 @@ mod tests {
         }
     }
 
-    fn run(c: &Client, scope: Option<&str>, audience: Option<&str>, res: Option<&str>) -> Result<Grant, OAuthError> {
-        let catalogue = [resource("uat", "orders:read orders:write"), resource("prod", "orders:read")];
-        check(c, &Request { scope, audience, resource: res }, |id| catalogue.iter().find(|r| r.identifier == id))
+    fn run(
+        c: &Client,
+        scope: Option<&str>,
+        audience: Option<&str>,
+        res: Option<&str>,
+    ) -> Result<Grant, OAuthError> {
+        let catalogue = [
+            resource("uat", "orders:read orders:write"),
+            resource("prod", "orders:read"),
+        ];
+        check(
+            c,
+            &Request {
+                scope,
+                audience,
+                resource: res,
+            },
+            |id| catalogue.iter().find(|r| r.identifier == id),
+        )
     }
 
     #[test]
     fn default_scope_selects_resource_and_all_scopes() {
         let c = client(&["uat", "prod"], "orders:read orders:write");
         let g = run(&c, Some("uat/.default"), None, None).unwrap();
-        assert_eq!((g.audience.as_str(), g.scope.to_string().as_str()), ("uat", "orders:read orders:write"));
+        assert_eq!(
+            (g.audience.as_str(), g.scope.to_string().as_str()),
+            ("uat", "orders:read orders:write")
+        );
         let g = run(&c, Some("prod/.default"), None, None).unwrap();
         assert_eq!(g.scope.to_string(), "orders:read");
     }
@@ -130,25 +172,53 @@ mod tests {
     #[test]
     fn resource_not_allowed_is_invalid_target() {
         let c = client(&["uat"], "orders:read");
-        assert_eq!(run(&c, Some("prod/.default"), None, None).unwrap_err().code, ErrorCode::InvalidTarget);
-        assert_eq!(run(&c, None, Some("nope"), None).unwrap_err().code, ErrorCode::InvalidTarget);
+        assert_eq!(
+            run(&c, Some("prod/.default"), None, None).unwrap_err().code,
+            ErrorCode::InvalidTarget
+        );
+        assert_eq!(
+            run(&c, None, Some("nope"), None).unwrap_err().code,
+            ErrorCode::InvalidTarget
+        );
     }
 
     #[test]
     fn scope_beyond_client_is_rejected_not_narrowed() {
         let c = client(&["uat"], "orders:read");
-        assert_eq!(run(&c, Some("orders:read orders:write"), None, None).unwrap_err().code, ErrorCode::InvalidScope);
-        assert_eq!(run(&c, Some("orders:read"), None, None).unwrap().scope.to_string(), "orders:read");
+        assert_eq!(
+            run(&c, Some("orders:read orders:write"), None, None)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
+        assert_eq!(
+            run(&c, Some("orders:read"), None, None)
+                .unwrap()
+                .scope
+                .to_string(),
+            "orders:read"
+        );
     }
 
     #[test]
     fn audience_selection() {
         let c = client(&["uat", "prod"], "orders:read");
-        assert_eq!(run(&c, None, None, None).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            run(&c, None, None, None).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
         assert_eq!(run(&c, None, Some("prod"), None).unwrap().audience, "prod");
         assert_eq!(run(&c, None, None, Some("prod")).unwrap().audience, "prod");
-        assert_eq!(run(&c, None, Some("uat"), Some("prod")).unwrap_err().code, ErrorCode::InvalidRequest);
-        assert_eq!(run(&c, Some("uat/.default"), Some("prod"), None).unwrap_err().code, ErrorCode::InvalidScope);
+        assert_eq!(
+            run(&c, None, Some("uat"), Some("prod")).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            run(&c, Some("uat/.default"), Some("prod"), None)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
         let mut d = c.clone();
         d.default_resource = Some("prod".into());
         assert_eq!(run(&d, None, None, None).unwrap().audience, "prod");
@@ -159,13 +229,21 @@ mod tests {
     #[test]
     fn default_cannot_mix() {
         let c = client(&["uat"], "orders:read");
-        assert_eq!(run(&c, Some("uat/.default orders:read"), None, None).unwrap_err().code, ErrorCode::InvalidScope);
+        assert_eq!(
+            run(&c, Some("uat/.default orders:read"), None, None)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
     }
 
     #[test]
     fn grant_type_must_be_allowed() {
         let mut c = client(&["uat"], "orders:read");
         c.grant_types.clear();
-        assert_eq!(run(&c, None, None, None).unwrap_err().code, ErrorCode::UnauthorizedClient);
+        assert_eq!(
+            run(&c, None, None, None).unwrap_err().code,
+            ErrorCode::UnauthorizedClient
+        );
     }
 }

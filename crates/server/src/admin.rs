@@ -1,0 +1,871 @@
+//! The admin operations, shared by the admin API and the CLI (one code path): clients and their secrets,
+//! resources, signing keys and the audit log. Every change is checked, written in one transaction with its audit
+//! entry and change-feed entry, then applied to this process's memory at once.
+
+use std::collections::HashMap;
+
+use keyward_core::client::{AuthMethod, GrantType, check_client_id};
+use keyward_core::duration::parse_seconds;
+use keyward_core::resource::{ADMIN_RESOURCE, SigningAlg, check_identifier};
+use keyward_core::scope::is_scope_token;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::app::App;
+use crate::crypto::{MasterKeys, new_secret, random_id, random_uuid};
+use crate::error::ApiError;
+use crate::store::{
+    ClientRow, NewAudit, NewClient, ResourceRow, SecretRow, StoreError, Tx, split_list,
+};
+
+/// Who makes a change, and from where (for the audit log).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `client:<id>`, `cli` or `system`.
+    pub who: String,
+    /// Peer address, `cli` or `system`.
+    pub source: String,
+}
+
+impl Actor {
+    /// First start.
+    pub fn system() -> Self {
+        Actor {
+            who: "system".into(),
+            source: "system".into(),
+        }
+    }
+    /// The command line.
+    pub fn cli() -> Self {
+        Actor {
+            who: "cli".into(),
+            source: "cli".into(),
+        }
+    }
+    /// An admin API caller.
+    pub fn client(id: &str, source: String) -> Self {
+        Actor {
+            who: format!("client:{id}"),
+            source,
+        }
+    }
+    fn entry<'a>(
+        &'a self,
+        action: &'a str,
+        target: &'a str,
+        detail: serde_json::Value,
+    ) -> NewAudit<'a> {
+        NewAudit {
+            actor: &self.who,
+            source: &self.source,
+            action,
+            target,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// A duration given as seconds or as text such as `"15m"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    /// Seconds.
+    Seconds(i64),
+    /// Text.
+    Text(String),
+}
+
+impl DurationValue {
+    fn seconds(&self, field: &str) -> Result<i64, ApiError> {
+        let s = match self {
+            DurationValue::Seconds(s) => *s,
+            DurationValue::Text(t) => {
+                parse_seconds(t).map_err(|m| ApiError::bad_request(format!("{field}: {m}")))?
+            }
+        };
+        if s < 0 {
+            return Err(ApiError::bad_request(format!(
+                "{field}: must not be negative"
+            )));
+        }
+        Ok(s)
+    }
+}
+
+/// Fields of a client, for create (all optional but `name`) and for update (only those given change).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    /// An operator-chosen id (create only); generated when absent.
+    pub client_id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Whether it may authenticate.
+    pub enabled: Option<bool>,
+    /// Grant types (default `client_credentials`).
+    pub grant_types: Option<Vec<String>>,
+    /// Auth methods (default both).
+    pub auth_methods: Option<Vec<String>>,
+    /// Allowed resource identifiers.
+    pub resources: Option<Vec<String>>,
+    /// Allowed scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Default resource; `""` clears it.
+    pub default_resource: Option<String>,
+    /// Resources it serves (may introspect their tokens).
+    pub serves_resources: Option<Vec<String>>,
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretView {
+    /// Secret id.
+    pub id: String,
+    /// First characters.
+    pub hint: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it stops working.
+    pub expires_at: Option<i64>,
+    /// Last successful use (recorded within about 10 seconds).
+    pub last_used_at: Option<i64>,
+}
+
+/// A client as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    /// Client id.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether it may authenticate.
+    pub enabled: bool,
+    /// Grant types.
+    pub grant_types: Vec<String>,
+    /// Auth methods.
+    pub auth_methods: Vec<String>,
+    /// Allowed resources.
+    pub resources: Vec<String>,
+    /// Allowed scopes.
+    pub scopes: Vec<String>,
+    /// Default resource.
+    pub default_resource: Option<String>,
+    /// Served resources.
+    pub serves_resources: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Secrets, when shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<SecretView>>,
+}
+
+/// A newly made secret, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewSecret {
+    /// The client.
+    pub client_id: String,
+    /// The secret's id.
+    pub secret_id: String,
+    /// The secret: shown once, never stored.
+    pub client_secret: String,
+    /// When the client's older secrets stop working, if rotation scheduled it.
+    pub old_secrets_expire_at: Option<i64>,
+}
+
+fn secret_view(s: &SecretRow) -> SecretView {
+    SecretView {
+        id: s.id.clone(),
+        hint: s.hint.clone(),
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        last_used_at: s.last_used_at,
+    }
+}
+
+fn client_view(
+    row: &ClientRow,
+    resources: Vec<String>,
+    secrets: Option<&[SecretRow]>,
+) -> ClientView {
+    ClientView {
+        client_id: row.id.clone(),
+        name: row.name.clone(),
+        enabled: row.enabled,
+        grant_types: split_list(&row.grant_types),
+        auth_methods: split_list(&row.auth_methods),
+        resources,
+        scopes: split_list(&row.scopes),
+        default_resource: row.default_resource.clone(),
+        serves_resources: split_list(&row.serves_resources),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        secrets: secrets.map(|s| s.iter().map(secret_view).collect()),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "name: must be 1 to 200 characters with no control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_list<T: std::str::FromStr<Err = String>>(
+    field: &str,
+    values: &[String],
+) -> Result<String, ApiError> {
+    for v in values {
+        v.parse::<T>()
+            .map_err(|m| ApiError::bad_request(format!("{field}: {m}")))?;
+    }
+    Ok(values.join(" "))
+}
+
+/// Applies `input` on top of `row`/`resources` and checks the result against the catalogue
+/// (`identifier → scopes`).
+fn merge_client(
+    row: &mut ClientRow,
+    resources: &mut Vec<String>,
+    input: ClientInput,
+    catalogue: &HashMap<String, Vec<String>>,
+) -> Result<(), ApiError> {
+    if let Some(name) = input.name {
+        check_name(&name)?;
+        row.name = name;
+    }
+    if let Some(e) = input.enabled {
+        row.enabled = e;
+    }
+    if let Some(g) = input.grant_types {
+        row.grant_types = check_list::<GrantType>("grant_types", &g)?;
+    }
+    if let Some(m) = input.auth_methods {
+        if m.is_empty() {
+            return Err(ApiError::bad_request(
+                "auth_methods: at least one is needed",
+            ));
+        }
+        row.auth_methods = check_list::<AuthMethod>("auth_methods", &m)?;
+    }
+    if let Some(r) = input.resources {
+        let mut r = r;
+        r.sort();
+        r.dedup();
+        *resources = r;
+    }
+    for r in resources.iter() {
+        if !catalogue.contains_key(r) {
+            return Err(ApiError::bad_request(format!(
+                "resources: no resource has the identifier {r:?}"
+            )));
+        }
+    }
+    if let Some(s) = input.scopes {
+        if let Some(bad) = s.iter().find(|s| !is_scope_token(s)) {
+            return Err(ApiError::bad_request(format!(
+                "scopes: {bad:?} is not a valid scope token"
+            )));
+        }
+        row.scopes = s.join(" ");
+    }
+    for s in split_list(&row.scopes) {
+        if !resources
+            .iter()
+            .any(|r| catalogue.get(r).is_some_and(|c| c.contains(&s)))
+        {
+            return Err(ApiError::bad_request(format!(
+                "scopes: {s:?} is not offered by any of the client's resources"
+            )));
+        }
+    }
+    if let Some(d) = input.default_resource {
+        row.default_resource = if d.is_empty() { None } else { Some(d) };
+    }
+    if let Some(d) = &row.default_resource {
+        if !resources.contains(d) {
+            return Err(ApiError::bad_request(
+                "default_resource: must be one of the client's resources",
+            ));
+        }
+    }
+    if let Some(s) = input.serves_resources {
+        if let Some(bad) = s.iter().find(|r| !catalogue.contains_key(*r)) {
+            return Err(ApiError::bad_request(format!(
+                "serves_resources: no resource has the identifier {bad:?}"
+            )));
+        }
+        row.serves_resources = s.join(" ");
+    }
+    Ok(())
+}
+
+/// Creates a client and its first secret inside `tx`.
+pub async fn client_create_in(
+    tx: &mut Tx,
+    master: &MasterKeys,
+    actor: &Actor,
+    input: ClientInput,
+    catalogue: &HashMap<String, Vec<String>>,
+    now: i64,
+) -> Result<(ClientView, String), ApiError> {
+    let id = match &input.client_id {
+        Some(id) => {
+            check_client_id(id).map_err(|m| ApiError::bad_request(format!("client_id: {m}")))?;
+            id.clone()
+        }
+        None => random_uuid(),
+    };
+    if input.name.is_none() {
+        return Err(ApiError::bad_request("name: required"));
+    }
+    let mut row = ClientRow {
+        id: id.clone(),
+        name: String::new(),
+        enabled: true,
+        grant_types: GrantType::ClientCredentials.to_string(),
+        auth_methods: AuthMethod::ALL.map(|m| m.as_str()).join(" "),
+        scopes: String::new(),
+        default_resource: None,
+        serves_resources: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut resources = Vec::new();
+    merge_client(
+        &mut row,
+        &mut resources,
+        ClientInput {
+            client_id: None,
+            ..input
+        },
+        catalogue,
+    )?;
+    let client = NewClient { row, resources };
+    tx.client_insert(&client).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::Admin {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "conflict",
+            message: "client_id: a client with this id exists".into(),
+        },
+        e => e.into(),
+    })?;
+    let (secret, hint) = new_secret();
+    let secret_row = SecretRow {
+        id: random_id("sec_"),
+        client_id: id.clone(),
+        digest: master.digest(&secret).to_vec(),
+        hint,
+        created_at: now,
+        expires_at: None,
+        last_used_at: None,
+    };
+    tx.secret_insert(&secret_row).await?;
+    let view = client_view(
+        &client.row,
+        client.resources.clone(),
+        Some(std::slice::from_ref(&secret_row)),
+    );
+    tx.audit(
+        &actor.entry(
+            "client.create",
+            &id,
+            json!({"name": view.name, "resources": view.resources, "scopes": view.scopes}),
+        ),
+        now,
+    )
+    .await?;
+    tx.change("client", &id, now).await?;
+    Ok((view, secret))
+}
+
+/// Creates a resource inside `tx`.
+pub async fn resource_create_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    input: ResourceInput,
+    max_ttl: i64,
+    now: i64,
+) -> Result<ResourceRow, ApiError> {
+    check_identifier(&input.identifier)
+        .map_err(|m| ApiError::bad_request(format!("identifier: {m}")))?;
+    let mut row = ResourceRow {
+        id: random_id("res_"),
+        identifier: input.identifier.clone(),
+        name: String::new(),
+        scopes: String::new(),
+        access_token_ttl: 900,
+        signing_alg: SigningAlg::ES256.to_string(),
+        created_at: now,
+        updated_at: now,
+    };
+    apply_resource(&mut row, input.into_patch(), max_ttl)?;
+    tx.resource_insert(&row).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::Admin {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "conflict",
+            message: "identifier: a resource with this identifier exists".into(),
+        },
+        e => e.into(),
+    })?;
+    tx.audit(
+        &actor.entry(
+            "resource.create",
+            &row.id,
+            json!({"identifier": row.identifier, "scopes": row.scopes}),
+        ),
+        now,
+    )
+    .await?;
+    tx.change("resource", &row.id, now).await?;
+    Ok(row)
+}
+
+/// Fields of a new resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceInput {
+    /// The audience string.
+    pub identifier: String,
+    /// Display name.
+    pub name: String,
+    /// Scope catalogue.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Token lifetime (default 15 minutes).
+    pub access_token_ttl: Option<DurationValue>,
+    /// Signing algorithm (default ES256).
+    pub signing_alg: Option<String>,
+}
+
+impl ResourceInput {
+    fn into_patch(self) -> ResourcePatch {
+        ResourcePatch {
+            name: Some(self.name),
+            scopes: Some(self.scopes),
+            access_token_ttl: self.access_token_ttl,
+            signing_alg: self.signing_alg,
+        }
+    }
+}
+
+/// Changes to a resource; the identifier never changes (it is every token's audience).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcePatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// Scope catalogue.
+    pub scopes: Option<Vec<String>>,
+    /// Token lifetime.
+    pub access_token_ttl: Option<DurationValue>,
+    /// Signing algorithm.
+    pub signing_alg: Option<String>,
+}
+
+fn apply_resource(
+    row: &mut ResourceRow,
+    patch: ResourcePatch,
+    max_ttl: i64,
+) -> Result<(), ApiError> {
+    if let Some(name) = patch.name {
+        check_name(&name)?;
+        row.name = name;
+    }
+    if let Some(scopes) = patch.scopes {
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| !is_scope_token(s) || s.ends_with("/.default"))
+        {
+            return Err(ApiError::bad_request(format!(
+                "scopes: {bad:?} is not a valid scope token"
+            )));
+        }
+        row.scopes = scopes.join(" ");
+    }
+    if let Some(ttl) = patch.access_token_ttl {
+        let ttl = ttl.seconds("access_token_ttl")?;
+        if ttl < 1 || ttl > max_ttl {
+            return Err(ApiError::bad_request(format!(
+                "access_token_ttl: must be from 1s to {} (max_access_token_ttl)",
+                keyward_core::duration::format_seconds(max_ttl)
+            )));
+        }
+        row.access_token_ttl = ttl;
+    }
+    if let Some(alg) = patch.signing_alg {
+        let alg: SigningAlg = alg
+            .parse()
+            .map_err(|m| ApiError::bad_request(format!("signing_alg: {m}")))?;
+        row.signing_alg = alg.to_string();
+    }
+    Ok(())
+}
+
+impl App {
+    async fn catalogue(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
+        Ok(self
+            .store
+            .resources_all()
+            .await?
+            .into_iter()
+            .map(|r| (r.identifier, split_list(&r.scopes)))
+            .collect())
+    }
+
+    async fn finish(&self, tx: Tx, kind: &str, key: &str) -> Result<(), ApiError> {
+        tx.commit().await?;
+        // This process sees its own change at once; others through the feed.
+        self.apply_change(kind, key)
+            .await
+            .map_err(ApiError::Internal)
+    }
+
+    /// Creates a client; returns it and its secret (shown once).
+    pub async fn client_create(
+        &self,
+        actor: &Actor,
+        input: ClientInput,
+    ) -> Result<(ClientView, String), ApiError> {
+        let now = self.clock.now();
+        let catalogue = self.catalogue().await?;
+        let mut tx = self.store.begin().await?;
+        let (view, secret) =
+            client_create_in(&mut tx, &self.master, actor, input, &catalogue, now).await?;
+        self.finish(tx, "client", &view.client_id).await?;
+        Ok((view, secret))
+    }
+
+    /// One client with its secrets.
+    pub async fn client_get(&self, id: &str) -> Result<ClientView, ApiError> {
+        let (row, resources, secrets) = self
+            .store
+            .client_get(id)
+            .await
+            .map_err(|e| not_found(e, "client"))?;
+        Ok(client_view(&row, resources, Some(&secrets)))
+    }
+
+    /// A page of clients (without secrets), ordered by id, after `after`.
+    pub async fn clients_list(&self, after: &str, limit: i64) -> Result<Vec<ClientView>, ApiError> {
+        let rows = self
+            .store
+            .clients_page(after, limit.clamp(1, 1_000))
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let resources = self
+                .registry
+                .client(&row.id)
+                .map(|c| c.client.resources.clone())
+                .unwrap_or_default();
+            out.push(client_view(&row, resources, None));
+        }
+        Ok(out)
+    }
+
+    /// Changes a client's fields.
+    pub async fn client_update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: ClientInput,
+    ) -> Result<ClientView, ApiError> {
+        if input.client_id.is_some() {
+            return Err(ApiError::bad_request("client_id: cannot be changed"));
+        }
+        let now = self.clock.now();
+        let catalogue = self.catalogue().await?;
+        let (mut row, mut resources, secrets) = self
+            .store
+            .client_get(id)
+            .await
+            .map_err(|e| not_found(e, "client"))?;
+        let detail = serde_json::to_value(InputDetail::from(&input)).unwrap_or_default();
+        merge_client(&mut row, &mut resources, input, &catalogue)?;
+        row.updated_at = now;
+        let client = NewClient { row, resources };
+        let mut tx = self.store.begin().await?;
+        tx.client_update(&client).await?;
+        tx.audit(&actor.entry("client.update", id, detail), now)
+            .await?;
+        tx.change("client", id, now).await?;
+        self.finish(tx, "client", id).await?;
+        Ok(client_view(&client.row, client.resources, Some(&secrets)))
+    }
+
+    /// Enables or disables a client.
+    pub async fn client_set_enabled(
+        &self,
+        actor: &Actor,
+        id: &str,
+        enabled: bool,
+    ) -> Result<ClientView, ApiError> {
+        self.client_update(
+            actor,
+            id,
+            ClientInput {
+                enabled: Some(enabled),
+                ..ClientInput::default()
+            },
+        )
+        .await
+    }
+
+    /// Deletes a client and its secrets.
+    pub async fn client_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.client_delete(id)
+            .await
+            .map_err(|e| not_found(e, "client"))?;
+        tx.audit(&actor.entry("client.delete", id, json!({})), now)
+            .await?;
+        tx.change("client", id, now).await?;
+        self.finish(tx, "client", id).await
+    }
+
+    /// Adds a secret; with `retire_old_after`, every older secret stops working that many seconds from now
+    /// (rotation with overlap). Issued tokens are never affected.
+    pub async fn secret_add(
+        &self,
+        actor: &Actor,
+        id: &str,
+        retire_old_after: Option<DurationValue>,
+    ) -> Result<NewSecret, ApiError> {
+        let now = self.clock.now();
+        let retire = retire_old_after
+            .map(|d| d.seconds("retire_old_after"))
+            .transpose()?;
+        let (_, _, existing) = self
+            .store
+            .client_get(id)
+            .await
+            .map_err(|e| not_found(e, "client"))?;
+        let (secret, hint) = new_secret();
+        let row = SecretRow {
+            id: random_id("sec_"),
+            client_id: id.to_owned(),
+            digest: self.master.digest(&secret).to_vec(),
+            hint,
+            created_at: now,
+            expires_at: None,
+            last_used_at: None,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.secret_insert(&row).await?;
+        let old_expire = retire.map(|r| now + r);
+        if let Some(at) = old_expire {
+            for old in &existing {
+                tx.secret_set_expiry(id, &old.id, at).await?;
+            }
+        }
+        tx.audit(
+            &actor.entry(
+                "client.secret.add",
+                id,
+                json!({"secret_id": row.id, "old_secrets_expire_at": old_expire}),
+            ),
+            now,
+        )
+        .await?;
+        tx.change("client", id, now).await?;
+        self.finish(tx, "client", id).await?;
+        Ok(NewSecret {
+            client_id: id.to_owned(),
+            secret_id: row.id,
+            client_secret: secret,
+            old_secrets_expire_at: old_expire,
+        })
+    }
+
+    /// Lists a client's secrets (never their values).
+    pub async fn secrets_list(&self, id: &str) -> Result<Vec<SecretView>, ApiError> {
+        let (_, _, secrets) = self
+            .store
+            .client_get(id)
+            .await
+            .map_err(|e| not_found(e, "client"))?;
+        Ok(secrets.iter().map(secret_view).collect())
+    }
+
+    /// Retires a secret now.
+    pub async fn secret_retire(
+        &self,
+        actor: &Actor,
+        id: &str,
+        secret_id: &str,
+    ) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.secret_set_expiry(id, secret_id, now)
+            .await
+            .map_err(|e| not_found(e, "secret"))?;
+        tx.audit(
+            &actor.entry("client.secret.retire", id, json!({"secret_id": secret_id})),
+            now,
+        )
+        .await?;
+        tx.change("client", id, now).await?;
+        self.finish(tx, "client", id).await
+    }
+
+    /// Creates a resource.
+    pub async fn resource_create(
+        &self,
+        actor: &Actor,
+        input: ResourceInput,
+    ) -> Result<ResourceRow, ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let row = resource_create_in(&mut tx, actor, input, self.max_access_token_ttl, now).await?;
+        self.finish(tx, "resource", &row.id).await?;
+        Ok(row)
+    }
+
+    /// Every resource.
+    pub async fn resources_list(&self) -> Result<Vec<ResourceRow>, ApiError> {
+        Ok(self.store.resources_all().await?)
+    }
+
+    /// One resource by id or identifier.
+    pub async fn resource_get(&self, id: &str) -> Result<ResourceRow, ApiError> {
+        self.store
+            .resource_get(id)
+            .await
+            .map_err(|e| not_found(e, "resource"))
+    }
+
+    /// Changes a resource.
+    pub async fn resource_update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: ResourcePatch,
+    ) -> Result<ResourceRow, ApiError> {
+        let now = self.clock.now();
+        let mut row = self.resource_get(id).await?;
+        let detail =
+            json!({"name": patch.name, "scopes": patch.scopes, "signing_alg": patch.signing_alg});
+        apply_resource(&mut row, patch, self.max_access_token_ttl)?;
+        row.updated_at = now;
+        let mut tx = self.store.begin().await?;
+        tx.resource_update(&row).await?;
+        tx.audit(&actor.entry("resource.update", &row.id, detail), now)
+            .await?;
+        tx.change("resource", &row.id, now).await?;
+        self.finish(tx, "resource", &row.id).await?;
+        Ok(row)
+    }
+
+    /// Deletes a resource no client uses.
+    pub async fn resource_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let row = self.resource_get(id).await?;
+        if row.identifier == ADMIN_RESOURCE {
+            return Err(ApiError::Admin {
+                status: axum::http::StatusCode::CONFLICT,
+                code: "conflict",
+                message: "the admin API resource cannot be deleted".into(),
+            });
+        }
+        let mut tx = self.store.begin().await?;
+        tx.resource_delete(&row.id).await?;
+        tx.audit(
+            &actor.entry(
+                "resource.delete",
+                &row.id,
+                json!({"identifier": row.identifier}),
+            ),
+            now,
+        )
+        .await?;
+        tx.change("resource", &row.id, now).await?;
+        self.finish(tx, "resource", &row.id).await
+    }
+
+    /// Signing keys with their state.
+    pub fn keys_list(&self) -> Vec<serde_json::Value> {
+        self.keys.describe(self.clock.now())
+    }
+
+    /// Rotates signing keys (one algorithm, or all): the new key is published now and signs after
+    /// `key_publish_delay` (publish-then-sign).
+    pub async fn keys_rotate(
+        &self,
+        actor: &Actor,
+        alg: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, ApiError> {
+        let now = self.clock.now();
+        let algs = match alg {
+            Some(a) => vec![
+                a.parse::<SigningAlg>()
+                    .map_err(|m| ApiError::bad_request(format!("alg: {m}")))?,
+            ],
+            None => SigningAlg::ALL.to_vec(),
+        };
+        let mut tx = self.store.begin().await?;
+        let mut made = Vec::new();
+        for alg in algs {
+            let row = crate::keys::generate(alg, &self.master, now, now + self.key_publish_delay)?;
+            tx.key_insert(&row).await?;
+            made.push(json!({"kid": row.kid, "alg": row.alg, "activates_at": row.activates_at}));
+        }
+        tx.audit(
+            &actor.entry("keys.rotate", "signing_keys", json!({"new": made})),
+            now,
+        )
+        .await?;
+        tx.change("key", "*", now).await?;
+        self.finish(tx, "key", "*").await?;
+        Ok(made)
+    }
+
+    /// Audit entries, newest first.
+    pub async fn audit_list(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<crate::store::AuditEntry>, ApiError> {
+        Ok(self
+            .store
+            .audit_page(before.unwrap_or(i64::MAX), limit.clamp(1, 1_000))
+            .await?)
+    }
+}
+
+/// What an update asked for, for the audit log.
+#[derive(Serialize)]
+struct InputDetail {
+    fields: Vec<&'static str>,
+}
+
+impl From<&ClientInput> for InputDetail {
+    fn from(i: &ClientInput) -> Self {
+        let mut fields = Vec::new();
+        let mut add = |set: bool, name| {
+            if set {
+                fields.push(name)
+            }
+        };
+        add(i.name.is_some(), "name");
+        add(i.enabled.is_some(), "enabled");
+        add(i.grant_types.is_some(), "grant_types");
+        add(i.auth_methods.is_some(), "auth_methods");
+        add(i.resources.is_some(), "resources");
+        add(i.scopes.is_some(), "scopes");
+        add(i.default_resource.is_some(), "default_resource");
+        add(i.serves_resources.is_some(), "serves_resources");
+        InputDetail { fields }
+    }
+}
+
+fn not_found(e: StoreError, what: &str) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found(what),
+        e => e.into(),
+    }
+}

@@ -1,0 +1,263 @@
+//! The running application: opening the store, first start, the shared state handlers use, the background
+//! tasks (change feed, last-used flush, purges) and serving HTTP until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_core::client::{AuthMethod, GrantType};
+use keyward_core::resource::{ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE, SigningAlg};
+use tokio::net::TcpListener;
+
+use crate::admin::{self, Actor, ClientInput, ResourceInput};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::MasterKeys;
+use crate::keys::{self, KeyRing};
+use crate::registry::Registry;
+use crate::store::{Store, StoreError};
+
+/// What every request handler shares.
+pub struct App {
+    /// The data layer.
+    pub store: Store,
+    /// Clients and resources in memory.
+    pub registry: Registry,
+    /// Signing keys in memory.
+    pub keys: KeyRing,
+    /// Pepper and key-encryption key.
+    pub master: MasterKeys,
+    /// The issuer URL.
+    pub issuer: String,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// Longest access-token lifetime, seconds.
+    pub max_access_token_ttl: i64,
+    /// Publish-then-sign delay, seconds.
+    pub key_publish_delay: i64,
+    /// JWKS `max-age`, seconds.
+    pub jwks_max_age: i64,
+}
+
+/// The admin client created on first start; its secret is shown once.
+#[derive(Debug)]
+pub struct FirstStart {
+    /// Admin client id.
+    pub client_id: String,
+    /// Admin client secret.
+    pub client_secret: String,
+}
+
+impl App {
+    /// Connects, migrates, runs first start if needed, and loads keys and the registry.
+    pub async fn open(
+        config: &Config,
+        clock: Clock,
+    ) -> anyhow::Result<(Arc<App>, Option<FirstStart>)> {
+        let store = Store::connect(&config.database, &config.pool)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot open database {}: {e}", redact_url(&config.database))
+            })?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        let (master_key, generated) = config.master_key()?;
+        if generated {
+            tracing::info!(path = %config.data_dir.join("keyward.secret").display(), "generated a new master key");
+        }
+        let master = MasterKeys::derive(&master_key)?;
+        let first = bootstrap(&store, &master, clock.now()).await?;
+        let keys = KeyRing::load(
+            &store.keys_all().await?,
+            &master,
+            config.max_access_token_ttl,
+        )?;
+        let registry = Registry::load(&store).await?;
+        let app = App {
+            store,
+            registry,
+            keys,
+            master,
+            issuer: config.issuer.clone(),
+            clock,
+            max_access_token_ttl: config.max_access_token_ttl,
+            key_publish_delay: config.key_publish_delay,
+            jwks_max_age: config.jwks_max_age,
+        };
+        Ok((Arc::new(app), first))
+    }
+
+    /// Applies one entry of the change feed to the in-memory state.
+    pub async fn apply_change(&self, kind: &str, key: &str) -> anyhow::Result<()> {
+        match kind {
+            "client" => self.registry.reload_client(&self.store, key).await?,
+            "resource" => self.registry.reload_resources(&self.store).await?,
+            "key" => self
+                .keys
+                .reload(&self.store.keys_all().await?, &self.master)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// First start: in one transaction, claims the `bootstrapped` marker, then creates the admin resource, an admin
+/// client and a signing key per algorithm. Nodes starting together do it once.
+async fn bootstrap(
+    store: &Store,
+    master: &MasterKeys,
+    now: i64,
+) -> anyhow::Result<Option<FirstStart>> {
+    if store.meta_get("bootstrapped").await?.is_some() {
+        return Ok(None);
+    }
+    let mut tx = store.begin().await?;
+    if !tx.meta_claim("bootstrapped", &now.to_string()).await? {
+        return Ok(None);
+    }
+    let actor = Actor::system();
+    for alg in SigningAlg::ALL {
+        let row = keys::generate(alg, master, now, now)?;
+        tx.key_insert(&row).await?;
+    }
+    tx.change("key", "*", now).await?;
+    let resource = ResourceInput {
+        identifier: ADMIN_RESOURCE.into(),
+        name: "Keyward admin API".into(),
+        scopes: vec![ADMIN_SCOPE.into(), ADMIN_READ_SCOPE.into()],
+        access_token_ttl: None,
+        signing_alg: None,
+    };
+    admin::resource_create_in(&mut tx, &actor, resource, 3_600, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let client = ClientInput {
+        name: Some("admin".into()),
+        grant_types: Some(vec![GrantType::ClientCredentials.to_string()]),
+        auth_methods: Some(AuthMethod::ALL.iter().map(ToString::to_string).collect()),
+        resources: Some(vec![ADMIN_RESOURCE.into()]),
+        scopes: Some(vec![ADMIN_SCOPE.into()]),
+        ..ClientInput::default()
+    };
+    let resources = std::collections::HashMap::from([(
+        ADMIN_RESOURCE.to_owned(),
+        vec![ADMIN_SCOPE.to_owned(), ADMIN_READ_SCOPE.to_owned()],
+    )]);
+    let (view, secret) = admin::client_create_in(&mut tx, master, &actor, client, &resources, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    tx.commit().await?;
+    Ok(Some(FirstStart {
+        client_id: view.client_id,
+        client_secret: secret,
+    }))
+}
+
+/// Prints the first-start admin credentials, the only time the secret is shown.
+pub fn print_first_start(first: &FirstStart) {
+    let rule = "=".repeat(72);
+    eprintln!(
+        "\n{rule}\nKeyward first start: an admin client was created (scope {ADMIN_SCOPE}).\n\n  client_id:     {}\n  client_secret: {}\n\nThis secret is SHOWN ONCE and cannot be recovered. Store it now.\n{rule}\n",
+        first.client_id, first.client_secret
+    );
+}
+
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host/db → postgres://user:***@host/db
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
+            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
+            format!("{}:***{}", &url[..colon], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Follows the change feed so that changes made by other processes reach this one's memory within a second.
+async fn follow_changes(app: Arc<App>) {
+    let mut seq = app.store.changes_head().await.unwrap_or(0);
+    // Anything that changed between loading and reading the head is caught by reloading once now.
+    if let Err(e) = reload_all(&app).await {
+        tracing::warn!(error = %e, "initial reload failed");
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        match app.store.changes_since(seq, 1_000).await {
+            Ok(changes) => {
+                for c in changes {
+                    if let Err(e) = app.apply_change(&c.kind, &c.key).await {
+                        tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
+                        break;
+                    }
+                    seq = c.seq;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the change feed failed"),
+        }
+    }
+}
+
+async fn reload_all(app: &App) -> anyhow::Result<()> {
+    app.registry.reload_resources(&app.store).await?;
+    app.keys.reload(&app.store.keys_all().await?, &app.master)?;
+    Ok(())
+}
+
+/// Writes last-used times and purges expired rows, periodically, off the request path.
+async fn housekeeping(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let used = app.registry.take_used();
+        if !used.is_empty() {
+            if let Err(e) = app.store.secrets_touch(&used).await {
+                tracing::warn!(error = %e, "recording last-used times failed");
+            }
+        }
+        let now = app.clock.now();
+        let purged: Result<(u64, u64), StoreError> = async {
+            Ok((
+                app.store.revoked_purge(now).await?,
+                app.store.changes_purge(now - 86_400).await?,
+            ))
+        }
+        .await;
+        match purged {
+            Ok((r, c)) if r + c > 0 => {
+                tracing::info!(revoked = r, changes = c, "purged expired rows")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes; background tasks stop with it.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tasks = [
+        tokio::spawn(follow_changes(app.clone())),
+        tokio::spawn(housekeeping(app.clone())),
+    ];
+    let router = crate::http::router(app.clone());
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    for t in tasks {
+        t.abort();
+    }
+    // Last-used times gathered since the last flush are written before exit.
+    let used = app.registry.take_used();
+    if !used.is_empty() {
+        let _ = app.store.secrets_touch(&used).await;
+    }
+    result.map_err(Into::into)
+}

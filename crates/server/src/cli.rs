@@ -1,0 +1,451 @@
+//! The command line: `serve`, `migrate`, `config example`, and admin commands that act on the same database as
+//! a running server, through the same admin service as the admin API.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::admin::{Actor, ClientInput, DurationValue, ResourceInput};
+use crate::app::{self, App};
+use crate::clock::Clock;
+use crate::config::{self, Config, Flags};
+
+/// Keyward: an OAuth 2.0 token service for API platforms.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about)]
+pub struct Cli {
+    /// Config file (TOML); also KEYWARD_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database: a SQLite path or a postgres:// URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// Address to listen on.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Issuer URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage clients (API keys).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Manage resources (APIs / audiences).
+    #[command(subcommand)]
+    Resources(ResourcesCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keyward config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a commented example config file.
+    Example,
+}
+
+/// Output format flag.
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keyward clients …`.
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Create a client; prints its id and its secret (shown once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Grant type (repeatable; default client_credentials).
+        #[arg(long = "grant-type", value_name = "G")]
+        grant_types: Vec<String>,
+        /// Allowed resource identifier (repeatable).
+        #[arg(long = "resource", value_name = "ID")]
+        resources: Vec<String>,
+        /// Allowed scope (repeatable).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// Default resource when a request names none.
+        #[arg(long, value_name = "ID")]
+        default_resource: Option<String>,
+        /// Resource this client serves as a resource server (may introspect its tokens; repeatable).
+        #[arg(long = "serves", value_name = "ID")]
+        serves: Vec<String>,
+        /// Choose the client id instead of generating one.
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List clients.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one client and its secrets (never their values).
+    Show {
+        /// Client id.
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Disable a client: it can no longer get tokens.
+    Disable {
+        /// Client id.
+        id: String,
+    },
+    /// Enable a client.
+    Enable {
+        /// Client id.
+        id: String,
+    },
+    /// Delete a client and its secrets.
+    Delete {
+        /// Client id.
+        id: String,
+    },
+    /// Add a new secret (shown once); the old ones stop working after the overlap.
+    RotateSecret {
+        /// Client id.
+        id: String,
+        /// How long the old secrets keep working, e.g. 24h; 0 retires them now.
+        #[arg(long, value_name = "DURATION", default_value = "24h")]
+        retire_old_after: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `keyward resources …`.
+#[derive(Debug, Subcommand)]
+pub enum ResourcesCommand {
+    /// Create a resource.
+    Create {
+        /// The audience string (a URL, a GUID, a host name).
+        #[arg(long)]
+        identifier: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// A scope of its catalogue (repeatable).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// Access-token lifetime, e.g. 15m (default) or 24h.
+        #[arg(long, value_name = "DURATION")]
+        access_token_ttl: Option<String>,
+        /// ES256 (default), RS256 or EdDSA.
+        #[arg(long, value_name = "ALG")]
+        signing_alg: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List resources.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `keyward keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their state.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Rotate signing keys (publish now, sign after key_publish_delay).
+    Rotate {
+        /// Only this algorithm.
+        #[arg(long)]
+        alg: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+impl Cli {
+    /// Loads the configuration this invocation asks for.
+    pub fn config(&self, env: &HashMap<String, String>) -> Result<Config, config::ConfigError> {
+        let flags = Flags {
+            listen: self.listen.clone(),
+            database: self.database.clone(),
+            issuer: self.issuer.clone(),
+        };
+        config::load(self.config.as_deref(), env, &flags)
+    }
+}
+
+/// Runs an admin command against the database and prints the result.
+pub async fn run_admin(command: Command, config: &Config) -> anyhow::Result<()> {
+    let (app, first) = App::open(config, Clock::System).await?;
+    if let Some(first) = &first {
+        app::print_first_start(first);
+    }
+    let actor = Actor::cli();
+    let result = admin_command(&app, &actor, command).await;
+    app.store.close().await;
+    result
+}
+
+async fn admin_command(app: &App, actor: &Actor, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Clients(c) => clients(app, actor, c).await,
+        Command::Resources(c) => resources(app, actor, c).await,
+        Command::Keys(KeysCommand::List { out }) => {
+            let items = app.keys_list();
+            print_rows(
+                &out,
+                &json!(items),
+                &["kid", "alg", "state", "created_at", "activates_at"],
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate { alg, out }) => {
+            let made = app.keys_rotate(actor, alg.as_deref()).await?;
+            print_rows(&out, &json!(made), &["kid", "alg", "activates_at"]);
+            Ok(())
+        }
+        Command::Serve | Command::Migrate | Command::Config(_) => Ok(()),
+    }
+}
+
+async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<()> {
+    match c {
+        ClientsCommand::Create {
+            name,
+            grant_types,
+            resources,
+            scopes,
+            default_resource,
+            serves,
+            client_id,
+            out,
+        } => {
+            let input = ClientInput {
+                client_id,
+                name: Some(name),
+                grant_types: (!grant_types.is_empty()).then_some(grant_types),
+                resources: Some(resources),
+                scopes: Some(scopes),
+                default_resource,
+                serves_resources: Some(serves),
+                ..ClientInput::default()
+            };
+            let (view, secret) = app.client_create(actor, input).await?;
+            if out.json {
+                let mut v = json!(view);
+                v["client_secret"] = json!(secret);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "client_id:     {}\nclient_secret: {secret}\n\nThe secret is shown once and cannot be recovered.",
+                    view.client_id
+                );
+            }
+        }
+        ClientsCommand::List { out } => {
+            let mut all = Vec::new();
+            let mut after = String::new();
+            loop {
+                let page = app.clients_list(&after, 1_000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.client_id.clone();
+                let full = page.len() == 1_000;
+                all.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            print_rows(
+                &out,
+                &json!(all),
+                &["client_id", "name", "enabled", "resources", "scopes"],
+            );
+        }
+        ClientsCommand::Show { id, out } => {
+            let view = app.client_get(&id).await?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                let v = json!(view);
+                for k in [
+                    "client_id",
+                    "name",
+                    "enabled",
+                    "grant_types",
+                    "auth_methods",
+                    "resources",
+                    "scopes",
+                    "default_resource",
+                    "serves_resources",
+                    "created_at",
+                ] {
+                    println!("{k:17} {}", cell(&v[k]));
+                }
+                println!("secrets:");
+                print_rows(
+                    &Output { json: false },
+                    &v["secrets"],
+                    &["id", "hint", "created_at", "expires_at", "last_used_at"],
+                );
+            }
+        }
+        ClientsCommand::Disable { id } => {
+            app.client_set_enabled(actor, &id, false).await?;
+            println!("disabled {id}");
+        }
+        ClientsCommand::Enable { id } => {
+            app.client_set_enabled(actor, &id, true).await?;
+            println!("enabled {id}");
+        }
+        ClientsCommand::Delete { id } => {
+            app.client_delete(actor, &id).await?;
+            println!("deleted {id}");
+        }
+        ClientsCommand::RotateSecret {
+            id,
+            retire_old_after,
+            out,
+        } => {
+            let made = app
+                .secret_add(actor, &id, Some(DurationValue::Text(retire_old_after)))
+                .await?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&made)?);
+            } else {
+                println!(
+                    "client_id:     {}\nclient_secret: {}\nsecret_id:     {}",
+                    made.client_id, made.client_secret, made.secret_id
+                );
+                if let Some(at) = made.old_secrets_expire_at {
+                    println!("older secrets stop working at {at} (Unix time)");
+                }
+                println!("\nThe secret is shown once and cannot be recovered.");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Result<()> {
+    match c {
+        ResourcesCommand::Create {
+            identifier,
+            name,
+            scopes,
+            access_token_ttl,
+            signing_alg,
+            out,
+        } => {
+            let input = ResourceInput {
+                identifier,
+                name,
+                scopes,
+                access_token_ttl: access_token_ttl.map(DurationValue::Text),
+                signing_alg,
+            };
+            let row = app.resource_create(actor, input).await?;
+            print_rows(
+                &out,
+                &json!([crate::http::resource_json(&row)]),
+                &[
+                    "id",
+                    "identifier",
+                    "name",
+                    "scopes",
+                    "access_token_ttl",
+                    "signing_alg",
+                ],
+            );
+        }
+        ResourcesCommand::List { out } => {
+            let rows: Vec<Value> = app
+                .resources_list()
+                .await?
+                .iter()
+                .map(crate::http::resource_json)
+                .collect();
+            print_rows(
+                &out,
+                &json!(rows),
+                &[
+                    "id",
+                    "identifier",
+                    "name",
+                    "scopes",
+                    "access_token_ttl",
+                    "signing_alg",
+                ],
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(" "),
+        v => v.to_string(),
+    }
+}
+
+/// Prints rows as JSON or as an aligned table of `columns`.
+fn print_rows(out: &Output, rows: &Value, columns: &[&str]) {
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        return;
+    }
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |vals: Vec<String>| {
+        let parts: Vec<String> = vals
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:w$}"))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(columns.iter().map(|c| c.to_uppercase()).collect());
+    for r in cells {
+        line(r);
+    }
+}

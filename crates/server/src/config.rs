@@ -1,0 +1,454 @@
+//! Configuration: a TOML file, then `KEYWARD_*` environment variables, then command-line flags, in that order of
+//! precedence. `RawConfig` is what was written; `Config` is checked, with every default applied. An error names
+//! the key and what it expected. The environment is passed in, so tests never touch the process environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyward_core::duration::parse_seconds;
+use secrecy::{ExposeSecret, SecretBox};
+use serde::Deserialize;
+
+use crate::store::PoolSettings;
+
+/// Every key, as written in a file or the environment; values are checked later.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    listen: Option<toml::Value>,
+    database: Option<toml::Value>,
+    issuer: Option<toml::Value>,
+    data_dir: Option<toml::Value>,
+    master_key: Option<toml::Value>,
+    max_access_token_ttl: Option<toml::Value>,
+    key_publish_delay: Option<toml::Value>,
+    jwks_max_age: Option<toml::Value>,
+    db_max_connections: Option<toml::Value>,
+    db_acquire_timeout: Option<toml::Value>,
+    log_format: Option<toml::Value>,
+    log_level: Option<toml::Value>,
+}
+
+/// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
+pub const KEYS: [&str; 12] = [
+    "listen",
+    "database",
+    "issuer",
+    "data_dir",
+    "master_key",
+    "max_access_token_ttl",
+    "key_publish_delay",
+    "jwks_max_age",
+    "db_max_connections",
+    "db_acquire_timeout",
+    "log_format",
+    "log_level",
+];
+
+/// Values given on the command line, which override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--database`.
+    pub database: Option<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Address the server listens on.
+    pub listen: SocketAddr,
+    /// Database URL or SQLite path.
+    pub database: String,
+    /// The `iss` of every token, and the base of the endpoints in discovery.
+    pub issuer: String,
+    /// Where the generated master key file lives.
+    pub data_dir: PathBuf,
+    /// The master key, when configured rather than kept in a file.
+    pub master_key: Option<SecretBox<[u8; 32]>>,
+    /// Upper bound of any resource's access-token lifetime, seconds.
+    pub max_access_token_ttl: i64,
+    /// How long a new signing key is published before it signs, seconds.
+    pub key_publish_delay: i64,
+    /// `Cache-Control: max-age` of the JWKS, seconds.
+    pub jwks_max_age: i64,
+    /// Database pool.
+    pub pool: PoolSettings,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// `tracing` filter directive.
+    pub log_level: String,
+}
+
+/// A configuration error: which key, and what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key).
+        message: String,
+    },
+    /// An environment variable Keyward does not know.
+    #[error("unknown environment variable {0}: see `keyward config example` for the keys")]
+    UnknownEnv(String),
+    /// A value that does not fit its key.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What was expected.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl RawConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    fn slot(&mut self, key: &str) -> Option<&mut Option<toml::Value>> {
+        Some(match key {
+            "listen" => &mut self.listen,
+            "database" => &mut self.database,
+            "issuer" => &mut self.issuer,
+            "data_dir" => &mut self.data_dir,
+            "master_key" => &mut self.master_key,
+            "max_access_token_ttl" => &mut self.max_access_token_ttl,
+            "key_publish_delay" => &mut self.key_publish_delay,
+            "jwks_max_age" => &mut self.jwks_max_age,
+            "db_max_connections" => &mut self.db_max_connections,
+            "db_acquire_timeout" => &mut self.db_acquire_timeout,
+            "log_format" => &mut self.log_format,
+            "log_level" => &mut self.log_level,
+            _ => return None,
+        })
+    }
+
+    /// Applies `KEYWARD_*` variables. `KEYWARD_CONFIG` names the file and is read by the caller.
+    pub fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("KEYWARD_") else {
+                continue;
+            };
+            if key == "CONFIG" {
+                continue;
+            }
+            let slot = self
+                .slot(&key.to_ascii_lowercase())
+                .ok_or_else(|| ConfigError::UnknownEnv(name.clone()))?;
+            *slot = Some(toml::Value::String(value.clone()));
+        }
+        Ok(())
+    }
+
+    /// Applies command-line flags.
+    pub fn apply_flags(&mut self, flags: &Flags) {
+        let set = |slot: &mut Option<toml::Value>, v: &Option<String>| {
+            if let Some(v) = v {
+                *slot = Some(toml::Value::String(v.clone()));
+            }
+        };
+        set(&mut self.listen, &flags.listen);
+        set(&mut self.database, &flags.database);
+        set(&mut self.issuer, &flags.issuer);
+    }
+
+    /// Checks every value and applies defaults.
+    pub fn check(self) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = text("listen", self.listen)?
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .parse()
+            .map_err(|_| invalid("listen", "expected an address such as 127.0.0.1:8080"))?;
+        let data_dir =
+            PathBuf::from(text("data_dir", self.data_dir)?.unwrap_or_else(|| ".".into()));
+        let database = match text("database", self.database)? {
+            Some(d) if d.is_empty() => return Err(invalid("database", "must not be empty")),
+            Some(d) => d,
+            None => data_dir.join("keyward.db").to_string_lossy().into_owned(),
+        };
+        let issuer = text("issuer", self.issuer)?.unwrap_or_else(|| format!("http://{listen}"));
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.contains(['?', '#', ' '])
+            || issuer.len() <= "https://".len()
+        {
+            return Err(invalid(
+                "issuer",
+                "expected an http(s) URL with no query or fragment",
+            ));
+        }
+        let master_key = match text("master_key", self.master_key)? {
+            None => None,
+            Some(k) => Some(SecretBox::new(Box::new(
+                decode_master_key(&k).map_err(|m| invalid("master_key", m))?,
+            ))),
+        };
+        let max_access_token_ttl =
+            duration("max_access_token_ttl", self.max_access_token_ttl, 3_600)?;
+        let key_publish_delay = duration("key_publish_delay", self.key_publish_delay, 600)?;
+        let jwks_max_age = duration("jwks_max_age", self.jwks_max_age, 300)?;
+        if key_publish_delay < jwks_max_age {
+            return Err(invalid(
+                "key_publish_delay",
+                "must be at least jwks_max_age, so caches see a key before it signs",
+            ));
+        }
+        let max_connections = match self.db_max_connections {
+            None => 16,
+            Some(v) => integer(&v)
+                .filter(|n| (1..=1_000).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "db_max_connections",
+                        "expected a whole number from 1 to 1000",
+                    )
+                })? as u32,
+        };
+        let acquire_timeout =
+            Duration::from_secs(duration("db_acquire_timeout", self.db_acquire_timeout, 2)? as u64);
+        let log_format = match text("log_format", self.log_format)?.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(invalid("log_format", "expected \"text\" or \"json\"")),
+        };
+        let log_level = text("log_level", self.log_level)?.unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                "expected a level (error, warn, info, debug, trace) or a filter",
+            ));
+        }
+        Ok(Config {
+            listen,
+            database,
+            issuer,
+            data_dir,
+            master_key,
+            max_access_token_ttl,
+            key_publish_delay,
+            jwks_max_age,
+            pool: PoolSettings {
+                max_connections,
+                acquire_timeout,
+            },
+            log_format,
+            log_level,
+        })
+    }
+}
+
+fn text(key: &'static str, v: Option<toml::Value>) -> Result<Option<String>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(key, "expected a string")),
+    }
+}
+
+fn integer(v: &toml::Value) -> Option<i64> {
+    match v {
+        toml::Value::Integer(n) => Some(*n),
+        toml::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn duration(key: &'static str, v: Option<toml::Value>, default: i64) -> Result<i64, ConfigError> {
+    let secs = match v {
+        None => return Ok(default),
+        Some(toml::Value::Integer(n)) => n,
+        Some(toml::Value::String(s)) => parse_seconds(&s).map_err(|m| invalid(key, m))?,
+        Some(_) => return Err(invalid(key, "expected a duration such as \"15m\"")),
+    };
+    if secs <= 0 {
+        return Err(invalid(key, "must be positive"));
+    }
+    Ok(secs)
+}
+
+/// Decodes a master key: 32 bytes, base64url without padding (as `keyward.secret` holds it).
+pub fn decode_master_key(text: &str) -> Result<[u8; 32], String> {
+    B64.decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| "expected 32 bytes in base64url without padding (43 characters)".to_owned())
+}
+
+/// Loads the configuration: `path` (or `KEYWARD_CONFIG`), then the environment, then flags.
+pub fn load(
+    path: Option<&Path>,
+    env: &HashMap<String, String>,
+    flags: &Flags,
+) -> Result<Config, ConfigError> {
+    let path = path
+        .map(Path::to_path_buf)
+        .or_else(|| env.get("KEYWARD_CONFIG").map(PathBuf::from));
+    let mut raw = match path {
+        Some(p) => RawConfig::from_file(&p)?,
+        None => RawConfig::default(),
+    };
+    raw.apply_env(env)?;
+    raw.apply_flags(flags);
+    raw.check()
+}
+
+impl Config {
+    /// The master key: configured, or read from (or, on first start, generated into) `data_dir/keyward.secret`.
+    /// Returns whether it was generated now.
+    pub fn master_key(&self) -> anyhow::Result<([u8; 32], bool)> {
+        if let Some(k) = &self.master_key {
+            return Ok((*k.expose_secret(), false));
+        }
+        let path = self.data_dir.join("keyward.secret");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = decode_master_key(&text)
+                    .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+                Ok((key, false))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = crate::crypto::random::<32>();
+                std::fs::create_dir_all(&self.data_dir)?;
+                write_private(&path, &B64.encode(key))?;
+                Ok((key, true))
+            }
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// The commented example printed by `keyward config example`.
+pub const EXAMPLE: &str = include_str!("../../../docs/keyward.example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(None, &HashMap::new(), &Flags::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.database, "./keyward.db");
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\ndatabase = \"a.db\"\nissuer = \"https://a\"\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("KEYWARD_DATABASE", "b.db"),
+            ("KEYWARD_ISSUER", "https://b"),
+        ]);
+        let flags = Flags {
+            issuer: Some("https://c/".into()),
+            ..Flags::default()
+        };
+        let c = load(Some(&path), &e, &flags).unwrap();
+        assert_eq!(
+            (c.listen.port(), c.database.as_str(), c.issuer.as_str()),
+            (1, "b.db", "https://c")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad = |pairs: &[(&str, &str)]| {
+            load(None, &env(pairs), &Flags::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad(&[("KEYWARD_LISTEN", "nope")]).contains("`listen`"));
+        assert!(bad(&[("KEYWARD_MAX_ACCESS_TOKEN_TTL", "5x")]).contains("`max_access_token_ttl`"));
+        assert!(bad(&[("KEYWARD_ISSUER", "ftp://x")]).contains("`issuer`"));
+        assert!(bad(&[("KEYWARD_MASTER_KEY", "short")]).contains("`master_key`"));
+        assert!(bad(&[("KEYWARD_LISTNE", "x")]).contains("KEYWARD_LISTNE"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "lissten = \"x\"\n").unwrap();
+        assert!(
+            load(Some(&path), &HashMap::new(), &Flags::default())
+                .unwrap_err()
+                .to_string()
+                .contains("lissten")
+        );
+    }
+
+    #[test]
+    fn example_parses() {
+        let raw: RawConfig = toml::from_str(EXAMPLE).unwrap();
+        raw.check().unwrap();
+    }
+}

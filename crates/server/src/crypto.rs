@@ -1,0 +1,176 @@
+//! Secrets and randomness: the master key and what is derived from it (the secret pepper and the key-encryption
+//! key), client secret generation and digests, sealing of private keys, random identifiers. All primitives come
+//! from aws-lc-rs.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::{hkdf, hmac, rand};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+/// The prefix of every client secret, so secret scanners can find leaked ones.
+pub const SECRET_PREFIX: &str = "kw_sk_";
+
+/// Random bytes from the system CSPRNG.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // The system RNG failing is not recoverable and never happens on a working OS.
+    #[allow(clippy::expect_used)]
+    rand::fill(&mut b).expect("system random number generator failed");
+    b
+}
+
+/// A random identifier: `prefix` then base64url of 12 random bytes.
+pub fn random_id(prefix: &str) -> String {
+    format!("{prefix}{}", B64.encode(random::<12>()))
+}
+
+/// A random RFC 9562 version 4 UUID, the shape integrators expect of a client id.
+pub fn random_uuid() -> String {
+    let mut b = random::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A new client secret: the prefix and 256 random bits; and a hint (its first characters) for listings.
+pub fn new_secret() -> (String, String) {
+    let secret = format!("{SECRET_PREFIX}{}", B64.encode(random::<32>()));
+    let hint = format!("{}…", &secret[..SECRET_PREFIX.len() + 4]);
+    (secret, hint)
+}
+
+/// Keys derived from the master key. Debug never shows them.
+pub struct MasterKeys {
+    pepper: hmac::Key,
+    kek: LessSafeKey,
+}
+
+impl std::fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKeys(..)")
+    }
+}
+
+struct Len(usize);
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+fn derive(
+    master: &[u8; 32],
+    info: &'static [u8],
+) -> Result<[u8; 32], aws_lc_rs::error::Unspecified> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keyward").extract(master);
+    let mut out = [0u8; 32];
+    prk.expand(&[info], Len(32))?.fill(&mut out)?;
+    Ok(out)
+}
+
+impl MasterKeys {
+    /// Derives the pepper and the key-encryption key from the 32-byte master key (HKDF-SHA-256, RFC 5869).
+    pub fn derive(master: &[u8; 32]) -> anyhow::Result<Self> {
+        let err = |_| anyhow::anyhow!("key derivation failed");
+        let pepper = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &derive(master, b"client-secret-pepper-v1").map_err(err)?,
+        );
+        let kek_bytes = derive(master, b"key-encryption-key-v1").map_err(err)?;
+        let kek = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &kek_bytes).map_err(err)?);
+        Ok(Self { pepper, kek })
+    }
+
+    /// HMAC-SHA-256 of a client secret under the pepper: what is stored.
+    pub fn digest(&self, secret: &str) -> [u8; 32] {
+        let tag = hmac::sign(&self.pepper, secret.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Encrypts `plain` with AES-256-GCM, binding `aad` (the key id); the output starts with the nonce.
+    pub fn seal(&self, plain: &[u8], aad: &str) -> anyhow::Result<Vec<u8>> {
+        let nonce = random::<NONCE_LEN>();
+        let mut buf = plain.to_vec();
+        self.kek
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_bytes()),
+                &mut buf,
+            )
+            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+
+    /// Decrypts what [`MasterKeys::seal`] produced.
+    pub fn open(&self, sealed: &[u8], aad: &str) -> anyhow::Result<Vec<u8>> {
+        let wrong = || {
+            anyhow::anyhow!(
+                "cannot decrypt a signing key: is the master key the one it was sealed with?"
+            )
+        };
+        if sealed.len() < NONCE_LEN {
+            return Err(wrong());
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .kek
+            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
+            .map_err(|_| wrong())?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// Constant-time equality of two digests.
+pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_prefixed_and_distinct() {
+        let (a, hint) = new_secret();
+        let (b, _) = new_secret();
+        assert!(a.starts_with(SECRET_PREFIX) && a.len() >= SECRET_PREFIX.len() + 43);
+        assert!(hint.starts_with(&a[..10]));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn seal_open_and_aad_binding() {
+        let k = MasterKeys::derive(&[7; 32]).unwrap();
+        let sealed = k.seal(b"private", "kid1").unwrap();
+        assert_eq!(k.open(&sealed, "kid1").unwrap(), b"private");
+        assert!(k.open(&sealed, "kid2").is_err());
+        assert!(
+            MasterKeys::derive(&[8; 32])
+                .unwrap()
+                .open(&sealed, "kid1")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn uuid_shape() {
+        let u = random_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+    }
+}

@@ -1,0 +1,398 @@
+//! The admin API under `/admin/v1`: JSON over the admin service, guarded by Keyward's own bearer tokens
+//! (audience `urn:keyward:admin`; `keyward:admin` for every operation, `keyward:admin:read` for reads).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyward_core::resource::{ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE};
+use keyward_core::{ErrorCode, OAuthError};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::admin::{Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch};
+use crate::app::App;
+use crate::error::ApiError;
+
+/// The OpenAPI document of this API, kept true by a test that calls every operation it lists.
+pub const OPENAPI: &str = include_str!("../../../../docs/admin-openapi.json");
+
+/// The routes, relative to `/admin/v1`.
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/clients", get(clients_list).post(client_create))
+        .route(
+            "/clients/{id}",
+            get(client_get).patch(client_update).delete(client_delete),
+        )
+        .route("/clients/{id}/disable", post(client_disable))
+        .route("/clients/{id}/enable", post(client_enable))
+        .route("/clients/{id}/secrets", get(secrets_list).post(secret_add))
+        .route(
+            "/clients/{id}/secrets/{secret_id}",
+            axum::routing::delete(secret_retire),
+        )
+        .route("/resources", get(resources_list).post(resource_create))
+        .route(
+            "/resources/{id}",
+            get(resource_get)
+                .patch(resource_update)
+                .delete(resource_delete),
+        )
+        .route("/keys", get(keys_list))
+        .route("/keys/rotate", post(keys_rotate))
+        .route("/audit", get(audit_list))
+}
+
+/// An authenticated admin caller.
+pub(crate) struct Admin(Actor);
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::NoToken)?;
+        let value = header.to_str().map_err(|_| {
+            bearer_error(ErrorCode::InvalidRequest, "malformed Authorization header")
+        })?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                token.trim()
+            }
+            _ => return Err(ApiError::NoToken),
+        };
+        let claims = app.verify_token(token).await?;
+        if claims.aud != ADMIN_RESOURCE {
+            return Err(bearer_error(
+                ErrorCode::InvalidToken,
+                "the token is not for the admin API",
+            ));
+        }
+        // A disabled or deleted admin client loses access at once, even with unexpired tokens.
+        if !app
+            .registry
+            .client(&claims.client_id)
+            .is_some_and(|c| c.client.enabled)
+        {
+            return Err(bearer_error(
+                ErrorCode::InvalidToken,
+                "the client is disabled or deleted",
+            ));
+        }
+        let scopes: Vec<&str> = claims.scope.as_deref().unwrap_or("").split(' ').collect();
+        let read_only = parts.method == Method::GET;
+        let allowed =
+            scopes.contains(&ADMIN_SCOPE) || (read_only && scopes.contains(&ADMIN_READ_SCOPE));
+        if !allowed {
+            return Err(bearer_error(
+                ErrorCode::InsufficientScope,
+                "this operation needs the keyward:admin scope",
+            ));
+        }
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        Ok(Admin(Actor::client(&claims.client_id, source)))
+    }
+}
+
+fn bearer_error(code: ErrorCode, description: &'static str) -> ApiError {
+    ApiError::Bearer(OAuthError::new(code, description))
+}
+
+/// A JSON body whose rejection says what is wrong, in the admin error shape.
+pub(crate) struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// An optional JSON body: an empty body gives the default value.
+pub(crate) struct OptionalBody<T>(T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Path parameters, with rejections in the admin error shape.
+pub(crate) struct Params<T>(T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Params(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// Query parameters, with rejections in the admin error shape.
+pub(crate) struct Q<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Q(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+type Shared = State<Arc<App>>;
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    after: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn clients_list(
+    State(app): Shared,
+    _: Admin,
+    Q(page): Q<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(100);
+    let items = app
+        .clients_list(page.after.as_deref().unwrap_or(""), limit)
+        .await?;
+    let next = if items.len() as i64 >= limit.clamp(1, 1_000) {
+        items.last().map(|c| c.client_id.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({"items": items, "next_after": next})))
+}
+
+async fn client_create(
+    State(app): Shared,
+    Admin(a): Admin,
+    Body(input): Body<ClientInput>,
+) -> Result<Response, ApiError> {
+    let (view, secret) = app.client_create(&a, input).await?;
+    let mut body = serde_json::to_value(view).map_err(anyhow::Error::from)?;
+    body["client_secret"] = json!(secret);
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn client_get(
+    State(app): Shared,
+    _: Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(app.client_get(&id).await?)))
+}
+
+async fn client_update(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+    Body(input): Body<ClientInput>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(app.client_update(&a, &id, input).await?)))
+}
+
+async fn client_delete(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+) -> Result<StatusCode, ApiError> {
+    app.client_delete(&a, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn client_disable(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(app.client_set_enabled(&a, &id, false).await?)))
+}
+
+async fn client_enable(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(app.client_set_enabled(&a, &id, true).await?)))
+}
+
+async fn secrets_list(
+    State(app): Shared,
+    _: Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"items": app.secrets_list(&id).await?})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SecretAdd {
+    retire_old_after: Option<DurationValue>,
+}
+
+async fn secret_add(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+    OptionalBody(input): OptionalBody<SecretAdd>,
+) -> Result<Response, ApiError> {
+    let made = app.secret_add(&a, &id, input.retire_old_after).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(made),
+    )
+        .into_response())
+}
+
+async fn secret_retire(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params((id, secret_id)): Params<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    app.secret_retire(&a, &id, &secret_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resources_list(State(app): Shared, _: Admin) -> Result<Json<Value>, ApiError> {
+    let items: Vec<Value> = app
+        .resources_list()
+        .await?
+        .iter()
+        .map(resource_json)
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+/// The JSON shape of a resource.
+pub fn resource_json(r: &crate::store::ResourceRow) -> Value {
+    json!({
+        "id": r.id,
+        "identifier": r.identifier,
+        "name": r.name,
+        "scopes": crate::store::split_list(&r.scopes),
+        "access_token_ttl": r.access_token_ttl,
+        "signing_alg": r.signing_alg,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    })
+}
+
+async fn resource_create(
+    State(app): Shared,
+    Admin(a): Admin,
+    Body(input): Body<ResourceInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(resource_json(&app.resource_create(&a, input).await?)),
+    ))
+}
+
+async fn resource_get(
+    State(app): Shared,
+    _: Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(resource_json(&app.resource_get(&id).await?)))
+}
+
+async fn resource_update(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+    Body(patch): Body<ResourcePatch>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(resource_json(
+        &app.resource_update(&a, &id, patch).await?,
+    )))
+}
+
+async fn resource_delete(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+) -> Result<StatusCode, ApiError> {
+    app.resource_delete(&a, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn keys_list(State(app): Shared, _: Admin) -> Json<Value> {
+    Json(json!({"items": app.keys_list()}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    alg: Option<String>,
+}
+
+async fn keys_rotate(
+    State(app): Shared,
+    Admin(a): Admin,
+    OptionalBody(input): OptionalBody<Rotate>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"items": app.keys_rotate(&a, input.alg.as_deref()).await?})),
+    ))
+}
+
+async fn audit_list(
+    State(app): Shared,
+    _: Admin,
+    Q(page): Q<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(100);
+    let items = app.audit_list(page.before, limit).await?;
+    let next = if items.len() as i64 >= limit.clamp(1, 1_000) {
+        items.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({"items": items, "next_before": next})))
+}

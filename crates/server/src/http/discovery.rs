@@ -1,0 +1,68 @@
+//! Discovery (RFC 8414 authorization server metadata), the JWKS (RFC 7517), and health checks.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::app::App;
+
+/// RFC 8414 §2 metadata, listing only what is implemented.
+pub(crate) async fn metadata(State(app): State<Arc<App>>) -> Json<Value> {
+    let i = &app.issuer;
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    Json(json!({
+        "issuer": i,
+        "token_endpoint": format!("{i}/oauth2/token"),
+        "jwks_uri": format!("{i}/oauth2/jwks"),
+        "introspection_endpoint": format!("{i}/oauth2/introspect"),
+        "revocation_endpoint": format!("{i}/oauth2/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "scopes_supported": scopes(&app),
+    }))
+}
+
+fn scopes(app: &App) -> Vec<String> {
+    let mut all: Vec<String> = app
+        .registry
+        .resources()
+        .values()
+        .flat_map(|r| r.scopes.to_vec())
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// `GET /oauth2/jwks`: public keys only, cacheable for `jwks_max_age`.
+pub(crate) async fn jwks(State(app): State<Arc<App>>) -> Response {
+    let mut r = Json(app.keys.jwks(app.clock.now())).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", app.jwks_max_age)) {
+        r.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    r
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the database answers.
+pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready", "database": app.store.engine()})).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "database": "unreachable"})),
+        )
+            .into_response(),
+    }
+}

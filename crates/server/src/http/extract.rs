@@ -1,0 +1,179 @@
+//! Extraction of OAuth endpoint requests: the body (form or JSON, same strictness), and client credentials from
+//! Basic or the body, with every SECURITY.md rule on malformed and conflicting input. Rejections are `ApiError`s,
+//! so they come out as RFC 6749 §5.2 JSON like everything else.
+
+use axum::body::Body;
+use axum::extract::FromRequest;
+use axum::http::{Request, header};
+use keyward_core::OAuthError;
+use keyward_core::basic;
+use keyward_core::client::AuthMethod;
+use keyward_core::form::Params;
+use serde::de::{Deserializer, MapAccess, Visitor};
+
+use crate::error::{ApiError, Challenge};
+use crate::registry::Credentials;
+
+/// Largest accepted body (SECURITY.md).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A parsed request to the token, introspection or revocation endpoint.
+#[derive(Debug)]
+pub(crate) struct OAuthRequest {
+    /// Body parameters, credentials included.
+    pub params: Params,
+    /// The client credentials presented, if any.
+    pub credentials: Option<Credentials>,
+    /// Whether a 401 must carry `WWW-Authenticate: Basic`.
+    pub challenge: Challenge,
+}
+
+fn bad(description: &'static str) -> ApiError {
+    ApiError::oauth(OAuthError::invalid_request(description))
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request<Body>, _state: &S) -> Result<Self, ApiError> {
+        // RFC 6749 §2.3.1 / §3.2: credentials and parameters never travel in the URL.
+        if req.uri().query().is_some_and(|q| !q.is_empty()) {
+            return Err(bad(
+                "parameters must be sent in the request body, not the query string",
+            ));
+        }
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let authorization = match req
+            .headers()
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [] => None,
+            [one] => Some(
+                one.to_str()
+                    .map_err(|_| bad("malformed Authorization header"))?
+                    .to_owned(),
+            ),
+            _ => return Err(bad("more than one Authorization header")),
+        };
+        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|_| ApiError::Admin {
+                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                code: "invalid_request",
+                message: format!("the body is larger than {BODY_LIMIT} bytes"),
+            })?;
+        let params = match content_type.as_deref() {
+            Some("application/x-www-form-urlencoded") => {
+                Params::parse(&bytes).map_err(ApiError::oauth)?
+            }
+            Some("application/json") => json_params(&bytes)?,
+            _ => {
+                return Err(bad(
+                    "Content-Type must be application/x-www-form-urlencoded or application/json",
+                ));
+            }
+        };
+        let (credentials, challenge) = credentials(authorization.as_deref(), &params)?;
+        Ok(OAuthRequest {
+            params,
+            credentials,
+            challenge,
+        })
+    }
+}
+
+/// Reads credentials from the header or the body; refuses two mechanisms at once.
+fn credentials(
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<(Option<Credentials>, Challenge), ApiError> {
+    let body_id = params.single("client_id").map_err(ApiError::oauth)?;
+    let body_secret = params.single("client_secret").map_err(ApiError::oauth)?;
+    if let Some(header) = authorization {
+        let Some(basic) = basic::parse(header).map_err(ApiError::oauth)? else {
+            // Another scheme (Bearer, Digest…) cannot authenticate a client here.
+            return Err(ApiError::OAuth(
+                OAuthError::invalid_client(),
+                Challenge::Basic,
+            ));
+        };
+        if body_secret.is_some() || params.contains("client_secret") {
+            return Err(bad(
+                "use one client authentication method, not Basic and client_secret together",
+            ));
+        }
+        if body_id.is_some_and(|id| id != basic.client_id) {
+            return Err(bad(
+                "client_id in the body differs from the Authorization header",
+            ));
+        }
+        let creds = Credentials {
+            client_id: basic.client_id,
+            secret: basic.client_secret,
+            method: AuthMethod::ClientSecretBasic,
+        };
+        return Ok((Some(creds), Challenge::Basic));
+    }
+    match (body_id, body_secret) {
+        (Some(id), Some(secret)) => Ok((
+            Some(Credentials {
+                client_id: id.to_owned(),
+                secret: secret.to_owned(),
+                method: AuthMethod::ClientSecretPost,
+            }),
+            Challenge::None,
+        )),
+        _ => Ok((None, Challenge::None)),
+    }
+}
+
+/// A JSON object body, every member a string, read with the same strictness as a form: a repeated member, a
+/// non-string value or a control character is `invalid_request`.
+fn json_params(bytes: &[u8]) -> Result<Params, ApiError> {
+    struct Pairs(Vec<(String, serde_json::Value)>);
+    impl<'de> serde::Deserialize<'de> for Pairs {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Pairs;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(entry) = map.next_entry()? {
+                        out.push(entry);
+                    }
+                    Ok(Pairs(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let Pairs(pairs) =
+        serde_json::from_slice(bytes).map_err(|_| bad("the body is not a JSON object"))?;
+    let mut out = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let serde_json::Value::String(s) = v else {
+            return Err(bad("every member of the JSON body must be a string"));
+        };
+        if k.chars().chain(s.chars()).any(char::is_control) {
+            return Err(bad("a parameter contains a control character"));
+        }
+        out.push((k, s));
+    }
+    Ok(Params::from_pairs(out))
+}

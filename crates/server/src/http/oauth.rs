@@ -1,0 +1,55 @@
+//! The OAuth endpoints: token (RFC 6749 §3.2), introspection (RFC 7662), revocation (RFC 7009).
+//! Handlers extract, call and render.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::introspect::Introspection;
+use serde_json::json;
+
+use super::extract::OAuthRequest;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::issuer::TokenResponse;
+
+/// `POST /oauth2/token`.
+pub(crate) async fn token(
+    State(app): State<Arc<App>>,
+    req: OAuthRequest,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let client = app.authenticate(req.credentials.as_ref(), req.challenge)?;
+    app.token(&client, &req.params).map(Json)
+}
+
+/// `POST /oauth2/introspect`.
+pub(crate) async fn introspect(
+    State(app): State<Arc<App>>,
+    req: OAuthRequest,
+) -> Result<Json<Introspection>, ApiError> {
+    let client = app.authenticate(req.credentials.as_ref(), req.challenge)?;
+    app.introspect(&client, &req.params).await.map(Json)
+}
+
+/// `POST /oauth2/revoke`: 200 with an empty body (RFC 7009 §2.2).
+pub(crate) async fn revoke(
+    State(app): State<Arc<App>>,
+    req: OAuthRequest,
+) -> Result<StatusCode, ApiError> {
+    let client = app.authenticate(req.credentials.as_ref(), req.challenge)?;
+    app.revoke(&client, &req.params)
+        .await
+        .map(|()| StatusCode::OK)
+}
+
+/// Any other method on an OAuth endpoint: 405 with `Allow: POST`, in the same JSON error shape.
+pub(crate) async fn post_only() -> Response {
+    let body =
+        json!({"error": "invalid_request", "error_description": "this endpoint accepts POST only"});
+    let mut r = (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}

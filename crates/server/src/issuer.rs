@@ -1,0 +1,161 @@
+//! Token issuance, introspection and revocation: loads what a decision needs from memory, asks core, signs.
+//! Issuing a client_credentials token reads only memory and writes nothing to the database.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyward_core::client::GrantType;
+use keyward_core::form::Params;
+use keyward_core::grant::client_credentials;
+use keyward_core::introspect::{Introspection, may_revoke, may_see};
+use keyward_core::jwt::AccessTokenClaims;
+use keyward_core::{ErrorCode, OAuthError};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::crypto::random;
+use crate::error::{ApiError, Challenge};
+use crate::registry::{CachedClient, Credentials};
+
+/// RFC 6749 §5.1 successful token response.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `Bearer` (RFC 6750).
+    pub token_type: &'static str,
+    /// Seconds.
+    pub expires_in: i64,
+    /// Granted scopes (RFC 6749 §3.3), absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl App {
+    /// Authenticates a client, keeping the challenge for a 401.
+    pub fn authenticate(
+        &self,
+        creds: Option<&Credentials>,
+        challenge: Challenge,
+    ) -> Result<Arc<CachedClient>, ApiError> {
+        let creds = creds.ok_or(ApiError::OAuth(OAuthError::invalid_client(), challenge))?;
+        self.registry
+            .authenticate(&self.master, creds, self.clock.now())
+            .map_err(|e| ApiError::OAuth(e, challenge))
+    }
+
+    /// `POST /oauth2/token` (RFC 6749 §3.2).
+    pub fn token(&self, client: &CachedClient, params: &Params) -> Result<TokenResponse, ApiError> {
+        let grant_type = params.required("grant_type").map_err(ApiError::oauth)?;
+        match grant_type.parse::<GrantType>() {
+            Ok(GrantType::ClientCredentials) => self.client_credentials(client, params),
+            Err(_) => Err(ApiError::oauth(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "Keyward offers the client_credentials grant type",
+            ))),
+        }
+    }
+
+    /// RFC 6749 §4.4: the client_credentials grant.
+    fn client_credentials(
+        &self,
+        client: &CachedClient,
+        params: &Params,
+    ) -> Result<TokenResponse, ApiError> {
+        let request = client_credentials::Request {
+            scope: params.single("scope").map_err(ApiError::oauth)?,
+            audience: params.single("audience").map_err(ApiError::oauth)?,
+            resource: params.single("resource").map_err(ApiError::oauth)?,
+        };
+        let resources = self.registry.resources();
+        let grant = client_credentials::check(&client.client, &request, |id| resources.get(id))
+            .map_err(ApiError::oauth)?;
+        let now = self.clock.now();
+        let scope = (!grant.scope.is_empty()).then(|| grant.scope.to_string());
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: client.client.id.clone(),
+            aud: grant.audience,
+            exp: now + grant.ttl,
+            iat: now,
+            jti: B64.encode(random::<16>()),
+            client_id: client.client.id.clone(),
+            scope: scope.clone(),
+        };
+        let access_token = self.keys.sign(grant.alg, &claims, now)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: grant.ttl,
+            scope,
+        })
+    }
+
+    /// Verifies a token we issued: signature, claims, and the denylist.
+    pub async fn verify_token(&self, token: &str) -> Result<AccessTokenClaims, ApiError> {
+        let claims = self
+            .keys
+            .verify(token, &self.issuer, self.clock.now())
+            .map_err(ApiError::Bearer)?;
+        if self.store.is_revoked(&claims.jti).await? {
+            return Err(ApiError::Bearer(OAuthError::new(
+                ErrorCode::InvalidToken,
+                "token revoked",
+            )));
+        }
+        Ok(claims)
+    }
+
+    /// `POST /oauth2/introspect` (RFC 7662 §2).
+    pub async fn introspect(
+        &self,
+        caller: &CachedClient,
+        params: &Params,
+    ) -> Result<Introspection, ApiError> {
+        let token = params.required("token").map_err(ApiError::oauth)?;
+        // The hint is optional and only an optimisation (RFC 7662 §2.1); every token is a JWT here.
+        params.single("token_type_hint").map_err(ApiError::oauth)?;
+        match self.verify_token(token).await {
+            Ok(claims) if may_see(&caller.client, &claims) => Ok(Introspection::active(claims)),
+            Ok(_) | Err(ApiError::Bearer(_)) => Ok(Introspection::inactive()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /oauth2/revoke` (RFC 7009 §2.1). An invalid or unknown token is a success (§2.2).
+    pub async fn revoke(&self, caller: &CachedClient, params: &Params) -> Result<(), ApiError> {
+        let token = params.required("token").map_err(ApiError::oauth)?;
+        params.single("token_type_hint").map_err(ApiError::oauth)?;
+        let claims = match self.verify_token(token).await {
+            Ok(c) => c,
+            Err(ApiError::Bearer(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !may_revoke(&caller.client, &claims) {
+            return Err(ApiError::oauth(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the token was not issued to this client",
+            )));
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.revoke_jti(&claims.jti, claims.exp + keyward_core::jwt::LEEWAY_SECONDS)
+            .await?;
+        tx.audit(
+            &crate::store::NewAudit {
+                actor: &format!("client:{}", caller.client.id),
+                source: "oauth2/revoke",
+                action: "token.revoke",
+                target: &claims.jti,
+                detail: json!({"client_id": claims.client_id, "aud": claims.aud}).to_string(),
+            },
+            now,
+        )
+        .await?;
+        tx.change("revoked", &claims.jti, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+//! Keyward, the server: everything that touches a socket, a disk or the clock. Protocol decisions are in
+//! `keyward-core`; this crate loads what they need, persists, signs and speaks HTTP.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod issuer;
+pub mod keys;
+pub mod registry;
+pub mod store;

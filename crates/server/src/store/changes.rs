@@ -1,0 +1,65 @@
+//! `changes`: an ordered feed of what changed, written in the same transaction as the change. Every process
+//! (server nodes, the CLI) writes it; every server reads it to invalidate its caches within a second.
+
+use super::{Store, StoreError, Tx, on_db, on_tx};
+
+/// One change: what kind of thing, and which one.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct Change {
+    /// Position in the feed.
+    pub seq: i64,
+    /// `client`, `resource`, `key` or `revoked`.
+    pub kind: String,
+    /// The id of what changed.
+    pub key: String,
+}
+
+impl Tx {
+    /// Records a change.
+    pub async fn change(&mut self, kind: &str, key: &str, now: i64) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO changes (at, kind, key) VALUES ($1, $2, $3)"
+        )
+        .bind(now)
+        .bind(kind)
+        .bind(key)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The newest position in the feed (0 when empty).
+    pub async fn changes_head(&self) -> Result<i64, StoreError> {
+        let (v,): (Option<i64>,) =
+            on_db!(&self.db, |p| sqlx::query_as("SELECT MAX(seq) FROM changes")
+                .fetch_one(p)
+                .await)?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Changes after `seq`, oldest first, at most `limit`.
+    pub async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Deletes feed entries older than `before` (Unix seconds), keeping the newest so the head never goes back.
+    pub async fn changes_purge(&self, before: i64) -> Result<u64, StoreError> {
+        let r = on_db!(&self.db, |p| sqlx::query(
+            "DELETE FROM changes WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes)"
+        )
+        .bind(before)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(r)
+    }
+}

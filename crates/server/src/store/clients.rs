@@ -1,0 +1,292 @@
+//! `clients`, `client_resources` and `client_secrets`: the client registry and its API keys.
+
+use super::{Store, StoreError, Tx, on_db, on_tx};
+
+/// A client row (its resources are read separately).
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct ClientRow {
+    /// Client id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether it may authenticate.
+    pub enabled: bool,
+    /// Space-delimited grant types.
+    pub grant_types: String,
+    /// Space-delimited auth methods.
+    pub auth_methods: String,
+    /// Space-delimited scopes.
+    pub scopes: String,
+    /// Default resource identifier.
+    pub default_resource: Option<String>,
+    /// Space-delimited identifiers of resources it serves.
+    pub serves_resources: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A client with its allowed resources, as written by create and update.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    /// The row.
+    pub row: ClientRow,
+    /// Allowed resource identifiers.
+    pub resources: Vec<String>,
+}
+
+/// A secret row: the digest, never the secret.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct SecretRow {
+    /// Secret id.
+    pub id: String,
+    /// Owner.
+    pub client_id: String,
+    /// HMAC-SHA-256 of the secret under the server pepper.
+    pub digest: Vec<u8>,
+    /// The first characters, to tell secrets apart in listings.
+    pub hint: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it stops working, if set.
+    pub expires_at: Option<i64>,
+    /// When it last authenticated (flushed periodically, not per request).
+    pub last_used_at: Option<i64>,
+}
+
+const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, created_at, updated_at";
+const SECRET_COLUMNS: &str = "id, client_id, digest, hint, created_at, expires_at, last_used_at";
+
+impl Store {
+    /// One client with its resources and secrets; `NotFound` when absent.
+    pub async fn client_get(
+        &self,
+        id: &str,
+    ) -> Result<(ClientRow, Vec<String>, Vec<SecretRow>), StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
+        let row: ClientRow = on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_one(p)
+            .await)?;
+        let resources: Vec<(String,)> = on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT resource FROM client_resources WHERE client_id = $1 ORDER BY resource"
+        )
+        .bind(id)
+        .fetch_all(p)
+        .await)?;
+        let secrets = self.secrets_of(id).await?;
+        Ok((row, resources.into_iter().map(|(r,)| r).collect(), secrets))
+    }
+
+    /// A page of clients ordered by id, after `after`.
+    pub async fn clients_page(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<ClientRow>, StoreError> {
+        let sql =
+            format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id > $1 ORDER BY id LIMIT $2");
+        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// The secrets of a client, oldest first.
+    pub async fn secrets_of(&self, client_id: &str) -> Result<Vec<SecretRow>, StoreError> {
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM client_secrets WHERE client_id = $1 ORDER BY created_at, id"
+        );
+        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .bind(client_id)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Records last-used times gathered in memory. Only ever moves a time forward.
+    pub async fn secrets_touch(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+        for (id, at) in used {
+            on_db!(&self.db, |p| {
+                sqlx::query(
+                "UPDATE client_secrets SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)"
+            )
+            .bind(id)
+            .bind(at)
+            .execute(p)
+            .await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// Inserts a client and its resources.
+    pub async fn client_insert(&mut self, c: &NewClient) -> Result<(), StoreError> {
+        let r = &c.row;
+        on_tx!(self, |conn| {
+            sqlx::query(
+            "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
+             serves_resources, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(r.enabled)
+        .bind(&r.grant_types)
+        .bind(&r.auth_methods)
+        .bind(&r.scopes)
+        .bind(&r.default_resource)
+        .bind(&r.serves_resources)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(conn)
+        .await.map(|r| r.rows_affected())
+        })?;
+        self.client_set_resources(&r.id, &c.resources).await
+    }
+
+    /// Updates a client's fields and replaces its resources.
+    pub async fn client_update(&mut self, c: &NewClient) -> Result<(), StoreError> {
+        let r = &c.row;
+        let done = on_tx!(self, |conn| {
+            sqlx::query(
+            "UPDATE clients SET name = $2, enabled = $3, grant_types = $4, auth_methods = $5, scopes = $6, \
+             default_resource = $7, serves_resources = $8, updated_at = $9 WHERE id = $1"
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(r.enabled)
+        .bind(&r.grant_types)
+        .bind(&r.auth_methods)
+        .bind(&r.scopes)
+        .bind(&r.default_resource)
+        .bind(&r.serves_resources)
+        .bind(r.updated_at)
+        .execute(conn)
+        .await.map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        on_tx!(self, |conn| sqlx::query(
+            "DELETE FROM client_resources WHERE client_id = $1"
+        )
+        .bind(&r.id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        self.client_set_resources(&r.id, &c.resources).await
+    }
+
+    async fn client_set_resources(
+        &mut self,
+        client_id: &str,
+        resources: &[String],
+    ) -> Result<(), StoreError> {
+        for res in resources {
+            on_tx!(self, |conn| sqlx::query(
+                "INSERT INTO client_resources (client_id, resource) VALUES ($1, $2)"
+            )
+            .bind(client_id)
+            .bind(res)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a client; its secrets and resource links go with it.
+    pub async fn client_delete(&mut self, id: &str) -> Result<(), StoreError> {
+        let done = on_tx!(self, |c| sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Adds a secret.
+    pub async fn secret_insert(&mut self, s: &SecretRow) -> Result<(), StoreError> {
+        on_tx!(self, |c| {
+            sqlx::query(
+            "INSERT INTO client_secrets (id, client_id, digest, hint, created_at, expires_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL)"
+        )
+        .bind(&s.id)
+        .bind(&s.client_id)
+        .bind(&s.digest)
+        .bind(&s.hint)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(c)
+        .await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Sets when a secret stops working; `NotFound` when the client has no such secret.
+    pub async fn secret_set_expiry(
+        &mut self,
+        client_id: &str,
+        id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE client_secrets SET expires_at = $3 WHERE client_id = $1 AND id = $2 \
+             AND (expires_at IS NULL OR expires_at > $3)"
+        )
+        .bind(client_id)
+        .bind(id)
+        .bind(at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if done == 0 {
+            // Either the secret does not exist, or it already expires sooner: tell the two apart.
+            let (n,): (i64,) = on_tx!(self, |c| sqlx::query_as(
+                "SELECT COUNT(*) FROM client_secrets WHERE client_id = $1 AND id = $2"
+            )
+            .bind(client_id)
+            .bind(id)
+            .fetch_one(c)
+            .await)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every client, for the in-memory registry at start.
+    pub async fn clients_all(&self) -> Result<Vec<ClientRow>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id");
+        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Every (client, resource) link.
+    pub async fn client_resources_all(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT client_id, resource FROM client_resources ORDER BY client_id, resource"
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Every secret.
+    pub async fn secrets_all(&self) -> Result<Vec<SecretRow>, StoreError> {
+        let sql = format!("SELECT {SECRET_COLUMNS} FROM client_secrets ORDER BY created_at, id");
+        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .fetch_all(p)
+            .await)?)
+    }
+}
