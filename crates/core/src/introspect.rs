@@ -58,7 +58,7 @@ impl Introspection {
 
 /// SECURITY.md: a caller sees a token only if it was issued the token, or serves the token's audience.
 pub fn may_see(caller: &Client, claims: &AccessTokenClaims) -> bool {
-    claims.client_id == caller.id || caller.serves_resources.iter().any(|r| *r == claims.aud)
+    claims.client_id == caller.id || caller.serves_resources.contains(&claims.aud)
 }
 
 /// RFC 7009 §2.1: a token may be revoked by the client it was issued to, or by a resource server of its audience.

@@ -30,3 +30,29 @@ impl Tx {
         Ok(r == 1)
     }
 }
+
+impl Store {
+    /// Counts the rows of a table (tests and diagnostics; `table` must be one of Keyward's own).
+    pub async fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
+        const TABLES: [&str; 9] = [
+            "clients",
+            "client_resources",
+            "client_secrets",
+            "resources",
+            "signing_keys",
+            "revoked_tokens",
+            "audit_log",
+            "changes",
+            "meta",
+        ];
+        if !TABLES.contains(&table) {
+            return Err(StoreError::NotFound);
+        }
+        let (n,): (i64,) = on_db!(&self.db, |p| sqlx::query_as(&format!(
+            "SELECT COUNT(*) FROM {table}"
+        ))
+        .fetch_one(p)
+        .await)?;
+        Ok(n)
+    }
+}

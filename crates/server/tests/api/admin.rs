@@ -1,0 +1,323 @@
+//! The admin API: bearer-token guard, validation with clear errors, the audit log, and the OpenAPI document
+//! kept true by calling every operation it lists.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_engines;
+use crate::harness::TestApp;
+
+both_engines!(admin_api_requires_an_admin_token, |app| {
+    let url = app.url("/admin/v1/clients");
+    let r = app.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"keyward\"");
+    let r = app
+        .http
+        .get(&url)
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    // A valid token for another audience is refused.
+    let (id, secret) = app.api_client().await;
+    let api_token = app.access_token(&id, &secret, &[]).await;
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth(&api_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // A read-only admin client may read but not write.
+    let (ro, ro_secret) = app.client(json!({"name": "auditor", "resources": ["urn:keyward:admin"], "scopes": ["keyward:admin:read"]})).await;
+    let ro_token = app.access_token(&ro, &ro_secret, &[]).await;
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth(&ro_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(&ro_token)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    // A revoked admin token stops working at once.
+    let admin_token = app.admin_token().await;
+    let r = app
+        .post_form(
+            "/oauth2/revoke",
+            Some((&app.admin.client_id, &app.admin.client_secret)),
+            &[("token", &admin_token)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+});
+
+both_engines!(
+    validation_errors_say_what_is_wrong_and_write_nothing,
+    |app| {
+        app.resource("api", &["read"]).await;
+        let cases = [
+            (json!({"resources": ["api"]}), "name"),
+            (json!({"name": "x", "resources": ["nope"]}), "resources"),
+            (
+                json!({"name": "x", "resources": ["api"], "scopes": ["write"]}),
+                "scopes",
+            ),
+            (
+                json!({"name": "x", "grant_types": ["password"]}),
+                "grant_types",
+            ),
+            (json!({"name": "x", "client_id": "acct_1"}), "client_id"),
+            (json!({"name": "x", "colour": "red"}), "colour"),
+            (
+                json!({"name": "x", "resources": ["api"], "default_resource": "other"}),
+                "default_resource",
+            ),
+        ];
+        let before = app.app.store.count_rows("clients").await.unwrap();
+        for (body, field) in cases {
+            let (status, err) = app
+                .admin_call(Method::POST, "/clients", Some(body.clone()))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(err["error"], "invalid_request");
+            assert!(
+                err["error_description"].as_str().unwrap().contains(field),
+                "{err} should name {field}"
+            );
+        }
+        assert_eq!(before, app.app.store.count_rows("clients").await.unwrap());
+        let (s, e) = app
+            .admin_call(
+                Method::POST,
+                "/resources",
+                Some(json!({"identifier": "api", "name": "dup"})),
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (StatusCode::CONFLICT, Some("conflict"))
+        );
+        let (s, e) = app
+            .admin_call(
+                Method::POST,
+                "/resources",
+                Some(json!({"identifier": "has space", "name": "x"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        let (s, e) = app
+            .admin_call(
+                Method::POST,
+                "/resources",
+                Some(json!({"identifier": "long", "name": "x", "access_token_ttl": "2h"})),
+            )
+            .await;
+        assert!(
+            s == 400
+                && e["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("access_token_ttl"),
+            "{e}"
+        );
+        let (s, _) = app
+            .admin_call(Method::GET, "/clients/does-not-exist", None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let r = app
+            .http
+            .post(app.url("/admin/v1/clients"))
+            .bearer_auth(app.admin_token().await)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        // A resource in use cannot be deleted; the admin resource never.
+        let (id, _) = app
+            .client(json!({"name": "user", "resources": ["api"]}))
+            .await;
+        let (s, _) = app.admin_call(Method::DELETE, "/resources/api", None).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        let (s, _) = app
+            .admin_call(Method::DELETE, "/resources/urn:keyward:admin", None)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        // Every change is in the audit log, newest first, with who and from where.
+        let (_, audit) = app.admin_call(Method::GET, "/audit?limit=5", None).await;
+        let first = &audit["items"][0];
+        assert_eq!(first["action"], "client.create");
+        assert_eq!(first["target"], id.as_str());
+        assert_eq!(first["actor"], format!("client:{}", app.admin.client_id));
+        assert_eq!(first["source"], "127.0.0.1");
+    }
+);
+
+both_engines!(clients_list_pages, |app| {
+    app.resource("api", &["read"]).await;
+    for i in 0..5 {
+        app.client(
+            json!({"client_id": format!("c{i}"), "name": format!("c{i}"), "resources": ["api"]}),
+        )
+        .await;
+    }
+    let (_, page) = app
+        .admin_call(Method::GET, "/clients?limit=2&after=c0", None)
+        .await;
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c1", "c2"]);
+    assert_eq!(page["next_after"], "c2");
+    let (s, _) = app
+        .admin_call(Method::GET, "/clients?limit=many", None)
+        .await;
+    assert_eq!(s, 400);
+});
+
+/// Every operation the router serves, as (method, path under /admin/v1).
+const SERVED: [(&str, &str); 19] = [
+    ("get", "/openapi.json"),
+    ("get", "/clients"),
+    ("post", "/clients"),
+    ("get", "/clients/{id}"),
+    ("patch", "/clients/{id}"),
+    ("delete", "/clients/{id}"),
+    ("post", "/clients/{id}/disable"),
+    ("post", "/clients/{id}/enable"),
+    ("get", "/clients/{id}/secrets"),
+    ("post", "/clients/{id}/secrets"),
+    ("delete", "/clients/{id}/secrets/{secret_id}"),
+    ("get", "/resources"),
+    ("post", "/resources"),
+    ("get", "/resources/{id}"),
+    ("patch", "/resources/{id}"),
+    ("delete", "/resources/{id}"),
+    ("get", "/keys"),
+    ("post", "/keys/rotate"),
+    ("get", "/audit"),
+];
+
+#[tokio::test]
+async fn openapi_document_matches_the_api() {
+    let app = TestApp::sqlite().await;
+    let doc: Value = app
+        .http
+        .get(app.url("/admin/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if ["parameters", "summary", "description"].contains(&method.as_str()) {
+                continue;
+            }
+            documented.insert((method.clone(), path.clone()));
+            call_documented(&app, method, path, op).await;
+        }
+    }
+    let served: BTreeSet<(String, String)> = SERVED
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        documented, served,
+        "the OpenAPI document and the router disagree"
+    );
+}
+
+/// Calls one documented operation on fresh objects and checks the answer is a documented success.
+async fn call_documented(app: &TestApp, method: &str, path: &str, op: &Value) {
+    let n = keyward::crypto::random_id("");
+    let res = app.resource(&format!("api-{n}"), &["read"]).await;
+    let free = app.resource(&format!("free-{n}"), &["read"]).await;
+    let (client, _) = app
+        .client(json!({"name": "walk", "resources": [res["identifier"]]}))
+        .await;
+    let (_, secrets) = app
+        .admin_call(Method::GET, &format!("/clients/{client}/secrets"), None)
+        .await;
+    let secret_id = secrets["items"][0]["id"].as_str().unwrap().to_owned();
+    let concrete = if path.starts_with("/resources/") {
+        path.replace("{id}", free["id"].as_str().unwrap())
+    } else {
+        path.replace("{id}", &client)
+            .replace("{secret_id}", &secret_id)
+    };
+    let body = match (method, path) {
+        ("post", "/clients") => Some(json!({"name": "made", "resources": [res["identifier"]]})),
+        ("patch", "/clients/{id}") => Some(json!({"name": "renamed"})),
+        ("post", "/clients/{id}/secrets") => Some(json!({"retire_old_after": 60})),
+        ("post", "/resources") => {
+            Some(json!({"identifier": format!("new-{n}"), "name": "n", "scopes": ["a"]}))
+        }
+        ("patch", "/resources/{id}") => Some(json!({"name": "renamed", "access_token_ttl": 600})),
+        ("post", "/keys/rotate") => Some(json!({})),
+        _ => None,
+    };
+    let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let (status, answer) = app.admin_call(m, &concrete, body).await;
+    let documented: Vec<u16> = op["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter_map(|k| k.parse().ok())
+        .collect();
+    assert!(
+        status.is_success(),
+        "{method} {path} answered {status}: {answer}"
+    );
+    assert!(
+        documented.contains(&status.as_u16()),
+        "{method} {path}: {status} is not documented ({documented:?})"
+    );
+}

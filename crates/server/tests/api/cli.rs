@@ -1,0 +1,241 @@
+//! The `keyward` binary: admin commands on the same database as a running server, first-start output,
+//! configuration errors.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::both_engines;
+use crate::harness::TestApp;
+
+fn keyward(app: &TestApp, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .args(["--database", &app.database])
+        .env("KEYWARD_DATA_DIR", app.dir.path())
+        .env("KEYWARD_ISSUER", &app.base)
+        .output()
+        .expect("run keyward")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "keyward failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// Retries a token request until it gives `want`, for at most one second (the propagation bound).
+async fn within_a_second(app: &TestApp, id: &str, secret: &str, want: StatusCode) {
+    let start = Instant::now();
+    loop {
+        let status = app.token(id, secret, &[]).await.status();
+        if status == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "still {status} after 1 s, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+both_engines!(
+    cli_changes_reach_the_running_server_within_a_second,
+    |app| {
+        let out = keyward(
+            &app,
+            &[
+                "resources",
+                "create",
+                "--identifier",
+                "https://api.example.com",
+                "--name",
+                "API",
+                "--scope",
+                "read",
+                "--access-token-ttl",
+                "30m",
+                "--json",
+            ],
+        );
+        assert_eq!(json_of(&out)[0]["access_token_ttl"], 1_800);
+        let created = json_of(&keyward(
+            &app,
+            &[
+                "clients",
+                "create",
+                "--name",
+                "cli client",
+                "--resource",
+                "https://api.example.com",
+                "--scope",
+                "read",
+                "--json",
+            ],
+        ));
+        let id = created["client_id"].as_str().unwrap().to_owned();
+        let secret = created["client_secret"].as_str().unwrap().to_owned();
+        within_a_second(&app, &id, &secret, StatusCode::OK).await;
+
+        assert!(keyward(&app, &["clients", "disable", &id]).status.success());
+        within_a_second(&app, &id, &secret, StatusCode::UNAUTHORIZED).await;
+        assert!(keyward(&app, &["clients", "enable", &id]).status.success());
+        within_a_second(&app, &id, &secret, StatusCode::OK).await;
+
+        let rotated = json_of(&keyward(
+            &app,
+            &[
+                "clients",
+                "rotate-secret",
+                &id,
+                "--retire-old-after",
+                "0",
+                "--json",
+            ],
+        ));
+        let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+        // The CLI stamped "now" from the wall clock; bring the server's fixed clock past it.
+        app.clock.advance(5);
+        within_a_second(&app, &id, &new_secret, StatusCode::OK).await;
+        within_a_second(&app, &id, &secret, StatusCode::UNAUTHORIZED).await;
+
+        let list = json_of(&keyward(&app, &["clients", "list", "--json"]));
+        assert!(
+            list.as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["client_id"] == id.as_str())
+        );
+        let shown = json_of(&keyward(&app, &["clients", "show", &id, "--json"]));
+        assert_eq!(shown["secrets"].as_array().unwrap().len(), 2);
+        assert!(
+            !shown.to_string().contains(&new_secret),
+            "a secret is never shown again"
+        );
+        let human = keyward(&app, &["clients", "list"]);
+        assert!(String::from_utf8_lossy(&human.stdout).contains("cli client"));
+        assert_eq!(
+            json_of(&keyward(&app, &["resources", "list", "--json"]))
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+
+        let keys = json_of(&keyward(&app, &["keys", "list", "--json"]));
+        assert_eq!(keys.as_array().unwrap().len(), 3);
+        let rotated = json_of(&keyward(
+            &app,
+            &["keys", "rotate", "--alg", "EdDSA", "--json"],
+        ));
+        let kid = rotated[0]["kid"].as_str().unwrap().to_owned();
+        let start = Instant::now();
+        loop {
+            let jwks: Value = app
+                .http
+                .get(app.url("/oauth2/jwks"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if jwks.to_string().contains(&kid) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "rotated key not published within 1 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        assert!(keyward(&app, &["clients", "delete", &id]).status.success());
+        within_a_second(&app, &id, &new_secret, StatusCode::UNAUTHORIZED).await;
+        let missing = keyward(&app, &["clients", "show", &id]);
+        assert!(!missing.status.success());
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    }
+);
+
+#[test]
+fn first_start_prints_the_admin_secret_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["keys", "list"])
+            .env("KEYWARD_DATA_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let text = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        text.contains("SHOWN ONCE") && text.contains("client_secret: kw_sk_"),
+        "{text}"
+    );
+    assert!(dir.path().join("keyward.db").exists() && dir.path().join("keyward.secret").exists());
+    let second = run();
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("kw_sk_"));
+}
+
+#[test]
+fn bad_configuration_stops_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["serve"])
+        .env("KEYWARD_DATA_DIR", dir.path())
+        .env("KEYWARD_MAX_ACCESS_TOKEN_TTL", "forever")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_access_token_ttl"));
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["serve", "--listen", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`listen`"));
+}
+
+#[test]
+fn config_example_and_migrate() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("# listen = \"127.0.0.1:8080\""));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(&path, text.as_bytes()).unwrap();
+    let db = dir.path().join("m.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args([
+            "migrate",
+            "--config",
+            path.to_str().unwrap(),
+            "--database",
+            db.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.exists());
+}

@@ -1,0 +1,55 @@
+//! Discovery metadata (RFC 8414), health, and readiness.
+
+use serde_json::Value;
+
+use crate::both_engines;
+
+both_engines!(metadata_lists_what_is_implemented, |app| {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let v: Value = app
+            .http
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["issuer"], app.base.as_str());
+        assert_eq!(v["token_endpoint"], app.url("/oauth2/token"));
+        assert_eq!(v["jwks_uri"], app.url("/oauth2/jwks"));
+        assert_eq!(v["introspection_endpoint"], app.url("/oauth2/introspect"));
+        assert_eq!(v["revocation_endpoint"], app.url("/oauth2/revoke"));
+        assert_eq!(
+            v["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
+        assert!(
+            v.get("authorization_endpoint").is_none(),
+            "not implemented, not listed"
+        );
+        // Every endpoint it lists answers.
+        for key in ["jwks_uri"] {
+            let r = app.http.get(v[key].as_str().unwrap()).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.http.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "not_found");
+});
+
+#[tokio::test]
+async fn readyz_reports_a_closed_database() {
+    let app = crate::harness::TestApp::sqlite().await;
+    app.app.store.close().await;
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+}

@@ -1,0 +1,280 @@
+//! `TestApp`: one Keyward server per test, with its own database, a fixed clock the test can move, and helpers
+//! that speak HTTP to it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keyward::app::{App, FirstStart, serve};
+use keyward::clock::Clock;
+use keyward::config;
+use keyward_core::basic;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+/// PostgreSQL every machine runs (trust auth).
+pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Runs a test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! both_engines {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::harness::TestApp::sqlite().await;
+                $body
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app = $crate::harness::TestApp::postgres().await;
+                $body
+            }
+        }
+    };
+}
+
+/// A running server.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// The server's clock.
+    pub clock: Clock,
+    /// The server's state.
+    pub app: Arc<App>,
+    /// First-start admin credentials.
+    pub admin: FirstStart,
+    /// Data directory (master key, SQLite file).
+    pub dir: tempfile::TempDir,
+    /// The database URL.
+    pub database: String,
+    pg_database: Option<String>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    /// A server on a temporary SQLite file.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("keyward.db").to_string_lossy().into_owned();
+        Self::start(dir, db, None).await
+    }
+
+    /// A server on a fresh PostgreSQL database. Fails (never skips) when PostgreSQL is unreachable.
+    pub async fn postgres() -> Self {
+        let name = format!("kw_t_{}", hex(&keyward::crypto::random::<8>()));
+        let admin = sqlx::PgPool::connect(PG_URL)
+            .await
+            .expect("PostgreSQL must run at 127.0.0.1:5432 for the tests");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        Self::start(tempfile::tempdir().expect("tempdir"), url, Some(name)).await
+    }
+
+    async fn start(dir: tempfile::TempDir, database: String, pg_database: Option<String>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let env: HashMap<String, String> = [
+            ("KEYWARD_DATABASE", database.as_str()),
+            ("KEYWARD_ISSUER", base.as_str()),
+            ("KEYWARD_DATA_DIR", &dir.path().to_string_lossy()),
+            ("KEYWARD_DB_MAX_CONNECTIONS", "5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = config::load(None, &env, &config::Flags::default()).expect("config");
+        let clock = Clock::fixed(Clock::System.now());
+        let (app, first) = App::open(&config, clock.clone()).await.expect("open");
+        let server = tokio::spawn({
+            let app = app.clone();
+            async move {
+                let _ = serve(app, listener, std::future::pending()).await;
+            }
+        });
+        TestApp {
+            base,
+            http: reqwest::Client::new(),
+            clock,
+            app,
+            admin: first.expect("first start creates the admin client"),
+            dir,
+            database,
+            pg_database,
+            server,
+        }
+    }
+
+    /// A full URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a form body with optional Basic credentials.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", basic::form_encode(k), basic::form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            req = req.header("authorization", basic::encode(id, secret));
+        }
+        req.send().await.expect("request")
+    }
+
+    /// A client_credentials request with Basic auth.
+    pub async fn token(&self, id: &str, secret: &str, extra: &[(&str, &str)]) -> Response {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        self.post_form("/oauth2/token", Some((id, secret)), &form)
+            .await
+    }
+
+    /// A token that must succeed; returns the access token.
+    pub async fn access_token(&self, id: &str, secret: &str, extra: &[(&str, &str)]) -> String {
+        let r = self.token(id, secret, extra).await;
+        let status = r.status();
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(status, StatusCode::OK, "token request failed: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// An admin API token for the first-start admin client.
+    pub async fn admin_token(&self) -> String {
+        self.access_token(&self.admin.client_id, &self.admin.client_secret, &[])
+            .await
+    }
+
+    /// Calls the admin API with the admin token.
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let token = self.admin_token().await;
+        let mut req = self
+            .http
+            .request(method, self.url(&format!("/admin/v1{path}")))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let text = r.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a resource through the admin API.
+    pub async fn resource(&self, identifier: &str, scopes: &[&str]) -> Value {
+        let (status, body) = self
+            .admin_call(
+                reqwest::Method::POST,
+                "/resources",
+                Some(json!({"identifier": identifier, "name": identifier, "scopes": scopes})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates a client through the admin API; returns (client_id, client_secret).
+    pub async fn client(&self, spec: Value) -> (String, String) {
+        let (status, body) = self
+            .admin_call(reqwest::Method::POST, "/clients", Some(spec))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["client_id"].as_str().expect("id").to_owned(),
+            body["client_secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// A resource `api` with scopes `read write` and a client allowed both: the common fixture.
+    pub async fn api_client(&self) -> (String, String) {
+        self.resource("https://api.example.com", &["read", "write"])
+            .await;
+        self.client(json!({"name": "shop", "resources": ["https://api.example.com"], "scopes": ["read", "write"]})).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Some(name) = self.pg_database.take() {
+            // Drop the test database from a separate runtime: this may run while the test's runtime unwinds.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(PG_URL).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&pool)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes a JWT's payload without verifying it (for assertions on tokens already verified elsewhere).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+/// Asserts an OAuth error response: status, `error`, and the no-store headers.
+pub async fn assert_error(r: Response, status: StatusCode, error: &str) -> Value {
+    assert_eq!(r.status(), status, "status");
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap_or("")),
+        Some("no-store")
+    );
+    assert_eq!(
+        r.headers().get("pragma").map(|v| v.to_str().unwrap_or("")),
+        Some("no-cache")
+    );
+    let body: Value = r.json().await.expect("JSON error body");
+    assert_eq!(body["error"], error, "{body}");
+    body
+}

@@ -1,0 +1,16 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a real HTTP client, on a temporary SQLite file and on a
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+//! fresh PostgreSQL database per test. `both_engines!` runs a test once on each.
+
+mod admin;
+mod cli;
+mod discovery;
+mod harness;
+mod introspect;
+mod keys;
+mod token;
