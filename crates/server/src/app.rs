@@ -12,6 +12,7 @@ use crate::admin::{self, Actor, ClientInput, ResourceInput};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKeys;
+use crate::feed::{FeedCursor, GAP_GRACE};
 use crate::keys::{self, KeyRing};
 use crate::registry::Registry;
 use crate::store::{Store, StoreError};
@@ -36,6 +37,8 @@ pub struct App {
     pub key_publish_delay: i64,
     /// JWKS `max-age`, seconds.
     pub jwks_max_age: i64,
+    /// The change-feed position the in-memory state was loaded at.
+    pub feed_start: i64,
 }
 
 /// The admin client created on first start; its secret is shown once.
@@ -68,11 +71,19 @@ impl App {
         }
         let master = MasterKeys::derive(&master_key)?;
         let first = bootstrap(&store, &master, clock.now()).await?;
-        let keys = KeyRing::load(
-            &store.keys_all().await?,
-            &master,
-            config.max_access_token_ttl,
-        )?;
+        // The feed position is read before the state, so whatever changes while loading is replayed after.
+        let feed_start = store.changes_head().await?;
+        // Keys stay published while any token they signed can live: a resource may still have a lifetime
+        // set before max_access_token_ttl was lowered.
+        let longest = store
+            .resources_all()
+            .await?
+            .iter()
+            .map(|r| r.access_token_ttl)
+            .max()
+            .unwrap_or(0);
+        let max_ttl = config.max_access_token_ttl.max(longest);
+        let keys = KeyRing::load(&store.keys_all().await?, &master, max_ttl)?;
         let registry = Registry::load(&store).await?;
         let app = App {
             store,
@@ -84,6 +95,7 @@ impl App {
             max_access_token_ttl: config.max_access_token_ttl,
             key_publish_delay: config.key_publish_delay,
             jwks_max_age: config.jwks_max_age,
+            feed_start,
         };
         Ok((Arc::new(app), first))
     }
@@ -176,33 +188,28 @@ fn redact_url(url: &str) -> String {
 
 /// Follows the change feed so that changes made by other processes reach this one's memory within a second.
 async fn follow_changes(app: Arc<App>) {
-    let mut seq = app.store.changes_head().await.unwrap_or(0);
-    // Anything that changed between loading and reading the head is caught by reloading once now.
-    if let Err(e) = reload_all(&app).await {
-        tracing::warn!(error = %e, "initial reload failed");
-    }
+    let mut cursor = FeedCursor::new(app.feed_start);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        match app.store.changes_since(seq, 1_000).await {
+        match app.store.changes_since(cursor.after(), 1_000).await {
             Ok(changes) => {
-                for c in changes {
-                    if let Err(e) = app.apply_change(&c.kind, &c.key).await {
-                        tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
-                        break;
+                for c in &changes {
+                    if !cursor.is_new(c.seq) {
+                        continue;
                     }
-                    seq = c.seq;
+                    if let Err(e) = app.apply_change(&c.kind, &c.key).await {
+                        // Not marked: it is read and applied again on the next tick.
+                        tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
+                        continue;
+                    }
+                    cursor.mark(c.seq);
                 }
+                cursor.advance(std::time::Instant::now(), GAP_GRACE);
             }
             Err(e) => tracing::warn!(error = %e, "reading the change feed failed"),
         }
     }
-}
-
-async fn reload_all(app: &App) -> anyhow::Result<()> {
-    app.registry.reload_resources(&app.store).await?;
-    app.keys.reload(&app.store.keys_all().await?, &app.master)?;
-    Ok(())
 }
 
 /// Writes last-used times and purges expired rows, periodically, off the request path.

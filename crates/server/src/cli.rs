@@ -95,6 +95,9 @@ pub enum ClientsCommand {
         /// Choose the client id instead of generating one.
         #[arg(long, value_name = "ID")]
         client_id: Option<String>,
+        /// Print `CLIENT_ID=…` and `CLIENT_SECRET=…` lines for `eval` in a POSIX shell.
+        #[arg(long, conflicts_with = "json")]
+        shell: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -132,6 +135,9 @@ pub enum ClientsCommand {
         /// How long the old secrets keep working, e.g. 24h; 0 retires them now.
         #[arg(long, value_name = "DURATION", default_value = "24h")]
         retire_old_after: String,
+        /// Print `CLIENT_ID=…` and `CLIENT_SECRET=…` lines for `eval` in a POSIX shell.
+        #[arg(long, conflicts_with = "json")]
+        shell: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -241,6 +247,7 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
             default_resource,
             serves,
             client_id,
+            shell,
             out,
         } => {
             let input = ClientInput {
@@ -254,7 +261,9 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
                 ..ClientInput::default()
             };
             let (view, secret) = app.client_create(actor, input).await?;
-            if out.json {
+            if shell {
+                print_shell(&view.client_id, &secret);
+            } else if out.json {
                 let mut v = json!(view);
                 v["client_secret"] = json!(secret);
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -327,12 +336,15 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
         ClientsCommand::RotateSecret {
             id,
             retire_old_after,
+            shell,
             out,
         } => {
             let made = app
                 .secret_add(actor, &id, Some(DurationValue::Text(retire_old_after)))
                 .await?;
-            if out.json {
+            if shell {
+                print_shell(&made.client_id, &made.client_secret);
+            } else if out.json {
                 println!("{}", serde_json::to_string_pretty(&made)?);
             } else {
                 println!(
@@ -402,6 +414,12 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// Prints credentials as POSIX shell assignments, single-quoted so any client id is safe to `eval`.
+fn print_shell(id: &str, secret: &str) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    println!("CLIENT_ID={}\nCLIENT_SECRET={}", quote(id), quote(secret));
 }
 
 fn cell(v: &Value) -> String {

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod issuer;
 pub mod keys;

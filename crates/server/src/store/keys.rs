@@ -51,18 +51,4 @@ impl Tx {
         })?;
         Ok(())
     }
-
-    /// Deletes keys that no longer need to be published (created before `before` and not in `keep`).
-    pub async fn keys_delete(&mut self, kids: &[String]) -> Result<(), StoreError> {
-        for kid in kids {
-            on_tx!(self, |c| sqlx::query(
-                "DELETE FROM signing_keys WHERE kid = $1"
-            )
-            .bind(kid)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        }
-        Ok(())
-    }
 }

@@ -118,6 +118,31 @@ both_engines!(
             !shown.to_string().contains(&new_secret),
             "a secret is never shown again"
         );
+        // --shell output evaluates in a POSIX shell to the same credentials, whatever the client id holds.
+        let out = keyward(
+            &app,
+            &[
+                "clients",
+                "create",
+                "--name",
+                "q",
+                "--client-id",
+                "it's a $key",
+                "--resource",
+                "https://api.example.com",
+                "--shell",
+            ],
+        );
+        assert!(out.status.success());
+        let script = format!(
+            "{}\nprintf '%s|%s' \"$CLIENT_ID\" \"$CLIENT_SECRET\"",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let evaluated = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let text = String::from_utf8_lossy(&evaluated.stdout).into_owned();
+        let (qid, qsecret) = text.split_once('|').unwrap();
+        assert_eq!(qid, "it's a $key");
+        within_a_second(&app, qid, qsecret, StatusCode::OK).await;
         let human = keyward(&app, &["clients", "list"]);
         assert!(String::from_utf8_lossy(&human.stdout).contains("cli client"));
         assert_eq!(
