@@ -186,10 +186,13 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// How often every server reads the change feed.
+pub const FEED_POLL: Duration = Duration::from_millis(250);
+
 /// Follows the change feed so that changes made by other processes reach this one's memory within a second.
 async fn follow_changes(app: Arc<App>) {
     let mut cursor = FeedCursor::new(app.feed_start);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(FEED_POLL);
     loop {
         tick.tick().await;
         match app.store.changes_since(cursor.after(), 1_000).await {

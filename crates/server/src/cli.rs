@@ -191,6 +191,20 @@ pub enum KeysCommand {
     },
 }
 
+impl Command {
+    /// Whether the command changes anything.
+    fn writes(&self) -> bool {
+        match self {
+            Command::Clients(c) => {
+                !matches!(c, ClientsCommand::List { .. } | ClientsCommand::Show { .. })
+            }
+            Command::Resources(c) => matches!(c, ResourcesCommand::Create { .. }),
+            Command::Keys(k) => matches!(k, KeysCommand::Rotate { .. }),
+            _ => false,
+        }
+    }
+}
+
 impl Cli {
     /// Loads the configuration this invocation asks for.
     pub fn config(&self, env: &HashMap<String, String>) -> Result<Config, config::ConfigError> {
@@ -210,8 +224,14 @@ pub async fn run_admin(command: Command, config: &Config) -> anyhow::Result<()> 
         app::print_first_start(first);
     }
     let actor = Actor::cli();
+    let writes = command.writes();
     let result = admin_command(&app, &actor, command).await;
     app.store.close().await;
+    if writes && result.is_ok() {
+        // Running servers read the change feed every FEED_POLL: returning after two polls means that a
+        // script's next request to a running server already sees this change.
+        tokio::time::sleep(app::FEED_POLL * 2).await;
+    }
     result
 }
 

@@ -349,10 +349,22 @@ impl Config {
                 Ok((key, false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = crate::crypto::random::<32>();
                 std::fs::create_dir_all(&self.data_dir)?;
-                write_private(&path, &B64.encode(key))?;
-                Ok((key, true))
+                let key = crate::crypto::random::<32>();
+                // Written aside then linked into place: linking fails if the name exists, so when two processes
+                // start together exactly one key wins and the other reads it.
+                let tmp = self
+                    .data_dir
+                    .join(format!(".keyward.secret.{}", std::process::id()));
+                let _ = std::fs::remove_file(&tmp);
+                write_private(&tmp, &B64.encode(key))?;
+                let linked = std::fs::hard_link(&tmp, &path);
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok((key, true)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.master_key(),
+                    Err(e) => Err(anyhow::anyhow!("cannot write {}: {e}", path.display())),
+                }
             }
             Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
