@@ -53,3 +53,24 @@ async fn readyz_reports_a_closed_database() {
     let r = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
 }
+
+#[tokio::test]
+async fn database_outage_is_a_fast_503_while_tokens_keep_coming_from_memory() {
+    let app = crate::harness::TestApp::sqlite().await;
+    let (id, secret) = app.api_client().await;
+    let token = app.access_token(&id, &secret, &[]).await;
+    app.app.store.close().await;
+    // Issuing needs no database: it still works.
+    app.access_token(&id, &secret, &[]).await;
+    // Introspection needs the denylist: a 503 with Retry-After, never a 500.
+    let r = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&id, &secret)),
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "server_error");
+}
