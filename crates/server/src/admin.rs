@@ -579,20 +579,21 @@ impl App {
         }
         let now = self.clock.now();
         let catalogue = self.catalogue().await?;
-        let (mut row, mut resources, secrets) = self
-            .store
+        let detail = serde_json::to_value(InputDetail::from(&input)).unwrap_or_default();
+        let mut tx = self.store.begin().await?;
+        // The feed row is written first: on SQLite it takes the write lock, so the read below cannot race.
+        tx.change("client", id, now).await?;
+        let (mut row, mut resources, secrets) = tx
             .client_get(id)
             .await
             .map_err(|e| not_found(e, "client"))?;
-        let detail = serde_json::to_value(InputDetail::from(&input)).unwrap_or_default();
         merge_client(&mut row, &mut resources, input, &catalogue)?;
+        guard_self(actor, id, Some((&row, &resources)))?;
         row.updated_at = now;
         let client = NewClient { row, resources };
-        let mut tx = self.store.begin().await?;
         tx.client_update(&client).await?;
         tx.audit(&actor.entry("client.update", id, detail), now)
             .await?;
-        tx.change("client", id, now).await?;
         self.finish(tx, "client", id).await?;
         Ok(client_view(&client.row, client.resources, Some(&secrets)))
     }
@@ -617,6 +618,7 @@ impl App {
 
     /// Deletes a client and its secrets.
     pub async fn client_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+        guard_self(actor, id, None)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.client_delete(id)
@@ -640,11 +642,6 @@ impl App {
         let retire = retire_old_after
             .map(|d| d.seconds("retire_old_after"))
             .transpose()?;
-        let (_, _, existing) = self
-            .store
-            .client_get(id)
-            .await
-            .map_err(|e| not_found(e, "client"))?;
         let (secret, hint) = new_secret();
         let row = SecretRow {
             id: random_id("sec_"),
@@ -656,6 +653,12 @@ impl App {
             last_used_at: None,
         };
         let mut tx = self.store.begin().await?;
+        tx.change("client", id, now).await?;
+        // Read under the lock, so a secret added concurrently is retired too.
+        let (_, _, existing) = tx
+            .client_get(id)
+            .await
+            .map_err(|e| not_found(e, "client"))?;
         tx.secret_insert(&row).await?;
         let old_expire = retire.map(|r| now + r);
         if let Some(at) = old_expire {
@@ -672,7 +675,6 @@ impl App {
             now,
         )
         .await?;
-        tx.change("client", id, now).await?;
         self.finish(tx, "client", id).await?;
         Ok(NewSecret {
             client_id: id.to_owned(),
@@ -747,16 +749,19 @@ impl App {
         patch: ResourcePatch,
     ) -> Result<ResourceRow, ApiError> {
         let now = self.clock.now();
-        let mut row = self.resource_get(id).await?;
         let detail =
             json!({"name": patch.name, "scopes": patch.scopes, "signing_alg": patch.signing_alg});
+        let mut tx = self.store.begin().await?;
+        tx.change("resource", id, now).await?;
+        let mut row = tx
+            .resource_get(id)
+            .await
+            .map_err(|e| not_found(e, "resource"))?;
         apply_resource(&mut row, patch, self.max_access_token_ttl)?;
         row.updated_at = now;
-        let mut tx = self.store.begin().await?;
         tx.resource_update(&row).await?;
         tx.audit(&actor.entry("resource.update", &row.id, detail), now)
             .await?;
-        tx.change("resource", &row.id, now).await?;
         self.finish(tx, "resource", &row.id).await?;
         Ok(row)
     }
@@ -773,6 +778,19 @@ impl App {
             });
         }
         let mut tx = self.store.begin().await?;
+        tx.change("resource", &row.id, now).await?;
+        let serving = tx.clients_serving(&row.identifier).await?;
+        if !serving.is_empty() {
+            return Err(ApiError::Admin {
+                status: axum::http::StatusCode::CONFLICT,
+                code: "conflict",
+                message: format!(
+                    "the resource is served by {} client(s), e.g. {}",
+                    serving.len(),
+                    serving[0]
+                ),
+            });
+        }
         tx.resource_delete(&row.id).await?;
         tx.audit(
             &actor.entry(
@@ -783,7 +801,6 @@ impl App {
             now,
         )
         .await?;
-        tx.change("resource", &row.id, now).await?;
         self.finish(tx, "resource", &row.id).await
     }
 
@@ -861,6 +878,33 @@ impl From<&ClientInput> for InputDetail {
         add(i.serves_resources.is_some(), "serves_resources");
         InputDetail { fields }
     }
+}
+
+/// Refuses a change by which an admin API caller would lock itself out: deleting or disabling the client it is
+/// authenticated as, or taking the admin resource or scope away from it.
+fn guard_self(
+    actor: &Actor,
+    id: &str,
+    after: Option<(&ClientRow, &Vec<String>)>,
+) -> Result<(), ApiError> {
+    if actor.who != format!("client:{id}") {
+        return Ok(());
+    }
+    let keeps_access = after.is_some_and(|(row, resources)| {
+        row.enabled
+            && resources.iter().any(|r| r == ADMIN_RESOURCE)
+            && split_list(&row.scopes)
+                .iter()
+                .any(|s| s == keyward_core::resource::ADMIN_SCOPE)
+    });
+    if keeps_access {
+        return Ok(());
+    }
+    Err(ApiError::Admin {
+        status: axum::http::StatusCode::CONFLICT,
+        code: "conflict",
+        message: "this change would lock the calling admin client out: use another admin client or the CLI".into(),
+    })
 }
 
 fn not_found(e: StoreError, what: &str) -> ApiError {

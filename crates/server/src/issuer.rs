@@ -93,12 +93,23 @@ impl App {
         })
     }
 
-    /// Verifies a token we issued: signature, claims, and the denylist.
+    /// Verifies a token we issued: signature, claims, the client's state, and the denylist. A token of a client
+    /// that has been disabled or deleted is refused (re-enabling the client restores its unexpired tokens).
     pub async fn verify_token(&self, token: &str) -> Result<AccessTokenClaims, ApiError> {
         let claims = self
             .keys
             .verify(token, &self.issuer, self.clock.now())
             .map_err(ApiError::Bearer)?;
+        if !self
+            .registry
+            .client(&claims.client_id)
+            .is_some_and(|c| c.client.enabled)
+        {
+            return Err(ApiError::Bearer(OAuthError::new(
+                ErrorCode::InvalidToken,
+                "the client is disabled or deleted",
+            )));
+        }
         if self.store.is_revoked(&claims.jti).await? {
             return Err(ApiError::Bearer(OAuthError::new(
                 ErrorCode::InvalidToken,

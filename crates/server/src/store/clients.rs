@@ -290,3 +290,55 @@ impl Store {
             .await)?)
     }
 }
+
+impl Tx {
+    /// One client with its resources and secrets, read inside this transaction and locked against concurrent
+    /// changes until it ends (`FOR UPDATE` on PostgreSQL; on SQLite a transaction that has written holds the
+    /// database's write lock, and every admin transaction writes its change-feed row first).
+    pub async fn client_get(
+        &mut self,
+        id: &str,
+    ) -> Result<(ClientRow, Vec<String>, Vec<SecretRow>), StoreError> {
+        let base = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
+        let sql = match self {
+            Tx::Sqlite(_) => base,
+            Tx::Postgres(_) => format!("{base} FOR UPDATE"),
+        };
+        let row: ClientRow = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await)?;
+        let resources: Vec<(String,)> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT resource FROM client_resources WHERE client_id = $1 ORDER BY resource"
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await)?;
+        let secrets_sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM client_secrets WHERE client_id = $1 ORDER BY created_at, id"
+        );
+        let secrets = on_tx!(self, |c| sqlx::query_as(&secrets_sql)
+            .bind(id)
+            .fetch_all(c)
+            .await)?;
+        Ok((row, resources.into_iter().map(|(r,)| r).collect(), secrets))
+    }
+}
+
+impl Tx {
+    /// Ids of clients whose `serves_resources` names `identifier`.
+    pub async fn clients_serving(&mut self, identifier: &str) -> Result<Vec<String>, StoreError> {
+        // LIKE narrows the rows (a `%` or `_` in the identifier only widens it); the exact test is below.
+        let rows: Vec<(String, String)> =
+            on_tx!(self, |c| {
+                sqlx::query_as(
+            "SELECT id, serves_resources FROM clients WHERE serves_resources LIKE $1 ORDER BY id"
+        )
+        .bind(format!("%{identifier}%"))
+        .fetch_all(c)
+        .await
+            })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, serves)| serves.split(' ').any(|s| s == identifier))
+            .map(|(id, _)| id)
+            .collect())
+    }
+}

@@ -115,3 +115,21 @@ impl Tx {
         Ok(())
     }
 }
+
+impl Tx {
+    /// One resource by id or identifier, read and locked inside this transaction (see `Tx::client_get`).
+    pub async fn resource_get(
+        &mut self,
+        id_or_identifier: &str,
+    ) -> Result<ResourceRow, StoreError> {
+        let base = format!("SELECT {COLUMNS} FROM resources WHERE id = $1 OR identifier = $1");
+        let sql = match self {
+            Tx::Sqlite(_) => base,
+            Tx::Postgres(_) => format!("{base} FOR UPDATE"),
+        };
+        Ok(on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(id_or_identifier)
+            .fetch_one(c)
+            .await)?)
+    }
+}
