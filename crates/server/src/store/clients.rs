@@ -326,15 +326,14 @@ impl Tx {
     /// Ids of clients whose `serves_resources` names `identifier`.
     pub async fn clients_serving(&mut self, identifier: &str) -> Result<Vec<String>, StoreError> {
         // LIKE narrows the rows (a `%` or `_` in the identifier only widens it); the exact test is below.
-        let rows: Vec<(String, String)> =
-            on_tx!(self, |c| {
-                sqlx::query_as(
+        let rows: Vec<(String, String)> = on_tx!(self, |c| {
+            sqlx::query_as(
             "SELECT id, serves_resources FROM clients WHERE serves_resources LIKE $1 ORDER BY id"
         )
         .bind(format!("%{identifier}%"))
         .fetch_all(c)
         .await
-            })?;
+        })?;
         Ok(rows
             .into_iter()
             .filter(|(_, serves)| serves.split(' ').any(|s| s == identifier))

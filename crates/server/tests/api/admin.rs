@@ -245,15 +245,7 @@ const SERVED: [(&str, &str); 19] = [
 #[tokio::test]
 async fn openapi_document_matches_the_api() {
     let app = TestApp::sqlite().await;
-    let doc: Value = app
-        .http
-        .get(app.url("/admin/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_json(&app.url("/admin/v1/openapi.json")).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let mut documented = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
@@ -324,14 +316,30 @@ async fn call_documented(app: &TestApp, method: &str, path: &str, op: &Value) {
 
 both_engines!(admin_cannot_lock_itself_out, |app| {
     let me = app.admin.client_id.clone();
-    let (s, e) = app.admin_call(Method::POST, &format!("/clients/{me}/disable"), None).await;
+    let (s, e) = app
+        .admin_call(Method::POST, &format!("/clients/{me}/disable"), None)
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
-    let (s, _) = app.admin_call(Method::DELETE, &format!("/clients/{me}"), None).await;
+    let (s, _) = app
+        .admin_call(Method::DELETE, &format!("/clients/{me}"), None)
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let (s, _) = app.admin_call(Method::PATCH, &format!("/clients/{me}"), Some(json!({"scopes": ["keyward:admin:read"]}))).await;
+    let (s, _) = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/clients/{me}"),
+            Some(json!({"scopes": ["keyward:admin:read"]})),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     // Harmless changes to itself are fine.
-    let (s, _) = app.admin_call(Method::PATCH, &format!("/clients/{me}"), Some(json!({"name": "root"}))).await;
+    let (s, _) = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/clients/{me}"),
+            Some(json!({"name": "root"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     app.admin_token().await;
 });
@@ -353,15 +361,29 @@ both_engines!(concurrent_rotations_lose_no_update, |app| {
         assert_eq!(t.await.unwrap().unwrap().status(), StatusCode::CREATED);
     }
     // Each rotation retired every secret that existed when it ran; serialised, exactly one stays live.
-    let (_, list) = app.admin_call(Method::GET, &format!("/clients/{id}/secrets"), None).await;
-    let live = list["items"].as_array().unwrap().iter().filter(|s| s["expires_at"].is_null()).count();
+    let (_, list) = app
+        .admin_call(Method::GET, &format!("/clients/{id}/secrets"), None)
+        .await;
+    let live = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["expires_at"].is_null())
+        .count();
     assert_eq!(live, 1, "{list}");
 });
 
 both_engines!(a_served_resource_cannot_be_deleted, |app| {
     let res = app.resource("served", &["read"]).await;
-    app.client(json!({"name": "rs", "serves_resources": ["served"]})).await;
-    let (s, e) = app.admin_call(Method::DELETE, &format!("/resources/{}", res["id"].as_str().unwrap()), None).await;
+    app.client(json!({"name": "rs", "serves_resources": ["served"]}))
+        .await;
+    let (s, e) = app
+        .admin_call(
+            Method::DELETE,
+            &format!("/resources/{}", res["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
     assert!(e["error_description"].as_str().unwrap().contains("served"));
 });

@@ -162,15 +162,7 @@ both_engines!(
         let kid = rotated[0]["kid"].as_str().unwrap().to_owned();
         let start = Instant::now();
         loop {
-            let jwks: Value = app
-                .http
-                .get(app.url("/oauth2/jwks"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let jwks: Value = app.get_json(&app.url("/oauth2/jwks")).await;
             if jwks.to_string().contains(&kid) {
                 break;
             }

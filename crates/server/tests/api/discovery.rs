@@ -9,15 +9,7 @@ both_engines!(metadata_lists_what_is_implemented, |app| {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let v: Value = app
-            .http
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.get_json(&app.url(path)).await;
         assert_eq!(v["issuer"], app.base.as_str());
         assert_eq!(v["token_endpoint"], app.url("/oauth2/token"));
         assert_eq!(v["jwks_uri"], app.url("/oauth2/jwks"));

@@ -119,6 +119,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// GETs a URL and decodes its JSON body.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> T {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// POSTs a form body with optional Basic credentials.
     pub async fn post_form(
         &self,

@@ -6,15 +6,7 @@ use crate::both_engines;
 use crate::harness::{TestApp, claims};
 
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
-    let v: Value = app
-        .http
-        .get(app.url("/oauth2/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json(&app.url("/oauth2/jwks")).await;
     v["keys"]
         .as_array()
         .unwrap()

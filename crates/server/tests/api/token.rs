@@ -25,15 +25,7 @@ both_engines!(basic_auth_gets_a_verifiable_rfc9068_token, |app| {
     let token = body["access_token"].as_str().unwrap();
 
     // Verified by an independent JWT library against the published JWKS.
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .http
-        .get(app.url("/oauth2/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = app.get_json(&app.url("/oauth2/jwks")).await;
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
@@ -508,15 +500,7 @@ async fn alternative_signing_algorithms() {
         assert_eq!(body["expires_in"], 1_440);
         let token = body["access_token"].as_str().unwrap();
         let header = jsonwebtoken::decode_header(token).unwrap();
-        let jwks: jsonwebtoken::jwk::JwkSet = app
-            .http
-            .get(app.url("/oauth2/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = app.get_json(&app.url("/oauth2/jwks")).await;
         let key =
             jsonwebtoken::DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap())
                 .unwrap();
