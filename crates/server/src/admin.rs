@@ -584,7 +584,7 @@ impl App {
         // The feed row is written first: on SQLite it takes the write lock, so the read below cannot race.
         tx.change("client", id, now).await?;
         let (mut row, mut resources, secrets) = tx
-            .client_get(id)
+            .client_get(id, true)
             .await
             .map_err(|e| not_found(e, "client"))?;
         merge_client(&mut row, &mut resources, input, &catalogue)?;
@@ -656,7 +656,7 @@ impl App {
         tx.change("client", id, now).await?;
         // Read under the lock, so a secret added concurrently is retired too.
         let (_, _, existing) = tx
-            .client_get(id)
+            .client_get(id, true)
             .await
             .map_err(|e| not_found(e, "client"))?;
         tx.secret_insert(&row).await?;
@@ -754,7 +754,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         tx.change("resource", id, now).await?;
         let mut row = tx
-            .resource_get(id)
+            .resource_get(id, true)
             .await
             .map_err(|e| not_found(e, "resource"))?;
         apply_resource(&mut row, patch, self.max_access_token_ttl)?;

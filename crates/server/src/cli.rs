@@ -402,14 +402,7 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
             print_rows(
                 &out,
                 &json!([crate::http::resource_json(&row)]),
-                &[
-                    "id",
-                    "identifier",
-                    "name",
-                    "scopes",
-                    "access_token_ttl",
-                    "signing_alg",
-                ],
+                RESOURCE_COLUMNS,
             );
         }
         ResourcesCommand::List { out } => {
@@ -419,18 +412,7 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
                 .iter()
                 .map(crate::http::resource_json)
                 .collect();
-            print_rows(
-                &out,
-                &json!(rows),
-                &[
-                    "id",
-                    "identifier",
-                    "name",
-                    "scopes",
-                    "access_token_ttl",
-                    "signing_alg",
-                ],
-            );
+            print_rows(&out, &json!(rows), RESOURCE_COLUMNS);
         }
     }
     Ok(())
@@ -441,6 +423,16 @@ fn print_shell(id: &str, secret: &str) {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     println!("CLIENT_ID={}\nCLIENT_SECRET={}", quote(id), quote(secret));
 }
+
+/// The columns of a resource listing.
+const RESOURCE_COLUMNS: &[&str] = &[
+    "id",
+    "identifier",
+    "name",
+    "scopes",
+    "access_token_ttl",
+    "signing_alg",
+];
 
 fn cell(v: &Value) -> String {
     match v {

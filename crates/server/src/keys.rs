@@ -222,14 +222,14 @@ impl KeyRing {
             .ok_or_else(|| anyhow::anyhow!("active key {kid} is not loaded"))?;
         let input = jwt::signing_input(&key.header, claims)?;
         let err = |_| anyhow::anyhow!("signing failed");
-        let token = match &key.signer {
-            Signer::Es256(k) => jwt::compact(
-                input.clone(),
-                k.sign(&SystemRandom::new(), input.as_bytes())
-                    .map_err(err)?
-                    .as_ref(),
-            ),
-            Signer::EdDsa(k) => jwt::compact(input.clone(), k.sign(input.as_bytes()).as_ref()),
+        // Sign first, then move the input into the token: no copy of it per token.
+        let signature = match &key.signer {
+            Signer::Es256(k) => k
+                .sign(&SystemRandom::new(), input.as_bytes())
+                .map_err(err)?
+                .as_ref()
+                .to_vec(),
+            Signer::EdDsa(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
             Signer::Rs256(k) => {
                 let mut sig = vec![0; k.public_modulus_len()];
                 k.sign(
@@ -239,9 +239,10 @@ impl KeyRing {
                     &mut sig,
                 )
                 .map_err(err)?;
-                jwt::compact(input, &sig)
+                sig
             }
         };
+        let token = jwt::compact(input, &signature);
         Ok(token)
     }
 

@@ -66,6 +66,15 @@ pub enum Tx {
 }
 
 impl Tx {
+    /// `sql` with `FOR UPDATE` appended on PostgreSQL when `lock` is set. On SQLite a transaction that has written
+    /// holds the database's write lock, and every admin transaction writes its change-feed row first.
+    pub(crate) fn lockable(&self, sql: String, lock: bool) -> String {
+        match self {
+            Tx::Postgres(_) if lock => format!("{sql} FOR UPDATE"),
+            _ => sql,
+        }
+    }
+
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {

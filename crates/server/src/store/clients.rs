@@ -64,19 +64,11 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<(ClientRow, Vec<String>, Vec<SecretRow>), StoreError> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
-        let row: ClientRow = on_db!(&self.db, |p| sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_one(p)
-            .await)?;
-        let resources: Vec<(String,)> = on_db!(&self.db, |p| sqlx::query_as(
-            "SELECT resource FROM client_resources WHERE client_id = $1 ORDER BY resource"
-        )
-        .bind(id)
-        .fetch_all(p)
-        .await)?;
-        let secrets = self.secrets_of(id).await?;
-        Ok((row, resources.into_iter().map(|(r,)| r).collect(), secrets))
+        // One read transaction, so the three reads agree with each other.
+        let mut tx = self.begin().await?;
+        let found = tx.client_get(id, false).await;
+        tx.commit().await?;
+        found
     }
 
     /// A page of clients ordered by id, after `after`.
@@ -90,17 +82,6 @@ impl Store {
         Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
             .bind(after)
             .bind(limit)
-            .fetch_all(p)
-            .await)?)
-    }
-
-    /// The secrets of a client, oldest first.
-    pub async fn secrets_of(&self, client_id: &str) -> Result<Vec<SecretRow>, StoreError> {
-        let sql = format!(
-            "SELECT {SECRET_COLUMNS} FROM client_secrets WHERE client_id = $1 ORDER BY created_at, id"
-        );
-        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
-            .bind(client_id)
             .fetch_all(p)
             .await)?)
     }
@@ -292,18 +273,17 @@ impl Store {
 }
 
 impl Tx {
-    /// One client with its resources and secrets, read inside this transaction and locked against concurrent
-    /// changes until it ends (`FOR UPDATE` on PostgreSQL; on SQLite a transaction that has written holds the
-    /// database's write lock, and every admin transaction writes its change-feed row first).
+    /// One client with its resources and secrets, read inside this transaction; with `lock`, locked against
+    /// concurrent changes until the transaction ends (see `Tx::lockable`).
     pub async fn client_get(
         &mut self,
         id: &str,
+        lock: bool,
     ) -> Result<(ClientRow, Vec<String>, Vec<SecretRow>), StoreError> {
-        let base = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
-        let sql = match self {
-            Tx::Sqlite(_) => base,
-            Tx::Postgres(_) => format!("{base} FOR UPDATE"),
-        };
+        let sql = self.lockable(
+            format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"),
+            lock,
+        );
         let row: ClientRow = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await)?;
         let resources: Vec<(String,)> = on_tx!(self, |c| sqlx::query_as(
             "SELECT resource FROM client_resources WHERE client_id = $1 ORDER BY resource"

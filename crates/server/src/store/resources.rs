@@ -37,11 +37,10 @@ impl Store {
 
     /// One resource by internal id or identifier.
     pub async fn resource_get(&self, id_or_identifier: &str) -> Result<ResourceRow, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM resources WHERE id = $1 OR identifier = $1");
-        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
-            .bind(id_or_identifier)
-            .fetch_one(p)
-            .await)?)
+        let mut tx = self.begin().await?;
+        let found = tx.resource_get(id_or_identifier, false).await;
+        tx.commit().await?;
+        found
     }
 }
 
@@ -117,16 +116,16 @@ impl Tx {
 }
 
 impl Tx {
-    /// One resource by id or identifier, read and locked inside this transaction (see `Tx::client_get`).
+    /// One resource by id or identifier, read inside this transaction; with `lock`, locked (see `Tx::lockable`).
     pub async fn resource_get(
         &mut self,
         id_or_identifier: &str,
+        lock: bool,
     ) -> Result<ResourceRow, StoreError> {
-        let base = format!("SELECT {COLUMNS} FROM resources WHERE id = $1 OR identifier = $1");
-        let sql = match self {
-            Tx::Sqlite(_) => base,
-            Tx::Postgres(_) => format!("{base} FOR UPDATE"),
-        };
+        let sql = self.lockable(
+            format!("SELECT {COLUMNS} FROM resources WHERE id = $1 OR identifier = $1"),
+            lock,
+        );
         Ok(on_tx!(self, |c| sqlx::query_as(&sql)
             .bind(id_or_identifier)
             .fetch_one(c)

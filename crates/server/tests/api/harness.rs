@@ -131,6 +131,25 @@ impl TestApp {
             .expect("JSON body")
     }
 
+    /// POSTs a body as given, with a content type and optional Basic credentials (RFC 6749 §2.3.1 encoded).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        content_type: &str,
+        body: &str,
+    ) -> Response {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_owned());
+        if let Some((id, secret)) = basic {
+            req = req.header("authorization", basic::encode(id, secret));
+        }
+        req.send().await.expect("request")
+    }
+
     /// POSTs a form body with optional Basic credentials.
     pub async fn post_form(
         &self,
@@ -143,15 +162,8 @@ impl TestApp {
             .map(|(k, v)| format!("{}={}", basic::form_encode(k), basic::form_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let mut req = self
-            .http
-            .post(self.url(path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        if let Some((id, secret)) = basic {
-            req = req.header("authorization", basic::encode(id, secret));
-        }
-        req.send().await.expect("request")
+        self.post_raw(path, basic, "application/x-www-form-urlencoded", &body)
+            .await
     }
 
     /// A client_credentials request with Basic auth.

@@ -138,25 +138,18 @@ both_engines!(every_error_row_of_the_security_table, |app| {
         "a=%0A",
     ] {
         let r = app
-            .http
-            .post(app.url("/oauth2/token"))
-            .basic_auth(&id, Some(&secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
+            .post_raw(
+                "/oauth2/token",
+                Some((&id, &secret)),
+                "application/x-www-form-urlencoded",
+                raw,
+            )
+            .await;
         assert_error(r, bad, "invalid_request").await;
     }
     let r = app
-        .http
-        .post(app.url("/oauth2/token"))
-        .basic_auth(&id, Some(&secret))
-        .header("content-type", "text/plain")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/oauth2/token", Some((&id, &secret)), "text/plain", "x")
+        .await;
     assert_error(r, bad, "invalid_request").await;
     for json_body in [
         r#"{"grant_type":"client_credentials","scope":1}"#,
@@ -165,14 +158,13 @@ both_engines!(every_error_row_of_the_security_table, |app| {
         "{",
     ] {
         let r = app
-            .http
-            .post(app.url("/oauth2/token"))
-            .basic_auth(&id, Some(&secret))
-            .header("content-type", "application/json")
-            .body(json_body)
-            .send()
-            .await
-            .unwrap();
+            .post_raw(
+                "/oauth2/token",
+                Some((&id, &secret)),
+                "application/json",
+                json_body,
+            )
+            .await;
         assert_error(r, bad, "invalid_request").await;
     }
 
@@ -264,14 +256,13 @@ both_engines!(every_error_row_of_the_security_table, |app| {
         "a".repeat(70 * 1024)
     );
     let r = app
-        .http
-        .post(app.url("/oauth2/token"))
-        .basic_auth(&id, Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+        .post_raw(
+            "/oauth2/token",
+            Some((&id, &secret)),
+            "application/x-www-form-urlencoded",
+            &big,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 });
 
