@@ -5,6 +5,7 @@
 pub mod basic;
 pub mod client;
 pub mod duration;
+pub mod endpoint;
 pub mod error;
 pub mod form;
 pub mod grant;

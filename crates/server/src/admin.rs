@@ -35,6 +35,13 @@ impl Actor {
             source: "system".into(),
         }
     }
+    /// The configuration file (declared resources).
+    pub fn config() -> Self {
+        Actor {
+            who: "config".into(),
+            source: "config".into(),
+        }
+    }
     /// The command line.
     pub fn cli() -> Self {
         Actor {
@@ -422,6 +429,27 @@ pub async fn resource_create_in(
     .await?;
     tx.change("resource", &row.id, now).await?;
     Ok(row)
+}
+
+/// Checks a new resource's fields as creating it would, without a database: for resources declared in the
+/// configuration, so that a mistake stops the start with a message naming the field.
+pub fn check_resource(input: &ResourceInput, max_ttl: i64) -> Result<(), String> {
+    let message = |e: ApiError| match e {
+        ApiError::Admin { message, .. } => message,
+        other => other.to_string(),
+    };
+    check_identifier(&input.identifier).map_err(|m| format!("identifier: {m}"))?;
+    let mut scratch = ResourceRow {
+        id: String::new(),
+        identifier: input.identifier.clone(),
+        name: String::new(),
+        scopes: String::new(),
+        access_token_ttl: 900,
+        signing_alg: SigningAlg::ES256.to_string(),
+        created_at: 0,
+        updated_at: 0,
+    };
+    apply_resource(&mut scratch, input.clone().into_patch(), max_ttl).map_err(message)
 }
 
 /// Fields of a new resource.

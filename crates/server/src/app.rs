@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, Actor, ClientInput, ResourceInput};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, TokenEndpoint};
 use crate::crypto::MasterKeys;
 use crate::feed::{FeedCursor, GAP_GRACE};
 use crate::keys::{self, KeyRing};
@@ -39,6 +39,8 @@ pub struct App {
     pub jwks_max_age: i64,
     /// The change-feed position the in-memory state was loaded at.
     pub feed_start: i64,
+    /// Token endpoint aliases from the configuration.
+    pub token_endpoints: Vec<Arc<TokenEndpoint>>,
 }
 
 /// The admin client created on first start; its secret is shown once.
@@ -71,6 +73,7 @@ impl App {
         }
         let master = MasterKeys::derive(&master_key)?;
         let first = bootstrap(&store, &master, clock.now()).await?;
+        declare_resources(&store, config, clock.now()).await?;
         // The feed position is read before the state, so whatever changes while loading is replayed after.
         let feed_start = store.changes_head().await?;
         // Keys stay published while any token they signed can live: a resource may still have a lifetime
@@ -96,6 +99,12 @@ impl App {
             key_publish_delay: config.key_publish_delay,
             jwks_max_age: config.jwks_max_age,
             feed_start,
+            token_endpoints: config
+                .token_endpoints
+                .iter()
+                .cloned()
+                .map(Arc::new)
+                .collect(),
         };
         Ok((Arc::new(app), first))
     }
@@ -164,6 +173,54 @@ async fn bootstrap(
         client_id: view.client_id,
         client_secret: secret,
     }))
+}
+
+/// Creates the resources the configuration declares and the database lacks, each in its own transaction. A
+/// declared resource that exists is left as it is (the admin API may have changed it since); a difference from
+/// the configuration is logged. Nodes starting together may race to create one: the loser finds it created.
+async fn declare_resources(store: &Store, config: &Config, now: i64) -> anyhow::Result<()> {
+    let actor = Actor::config();
+    for input in &config.resources {
+        match store.resource_get(&input.identifier).await {
+            Ok(existing) => {
+                let declared = input.scopes.join(" ");
+                if existing.scopes != declared || existing.name != input.name {
+                    tracing::warn!(
+                        identifier = %input.identifier,
+                        "a declared resource differs from the database; the database's version is kept"
+                    );
+                }
+                continue;
+            }
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut tx = store.begin().await?;
+        let created = admin::resource_create_in(
+            &mut tx,
+            &actor,
+            input.clone(),
+            config.max_access_token_ttl,
+            now,
+        )
+        .await;
+        match created {
+            Ok(_) => {
+                tx.commit().await?;
+                tracing::info!(identifier = %input.identifier, "created a declared resource");
+            }
+            Err(crate::error::ApiError::Admin {
+                code: "conflict", ..
+            }) => {}
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "declared resource {:?}: {e}",
+                    input.identifier
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Prints the first-start admin credentials, the only time the secret is shown.

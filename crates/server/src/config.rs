@@ -13,7 +13,12 @@ use keyward_core::duration::parse_seconds;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::Deserialize;
 
+use crate::admin::ResourceInput;
 use crate::store::PoolSettings;
+
+mod endpoint;
+
+pub use endpoint::{BodyKind, BodyRules, NamedHeader, RawTokenEndpoint, TokenEndpoint};
 
 /// Every key, as written in a file or the environment; values are checked later.
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +36,12 @@ pub struct RawConfig {
     db_acquire_timeout: Option<toml::Value>,
     log_format: Option<toml::Value>,
     log_level: Option<toml::Value>,
+    /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
+    #[serde(default)]
+    token_endpoint: Vec<RawTokenEndpoint>,
+    /// `[[resource]]` tables: resources created on start when missing (file only).
+    #[serde(default)]
+    resource: Vec<ResourceInput>,
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
@@ -94,6 +105,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `tracing` filter directive.
     pub log_level: String,
+    /// Extra token endpoint paths with their own manners.
+    pub token_endpoints: Vec<TokenEndpoint>,
+    /// Resources the deployment declares; created on start when missing.
+    pub resources: Vec<ResourceInput>,
 }
 
 /// A configuration error: which key, and what was wrong.
@@ -118,6 +133,14 @@ pub enum ConfigError {
     /// An environment variable Keyward does not know.
     #[error("unknown environment variable {0}: see `keyward config example` for the keys")]
     UnknownEnv(String),
+    /// A table (`[[token_endpoint]]`, `[[resource]]`) with a wrong setting.
+    #[error("config {section}: {message}")]
+    Section {
+        /// Which table, e.g. `[[token_endpoint]] path = "/v3/token"`.
+        section: String,
+        /// What was wrong, starting with the setting's name.
+        message: String,
+    },
     /// A value that does not fit its key.
     #[error("config key `{key}`: {message}")]
     Invalid {
@@ -260,6 +283,23 @@ impl RawConfig {
                 "expected a level (error, warn, info, debug, trace) or a filter",
             ));
         }
+        let token_endpoints = endpoint::check_all(self.token_endpoint)?;
+        let mut identifiers = std::collections::HashSet::new();
+        for r in &self.resource {
+            let section = || format!("[[resource]] identifier = {:?}", r.identifier);
+            crate::admin::check_resource(r, max_access_token_ttl).map_err(|message| {
+                ConfigError::Section {
+                    section: section(),
+                    message,
+                }
+            })?;
+            if !identifiers.insert(r.identifier.as_str()) {
+                return Err(ConfigError::Section {
+                    section: section(),
+                    message: "the identifier is declared twice".into(),
+                });
+            }
+        }
         Ok(Config {
             listen,
             database,
@@ -275,6 +315,8 @@ impl RawConfig {
             },
             log_format,
             log_level,
+            token_endpoints,
+            resources: self.resource,
         })
     }
 }

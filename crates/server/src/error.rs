@@ -1,8 +1,11 @@
 //! `ApiError`: the one error type that becomes an HTTP response. OAuth errors keep their RFC codes; admin errors
 //! say what is wrong in JSON; anything unexpected is a bare 500, logged once with its cause chain.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use std::borrow::Cow;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyward_core::endpoint::Format;
 use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
@@ -97,27 +100,34 @@ fn oauth_status(code: ErrorCode) -> StatusCode {
     }
 }
 
-fn body(code: &str, description: &str) -> axum::Json<serde_json::Value> {
-    axum::Json(json!({ "error": code, "error_description": description }))
+/// An error as any body format renders it: status, `error`, `error_description` and extra headers.
+struct Rendered {
+    status: StatusCode,
+    code: &'static str,
+    description: Cow<'static, str>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    fn rendered(self) -> Rendered {
+        let plain = |status, code, description: Cow<'static, str>| Rendered {
+            status,
+            code,
+            description,
+            headers: Vec::new(),
+        };
         match self {
             ApiError::OAuth(e, challenge) => {
-                let mut r =
-                    (oauth_status(e.code), body(e.code.as_str(), &e.description)).into_response();
+                let mut r = plain(oauth_status(e.code), e.code.as_str(), e.description);
                 if e.code == ErrorCode::InvalidClient && challenge == Challenge::Basic {
-                    r.headers_mut().insert(
+                    r.headers.push((
                         header::WWW_AUTHENTICATE,
                         HeaderValue::from_static("Basic realm=\"keyward\""),
-                    );
+                    ));
                 }
                 r
             }
             ApiError::Bearer(e) => {
-                let mut r =
-                    (oauth_status(e.code), body(e.code.as_str(), &e.description)).into_response();
                 let scope = if e.code == ErrorCode::InsufficientScope {
                     ", scope=\"keyward:admin\""
                 } else {
@@ -127,46 +137,70 @@ impl IntoResponse for ApiError {
                     "Bearer realm=\"keyward\", error=\"{}\"{scope}",
                     e.code.as_str()
                 );
+                let mut r = plain(oauth_status(e.code), e.code.as_str(), e.description);
                 if let Ok(v) = HeaderValue::from_str(&value) {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                    r.headers.push((header::WWW_AUTHENTICATE, v));
                 }
                 r
             }
             ApiError::NoToken => {
-                let mut r = (
+                let mut r = plain(
                     StatusCode::UNAUTHORIZED,
-                    body("invalid_token", "a bearer token is required"),
-                )
-                    .into_response();
-                r.headers_mut().insert(
+                    "invalid_token",
+                    "a bearer token is required".into(),
+                );
+                r.headers.push((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"keyward\""),
-                );
+                ));
                 r
             }
             ApiError::Admin {
                 status,
                 code,
                 message,
-            } => (status, body(code, &message)).into_response(),
+            } => plain(status, code, message.into()),
             ApiError::Unavailable => {
-                let mut r = (
+                let mut r = plain(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    body("server_error", "the database is unavailable; retry shortly"),
-                )
-                    .into_response();
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                    "server_error",
+                    "the database is unavailable; retry shortly".into(),
+                );
+                r.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from_static("2")));
                 r
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                (
+                plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    body("server_error", "internal error"),
+                    "server_error",
+                    "internal error".into(),
                 )
-                    .into_response()
             }
         }
+    }
+
+    /// Renders the error in `format`: RFC 6749 §5.2 JSON, or the same members in XML where an endpoint offers it.
+    pub fn render(self, format: Format) -> Response {
+        let r = self.rendered();
+        let mut response = match format {
+            Format::Json => (
+                r.status,
+                axum::Json(json!({ "error": r.code, "error_description": r.description })),
+            )
+                .into_response(),
+            Format::Xml => {
+                crate::xml::response(r.status, crate::xml::error(r.code, &r.description))
+            }
+        };
+        response.headers_mut().extend(r.headers);
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render(Format::Json)
     }
 }

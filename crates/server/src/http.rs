@@ -2,6 +2,7 @@
 //! responses, request logging). Handlers live in `http/*.rs` by surface.
 
 mod admin;
+mod alias;
 mod discovery;
 mod extract;
 mod oauth;
@@ -9,11 +10,13 @@ mod oauth;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 pub use admin::{OPENAPI, resource_json};
 pub use extract::BODY_LIMIT;
@@ -22,8 +25,7 @@ use crate::app::App;
 
 /// Builds the router.
 pub fn router(app: Arc<App>) -> Router {
-    // RFC 6749 §5.1: token responses (and errors) must not be cached.
-    let oauth = Router::new()
+    let mut oauth = Router::new()
         .route(
             "/oauth2/token",
             post(oauth::token).fallback(oauth::post_only),
@@ -35,7 +37,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/oauth2/revoke",
             post(oauth::revoke).fallback(oauth::post_only),
-        )
+        );
+    for ep in &app.token_endpoints {
+        let (for_post, for_other) = (ep.clone(), ep.clone());
+        oauth = oauth.route(
+            &ep.path,
+            post(move |State(app): State<Arc<App>>, req| alias::token(app, for_post, req))
+                .fallback(move |req| alias::post_only(for_other, req)),
+        );
+    }
+    // RFC 6749 §5.1: token responses (and errors) must not be cached.
+    let oauth = oauth
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -60,8 +72,24 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/admin/v1", admin::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .with_state(app)
+}
+
+/// The span every request runs in; its fields appear on the request's log line. A token endpoint alias records
+/// its correlation header's value in `correlation_id`.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        correlation_id = tracing::field::Empty,
+    )
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -14,3 +14,4 @@ pub mod issuer;
 pub mod keys;
 pub mod registry;
 pub mod store;
+pub mod xml;

@@ -65,7 +65,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.engine(), "keyward is serving");
+    // The bound address, not the configured one: with port 0 the system picks the port.
+    let bound = listener.local_addr()?;
+    let aliases: Vec<&str> = app
+        .token_endpoints
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    tracing::info!(listen = %bound, issuer = %config.issuer, database = app.store.engine(), token_endpoint_aliases = ?aliases, "keyward is serving");
     app::serve(app, listener, shutdown_signal()).await
 }
 
@@ -94,8 +101,10 @@ fn init_logs(config: &Config, serving: bool) {
         "warn".into()
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+    // Colour codes only for a person at a terminal, never in a file or a pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().init(),

@@ -84,7 +84,15 @@ pub fn check<'r>(
     let resource = lookup(target)
         .filter(|_| client.resources.iter().any(|r| r == target))
         .ok_or_else(|| {
-            OAuthError::invalid_target("the resource is unknown or not allowed for this client")
+            // A client that named the resource only through `<resource>/.default` sent no `resource` or
+            // `audience`, so the error names the parameter it did send (as Entra ID and Azure AD B2C do).
+            if explicit.is_none() && default_target.is_some() {
+                OAuthError::invalid_scope(
+                    "the scope names a resource that is unknown or not allowed for this client",
+                )
+            } else {
+                OAuthError::invalid_target("the resource is unknown or not allowed for this client")
+            }
         })?;
 
     let allowed = client.scopes.intersection(&resource.scopes);
@@ -170,10 +178,17 @@ mod tests {
     }
 
     #[test]
-    fn resource_not_allowed_is_invalid_target() {
+    fn resource_not_allowed_is_invalid_target_or_scope() {
         let c = client(&["uat"], "orders:read");
+        // Named by scope only: the error names the scope.
         assert_eq!(
             run(&c, Some("prod/.default"), None, None).unwrap_err().code,
+            ErrorCode::InvalidScope
+        );
+        assert_eq!(
+            run(&c, Some("prod/.default"), Some("prod"), None)
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidTarget
         );
         assert_eq!(

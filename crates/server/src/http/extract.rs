@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::FromRequest;
+use axum::http::request::Parts;
 use axum::http::{Request, header};
 use keyward_core::OAuthError;
 use keyward_core::basic;
@@ -11,6 +12,7 @@ use keyward_core::client::AuthMethod;
 use keyward_core::form::Params;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
+use crate::config::{BodyKind, BodyRules};
 use crate::error::{ApiError, Challenge};
 use crate::registry::Credentials;
 
@@ -36,25 +38,41 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
     type Rejection = ApiError;
 
     async fn from_request(req: Request<Body>, _state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        OAuthRequest::read(&parts, body, &BodyRules::default()).await
+    }
+}
+
+impl OAuthRequest {
+    /// Reads a request under an endpoint's body rules.
+    pub(crate) async fn read(
+        parts: &Parts,
+        body: Body,
+        rules: &BodyRules,
+    ) -> Result<Self, ApiError> {
         // RFC 6749 §2.3.1 / §3.2: credentials and parameters never travel in the URL.
-        if req.uri().query().is_some_and(|q| !q.is_empty()) {
+        if parts.uri.query().is_some_and(|q| !q.is_empty()) {
             return Err(bad(
                 "parameters must be sent in the request body, not the query string",
             ));
         }
-        let content_type = req
-            .headers()
+        let content_type = parts
+            .headers
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
             .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        let authorization = match req
-            .headers()
+                v.to_str()
+                    .map(|v| {
+                        v.split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
+                    .map_err(|_| bad("malformed Content-Type header"))
+            })
+            .transpose()?;
+        let authorization = match parts
+            .headers
             .get_all(header::AUTHORIZATION)
             .iter()
             .collect::<Vec<_>>()
@@ -68,23 +86,24 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
             ),
             _ => return Err(bad("more than one Authorization header")),
         };
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
             .await
             .map_err(|_| ApiError::Admin {
                 status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 code: "invalid_request",
                 message: format!("the body is larger than {BODY_LIMIT} bytes"),
             })?;
-        let params = match content_type.as_deref() {
-            Some("application/x-www-form-urlencoded") => {
-                Params::parse(&bytes).map_err(ApiError::oauth)?
-            }
-            Some("application/json") => json_params(&bytes)?,
-            _ => {
-                return Err(bad(
-                    "Content-Type must be application/x-www-form-urlencoded or application/json",
-                ));
-            }
+        let kind = match content_type.as_deref() {
+            Some("application/x-www-form-urlencoded") => Some(BodyKind::Form),
+            Some("application/json") => Some(BodyKind::Json),
+            Some(_) => None,
+            None => rules.untyped,
+        }
+        .filter(|k| rules.accepted.contains(k));
+        let params = match kind {
+            Some(BodyKind::Form) => Params::parse(&bytes).map_err(ApiError::oauth)?,
+            Some(BodyKind::Json) => json_params(&bytes)?,
+            None => return Err(bad(content_type_message(&rules.accepted))),
         };
         let (credentials, challenge) = credentials(authorization.as_deref(), &params)?;
         Ok(OAuthRequest {
@@ -92,6 +111,14 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
             credentials,
             challenge,
         })
+    }
+}
+
+fn content_type_message(accepted: &[BodyKind]) -> &'static str {
+    match accepted {
+        [BodyKind::Form] => "Content-Type must be application/x-www-form-urlencoded",
+        [BodyKind::Json] => "Content-Type must be application/json",
+        _ => "Content-Type must be application/x-www-form-urlencoded or application/json",
     }
 }
 

@@ -14,9 +14,29 @@ use serde_json::{Value, json};
 /// PostgreSQL every machine runs (trust auth).
 pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// Runs a test body once on SQLite and once on PostgreSQL.
+/// Runs a test body once on SQLite and once on PostgreSQL; `example NAME` starts the server on
+/// `examples/NAME.toml`.
 #[macro_export]
 macro_rules! both_engines {
+    ($name:ident, example $file:literal, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app =
+                    $crate::harness::TestApp::example($file, $crate::harness::Engine::Sqlite).await;
+                $body
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app =
+                    $crate::harness::TestApp::example($file, $crate::harness::Engine::Postgres)
+                        .await;
+                $body
+            }
+        }
+    };
     ($name:ident, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
@@ -33,6 +53,15 @@ macro_rules! both_engines {
             }
         }
     };
+}
+
+/// Which database a test server runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Engine {
+    /// A temporary SQLite file.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
 }
 
 /// A running server.
@@ -58,41 +87,69 @@ pub struct TestApp {
 impl TestApp {
     /// A server on a temporary SQLite file.
     pub async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("keyward.db").to_string_lossy().into_owned();
-        Self::start(dir, db, None).await
+        Self::on(Engine::Sqlite, None).await
     }
 
     /// A server on a fresh PostgreSQL database. Fails (never skips) when PostgreSQL is unreachable.
     pub async fn postgres() -> Self {
-        let name = format!("kw_t_{}", hex(&keyward::crypto::random::<8>()));
-        let admin = sqlx::PgPool::connect(PG_URL)
-            .await
-            .expect("PostgreSQL must run at 127.0.0.1:5432 for the tests");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        Self::start(tempfile::tempdir().expect("tempdir"), url, Some(name)).await
+        Self::on(Engine::Postgres, None).await
     }
 
-    async fn start(dir: tempfile::TempDir, database: String, pg_database: Option<String>) -> Self {
+    /// A server on `examples/NAME.toml`, with only the database and data directory replaced; the issuer stays
+    /// the example's.
+    pub async fn example(name: &str, engine: Engine) -> Self {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(format!("{name}.toml"));
+        Self::on(engine, Some(path)).await
+    }
+
+    async fn on(engine: Engine, config: Option<std::path::PathBuf>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match engine {
+            Engine::Sqlite => {
+                let db = dir.path().join("keyward.db").to_string_lossy().into_owned();
+                Self::start(dir, db, None, config).await
+            }
+            Engine::Postgres => {
+                let name = format!("kw_t_{}", hex(&keyward::crypto::random::<8>()));
+                let admin = sqlx::PgPool::connect(PG_URL)
+                    .await
+                    .expect("PostgreSQL must run at 127.0.0.1:5432 for the tests");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+                Self::start(dir, url, Some(name), config).await
+            }
+        }
+    }
+
+    async fn start(
+        dir: tempfile::TempDir,
+        database: String,
+        pg_database: Option<String>,
+        config_file: Option<std::path::PathBuf>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let env: HashMap<String, String> = [
+        let mut env: HashMap<String, String> = [
             ("KEYWARD_DATABASE", database.as_str()),
-            ("KEYWARD_ISSUER", base.as_str()),
             ("KEYWARD_DATA_DIR", &dir.path().to_string_lossy()),
             ("KEYWARD_DB_MAX_CONNECTIONS", "5"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let config = config::load(None, &env, &config::Flags::default()).expect("config");
+        if config_file.is_none() {
+            env.insert("KEYWARD_ISSUER".into(), base.clone());
+        }
+        let config =
+            config::load(config_file.as_deref(), &env, &config::Flags::default()).expect("config");
         let clock = Clock::fixed(Clock::System.now());
         let (app, first) = App::open(&config, clock.clone()).await.expect("open");
         let server = tokio::spawn({
@@ -112,6 +169,25 @@ impl TestApp {
             pg_database,
             server,
         }
+    }
+
+    /// Verifies a token with an independent JWT library against this server's JWKS, requiring `aud` and this
+    /// server's issuer; returns the claims.
+    pub async fn verify_jwt(&self, token: &str, aud: &str) -> Value {
+        let jwks: jsonwebtoken::jwk::JwkSet = self.get_json(&self.url("/oauth2/jwks")).await;
+        let header = jsonwebtoken::decode_header(token).expect("JWT header");
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        let jwk = jwks
+            .find(header.kid.as_deref().expect("kid"))
+            .expect("kid in JWKS");
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("JWK");
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.set_audience(&[aud]);
+        v.set_issuer(&[self.app.issuer.as_str()]);
+        v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<Value>(token, &key, &v)
+            .expect("token verifies against the JWKS")
+            .claims
     }
 
     /// A full URL.

@@ -10,6 +10,7 @@
 mod admin;
 mod cli;
 mod discovery;
+mod examples;
 mod harness;
 mod introspect;
 mod keys;

@@ -1,0 +1,181 @@
+//! Token endpoint aliases (`[[token_endpoint]]`): the canonical token endpoint's logic behind a path with its
+//! own manners. Order of checks: `Accept` (406 when nothing offered fits, since no answer could be read), the
+//! request's shape (required headers, market, body, credentials), the endpoint's auth methods, client
+//! authentication, the grant type the endpoint serves in that market, then the grant itself. Every answer, error
+//! or not, is in the negotiated format and echoes the correlation header.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::OAuthError;
+use keyward_core::endpoint::{Format, negotiate};
+
+use super::extract::OAuthRequest;
+use crate::app::App;
+use crate::config::{NamedHeader, TokenEndpoint};
+use crate::error::{ApiError, Challenge};
+use crate::issuer::TokenResponse;
+
+/// The longest correlation value echoed and logged.
+const CORRELATION_MAX: usize = 200;
+
+/// `POST` on an alias path.
+pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let correlation = correlation(&ep, &parts.headers);
+    let Some(format) = negotiate(accept(&parts.headers).as_deref(), ep.xml) else {
+        return finish(&ep, not_acceptable(&ep), correlation);
+    };
+    let response = match issue(&app, &ep, &parts, body, correlation.is_some()).await {
+        Ok(t) => match format {
+            Format::Json => axum::Json(t).into_response(),
+            Format::Xml => crate::xml::response(StatusCode::OK, crate::xml::token(&t)),
+        },
+        Err(e) => e.render(format),
+    };
+    finish(&ep, response, correlation)
+}
+
+/// Any other method on an alias path: 405 with `Allow: POST`, in the negotiated format.
+pub(crate) async fn post_only(ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
+    let correlation = correlation(&ep, req.headers());
+    let format = negotiate(accept(req.headers()).as_deref(), ep.xml).unwrap_or(Format::Json);
+    let mut r = ApiError::Admin {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "invalid_request",
+        message: "this endpoint accepts POST only".into(),
+    }
+    .render(format);
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    finish(&ep, r, correlation)
+}
+
+async fn issue(
+    app: &App,
+    ep: &TokenEndpoint,
+    parts: &Parts,
+    body: Body,
+    correlation_ok: bool,
+) -> Result<TokenResponse, ApiError> {
+    for h in &ep.required_headers {
+        if value(&parts.headers, h).is_none() {
+            return Err(ApiError::oauth(OAuthError::invalid_request(format!(
+                "header {} is required",
+                h.display
+            ))));
+        }
+    }
+    if let Some(h) = &ep.correlation_header {
+        if parts.headers.contains_key(&h.name) && !correlation_ok {
+            return Err(ApiError::oauth(OAuthError::invalid_request(format!(
+                "header {} must be printable ASCII of at most {CORRELATION_MAX} characters",
+                h.display
+            ))));
+        }
+    }
+    let market = match (&ep.grants.market, &ep.market_header) {
+        (Some(rule), Some(h)) => Some(
+            rule.market(value(&parts.headers, h))
+                .map_err(ApiError::oauth)?,
+        ),
+        _ => None,
+    };
+    let req = OAuthRequest::read(parts, body, &ep.body).await?;
+    if let Some(c) = &req.credentials {
+        if !ep.auth_methods.contains(&c.method) {
+            let accepted: Vec<&str> = ep.auth_methods.iter().map(|m| m.as_str()).collect();
+            return Err(ApiError::OAuth(
+                OAuthError::new(
+                    keyward_core::ErrorCode::InvalidClient,
+                    format!(
+                        "this endpoint accepts client authentication by: {}",
+                        accepted.join(", ")
+                    ),
+                ),
+                challenge(ep, req.challenge),
+            ));
+        }
+    }
+    let client = app.authenticate(req.credentials.as_ref(), challenge(ep, req.challenge))?;
+    let grant_type = req.params.required("grant_type").map_err(ApiError::oauth)?;
+    ep.grants
+        .check(grant_type, market)
+        .map_err(ApiError::oauth)?;
+    app.token(&client, &req.params)
+}
+
+/// A Basic-only endpoint challenges for Basic even when the request tried something else (RFC 7235 §4.1).
+fn challenge(ep: &TokenEndpoint, found: Challenge) -> Challenge {
+    use keyward_core::client::AuthMethod;
+    if ep.auth_methods == [AuthMethod::ClientSecretBasic] {
+        Challenge::Basic
+    } else {
+        found
+    }
+}
+
+/// A header's value when present, text, and not blank.
+fn value<'h>(headers: &'h HeaderMap, h: &NamedHeader) -> Option<&'h str> {
+    headers
+        .get(&h.name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Every `Accept` header, joined as RFC 9110 §5.3 allows.
+fn accept(headers: &HeaderMap) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// The correlation value when it is safe to echo and log: visible ASCII and spaces, not too long. It is
+/// recorded on the request's span, so the request's log line carries it.
+fn correlation(ep: &TokenEndpoint, headers: &HeaderMap) -> Option<HeaderValue> {
+    let h = ep.correlation_header.as_ref()?;
+    let v = headers.get(&h.name)?;
+    let text = v.to_str().ok()?;
+    if text.is_empty()
+        || text.len() > CORRELATION_MAX
+        || !text.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+    {
+        return None;
+    }
+    tracing::Span::current().record("correlation_id", text);
+    Some(v.clone())
+}
+
+fn not_acceptable(ep: &TokenEndpoint) -> Response {
+    let offered = if ep.xml {
+        "application/json or application/xml"
+    } else {
+        "application/json"
+    };
+    ApiError::Admin {
+        status: StatusCode::NOT_ACCEPTABLE,
+        code: "invalid_request",
+        message: format!(
+            "this endpoint answers in {offered}, which the Accept header does not allow"
+        ),
+    }
+    .render(Format::Json)
+}
+
+fn finish(ep: &TokenEndpoint, mut r: Response, correlation: Option<HeaderValue>) -> Response {
+    if let (Some(h), Some(v)) = (&ep.correlation_header, correlation) {
+        r.headers_mut().insert(h.name.clone(), v);
+    }
+    if ep.xml {
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept"));
+    }
+    r
+}
