@@ -89,6 +89,8 @@ pub struct Config {
     pub database: String,
     /// The `iss` of every token, and the base of the endpoints in discovery.
     pub issuer: String,
+    /// Whether `issuer` was derived from `listen` rather than configured.
+    pub issuer_is_default: bool,
     /// Where the generated master key file lives.
     pub data_dir: PathBuf,
     /// The master key, when configured rather than kept in a file.
@@ -231,7 +233,9 @@ impl RawConfig {
             Some(d) => d,
             None => data_dir.join("keyward.db").to_string_lossy().into_owned(),
         };
-        let issuer = text("issuer", self.issuer)?.unwrap_or_else(|| format!("http://{listen}"));
+        let issuer_text = text("issuer", self.issuer)?;
+        let issuer_is_default = issuer_text.is_none();
+        let issuer = issuer_text.unwrap_or_else(|| format!("http://{listen}"));
         let issuer = issuer.trim_end_matches('/').to_owned();
         if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
             || issuer.contains(['?', '#', ' '])
@@ -304,6 +308,7 @@ impl RawConfig {
             listen,
             database,
             issuer,
+            issuer_is_default,
             data_dir,
             master_key,
             max_access_token_ttl,

@@ -57,16 +57,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    // The bound address, not the configured one: with port 0 the system picks the port, and a default issuer
+    // must name the port clients can reach.
+    let bound = listener.local_addr()?;
+    if config.issuer_is_default {
+        config.issuer = format!("http://{bound}");
+    }
     let (app, first) = App::open(&config, Clock::System).await?;
     if let Some(first) = &first {
         app::print_first_start(first);
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    // The bound address, not the configured one: with port 0 the system picks the port.
-    let bound = listener.local_addr()?;
     let aliases: Vec<&str> = app
         .token_endpoints
         .iter()

@@ -14,4 +14,5 @@ mod examples;
 mod harness;
 mod introspect;
 mod keys;
+mod serve;
 mod token;

@@ -1,0 +1,171 @@
+//! `keyward serve --config examples/NAME.toml`, as a reader runs it: the real binary on each example, with its
+//! log read from stderr.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// A `keyward serve` child process, killed on drop, whose stderr is collected line by line.
+struct Served {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(example: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(format!("{example}.toml"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("KEYWARD_DATA_DIR", dir.path())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run keyward serve");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            }
+        });
+        let mut served = Served {
+            child,
+            log,
+            base: String::new(),
+            _dir: dir,
+        };
+        let line = served.wait_for("keyward is serving");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("listen="))
+            .expect("listen= in the serving line");
+        served.base = format!("http://{addr}");
+        served
+    }
+
+    /// Waits up to 30 s for a log line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("keyward exited ({status}): {:#?}", self.log.lock().unwrap());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no log line with {needle:?}: {:#?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The first-start admin credentials printed once on stderr.
+    fn admin(&mut self) -> (String, String) {
+        let value = |l: String| l.split_whitespace().last().unwrap().to_owned();
+        (
+            value(self.wait_for("client_id:")),
+            value(self.wait_for("client_secret:")),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_serves_its_interface() {
+    let http = reqwest::Client::new();
+    let examples = [
+        ("walley", "/oauth2/v2.0/token", 2),
+        ("wll", "/oauth/token", 3),
+        ("wll-us", "/oauth/token", 3),
+        ("walmart-marketplace", "/v3/token", 1),
+        (
+            "walmart-orders-hub",
+            "/api-proxy/service/identity/oauth/v1/token",
+            1,
+        ),
+        ("walmart-1p-supplier", "/v3/token", 1),
+    ];
+    for (example, path, declared) in examples {
+        let mut served = Served::start(example);
+        let (id, secret) = served.admin();
+        // With port 0 and no issuer configured, the issuer names the bound port.
+        let meta: Value = http
+            .get(format!(
+                "{}/.well-known/oauth-authorization-server",
+                served.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(meta["issuer"], served.base.as_str(), "{example}");
+        // The declared resources exist, next to the admin resource.
+        let token: Value = http
+            .post(format!("{}/oauth2/token", served.base))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let resources: Value = http
+            .get(format!("{}/admin/v1/resources", served.base))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            resources["items"].as_array().unwrap().len(),
+            declared + 1,
+            "{example}: {resources}"
+        );
+        // The alias path answers as a token endpoint: with no credentials, an OAuth error, never a 404.
+        let r = http
+            .post(format!("{}{path}", served.base))
+            .header("WM_QOS.CORRELATION_ID", "corr-7f3a9c")
+            .header("WM_SVC.NAME", "Walmart Marketplace")
+            .header("WM_MARKET", "us")
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{example}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+        // Where a correlation header is configured, the request's log line carries its value.
+        if example.starts_with("walmart-") && example != "walmart-orders-hub" {
+            let line = served.wait_for("correlation_id=\"corr-7f3a9c\"");
+            assert!(line.contains("status=401"), "{line}");
+            assert!(line.contains(path), "{line}");
+        }
+    }
+}
