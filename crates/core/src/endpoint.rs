@@ -166,10 +166,7 @@ impl GrantRule {
         let Some(grant) = self.grant_types.iter().find(|g| *g == grant_type) else {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!(
-                    "this endpoint serves the grant types: {}",
-                    self.grant_types.join(", ")
-                ),
+                "this endpoint does not serve this grant type",
             ));
         };
         if let (Some(rule), Some(market)) = (&self.market, market) {
@@ -181,12 +178,13 @@ impl GrantRule {
                     .filter(|(_, g)| g.contains(grant))
                     .map(|(m, _)| m.as_str())
                     .collect();
+                // Where else it is configured is said, not whether the server offers it there yet.
                 return Err(OAuthError::new(
                     ErrorCode::UnsupportedGrantType,
                     format!(
-                        "{grant} is not available in market {market}; it is available in: {}",
+                        "{grant} is not available in market {market}; the markets configured for it: {}",
                         if elsewhere.is_empty() {
-                            "no market".to_owned()
+                            "none".to_owned()
                         } else {
                             elsewhere.join(", ")
                         }
@@ -301,7 +299,7 @@ mod tests {
         assert!(rule.check("authorization_code", Some("us")).is_ok());
         let e = rule.check("authorization_code", Some("mx")).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedGrantType);
-        assert!(e.description.contains("available in: us"), "{e}");
+        assert!(e.description.contains("configured for it: us"), "{e}");
         let e = rule.check("password", Some("us")).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedGrantType);
         assert!(!e.description.contains("password"));

@@ -83,7 +83,8 @@ pub enum DurationValue {
 }
 
 impl DurationValue {
-    fn seconds(&self, field: &str) -> Result<i64, ApiError> {
+    /// The value in seconds; `field` names it in the error.
+    pub fn seconds(&self, field: &str) -> Result<i64, ApiError> {
         let s = match self {
             DurationValue::Seconds(s) => *s,
             DurationValue::Text(t) => {

@@ -1,6 +1,7 @@
 //! The running application: opening the store, first start, the shared state handlers use, the background
 //! tasks (change feed, last-used flush, purges) and serving HTTP until shutdown.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,10 @@ impl App {
         config: &Config,
         clock: Clock,
     ) -> anyhow::Result<(Arc<App>, Option<FirstStart>)> {
+        // SQLite creates its file but not the directory it lives in.
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
+        })?;
         let store = Store::connect(&config.database, &config.pool)
             .await
             .map_err(|e| {
@@ -183,8 +188,18 @@ async fn declare_resources(store: &Store, config: &Config, now: i64) -> anyhow::
     for input in &config.resources {
         match store.resource_get(&input.identifier).await {
             Ok(existing) => {
-                let declared = input.scopes.join(" ");
-                if existing.scopes != declared || existing.name != input.name {
+                let existing_scopes: BTreeSet<&str> = existing.scopes.split_whitespace().collect();
+                let declared_scopes: BTreeSet<&str> =
+                    input.scopes.iter().map(String::as_str).collect();
+                let mut differs = existing.name != input.name || existing_scopes != declared_scopes;
+                if let Some(alg) = &input.signing_alg {
+                    differs |= !existing.signing_alg.eq_ignore_ascii_case(alg);
+                }
+                if let Some(ttl) = &input.access_token_ttl {
+                    differs |=
+                        ttl.seconds("access_token_ttl").ok() != Some(existing.access_token_ttl);
+                }
+                if differs {
                     tracing::warn!(
                         identifier = %input.identifier,
                         "a declared resource differs from the database; the database's version is kept"

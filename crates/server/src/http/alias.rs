@@ -70,7 +70,8 @@ async fn issue(
         }
     }
     if let Some(h) = &ep.correlation_header {
-        if parts.headers.contains_key(&h.name) && !correlation_ok {
+        // A blank value counts as absent (and a required one was refused above).
+        if value(&parts.headers, h).is_some() && !correlation_ok {
             return Err(ApiError::oauth(OAuthError::invalid_request(format!(
                 "header {} must be printable ASCII of at most {CORRELATION_MAX} characters",
                 h.display
@@ -173,9 +174,8 @@ fn finish(ep: &TokenEndpoint, mut r: Response, correlation: Option<HeaderValue>)
     if let (Some(h), Some(v)) = (&ep.correlation_header, correlation) {
         r.headers_mut().insert(h.name.clone(), v);
     }
-    if ep.xml {
-        r.headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("accept"));
-    }
+    // The answer depends on Accept even without XML: a 406 or not.
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
     r
 }

@@ -383,3 +383,29 @@ both_engines!(walmart_1p_supplier, example "walmart-1p-supplier", |app| {
     let r = send(&app, "/v3/token", &[("Authorization", &basic), ("WM_QOS.CORRELATION_ID", "x")], "grant_type=refresh_token&refresh_token=r").await;
     assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
 });
+
+// Declared resources are created once; a later start keeps what the admin API changed since.
+both_engines!(declared_resources_are_created_once, example "walley", |app| {
+    let (status, body) = app
+        .admin_call(reqwest::Method::PATCH, &format!("/resources/{UAT}"), Some(json!({"name": "UAT, renamed"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let config_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/walley.toml");
+    let env = std::collections::HashMap::from([
+        ("KEYWARD_DATABASE".to_owned(), app.database.clone()),
+        ("KEYWARD_DATA_DIR".to_owned(), app.dir.path().to_string_lossy().into_owned()),
+    ]);
+    let config = keyward::config::load(Some(&config_file), &env, &keyward::config::Flags::default()).unwrap();
+    let (again, first) = keyward::app::App::open(&config, app.clock.clone()).await.unwrap();
+    assert!(first.is_none());
+    let names: Vec<String> = again
+        .store
+        .resources_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&"UAT, renamed".to_owned()), "{names:?}");
+});

@@ -34,7 +34,8 @@ impl Served {
             .args(["serve", "--config"])
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
-            .env("KEYWARD_DATA_DIR", dir.path())
+            // A data_dir that does not exist yet, as on a fresh checkout.
+            .env("KEYWARD_DATA_DIR", dir.path().join("data").join(example))
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
