@@ -6,41 +6,72 @@ use std::collections::BTreeMap;
 
 use crate::error::{ErrorCode, OAuthError};
 
-/// A response body format.
+/// A response body format, with the media type it is sent as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// `application/json`, always offered (RFC 6749 §5.1).
     Json,
-    /// `application/xml`, offered where an endpoint enables it.
+    /// `application/xml`, offered where an endpoint enables XML.
     Xml,
+    /// The same XML sent as `text/xml` (RFC 7303 §4), for a client that accepts only that name.
+    TextXml,
 }
 
-/// RFC 9110 §12.5.1: picks the format an `Accept` header prefers among JSON and, when `xml` is offered, XML.
+impl Format {
+    /// Whether the body is XML.
+    pub fn is_xml(self) -> bool {
+        matches!(self, Format::Xml | Format::TextXml)
+    }
+
+    /// The `Content-Type` it is sent with.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Xml => "application/xml;charset=UTF-8",
+            Format::TextXml => "text/xml;charset=UTF-8",
+        }
+    }
+
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Format::Json => ("application", "json"),
+            Format::Xml => ("application", "xml"),
+            Format::TextXml => ("text", "xml"),
+        }
+    }
+}
+
+/// RFC 9110 §12.5.1: picks the format an `Accept` header prefers among JSON and, when `xml` is offered,
+/// `application/xml` and `text/xml`, each weighed on its own.
 ///
-/// No header (or an empty one) means JSON. Each offered format takes the quality of the most specific media range
-/// that matches it (`type/subtype` over `type/*` over `*/*`); the highest quality wins, then the more specific
-/// match, then JSON. Elements that do not parse are skipped. `None` means nothing offered is acceptable: a 406.
+/// No header (or an empty one) means JSON. Each offer takes the quality of the most specific media range that
+/// matches it (`type/subtype` over `type/*` over `*/*`; among equally specific ranges, the first). The highest
+/// quality wins, then the more specific match, then the earlier offer (JSON, `application/xml`, `text/xml`).
+/// Elements that do not parse are skipped. `None` means nothing offered is acceptable: a 406.
 pub fn negotiate(accept: Option<&str>, xml: bool) -> Option<Format> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Some(Format::Json);
     };
     let ranges: Vec<Range<'_>> = accept.split(',').filter_map(Range::parse).collect();
+    let offers: &[Format] = if xml {
+        &[Format::Json, Format::Xml, Format::TextXml]
+    } else {
+        &[Format::Json]
+    };
     let mut best: Option<(Format, u16, u8)> = None;
-    for format in [Format::Json, Format::Xml] {
-        if format == Format::Xml && !xml {
-            continue;
+    for &format in offers {
+        let mut matched: Option<(u16, u8)> = None;
+        for r in &ranges {
+            if let Some(s) = r.matches(format) {
+                if matched.is_none_or(|(_, ms)| s > ms) {
+                    matched = Some((r.q, s));
+                }
+            }
         }
-        let Some((q, specificity)) = ranges
-            .iter()
-            .filter_map(|r| r.matches(format).map(|s| (r.q, s)))
-            .max_by_key(|&(_, s)| s)
-        else {
+        let Some((q, specificity)) = matched.filter(|&(q, _)| q > 0) else {
             continue;
         };
-        if q == 0 {
-            continue;
-        }
-        // JSON is tried first, so on a full tie it stays the answer.
+        // Earlier offers win full ties.
         if best.is_none_or(|(_, bq, bs)| (q, specificity) > (bq, bs)) {
             best = Some((format, q, specificity));
         }
@@ -76,21 +107,14 @@ impl<'a> Range<'a> {
 
     /// How specifically this range names `format`: 3 exact, 2 `type/*`, 1 `*/*`; `None` when it does not.
     fn matches(&self, format: Format) -> Option<u8> {
-        let names: &[(&str, &str)] = match format {
-            Format::Json => &[("application", "json")],
-            // `text/xml` is the older name of the same thing (RFC 7303 §4).
-            Format::Xml => &[("application", "xml"), ("text", "xml")],
-        };
-        let kind_eq = |k: &str| self.kind.eq_ignore_ascii_case(k);
-        if names
-            .iter()
-            .any(|(k, s)| kind_eq(k) && self.subtype.eq_ignore_ascii_case(s))
-        {
+        let (kind, subtype) = format.names();
+        if !self.kind.eq_ignore_ascii_case(kind) {
+            return (self.kind == "*").then_some(1);
+        }
+        if self.subtype.eq_ignore_ascii_case(subtype) {
             Some(3)
-        } else if self.subtype == "*" && names.iter().any(|(k, _)| kind_eq(k)) {
+        } else if self.subtype == "*" {
             Some(2)
-        } else if self.kind == "*" {
-            Some(1)
         } else {
             None
         }
@@ -134,11 +158,10 @@ pub struct MarketRule {
 }
 
 impl MarketRule {
-    /// The market a header value names, compared without regard to ASCII case. A missing or unknown value is
-    /// `invalid_request` naming the header and the values it takes; the raw value is never echoed.
+    /// The market a header value names, compared without regard to ASCII case. A missing (`None`) or unknown
+    /// value is `invalid_request` naming the header and the values it takes; the raw value is never echoed.
     pub fn market(&self, value: Option<&str>) -> Result<&str, OAuthError> {
-        let value = value.map(str::trim).filter(|v| !v.is_empty());
-        let Some(value) = value else {
+        let Some(value) = value.map(str::trim) else {
             return Err(OAuthError::invalid_request(format!(
                 "header {} is required",
                 self.header
@@ -213,7 +236,7 @@ mod tests {
             Some(Format::Json)
         );
         assert_eq!(negotiate(Some("application/xml"), true), Some(Format::Xml));
-        assert_eq!(negotiate(Some("text/xml"), true), Some(Format::Xml));
+        assert_eq!(negotiate(Some("text/xml"), true), Some(Format::TextXml));
         assert_eq!(negotiate(Some("Application/XML"), true), Some(Format::Xml));
         assert_eq!(negotiate(Some("application/xml"), false), None);
         assert_eq!(negotiate(Some("text/html"), true), None);
@@ -223,7 +246,7 @@ mod tests {
     fn wildcards_prefer_json_then_the_named_type() {
         assert_eq!(negotiate(Some("*/*"), true), Some(Format::Json));
         assert_eq!(negotiate(Some("application/*"), true), Some(Format::Json));
-        assert_eq!(negotiate(Some("text/*"), true), Some(Format::Xml));
+        assert_eq!(negotiate(Some("text/*"), true), Some(Format::TextXml));
         assert_eq!(negotiate(Some("text/*"), false), None);
         assert_eq!(
             negotiate(Some("application/xml, */*"), true),
@@ -251,6 +274,31 @@ mod tests {
             negotiate(Some("application/json;q=0, */*"), true),
             Some(Format::Xml)
         );
+    }
+
+    #[test]
+    fn the_two_xml_names_are_weighed_apart_whatever_their_order() {
+        for accept in [
+            "application/xml;q=0, text/xml",
+            "text/xml, application/xml;q=0",
+        ] {
+            assert_eq!(
+                negotiate(Some(accept), true),
+                Some(Format::TextXml),
+                "{accept}"
+            );
+        }
+        assert_eq!(
+            negotiate(Some("text/xml;q=0.5, application/xml"), true),
+            Some(Format::Xml)
+        );
+        // Among equally specific ranges for one type, the first counts.
+        assert_eq!(
+            negotiate(Some("application/json;q=0, application/json"), false),
+            None
+        );
+        assert_eq!(Format::TextXml.media_type(), "text/xml;charset=UTF-8");
+        assert!(Format::TextXml.is_xml() && !Format::Json.is_xml());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use keyward_core::client::{AuthMethod, GrantType, check_client_id};
 use keyward_core::duration::parse_seconds;
-use keyward_core::resource::{ADMIN_RESOURCE, SigningAlg, check_identifier};
+use keyward_core::resource::{ADMIN_RESOURCE, SigningAlg};
 use keyward_core::scope::is_scope_token;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,9 +14,11 @@ use serde_json::json;
 use crate::app::App;
 use crate::crypto::{MasterKeys, new_secret, random_id, random_uuid};
 use crate::error::ApiError;
-use crate::store::{
-    ClientRow, NewAudit, NewClient, ResourceRow, SecretRow, StoreError, Tx, split_list,
-};
+use crate::store::{ClientRow, NewAudit, NewClient, SecretRow, StoreError, Tx, split_list};
+
+mod resources;
+
+pub use resources::{ResourceInput, ResourcePatch, check_resource, resource_create_in};
 
 /// Who makes a change, and from where (for the audit log).
 #[derive(Debug, Clone)]
@@ -354,7 +356,7 @@ pub async fn client_create_in(
     )?;
     let client = NewClient { row, resources };
     tx.client_insert(&client).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::Admin {
+        StoreError::Conflict(_) => ApiError::Plain {
             status: axum::http::StatusCode::CONFLICT,
             code: "conflict",
             message: "client_id: a client with this id exists".into(),
@@ -388,150 +390,6 @@ pub async fn client_create_in(
     .await?;
     tx.change("client", &id, now).await?;
     Ok((view, secret))
-}
-
-/// Creates a resource inside `tx`.
-pub async fn resource_create_in(
-    tx: &mut Tx,
-    actor: &Actor,
-    input: ResourceInput,
-    max_ttl: i64,
-    now: i64,
-) -> Result<ResourceRow, ApiError> {
-    check_identifier(&input.identifier)
-        .map_err(|m| ApiError::bad_request(format!("identifier: {m}")))?;
-    let mut row = ResourceRow {
-        id: random_id("res_"),
-        identifier: input.identifier.clone(),
-        name: String::new(),
-        scopes: String::new(),
-        access_token_ttl: 900,
-        signing_alg: SigningAlg::ES256.to_string(),
-        created_at: now,
-        updated_at: now,
-    };
-    apply_resource(&mut row, input.into_patch(), max_ttl)?;
-    tx.resource_insert(&row).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::Admin {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "conflict",
-            message: "identifier: a resource with this identifier exists".into(),
-        },
-        e => e.into(),
-    })?;
-    tx.audit(
-        &actor.entry(
-            "resource.create",
-            &row.id,
-            json!({"identifier": row.identifier, "scopes": row.scopes}),
-        ),
-        now,
-    )
-    .await?;
-    tx.change("resource", &row.id, now).await?;
-    Ok(row)
-}
-
-/// Checks a new resource's fields as creating it would, without a database: for resources declared in the
-/// configuration, so that a mistake stops the start with a message naming the field.
-pub fn check_resource(input: &ResourceInput, max_ttl: i64) -> Result<(), String> {
-    let message = |e: ApiError| match e {
-        ApiError::Admin { message, .. } => message,
-        other => other.to_string(),
-    };
-    check_identifier(&input.identifier).map_err(|m| format!("identifier: {m}"))?;
-    let mut scratch = ResourceRow {
-        id: String::new(),
-        identifier: input.identifier.clone(),
-        name: String::new(),
-        scopes: String::new(),
-        access_token_ttl: 900,
-        signing_alg: SigningAlg::ES256.to_string(),
-        created_at: 0,
-        updated_at: 0,
-    };
-    apply_resource(&mut scratch, input.clone().into_patch(), max_ttl).map_err(message)
-}
-
-/// Fields of a new resource.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceInput {
-    /// The audience string.
-    pub identifier: String,
-    /// Display name.
-    pub name: String,
-    /// Scope catalogue.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Token lifetime (default 15 minutes).
-    pub access_token_ttl: Option<DurationValue>,
-    /// Signing algorithm (default ES256).
-    pub signing_alg: Option<String>,
-}
-
-impl ResourceInput {
-    fn into_patch(self) -> ResourcePatch {
-        ResourcePatch {
-            name: Some(self.name),
-            scopes: Some(self.scopes),
-            access_token_ttl: self.access_token_ttl,
-            signing_alg: self.signing_alg,
-        }
-    }
-}
-
-/// Changes to a resource; the identifier never changes (it is every token's audience).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourcePatch {
-    /// Display name.
-    pub name: Option<String>,
-    /// Scope catalogue.
-    pub scopes: Option<Vec<String>>,
-    /// Token lifetime.
-    pub access_token_ttl: Option<DurationValue>,
-    /// Signing algorithm.
-    pub signing_alg: Option<String>,
-}
-
-fn apply_resource(
-    row: &mut ResourceRow,
-    patch: ResourcePatch,
-    max_ttl: i64,
-) -> Result<(), ApiError> {
-    if let Some(name) = patch.name {
-        check_name(&name)?;
-        row.name = name;
-    }
-    if let Some(scopes) = patch.scopes {
-        if let Some(bad) = scopes
-            .iter()
-            .find(|s| !is_scope_token(s) || s.ends_with("/.default"))
-        {
-            return Err(ApiError::bad_request(format!(
-                "scopes: {bad:?} is not a valid scope token"
-            )));
-        }
-        row.scopes = scopes.join(" ");
-    }
-    if let Some(ttl) = patch.access_token_ttl {
-        let ttl = ttl.seconds("access_token_ttl")?;
-        if ttl < 1 || ttl > max_ttl {
-            return Err(ApiError::bad_request(format!(
-                "access_token_ttl: must be from 1s to {} (max_access_token_ttl)",
-                keyward_core::duration::format_seconds(max_ttl)
-            )));
-        }
-        row.access_token_ttl = ttl;
-    }
-    if let Some(alg) = patch.signing_alg {
-        let alg: SigningAlg = alg
-            .parse()
-            .map_err(|m| ApiError::bad_request(format!("signing_alg: {m}")))?;
-        row.signing_alg = alg.to_string();
-    }
-    Ok(())
 }
 
 impl App {
@@ -744,95 +602,6 @@ impl App {
         self.finish(tx, "client", id).await
     }
 
-    /// Creates a resource.
-    pub async fn resource_create(
-        &self,
-        actor: &Actor,
-        input: ResourceInput,
-    ) -> Result<ResourceRow, ApiError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let row = resource_create_in(&mut tx, actor, input, self.max_access_token_ttl, now).await?;
-        self.finish(tx, "resource", &row.id).await?;
-        Ok(row)
-    }
-
-    /// Every resource.
-    pub async fn resources_list(&self) -> Result<Vec<ResourceRow>, ApiError> {
-        Ok(self.store.resources_all().await?)
-    }
-
-    /// One resource by id or identifier.
-    pub async fn resource_get(&self, id: &str) -> Result<ResourceRow, ApiError> {
-        self.store
-            .resource_get(id)
-            .await
-            .map_err(|e| not_found(e, "resource"))
-    }
-
-    /// Changes a resource.
-    pub async fn resource_update(
-        &self,
-        actor: &Actor,
-        id: &str,
-        patch: ResourcePatch,
-    ) -> Result<ResourceRow, ApiError> {
-        let now = self.clock.now();
-        let detail =
-            json!({"name": patch.name, "scopes": patch.scopes, "signing_alg": patch.signing_alg});
-        let mut tx = self.store.begin().await?;
-        tx.change("resource", id, now).await?;
-        let mut row = tx
-            .resource_get(id, true)
-            .await
-            .map_err(|e| not_found(e, "resource"))?;
-        apply_resource(&mut row, patch, self.max_access_token_ttl)?;
-        row.updated_at = now;
-        tx.resource_update(&row).await?;
-        tx.audit(&actor.entry("resource.update", &row.id, detail), now)
-            .await?;
-        self.finish(tx, "resource", &row.id).await?;
-        Ok(row)
-    }
-
-    /// Deletes a resource no client uses.
-    pub async fn resource_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
-        let now = self.clock.now();
-        let row = self.resource_get(id).await?;
-        if row.identifier == ADMIN_RESOURCE {
-            return Err(ApiError::Admin {
-                status: axum::http::StatusCode::CONFLICT,
-                code: "conflict",
-                message: "the admin API resource cannot be deleted".into(),
-            });
-        }
-        let mut tx = self.store.begin().await?;
-        tx.change("resource", &row.id, now).await?;
-        let serving = tx.clients_serving(&row.identifier).await?;
-        if !serving.is_empty() {
-            return Err(ApiError::Admin {
-                status: axum::http::StatusCode::CONFLICT,
-                code: "conflict",
-                message: format!(
-                    "the resource is served by {} client(s), e.g. {}",
-                    serving.len(),
-                    serving[0]
-                ),
-            });
-        }
-        tx.resource_delete(&row.id).await?;
-        tx.audit(
-            &actor.entry(
-                "resource.delete",
-                &row.id,
-                json!({"identifier": row.identifier}),
-            ),
-            now,
-        )
-        .await?;
-        self.finish(tx, "resource", &row.id).await
-    }
-
     /// Signing keys with their state.
     pub fn keys_list(&self) -> Vec<serde_json::Value> {
         self.keys.describe(self.clock.now())
@@ -929,7 +698,7 @@ fn guard_self(
     if keeps_access {
         return Ok(());
     }
-    Err(ApiError::Admin {
+    Err(ApiError::Plain {
         status: axum::http::StatusCode::CONFLICT,
         code: "conflict",
         message: "this change would lock the calling admin client out: use another admin client or the CLI".into(),

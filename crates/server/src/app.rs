@@ -59,10 +59,7 @@ impl App {
         config: &Config,
         clock: Clock,
     ) -> anyhow::Result<(Arc<App>, Option<FirstStart>)> {
-        // SQLite creates its file but not the directory it lives in.
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
-        })?;
+        config.create_data_dir()?;
         let store = Store::connect(&config.database, &config.pool)
             .await
             .map_err(|e| {
@@ -224,7 +221,7 @@ async fn declare_resources(store: &Store, config: &Config, now: i64) -> anyhow::
                 tx.commit().await?;
                 tracing::info!(identifier = %input.identifier, "created a declared resource");
             }
-            Err(crate::error::ApiError::Admin {
+            Err(crate::error::ApiError::Plain {
                 code: "conflict", ..
             }) => {}
             Err(e) => {

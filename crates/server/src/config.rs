@@ -382,6 +382,12 @@ pub fn load(
 }
 
 impl Config {
+    /// Creates `data_dir` when missing: SQLite creates its file but not the directory it lives in.
+    pub fn create_data_dir(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", self.data_dir.display()))
+    }
+
     /// The master key: configured, or read from (or, on first start, generated into) `data_dir/keyward.secret`.
     /// Returns whether it was generated now.
     pub fn master_key(&self) -> anyhow::Result<([u8; 32], bool)> {

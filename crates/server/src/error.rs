@@ -32,9 +32,10 @@ pub enum ApiError {
     /// A request with no bearer token at all (RFC 6750 §3.1: no error code).
     #[error("no bearer token")]
     NoToken,
-    /// An admin API error: status, code and a message that says what is wrong.
+    /// An error given by status, code and a message that says what is wrong: the admin API's errors, and the
+    /// OAuth endpoints' 405, 406 and 413, which have no RFC 6749 code of their own.
     #[error("{code}: {message}")]
-    Admin {
+    Plain {
         /// HTTP status.
         status: StatusCode,
         /// Machine-readable code.
@@ -53,7 +54,7 @@ pub enum ApiError {
 impl ApiError {
     /// 400 `invalid_request` on the admin API.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::Admin {
+        ApiError::Plain {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_request",
             message: message.into(),
@@ -61,7 +62,7 @@ impl ApiError {
     }
     /// 404 on the admin API.
     pub fn not_found(what: &str) -> Self {
-        ApiError::Admin {
+        ApiError::Plain {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: format!("{what} not found"),
@@ -77,7 +78,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found("the resource"),
-            StoreError::Conflict(m) => ApiError::Admin {
+            StoreError::Conflict(m) => ApiError::Plain {
                 status: StatusCode::CONFLICT,
                 code: "conflict",
                 message: m.to_owned(),
@@ -155,7 +156,7 @@ impl ApiError {
                 ));
                 r
             }
-            ApiError::Admin {
+            ApiError::Plain {
                 status,
                 code,
                 message,
@@ -184,15 +185,14 @@ impl ApiError {
     /// Renders the error in `format`: RFC 6749 §5.2 JSON, or the same members in XML where an endpoint offers it.
     pub fn render(self, format: Format) -> Response {
         let r = self.rendered();
-        let mut response = match format {
-            Format::Json => (
+        let mut response = if format.is_xml() {
+            crate::xml::response(r.status, format, crate::xml::error(r.code, &r.description))
+        } else {
+            (
                 r.status,
                 axum::Json(json!({ "error": r.code, "error_description": r.description })),
             )
-                .into_response(),
-            Format::Xml => {
-                crate::xml::response(r.status, crate::xml::error(r.code, &r.description))
-            }
+                .into_response()
         };
         response.headers_mut().extend(r.headers);
         response

@@ -87,7 +87,8 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %req.method(),
-        path = %req.uri().path(),
+        // Debug formatting quotes and escapes what a client put in the path.
+        path = ?req.uri().path(),
         correlation_id = tracing::field::Empty,
     )
 }

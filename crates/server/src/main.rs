@@ -48,6 +48,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
+            config.create_data_dir()?;
             let store = Store::connect(&config.database, &config.pool).await?;
             store.migrate().await?;
             println!("migrations applied ({})", store.engine());

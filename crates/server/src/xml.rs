@@ -5,6 +5,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use keyward_core::endpoint::Format;
+
 use crate::issuer::TokenResponse;
 
 const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#;
@@ -21,6 +23,8 @@ fn escape(text: &str) -> String {
             '\'' => out.push_str("&apos;"),
             // XML 1.0 §2.2: only tab, newline and carriage return below U+0020.
             c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            // Nor U+FFFE and U+FFFF.
+            '\u{FFFE}' | '\u{FFFF}' => {}
             c => out.push(c),
         }
     }
@@ -54,12 +58,12 @@ pub fn error(code: &str, description: &str) -> String {
     )
 }
 
-/// An XML body with its status and `Content-Type`.
-pub fn response(status: StatusCode, body: String) -> Response {
+/// An XML body with its status and the `Content-Type` of the negotiated XML media type.
+pub fn response(status: StatusCode, format: Format, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml;charset=UTF-8"),
+        HeaderValue::from_static(format.media_type()),
     );
     r
 }
@@ -71,7 +75,7 @@ mod tests {
     #[test]
     fn escapes_and_drops_what_xml_cannot_hold() {
         assert_eq!(
-            escape("a<b>&\"c'\u{1}\td"),
+            escape("a<b>&\"c'\u{1}\td\u{FFFF}"),
             "a&lt;b&gt;&amp;&quot;c&apos;\td"
         );
     }

@@ -107,6 +107,26 @@ const RESERVED: [&str; 6] = [
     "/readyz",
 ];
 
+/// Headers that may not be a correlation header: ones Keyward sets on responses, and credentials.
+const NOT_CORRELATION: [&str; 16] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "www-authenticate",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "host",
+    "allow",
+    "vary",
+    "cache-control",
+    "pragma",
+    "retry-after",
+];
+
 /// Path prefixes Keyward serves itself.
 const RESERVED_PREFIXES: [&str; 2] = ["/admin", "/.well-known"];
 
@@ -192,6 +212,15 @@ impl RawTokenEndpoint {
             .as_deref()
             .map(|h| header("correlation_header", h))
             .transpose()?;
+        if let Some(h) = &correlation_header {
+            // Its value is echoed and logged: never a header Keyward sets itself, nor a credential.
+            if NOT_CORRELATION.contains(&h.name.as_str()) {
+                return Err(format!(
+                    "correlation_header: {} cannot be echoed or logged; use a header of your own",
+                    h.display
+                ));
+            }
+        }
         let grant_types = match self.grant_types {
             None => GRANT_NAMES.iter().map(|g| (*g).to_owned()).collect(),
             Some(list) if list.is_empty() => return Err("grant_types: must not be empty".into()),
@@ -329,11 +358,19 @@ mod tests {
     #[test]
     fn errors_name_the_endpoint_and_setting() {
         let cases = [
-            ("path = \"v3/token\"", "path"),
+            ("path = \"v3/token\"", "path: expected"),
             ("path = \"/oauth2/token\"", "Keyward serves itself"),
             ("path = \"/admin\"", "Keyward serves itself"),
             ("path = \"/admin/v2/token\"", "Keyward serves itself"),
-            ("path = \"/x/{id}\"", "path"),
+            ("path = \"/x/{id}\"", "path: expected"),
+            (
+                "path = \"/x\"\ncorrelation_header = \"Authorization\"",
+                "cannot be echoed",
+            ),
+            (
+                "path = \"/x\"\ncorrelation_header = \"Content-Type\"",
+                "cannot be echoed",
+            ),
             (
                 "path = \"/x\"\nauth_methods = [\"private_key_jwt\"]",
                 "auth_methods",

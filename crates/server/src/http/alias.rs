@@ -30,10 +30,10 @@ pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Bo
         return finish(&ep, not_acceptable(&ep), correlation);
     };
     let response = match issue(&app, &ep, &parts, body, correlation.is_some()).await {
-        Ok(t) => match format {
-            Format::Json => axum::Json(t).into_response(),
-            Format::Xml => crate::xml::response(StatusCode::OK, crate::xml::token(&t)),
-        },
+        Ok(t) if format.is_xml() => {
+            crate::xml::response(StatusCode::OK, format, crate::xml::token(&t))
+        }
+        Ok(t) => axum::Json(t).into_response(),
         Err(e) => e.render(format),
     };
     finish(&ep, response, correlation)
@@ -43,14 +43,7 @@ pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Bo
 pub(crate) async fn post_only(ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
     let correlation = correlation(&ep, req.headers());
     let format = negotiate(accept(req.headers()).as_deref(), ep.xml).unwrap_or(Format::Json);
-    let mut r = ApiError::Admin {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        code: "invalid_request",
-        message: "this endpoint accepts POST only".into(),
-    }
-    .render(format);
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    let r = super::oauth::method_not_allowed(format);
     finish(&ep, r, correlation)
 }
 
@@ -61,28 +54,32 @@ async fn issue(
     body: Body,
     correlation_ok: bool,
 ) -> Result<TokenResponse, ApiError> {
-    for h in &ep.required_headers {
-        if value(&parts.headers, h).is_none() {
-            return Err(ApiError::oauth(OAuthError::invalid_request(format!(
-                "header {} is required",
-                h.display
-            ))));
-        }
-    }
+    let invalid = |message: String| ApiError::oauth(OAuthError::invalid_request(message));
     if let Some(h) = &ep.correlation_header {
-        // A blank value counts as absent (and a required one was refused above).
-        if value(&parts.headers, h).is_some() && !correlation_ok {
-            return Err(ApiError::oauth(OAuthError::invalid_request(format!(
+        if matches!(sent(&parts.headers, h), Sent::NotText | Sent::Text(_)) && !correlation_ok {
+            return Err(invalid(format!(
                 "header {} must be printable ASCII of at most {CORRELATION_MAX} characters",
                 h.display
-            ))));
+            )));
+        }
+    }
+    for h in &ep.required_headers {
+        match sent(&parts.headers, h) {
+            Sent::Absent => return Err(invalid(format!("header {} is required", h.display))),
+            Sent::NotText => return Err(invalid(format!("header {} is not text", h.display))),
+            Sent::Text(_) => {}
         }
     }
     let market = match (&ep.grants.market, &ep.market_header) {
-        (Some(rule), Some(h)) => Some(
-            rule.market(value(&parts.headers, h))
-                .map_err(ApiError::oauth)?,
-        ),
+        (Some(rule), Some(h)) => {
+            let value = match sent(&parts.headers, h) {
+                Sent::Absent => None,
+                Sent::Text(t) => Some(t),
+                // Not text cannot name a market: answered like any unknown market.
+                Sent::NotText => Some(""),
+            };
+            Some(rule.market(value).map_err(ApiError::oauth)?)
+        }
         _ => None,
     };
     let req = OAuthRequest::read(parts, body, &ep.body).await?;
@@ -119,13 +116,23 @@ fn challenge(ep: &TokenEndpoint, found: Challenge) -> Challenge {
     }
 }
 
-/// A header's value when present, text, and not blank.
-fn value<'h>(headers: &'h HeaderMap, h: &NamedHeader) -> Option<&'h str> {
-    headers
-        .get(&h.name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+/// What a request carries in a configured header.
+enum Sent<'h> {
+    /// Nothing, or only blanks.
+    Absent,
+    /// Text, trimmed.
+    Text(&'h str),
+    /// Bytes that are not visible ASCII (RFC 9110 §5.5 obs-text).
+    NotText,
+}
+
+fn sent<'h>(headers: &'h HeaderMap, h: &NamedHeader) -> Sent<'h> {
+    match headers.get(&h.name).map(|v| v.to_str().map(str::trim)) {
+        None => Sent::Absent,
+        Some(Ok("")) => Sent::Absent,
+        Some(Ok(t)) => Sent::Text(t),
+        Some(Err(_)) => Sent::NotText,
+    }
 }
 
 /// Every `Accept` header, joined as RFC 9110 §5.3 allows.
@@ -160,7 +167,7 @@ fn not_acceptable(ep: &TokenEndpoint) -> Response {
     } else {
         "application/json"
     };
-    ApiError::Admin {
+    ApiError::Plain {
         status: StatusCode::NOT_ACCEPTABLE,
         code: "invalid_request",
         message: format!(

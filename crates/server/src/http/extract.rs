@@ -56,6 +56,7 @@ impl OAuthRequest {
                 "parameters must be sent in the request body, not the query string",
             ));
         }
+        // An empty Content-Type is as good as none (Walmart's "Content-Type: can be null").
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -70,7 +71,8 @@ impl OAuthRequest {
                     })
                     .map_err(|_| bad("malformed Content-Type header"))
             })
-            .transpose()?;
+            .transpose()?
+            .filter(|v| !v.is_empty());
         let authorization = match parts
             .headers
             .get_all(header::AUTHORIZATION)
@@ -88,7 +90,7 @@ impl OAuthRequest {
         };
         let bytes = axum::body::to_bytes(body, BODY_LIMIT)
             .await
-            .map_err(|_| ApiError::Admin {
+            .map_err(|_| ApiError::Plain {
                 status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 code: "invalid_request",
                 message: format!("the body is larger than {BODY_LIMIT} bytes"),

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use keyward_core::endpoint::Format;
 use keyward_core::introspect::Introspection;
-use serde_json::json;
 
 use super::extract::OAuthRequest;
 use crate::app::App;
@@ -46,9 +46,17 @@ pub(crate) async fn revoke(
 
 /// Any other method on an OAuth endpoint: 405 with `Allow: POST`, in the same JSON error shape.
 pub(crate) async fn post_only() -> Response {
-    let body =
-        json!({"error": "invalid_request", "error_description": "this endpoint accepts POST only"});
-    let mut r = (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
+    method_not_allowed(Format::Json)
+}
+
+/// 405 with `Allow: POST`, rendered in `format`.
+pub(crate) fn method_not_allowed(format: Format) -> Response {
+    let mut r = ApiError::Plain {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "invalid_request",
+        message: "this endpoint accepts POST only".into(),
+    }
+    .render(format);
     r.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
     r

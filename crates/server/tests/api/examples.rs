@@ -277,7 +277,8 @@ both_engines!(walmart_marketplace, example "walmart-marketplace", |app| {
     let e = assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
     assert!(!e["error_description"].as_str().unwrap().contains("market"), "{e}");
     let r = send(&app, "/v3/token", &marketplace_headers(&basic, "ca", "application/json"), "grant_type=refresh_token&refresh_token=APXcIoTpKMH9OQN").await;
-    assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    let e = assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    assert!(e["error_description"].as_str().unwrap().contains("market ca"), "{e}");
 
     // Basic only: credentials in the body are refused with a Basic challenge; a wrong secret in XML.
     let mut headers: Vec<_> = marketplace_headers(&basic, "us", "application/json")
@@ -381,7 +382,28 @@ both_engines!(walmart_1p_supplier, example "walmart-1p-supplier", |app| {
     assert!(e["error_description"].as_str().unwrap().contains("WM_QOS.CORRELATION_ID"));
     // Only client_credentials is served here.
     let r = send(&app, "/v3/token", &[("Authorization", &basic), ("WM_QOS.CORRELATION_ID", "x")], "grant_type=refresh_token&refresh_token=r").await;
-    assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    let e = assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    assert_eq!(e["error_description"], "this endpoint does not serve this grant type");
+    // An empty Content-Type is as good as none; text/xml gets text/xml.
+    let headers = [("Authorization", basic.as_str()), ("WM_QOS.CORRELATION_ID", "x"), ("Content-Type", ""), ("Accept", "application/xml;q=0, text/xml")];
+    let r = send(&app, "/v3/token", &headers, "grant_type=client_credentials").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/xml;charset=UTF-8");
+    assert_eq!(xml(&r.text().await.unwrap()).0, "OAuthTokenDTO");
+    // A correlation value that is not printable ASCII is refused, neither echoed nor logged.
+    let r = app
+        .http
+        .post(app.url("/v3/token"))
+        .header("Authorization", basic.as_str())
+        .header("WM_QOS.CORRELATION_ID", reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("wm_qos.correlation_id").is_none());
+    let e = assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert!(e["error_description"].as_str().unwrap().contains("printable ASCII"), "{e}");
 });
 
 // Declared resources are created once; a later start keeps what the admin API changed since.

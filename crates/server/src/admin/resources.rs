@@ -1,0 +1,245 @@
+//! Resources (the APIs tokens are for): creating, listing, changing and deleting them, and checking the
+//! resources a configuration declares. Part of the admin operations, with the same rules as clients.
+
+use keyward_core::resource::{ADMIN_RESOURCE, SigningAlg, check_identifier};
+use keyward_core::scope::is_scope_token;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Actor, DurationValue, check_name, not_found};
+use crate::app::App;
+use crate::crypto::random_id;
+use crate::error::ApiError;
+use crate::store::{ResourceRow, StoreError, Tx};
+
+/// Creates a resource inside `tx`.
+pub async fn resource_create_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    input: ResourceInput,
+    max_ttl: i64,
+    now: i64,
+) -> Result<ResourceRow, ApiError> {
+    let row = new_resource(input, max_ttl, now)?;
+    tx.resource_insert(&row).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::Plain {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "conflict",
+            message: "identifier: a resource with this identifier exists".into(),
+        },
+        e => e.into(),
+    })?;
+    tx.audit(
+        &actor.entry(
+            "resource.create",
+            &row.id,
+            json!({"identifier": row.identifier, "scopes": row.scopes}),
+        ),
+        now,
+    )
+    .await?;
+    tx.change("resource", &row.id, now).await?;
+    Ok(row)
+}
+
+/// Checks a new resource's fields as creating it would, without a database: for resources declared in the
+/// configuration, so that a mistake stops the start with a message naming the field.
+pub fn check_resource(input: &ResourceInput, max_ttl: i64) -> Result<(), String> {
+    let message = |e: ApiError| match e {
+        ApiError::Plain { message, .. } => message,
+        other => other.to_string(),
+    };
+    new_resource(input.clone(), max_ttl, 0)
+        .map(drop)
+        .map_err(message)
+}
+
+/// A new resource's row: the defaults (15-minute tokens, ES256) under the input, every field checked.
+fn new_resource(input: ResourceInput, max_ttl: i64, now: i64) -> Result<ResourceRow, ApiError> {
+    check_identifier(&input.identifier)
+        .map_err(|m| ApiError::bad_request(format!("identifier: {m}")))?;
+    let mut row = ResourceRow {
+        id: random_id("res_"),
+        identifier: input.identifier.clone(),
+        name: String::new(),
+        scopes: String::new(),
+        access_token_ttl: 900,
+        signing_alg: SigningAlg::ES256.to_string(),
+        created_at: now,
+        updated_at: now,
+    };
+    apply_resource(&mut row, input.into_patch(), max_ttl)?;
+    Ok(row)
+}
+
+/// Fields of a new resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceInput {
+    /// The audience string.
+    pub identifier: String,
+    /// Display name.
+    pub name: String,
+    /// Scope catalogue.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Token lifetime (default 15 minutes).
+    pub access_token_ttl: Option<DurationValue>,
+    /// Signing algorithm (default ES256).
+    pub signing_alg: Option<String>,
+}
+
+impl ResourceInput {
+    fn into_patch(self) -> ResourcePatch {
+        ResourcePatch {
+            name: Some(self.name),
+            scopes: Some(self.scopes),
+            access_token_ttl: self.access_token_ttl,
+            signing_alg: self.signing_alg,
+        }
+    }
+}
+
+/// Changes to a resource; the identifier never changes (it is every token's audience).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcePatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// Scope catalogue.
+    pub scopes: Option<Vec<String>>,
+    /// Token lifetime.
+    pub access_token_ttl: Option<DurationValue>,
+    /// Signing algorithm.
+    pub signing_alg: Option<String>,
+}
+
+fn apply_resource(
+    row: &mut ResourceRow,
+    patch: ResourcePatch,
+    max_ttl: i64,
+) -> Result<(), ApiError> {
+    if let Some(name) = patch.name {
+        check_name(&name)?;
+        row.name = name;
+    }
+    if let Some(scopes) = patch.scopes {
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| !is_scope_token(s) || s.ends_with("/.default"))
+        {
+            return Err(ApiError::bad_request(format!(
+                "scopes: {bad:?} is not a valid scope token"
+            )));
+        }
+        row.scopes = scopes.join(" ");
+    }
+    if let Some(ttl) = patch.access_token_ttl {
+        let ttl = ttl.seconds("access_token_ttl")?;
+        if ttl < 1 || ttl > max_ttl {
+            return Err(ApiError::bad_request(format!(
+                "access_token_ttl: must be from 1s to {} (max_access_token_ttl)",
+                keyward_core::duration::format_seconds(max_ttl)
+            )));
+        }
+        row.access_token_ttl = ttl;
+    }
+    if let Some(alg) = patch.signing_alg {
+        let alg: SigningAlg = alg
+            .parse()
+            .map_err(|m| ApiError::bad_request(format!("signing_alg: {m}")))?;
+        row.signing_alg = alg.to_string();
+    }
+    Ok(())
+}
+
+impl App {
+    /// Creates a resource.
+    pub async fn resource_create(
+        &self,
+        actor: &Actor,
+        input: ResourceInput,
+    ) -> Result<ResourceRow, ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let row = resource_create_in(&mut tx, actor, input, self.max_access_token_ttl, now).await?;
+        self.finish(tx, "resource", &row.id).await?;
+        Ok(row)
+    }
+
+    /// Every resource.
+    pub async fn resources_list(&self) -> Result<Vec<ResourceRow>, ApiError> {
+        Ok(self.store.resources_all().await?)
+    }
+
+    /// One resource by id or identifier.
+    pub async fn resource_get(&self, id: &str) -> Result<ResourceRow, ApiError> {
+        self.store
+            .resource_get(id)
+            .await
+            .map_err(|e| not_found(e, "resource"))
+    }
+
+    /// Changes a resource.
+    pub async fn resource_update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: ResourcePatch,
+    ) -> Result<ResourceRow, ApiError> {
+        let now = self.clock.now();
+        let detail =
+            json!({"name": patch.name, "scopes": patch.scopes, "signing_alg": patch.signing_alg});
+        let mut tx = self.store.begin().await?;
+        tx.change("resource", id, now).await?;
+        let mut row = tx
+            .resource_get(id, true)
+            .await
+            .map_err(|e| not_found(e, "resource"))?;
+        apply_resource(&mut row, patch, self.max_access_token_ttl)?;
+        row.updated_at = now;
+        tx.resource_update(&row).await?;
+        tx.audit(&actor.entry("resource.update", &row.id, detail), now)
+            .await?;
+        self.finish(tx, "resource", &row.id).await?;
+        Ok(row)
+    }
+
+    /// Deletes a resource no client uses.
+    pub async fn resource_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let row = self.resource_get(id).await?;
+        if row.identifier == ADMIN_RESOURCE {
+            return Err(ApiError::Plain {
+                status: axum::http::StatusCode::CONFLICT,
+                code: "conflict",
+                message: "the admin API resource cannot be deleted".into(),
+            });
+        }
+        let mut tx = self.store.begin().await?;
+        tx.change("resource", &row.id, now).await?;
+        let serving = tx.clients_serving(&row.identifier).await?;
+        if !serving.is_empty() {
+            return Err(ApiError::Plain {
+                status: axum::http::StatusCode::CONFLICT,
+                code: "conflict",
+                message: format!(
+                    "the resource is served by {} client(s), e.g. {}",
+                    serving.len(),
+                    serving[0]
+                ),
+            });
+        }
+        tx.resource_delete(&row.id).await?;
+        tx.audit(
+            &actor.entry(
+                "resource.delete",
+                &row.id,
+                json!({"identifier": row.identifier}),
+            ),
+            now,
+        )
+        .await?;
+        self.finish(tx, "resource", &row.id).await
+    }
+}
