@@ -94,6 +94,12 @@ impl Served {
     }
 }
 
+/// Sends a request and decodes its JSON body.
+async fn json(req: reqwest::RequestBuilder) -> Value {
+    let r = req.send().await.expect("request");
+    r.json().await.expect("JSON body")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_serves_its_interface() {
     let http = reqwest::Client::new();
@@ -113,38 +119,24 @@ async fn every_example_serves_its_interface() {
         let mut served = Served::start(example);
         let (id, secret) = served.admin();
         // With port 0 and no issuer configured, the issuer names the bound port.
-        let meta: Value = http
-            .get(format!(
-                "{}/.well-known/oauth-authorization-server",
-                served.base
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta = json(http.get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            served.base
+        )))
+        .await;
         assert_eq!(meta["issuer"], served.base.as_str(), "{example}");
         // The declared resources exist, next to the admin resource.
-        let token: Value = http
-            .post(format!("{}/oauth2/token", served.base))
-            .basic_auth(&id, Some(&secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let resources: Value = http
-            .get(format!("{}/admin/v1/resources", served.base))
-            .bearer_auth(token["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = json(
+            http.post(format!("{}/oauth2/token", served.base))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+        let resources = json(
+            http.get(format!("{}/admin/v1/resources", served.base))
+                .bearer_auth(token["access_token"].as_str().unwrap()),
+        )
+        .await;
         assert_eq!(
             resources["items"].as_array().unwrap().len(),
             declared + 1,
