@@ -35,6 +35,27 @@ pub struct AccessTokenClaims {
     /// Granted scopes, space-delimited; absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Not before, Unix seconds (RFC 7519 §4.1.5). Keyward does not set it; a verifier honours it when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+impl AccessTokenClaims {
+    /// Whether the token grants `scope` (RFC 9068 §2.2.3, space-delimited `scope`).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|granted| granted == scope))
+    }
+
+    /// RFC 9068 §4: the token must name this resource server in `aud`.
+    pub fn check_audience(&self, accepted: &[String]) -> Result<(), OAuthError> {
+        if accepted.contains(&self.aud) {
+            Ok(())
+        } else {
+            Err(invalid("wrong audience"))
+        }
+    }
 }
 
 /// The base64url JOSE header for a key: computed once per key, not per token.
@@ -152,6 +173,9 @@ pub fn validate_claims(
     if claims.iat > now + LEEWAY_SECONDS {
         return Err(invalid("token issued in the future"));
     }
+    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
+        return Err(invalid("token not yet valid"));
+    }
     Ok(claims)
 }
 
@@ -169,6 +193,7 @@ mod tests {
             jti: "j".into(),
             client_id: "c".into(),
             scope: Some("a b".into()),
+            nbf: None,
         }
     }
 
@@ -187,6 +212,18 @@ mod tests {
             ErrorCode::InvalidToken
         );
         assert!(validate_claims(&parsed.payload, "https://kw/", 500).is_err());
+    }
+
+    #[test]
+    fn scope_audience_and_nbf() {
+        let mut c = claims(1_000);
+        assert!(c.has_scope("a") && c.has_scope("b") && !c.has_scope("a b") && !c.has_scope(""));
+        assert!(c.check_audience(&["x".into(), "api".into()]).is_ok());
+        assert!(c.check_audience(&["x".into()]).is_err());
+        c.nbf = Some(600);
+        let payload = serde_json::to_vec(&c).unwrap();
+        assert!(validate_claims(&payload, "https://kw", 585).is_ok());
+        assert!(validate_claims(&payload, "https://kw", 584).is_err());
     }
 
     #[test]

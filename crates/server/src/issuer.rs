@@ -83,6 +83,7 @@ impl App {
             jti: B64.encode(random::<16>()),
             client_id: client.client.id.clone(),
             scope: scope.clone(),
+            nbf: None,
         };
         let access_token = self.keys.sign(grant.alg, &claims, now)?;
         Ok(TokenResponse {

@@ -1,0 +1,549 @@
+//! `Verifier`: checks Keyward access tokens (RFC 9068) in a resource server, exactly as Keyward's SECURITY.md
+//! pins: the key named by `kid` from the issuer's JWKS with the algorithm bound to that key, `typ` `at+jwt`, `iss`
+//! by exact string, `aud`, `exp` / `nbf` / `iat` with 15 s of leeway, typed claims. Nothing a token names is
+//! fetched. The JWKS is found through discovery (RFC 8414), cached for its `max-age`, and fetched again when a
+//! token names an unknown `kid`, at most once per `unknown_kid_interval`, so forged `kid`s cannot make the
+//! verifier hammer the server.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderName, header};
+use keyward_core::jwt::{self, AccessTokenClaims};
+
+use crate::fetch::{self, HttpClient};
+use crate::introspect::Introspector;
+use crate::key::{PublicKey, parse_jwks};
+
+/// The verified claims of an access token.
+pub type Claims = AccessTokenClaims;
+
+/// Why a request's token was not accepted; each maps to an RFC 6750 §3.1 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// No token at all: 401 with a bare `Bearer` challenge.
+    #[error("a bearer token is required")]
+    Missing,
+    /// A malformed request (two tokens, a token in the query, a broken header): 400 `invalid_request`.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// A token that does not verify: 401 `invalid_token`.
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+    /// A valid token without a scope the route needs: 403 `insufficient_scope`, naming the scopes.
+    #[error("the token lacks scope {0}")]
+    InsufficientScope(String),
+    /// The issuer's keys (or its introspection endpoint) cannot be reached and none are cached: 503.
+    #[error("the token service is unreachable")]
+    Unavailable,
+}
+
+/// What the verifier needs to know, set through [`Verifier::builder`].
+#[derive(Clone)]
+pub struct Builder {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks_uri: Option<String>,
+    token_header: Option<HeaderName>,
+    unknown_kid_interval: Duration,
+    default_max_age: Duration,
+    timeout: Duration,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    introspection: Option<(String, String, Duration)>,
+}
+
+impl Builder {
+    /// An audience this resource server accepts (at least one is required): its resource identifier.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The JWKS URL, instead of reading it from the issuer's discovery document.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// A header that may carry the token instead of `Authorization: Bearer`, such as Walmart's
+    /// `WM_SEC.ACCESS_TOKEN`. Its value is the token itself.
+    pub fn token_header(mut self, name: &str) -> Result<Self, String> {
+        self.token_header = Some(
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid header name"))?,
+        );
+        Ok(self)
+    }
+
+    /// The shortest time between two JWKS fetches caused by unknown `kid`s (default 10 s).
+    pub fn unknown_kid_interval(mut self, interval: Duration) -> Self {
+        self.unknown_kid_interval = interval;
+        self
+    }
+
+    /// How long keys are kept when the JWKS response names no `max-age` (default 5 min).
+    pub fn default_max_age(mut self, age: Duration) -> Self {
+        self.default_max_age = age;
+        self
+    }
+
+    /// The time allowed for each fetch (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The source of `now` in Unix seconds (default: the system clock); for tests.
+    pub fn clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Client credentials for RFC 7662 introspection, used by [`Verifier::introspect`], and how long an answer is
+    /// cached (at most until the token expires).
+    pub fn introspection(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        cache: Duration,
+    ) -> Self {
+        self.introspection = Some((client_id.into(), client_secret.into(), cache));
+        self
+    }
+
+    /// The verifier. Nothing is fetched yet: discovery and the JWKS are read on first use, so an API can start
+    /// while Keyward is down; [`Verifier::refresh`] fetches them now.
+    pub fn build(self) -> Result<Verifier, String> {
+        if self.audiences.is_empty() {
+            return Err("a verifier needs at least one audience".into());
+        }
+        let issuer = self.issuer.trim_end_matches('/').to_owned();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err("the issuer must be an http(s) URL".into());
+        }
+        let http = fetch::client();
+        let introspector = self
+            .introspection
+            .map(|(id, secret, cache)| Introspector::new(id, secret, cache));
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                issuer,
+                audiences: self.audiences,
+                token_header: self.token_header,
+                unknown_kid_interval: self.unknown_kid_interval,
+                default_max_age: self.default_max_age,
+                timeout: self.timeout,
+                clock: self.clock,
+                http,
+                keys: RwLock::new(KeyCache {
+                    keys: HashMap::new(),
+                    expires: None,
+                    jwks_uri: self.jwks_uri,
+                    introspection_uri: None,
+                    last_attempt: None,
+                }),
+                refreshing: tokio::sync::Mutex::new(()),
+                introspector,
+            }),
+        })
+    }
+}
+
+/// Verifies Keyward access tokens for one resource server. Cheap to clone; clones share the key cache.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    token_header: Option<HeaderName>,
+    unknown_kid_interval: Duration,
+    default_max_age: Duration,
+    timeout: Duration,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    http: HttpClient,
+    keys: RwLock<KeyCache>,
+    /// Held while fetching, so concurrent requests wait for one fetch instead of each making their own.
+    refreshing: tokio::sync::Mutex<()>,
+    introspector: Option<Introspector>,
+}
+
+struct KeyCache {
+    keys: HashMap<String, PublicKey>,
+    /// When the keys must be fetched again; `None` before the first successful fetch.
+    expires: Option<Instant>,
+    jwks_uri: Option<String>,
+    introspection_uri: Option<String>,
+    last_attempt: Option<Instant>,
+}
+
+fn invalid(description: &'static str) -> VerifyError {
+    VerifyError::Invalid(Cow::Borrowed(description))
+}
+
+impl Verifier {
+    /// Starts a verifier for tokens from `issuer` (compared by exact string, as `iss` must equal it).
+    pub fn builder(issuer: impl Into<String>) -> Builder {
+        Builder {
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+            jwks_uri: None,
+            token_header: None,
+            unknown_kid_interval: Duration::from_secs(10),
+            default_max_age: Duration::from_secs(300),
+            timeout: Duration::from_secs(5),
+            clock: Arc::new(crate::clock::now),
+            introspection: None,
+        }
+    }
+
+    /// The issuer tokens must name.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// RFC 6750 §2: the token of a request, from `Authorization: Bearer` or the configured header. A token in
+    /// the query string (§2.3) is refused, as is a request carrying two different tokens.
+    pub fn token_from<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        query: Option<&str>,
+    ) -> Result<&'h str, VerifyError> {
+        if query.is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.split('=').next() == Some("access_token"))
+        }) {
+            return Err(VerifyError::Malformed(
+                "access tokens are not accepted in the query string",
+            ));
+        }
+        let bearer = match headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .collect::<Vec<_>>()[..]
+        {
+            [] => None,
+            [one] => {
+                let text = one
+                    .to_str()
+                    .map_err(|_| VerifyError::Malformed("malformed Authorization header"))?;
+                match text.split_once(' ') {
+                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                        Some(b64token(token.trim())?)
+                    }
+                    // Another scheme carries no bearer token: the client is told to use one.
+                    _ => None,
+                }
+            }
+            _ => return Err(VerifyError::Malformed("more than one Authorization header")),
+        };
+        let custom = match &self.inner.token_header {
+            None => None,
+            Some(name) => match headers.get_all(name).iter().collect::<Vec<_>>()[..] {
+                [] => None,
+                [one] => {
+                    let text = one
+                        .to_str()
+                        .map_err(|_| VerifyError::Malformed("malformed token header"))?
+                        .trim();
+                    let text = text
+                        .get(..7)
+                        .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                        .map_or(text, |_| text[7..].trim());
+                    Some(b64token(text)?)
+                }
+                _ => return Err(VerifyError::Malformed("more than one token header")),
+            },
+        };
+        match (bearer, custom) {
+            (Some(a), Some(b)) if a != b => Err(VerifyError::Malformed(
+                "two different tokens in one request",
+            )),
+            (Some(t), _) | (None, Some(t)) => Ok(t),
+            (None, None) => Err(VerifyError::Missing),
+        }
+    }
+
+    /// Verifies a token locally against the issuer's keys; no call to Keyward unless the keys must be fetched.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let parsed = jwt::parse(token).map_err(|e| VerifyError::Invalid(e.description))?;
+        let kid = parsed.header.kid.clone().unwrap_or_default();
+        let key = self.key(&kid).await?;
+        // The key decides the algorithm: `none`, HS256 with the public key as secret, or any other alg than
+        // the key's own never reaches a signature check.
+        if parsed.header.alg != key.alg {
+            return Err(invalid("algorithm does not match the key"));
+        }
+        if !key.verify(parsed.signing_input.as_bytes(), &parsed.signature) {
+            return Err(invalid("bad signature"));
+        }
+        let claims =
+            jwt::validate_claims(&parsed.payload, &self.inner.issuer, (self.inner.clock)())
+                .map_err(|e| VerifyError::Invalid(e.description))?;
+        claims
+            .check_audience(&self.inner.audiences)
+            .map_err(|e| VerifyError::Invalid(e.description))?;
+        Ok(claims)
+    }
+
+    /// Verifies a token by asking Keyward (RFC 7662), so a revoked token is refused at once. Answers are cached
+    /// for the configured time (never past the token's expiry). Needs [`Builder::introspection`].
+    pub async fn introspect(&self, token: &str) -> Result<Claims, VerifyError> {
+        let Some(introspector) = &self.inner.introspector else {
+            return Err(VerifyError::Unavailable);
+        };
+        let uri = self.discovered(|c| c.introspection_uri.clone()).await?;
+        let claims = introspector
+            .check(
+                &self.inner.http,
+                &uri,
+                token,
+                self.inner.timeout,
+                (self.inner.clock)(),
+            )
+            .await?;
+        // Keyward checked signature, issuer and expiry; the audience is this server's to check.
+        if claims.iss != self.inner.issuer {
+            return Err(invalid("wrong issuer"));
+        }
+        claims
+            .check_audience(&self.inner.audiences)
+            .map_err(|e| VerifyError::Invalid(e.description))?;
+        Ok(claims)
+    }
+
+    /// Fetches discovery (if needed) and the JWKS now, replacing the cached keys.
+    pub async fn refresh(&self) -> Result<(), VerifyError> {
+        let _guard = self.inner.refreshing.lock().await;
+        self.fetch_keys().await
+    }
+
+    /// The key for `kid`: from the cache when fresh. Stale keys are fetched again, but while Keyward cannot be
+    /// reached (or another request is fetching) the keys held keep serving. An unknown `kid` causes a fetch at
+    /// most once per `unknown_kid_interval`.
+    async fn key(&self, kid: &str) -> Result<PublicKey, VerifyError> {
+        let now = Instant::now();
+        let (found, fresh, may_retry) = {
+            let cache = self.inner.keys.read().unwrap_or_else(|e| e.into_inner());
+            (
+                cache.keys.get(kid).cloned(),
+                cache.expires.is_some_and(|e| now < e),
+                cache
+                    .last_attempt
+                    .is_none_or(|t| now.duration_since(t) >= self.inner.unknown_kid_interval),
+            )
+        };
+        match found {
+            Some(key) if fresh => return Ok(key),
+            Some(key) => {
+                if !may_retry {
+                    return Ok(key);
+                }
+                let Ok(_guard) = self.inner.refreshing.try_lock() else {
+                    return Ok(key);
+                };
+                if self.fetch_keys().await.is_err() {
+                    return Ok(key);
+                }
+            }
+            None if !may_retry => return Err(invalid("unknown key")),
+            None => {
+                let _guard = self.inner.refreshing.lock().await;
+                // Another request may have fetched while this one waited.
+                let fetched_meanwhile = self
+                    .inner
+                    .keys
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_attempt
+                    .is_some_and(|t| t >= now);
+                if !fetched_meanwhile {
+                    if let Err(e) = self.fetch_keys().await {
+                        let empty = self
+                            .inner
+                            .keys
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .keys
+                            .is_empty();
+                        if empty {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        let cache = self.inner.keys.read().unwrap_or_else(|e| e.into_inner());
+        cache
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| invalid("unknown key"))
+    }
+
+    /// Discovery, when its answer is needed and not yet known.
+    async fn discovered(
+        &self,
+        pick: impl Fn(&KeyCache) -> Option<String>,
+    ) -> Result<String, VerifyError> {
+        if let Some(v) = pick(&self.inner.keys.read().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(v);
+        }
+        let url = format!(
+            "{}/.well-known/oauth-authorization-server",
+            self.inner.issuer
+        );
+        let doc = fetch::json(&self.inner.http, &url, None, self.inner.timeout)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "keyward-client: discovery failed");
+                VerifyError::Unavailable
+            })?
+            .body;
+        // RFC 8414 §3.3: the metadata must be for the issuer asked about.
+        if doc.get("issuer").and_then(|v| v.as_str()) != Some(self.inner.issuer.as_str()) {
+            tracing::warn!(%url, "keyward-client: discovery names another issuer");
+            return Err(VerifyError::Unavailable);
+        }
+        let member = |name: &str| doc.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let mut cache = self.inner.keys.write().unwrap_or_else(|e| e.into_inner());
+        if cache.jwks_uri.is_none() {
+            cache.jwks_uri = member("jwks_uri");
+        }
+        cache.introspection_uri = member("introspection_endpoint");
+        pick(&cache).ok_or(VerifyError::Unavailable)
+    }
+
+    async fn fetch_keys(&self) -> Result<(), VerifyError> {
+        self.inner
+            .keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_attempt = Some(Instant::now());
+        let uri = self.discovered(|c| c.jwks_uri.clone()).await?;
+        let fetched = fetch::json(&self.inner.http, &uri, None, self.inner.timeout)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "keyward-client: fetching the JWKS failed");
+                VerifyError::Unavailable
+            })?;
+        let (keys, skipped) = parse_jwks(&fetched.body).map_err(|e| {
+            tracing::warn!(error = %e, "keyward-client: unusable JWKS");
+            VerifyError::Unavailable
+        })?;
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "keyward-client: JWKS keys skipped (unsupported or unsafe)"
+            );
+        }
+        let age = fetched.max_age.unwrap_or(self.inner.default_max_age);
+        let mut cache = self.inner.keys.write().unwrap_or_else(|e| e.into_inner());
+        cache.keys = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+        cache.expires = Some(Instant::now() + age);
+        Ok(())
+    }
+}
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn b64token(token: &str) -> Result<&str, VerifyError> {
+    let body = token.trim_end_matches('=');
+    let ok = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    if ok {
+        Ok(token)
+    } else {
+        Err(VerifyError::Malformed("malformed bearer token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn verifier(header: Option<&str>) -> Verifier {
+        let mut b = Verifier::builder("http://127.0.0.1:1").audience("api");
+        if let Some(h) = header {
+            b = b.token_header(h).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn token_sources() {
+        let v = verifier(Some("WM_SEC.ACCESS_TOKEN"));
+        let h = headers(&[("authorization", "Bearer a.b.c")]);
+        assert_eq!(v.token_from(&h, None), Ok("a.b.c"));
+        let h = headers(&[("wm_sec.access_token", "a.b.c")]);
+        assert_eq!(v.token_from(&h, None), Ok("a.b.c"));
+        let h = headers(&[
+            ("authorization", "Bearer a.b.c"),
+            ("wm_sec.access_token", "a.b.c"),
+        ]);
+        assert_eq!(v.token_from(&h, None), Ok("a.b.c"));
+        let h = headers(&[
+            ("authorization", "Bearer a.b.c"),
+            ("wm_sec.access_token", "x.y.z"),
+        ]);
+        assert!(matches!(
+            v.token_from(&h, None),
+            Err(VerifyError::Malformed(_))
+        ));
+        assert_eq!(
+            v.token_from(&HeaderMap::new(), None),
+            Err(VerifyError::Missing)
+        );
+        let h = headers(&[("authorization", "Basic YTpi")]);
+        assert_eq!(v.token_from(&h, None), Err(VerifyError::Missing));
+        let h = headers(&[("authorization", "Bearer a b")]);
+        assert!(matches!(
+            v.token_from(&h, None),
+            Err(VerifyError::Malformed(_))
+        ));
+        let h = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
+        assert!(matches!(
+            v.token_from(&h, None),
+            Err(VerifyError::Malformed(_))
+        ));
+        assert!(matches!(
+            v.token_from(&HeaderMap::new(), Some("x=1&access_token=abc")),
+            Err(VerifyError::Malformed(_))
+        ));
+        // Without a configured header, that header is just another header.
+        let plain = verifier(None);
+        let h = headers(&[("wm_sec.access_token", "a.b.c")]);
+        assert_eq!(plain.token_from(&h, None), Err(VerifyError::Missing));
+    }
+
+    #[test]
+    fn builder_checks() {
+        assert!(Verifier::builder("http://x").build().is_err());
+        assert!(Verifier::builder("ftp://x").audience("a").build().is_err());
+        assert_eq!(
+            Verifier::builder("http://x/")
+                .audience("a")
+                .build()
+                .unwrap()
+                .issuer(),
+            "http://x"
+        );
+    }
+}
