@@ -16,3 +16,4 @@ mod introspect;
 mod keys;
 mod serve;
 mod token;
+mod verify;

@@ -1,0 +1,417 @@
+//! keyward-client's verifier in a real API (examples/orders-api) against a real Keyward: every way a token can
+//! be wrong gives the RFC 6750 answer, key rotation is picked up, and forged `kid`s cannot make it hammer the JWKS.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyward_client::Verifier;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both_engines;
+use crate::harness::TestApp;
+
+pub const UAT: &str = "705798e0-8cef-427c-ae00-6023deba29af";
+pub const PROD: &str = "a3f3019f-2be9-41cc-a254-7bb347238e89";
+
+/// Serves a router on 127.0.0.1:0; returns its base URL. The task ends with the test's runtime.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+/// The UAT and PROD resources (scopes `orders:read orders:write`), a UAT key with both scopes, a UAT key with
+/// `orders:read` only, and a PROD key: returns the three as (id, secret).
+pub async fn walley_clients(app: &TestApp) -> [(String, String); 3] {
+    for r in [UAT, PROD] {
+        app.resource(r, &["orders:read", "orders:write"]).await;
+    }
+    [
+        app.client(json!({"name": "uat rw", "resources": [UAT], "scopes": ["orders:read", "orders:write"]}))
+            .await,
+        app.client(json!({"name": "uat r", "resources": [UAT], "scopes": ["orders:read"]}))
+            .await,
+        app.client(json!({"name": "prod", "resources": [PROD], "scopes": ["orders:read"]}))
+            .await,
+    ]
+}
+
+/// A token with its header replaced and a signature of our choosing: forgeries.
+pub fn forge(token: &str, header: Value, signature: &[u8]) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    format!(
+        "{}.{payload}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(signature)
+    )
+}
+
+/// A token whose payload was changed after signing.
+pub fn tamper(token: &str) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims: Value = serde_json::from_slice(&B64.decode(&parts[1]).unwrap()).unwrap();
+    claims["scope"] = json!("orders:read orders:write admin");
+    parts[1] = B64.encode(claims.to_string());
+    parts.join(".")
+}
+
+/// Checks an RFC 6750 answer: status, `WWW-Authenticate` contents, JSON `error`.
+pub async fn assert_bearer(r: reqwest::Response, status: StatusCode, error: Option<&str>) -> Value {
+    assert_eq!(r.status(), status);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    match error {
+        Some(e) => assert!(challenge.contains(&format!("error=\"{e}\"")), "{challenge}"),
+        None => assert!(!challenge.contains("error="), "{challenge}"),
+    }
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body.get("error").and_then(Value::as_str), error, "{body}");
+    body
+}
+
+/// An HS256 signature over the token's signing input, keyed with the public key's bytes: the classic
+/// algorithm-confusion forgery.
+pub fn hs256_with_public_key(app_jwks: &Value, kid: &str, token: &str) -> String {
+    let jwk = app_jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap();
+    let secret = jwk.to_string();
+    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": kid});
+    let payload = token.split('.').nth(1).unwrap();
+    let input = format!("{}.{payload}", B64.encode(header.to_string()));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", B64.encode(tag.as_ref()))
+}
+
+both_engines!(orders_api_verifies_every_way_a_token_can_be_wrong, |app| {
+    let [(rw, rw_secret), (ro, ro_secret), (prod, prod_secret)] = walley_clients(&app).await;
+    let verifier = Verifier::builder(app.app.issuer.clone())
+        .audience(UAT)
+        .token_header("WM_SEC.ACCESS_TOKEN")
+        .unwrap()
+        .build()
+        .unwrap();
+    let api = serve(orders_api::protected(&verifier)).await;
+    let order = format!("{api}/manage/orders/0f05ebc2-89ec-4l13-830a-ac4e0141f652");
+    let get = |token: &str| app.http.get(&order).bearer_auth(token).send();
+
+    // Walley's documented call.
+    let token = app
+        .access_token(&rw, &rw_secret, &[("scope", &format!("{UAT}/.default"))])
+        .await;
+    let r = app
+        .http
+        .get(&order)
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["orderId"].as_str(), body["merchant"].as_str()),
+        (
+            Some("0f05ebc2-89ec-4l13-830a-ac4e0141f652"),
+            Some(rw.as_str())
+        )
+    );
+    // The same token in WM_SEC.ACCESS_TOKEN, where configured.
+    let r = app
+        .http
+        .get(&order)
+        .header("WM_SEC.ACCESS_TOKEN", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // No token; a token in the query; a broken header.
+    assert_bearer(
+        app.http.get(&order).send().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        None,
+    )
+    .await;
+    let r = app
+        .http
+        .get(format!("{order}?access_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_bearer(r, StatusCode::BAD_REQUEST, Some("invalid_request")).await;
+    let r = app
+        .http
+        .get(&order)
+        .header("Authorization", "Bearer a b")
+        .send()
+        .await
+        .unwrap();
+    assert_bearer(r, StatusCode::BAD_REQUEST, Some("invalid_request")).await;
+
+    // Wrong audience: the PROD token at the UAT API.
+    let prod_token = app.access_token(&prod, &prod_secret, &[]).await;
+    let e = assert_bearer(
+        get(&prod_token).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        Some("invalid_token"),
+    )
+    .await;
+    assert_eq!(e["error_description"], "wrong audience");
+
+    // Expired: the same API two hours later (its clock moved; the token's 15 minutes are long gone).
+    let later = keyward::clock::Clock::System.now() + 7_200;
+    let late = Verifier::builder(app.app.issuer.clone())
+        .audience(UAT)
+        .clock(move || later)
+        .build()
+        .unwrap();
+    let late_api = serve(orders_api::protected(&late)).await;
+    let r = app
+        .http
+        .get(format!("{late_api}/manage/orders/1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let e = assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
+    assert_eq!(e["error_description"], "token expired");
+
+    // Tampered, alg none, HS256 keyed with the public key, unknown kid.
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    let jwks: Value = app.get_json(&app.url("/oauth2/jwks")).await;
+    let forgeries = [
+        (tamper(&token), "bad signature"),
+        (
+            forge(
+                &token,
+                json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
+                b"",
+            ),
+            "algorithm does not match the key",
+        ),
+        (
+            hs256_with_public_key(&jwks, &kid, &token),
+            "algorithm does not match the key",
+        ),
+        (
+            forge(
+                &token,
+                json!({"alg": "ES256", "typ": "at+jwt", "kid": "forged"}),
+                b"sig",
+            ),
+            "unknown key",
+        ),
+    ];
+    for (forged, why) in forgeries {
+        let e = assert_bearer(
+            get(&forged).await.unwrap(),
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+        )
+        .await;
+        assert_eq!(e["error_description"], why);
+    }
+
+    // Missing scope: cancelling needs orders:write.
+    let read_only = app.access_token(&ro, &ro_secret, &[]).await;
+    let r = app
+        .http
+        .post(format!("{order}/cancel"))
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("scope=\"orders:write\"")
+    );
+    assert_bearer(r, StatusCode::FORBIDDEN, Some("insufficient_scope")).await;
+    let r = app
+        .http
+        .post(format!("{order}/cancel"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+});
+
+// The EU/US pair: a token from another Keyward (other issuer, other keys) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_issuers_token_is_refused() {
+    let eu = TestApp::sqlite().await;
+    let us = TestApp::sqlite().await;
+    let [(rw, rw_secret), ..] = walley_clients(&eu).await;
+    let [(us_rw, us_secret), ..] = walley_clients(&us).await;
+    let verifier = Verifier::builder(eu.app.issuer.clone())
+        .audience(UAT)
+        .build()
+        .unwrap();
+    let api = serve(orders_api::protected(&verifier)).await;
+    let order = format!("{api}/manage/orders/1");
+    let ok = eu.access_token(&rw, &rw_secret, &[]).await;
+    let r = eu.http.get(&order).bearer_auth(&ok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let foreign = us.access_token(&us_rw, &us_secret, &[]).await;
+    let r = eu
+        .http
+        .get(&order)
+        .bearer_auth(&foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
+    // Even signed by a key the verifier trusts, another issuer's `iss` is refused: the US JWKS served as the
+    // EU one would make the signature good, and the issuer check still holds.
+    let tricked = Verifier::builder(eu.app.issuer.clone())
+        .audience(UAT)
+        .jwks_uri(us.url("/oauth2/jwks"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        tricked.verify(&foreign).await.unwrap_err().to_string(),
+        "wrong issuer"
+    );
+}
+
+// Rotation on the server is picked up without restarting the API; forged kids cost at most one JWKS fetch per
+// interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_is_picked_up_and_forged_kids_are_rate_limited() {
+    let app = TestApp::sqlite().await;
+    let [(rw, rw_secret), ..] = walley_clients(&app).await;
+    // A counting pass-through in front of the JWKS.
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let jwks_url = app.url("/oauth2/jwks");
+    let counter = serve(axum::Router::new().route(
+        "/jwks",
+        axum::routing::get({
+            let fetches = fetches.clone();
+            move || async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                let body: Value = reqwest::get(&jwks_url).await.unwrap().json().await.unwrap();
+                axum::Json(body)
+            }
+        }),
+    ))
+    .await;
+    let verifier = Verifier::builder(app.app.issuer.clone())
+        .audience(UAT)
+        .jwks_uri(format!("{counter}/jwks"))
+        .unknown_kid_interval(Duration::from_millis(300))
+        .clock({
+            let clock = app.clock.clone();
+            move || clock.now()
+        })
+        .build()
+        .unwrap();
+    let token = app.access_token(&rw, &rw_secret, &[]).await;
+    verifier.verify(&token).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    // Fifty forged kids in a burst: no more fetches within the interval.
+    for i in 0..50 {
+        let forged = forge(
+            &token,
+            json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("forged-{i}")}),
+            b"x",
+        );
+        assert!(verifier.verify(&forged).await.is_err());
+    }
+    assert!(
+        fetches.load(Ordering::SeqCst) <= 2,
+        "{} fetches",
+        fetches.load(Ordering::SeqCst)
+    );
+
+    // Rotate ES256; after the publish delay the new key signs, and the verifier fetches it on first sight.
+    let (status, _) = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/keys/rotate",
+            Some(json!({"alg": "ES256"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.clock.advance(600);
+    let rotated = app.access_token(&rw, &rw_secret, &[]).await;
+    assert_ne!(
+        jsonwebtoken::decode_header(&rotated).unwrap().kid,
+        jsonwebtoken::decode_header(&token).unwrap().kid
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let claims = verifier.verify(&rotated).await.unwrap();
+    assert_eq!(claims.client_id, rw);
+    // The old key's tokens still verify while it is published.
+    verifier
+        .verify(&token)
+        .await
+        .unwrap_or_else(|e| panic!("old token: {e}"));
+}
+
+// Revocation awareness: a route that introspects refuses a revoked token at once.
+both_engines!(introspecting_routes_honour_revocation, |app| {
+    let [(rw, rw_secret), ..] = walley_clients(&app).await;
+    let (api_id, api_secret) = app
+        .client(json!({"name": "orders API", "resources": [], "serves_resources": [UAT]}))
+        .await;
+    let verifier = Verifier::builder(app.app.issuer.clone())
+        .audience(UAT)
+        .introspection(api_id, api_secret, Duration::ZERO)
+        .build()
+        .unwrap();
+    let api = serve(
+        axum::Router::new().route(
+            "/manage/orders/{id}",
+            axum::routing::get(
+                |keyward_client::Verified(c): keyward_client::Verified| async move { c.client_id },
+            )
+            .layer(verifier.layer().introspect()),
+        ),
+    )
+    .await;
+    let token = app.access_token(&rw, &rw_secret, &[]).await;
+    let r = app
+        .http
+        .get(format!("{api}/manage/orders/1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status(), r.text().await.unwrap()),
+        (StatusCode::OK, rw.clone())
+    );
+    let r = app
+        .post_form(
+            "/oauth2/revoke",
+            Some((&rw, &rw_secret)),
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .http
+        .get(format!("{api}/manage/orders/1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let e = assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
+    assert_eq!(e["error_description"], "token is not active");
+});
