@@ -52,6 +52,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run the gateway: verify tokens in front of an API in any language (`--config` names the gateway file;
+    /// `--listen` overrides its address).
+    Gateway,
 }
 
 /// `keyward config …`.
@@ -253,7 +256,7 @@ async fn admin_command(app: &App, actor: &Actor, command: Command) -> anyhow::Re
             print_rows(&out, &json!(made), &["kid", "alg", "activates_at"]);
             Ok(())
         }
-        Command::Serve | Command::Migrate | Command::Config(_) => Ok(()),
+        Command::Serve | Command::Migrate | Command::Config(_) | Command::Gateway => Ok(()),
     }
 }
 

@@ -83,7 +83,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The span every request runs in; its fields appear on the request's log line. A token endpoint alias records
 /// its correlation header's value in `correlation_id`.
-fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+pub(crate) fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %req.method(),

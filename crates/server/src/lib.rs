@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod feed;
+pub mod gateway;
 pub mod http;
 pub mod issuer;
 pub mod keys;

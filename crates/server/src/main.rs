@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         print!("{EXAMPLE}");
         return ExitCode::SUCCESS;
     }
+    if let Command::Gateway = cli.command {
+        return gateway(&cli);
+    }
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = match cli.config(&env) {
         Ok(c) => c,
@@ -24,7 +27,36 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(&config, matches!(cli.command, Command::Serve));
+    // Admin commands log warnings only, so their output stays readable.
+    let level = if matches!(cli.command, Command::Serve) {
+        config.log_level.clone()
+    } else {
+        "warn".into()
+    };
+    init_logs(config.log_format, &level);
+    block_on(run(cli.command, config))
+}
+
+/// `keyward gateway --config FILE`.
+fn gateway(cli: &Cli) -> ExitCode {
+    let Some(path) = &cli.config else {
+        eprintln!(
+            "keyward gateway: --config FILE is required (the gateway's own file; see docs/GATEWAY.md)"
+        );
+        return ExitCode::from(2);
+    };
+    let config = match keyward::gateway::config::load(path, cli.listen.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(LogFormat::Text, "info");
+    block_on(keyward::gateway::run(config, shutdown_signal()))
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,7 +67,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keyward: {e:#}");
@@ -98,20 +130,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_logs(config: &Config, serving: bool) {
-    // Admin commands log warnings only, so their output stays readable.
-    let level = if serving {
-        config.log_level.clone()
-    } else {
-        "warn".into()
-    };
-    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+fn init_logs(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| "info".into());
     // Colour codes only for a person at a terminal, never in a file or a pipe.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match config.log_format {
+    match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }

@@ -11,6 +11,7 @@ mod admin;
 mod cli;
 mod discovery;
 mod examples;
+mod gateway;
 mod harness;
 mod introspect;
 mod keys;

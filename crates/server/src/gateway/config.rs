@@ -1,0 +1,244 @@
+//! The gateway's configuration file (`keyward gateway --config gateway.toml`): where to listen, the upstream API,
+//! the issuer and audiences tokens must have, and the route table. Checked at start; an error names the setting.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::http::Method;
+use keyward_core::duration::parse_seconds;
+use serde::Deserialize;
+
+use super::routes::{Pattern, Route};
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    listen: Option<String>,
+    upstream: String,
+    issuer: String,
+    audience: OneOrMany,
+    jwks_uri: Option<String>,
+    token_header: Option<String>,
+    upstream_timeout: Option<String>,
+    jwks_min_refetch: Option<String>,
+    introspection_client_id: Option<String>,
+    introspection_client_secret: Option<String>,
+    introspection_cache: Option<String>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    path: String,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    introspect: bool,
+}
+
+/// The checked gateway configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Address to listen on (default 127.0.0.1:8443).
+    pub listen: SocketAddr,
+    /// The API's base URL (`http://host:port`, optionally with a base path).
+    pub upstream: String,
+    /// The Keyward issuer tokens must come from.
+    pub issuer: String,
+    /// Audiences accepted (the API's resource identifiers).
+    pub audiences: Vec<String>,
+    /// The JWKS URL, when not discovered from the issuer.
+    pub jwks_uri: Option<String>,
+    /// A header that may carry the token instead of `Authorization: Bearer` (e.g. `WM_SEC.ACCESS_TOKEN`).
+    pub token_header: Option<String>,
+    /// Time allowed for the upstream to answer with headers (default 30 s): 504 past it.
+    pub upstream_timeout: Duration,
+    /// The shortest time between JWKS fetches caused by tokens with unknown `kid`s (default 10 s).
+    pub jwks_min_refetch: Duration,
+    /// Credentials for routes that introspect: a Keyward client serving the audience.
+    pub introspection: Option<(String, String, Duration)>,
+    /// The route table, in file order; the first match wins.
+    pub routes: Vec<Route>,
+}
+
+/// Reads and checks a gateway file. `listen` from the command line overrides the file's.
+pub fn load(path: &Path, listen: Option<&str>) -> Result<GatewayConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read gateway config {}: {e}", path.display()))?;
+    let raw: RawGateway = toml::from_str(&text)
+        .map_err(|e| format!("gateway config {}: {}", path.display(), e.message()))?;
+    check(raw, listen).map_err(|m| format!("gateway config {}: {m}", path.display()))
+}
+
+fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String> {
+    let listen = listen
+        .or(raw.listen.as_deref())
+        .unwrap_or("127.0.0.1:8443")
+        .parse()
+        .map_err(|_| "listen: expected an address such as 127.0.0.1:8443".to_owned())?;
+    let upstream = raw.upstream.trim_end_matches('/').to_owned();
+    if !upstream.starts_with("http://") || upstream.contains(['?', '#']) {
+        return Err("upstream: expected an http:// URL without query or fragment".into());
+    }
+    let audiences = match raw.audience {
+        OneOrMany::One(a) => vec![a],
+        OneOrMany::Many(list) => list,
+    };
+    if audiences.is_empty() || audiences.iter().any(String::is_empty) {
+        return Err("audience: name the API's resource identifier(s)".into());
+    }
+    let seconds = |key: &str, v: Option<String>, default: u64| -> Result<Duration, String> {
+        match v {
+            None => Ok(Duration::from_secs(default)),
+            Some(t) => parse_seconds(&t)
+                .ok()
+                .and_then(|s| u64::try_from(s).ok())
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("{key}: expected a duration such as \"30s\"")),
+        }
+    };
+    let upstream_timeout = seconds("upstream_timeout", raw.upstream_timeout, 30)?;
+    let jwks_min_refetch = seconds("jwks_min_refetch", raw.jwks_min_refetch, 10)?;
+    let introspection = match (raw.introspection_client_id, raw.introspection_client_secret) {
+        (Some(id), Some(secret)) => Some((
+            id,
+            secret,
+            seconds("introspection_cache", raw.introspection_cache, 5)?,
+        )),
+        (None, None) => None,
+        _ => {
+            return Err(
+                "introspection_client_id and introspection_client_secret go together".into(),
+            );
+        }
+    };
+    let mut routes = Vec::with_capacity(raw.route.len());
+    for (i, r) in raw.route.into_iter().enumerate() {
+        let at = |m: String| format!("route {} ({}): {m}", i + 1, r.path);
+        let pattern = Pattern::parse(&r.path).map_err(at)?;
+        let methods = r
+            .methods
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| at(format!("methods: {m:?} is not an HTTP method")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if r.public && (r.introspect || !r.scopes.is_empty()) {
+            return Err(at(
+                "a public route takes no scopes and no introspection".into()
+            ));
+        }
+        if r.introspect && introspection.is_none() {
+            return Err(at(
+                "introspect needs introspection_client_id and introspection_client_secret".into(),
+            ));
+        }
+        if let Some(s) = r
+            .scopes
+            .iter()
+            .find(|s| !keyward_core::scope::is_scope_token(s))
+        {
+            return Err(at(format!("scopes: {s:?} is not a scope")));
+        }
+        routes.push(Route {
+            pattern,
+            methods,
+            scopes: r.scopes,
+            public: r.public,
+            introspect: r.introspect,
+        });
+    }
+    if routes.is_empty() {
+        return Err(
+            "route: declare at least one [[route]]; requests matching none are refused".into(),
+        );
+    }
+    Ok(GatewayConfig {
+        listen,
+        upstream,
+        issuer: raw.issuer,
+        audiences,
+        jwks_uri: raw.jwks_uri,
+        token_header: raw.token_header,
+        upstream_timeout,
+        jwks_min_refetch,
+        introspection,
+        routes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GatewayConfig, String> {
+        check(toml::from_str(text).map_err(|e| e.to_string())?, None)
+    }
+
+    const BASE: &str = "upstream = \"http://127.0.0.1:3000\"\nissuer = \"http://127.0.0.1:8080\"\naudience = \"api\"\n";
+
+    #[test]
+    fn a_full_file() {
+        let c = parse(&format!(
+            "{BASE}token_header = \"WM_SEC.ACCESS_TOKEN\"\nintrospection_client_id = \"gw\"\nintrospection_client_secret = \"s\"\n\
+             [[route]]\npath = \"/manage/orders/{{id}}\"\nmethods = [\"get\"]\nscopes = [\"orders:read\"]\n\
+             [[route]]\npath = \"/health\"\npublic = true\n\
+             [[route]]\npath = \"/manage/{{*rest}}\"\nintrospect = true\n"
+        ))
+        .unwrap();
+        assert_eq!(c.routes.len(), 3);
+        assert_eq!(c.routes[0].methods, vec![Method::GET]);
+        assert_eq!(c.upstream_timeout, Duration::from_secs(30));
+        assert_eq!(c.introspection.unwrap().2, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let route = "[[route]]\npath = \"/x\"\n";
+        let cases = [
+            (BASE.to_string(), "declare at least one"),
+            (
+                BASE.replace("http://127.0.0.1:3000", "ftp://x") + route,
+                "upstream",
+            ),
+            (
+                BASE.replace("audience = \"api\"", "audience = []") + route,
+                "audience",
+            ),
+            (
+                format!("{BASE}{route}public = true\nscopes = [\"a\"]\n"),
+                "public route",
+            ),
+            (
+                format!("{BASE}{route}introspect = true\n"),
+                "introspect needs",
+            ),
+            (format!("{BASE}{route}methods = [\"GE T\"]\n"), "methods"),
+            (format!("{BASE}[[route]]\npath = \"x\"\n"), "route 1 (x)"),
+            (
+                format!("{BASE}upstream_timeout = \"soon\"\n{route}"),
+                "upstream_timeout",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+    }
+}
