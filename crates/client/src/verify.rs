@@ -350,31 +350,28 @@ impl Verifier {
                     return Ok(key);
                 }
             }
-            None if !may_retry => return Err(invalid("unknown key")),
             None => {
+                // Waiting here also covers a fetch another request has under way.
                 let _guard = self.inner.refreshing.lock().await;
-                // Another request may have fetched while this one waited.
-                let fetched_meanwhile = self
-                    .inner
-                    .keys
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_attempt
-                    .is_some_and(|t| t >= now);
-                if !fetched_meanwhile {
-                    if let Err(e) = self.fetch_keys().await {
-                        let empty = self
-                            .inner
-                            .keys
-                            .read()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .keys
-                            .is_empty();
-                        if empty {
-                            return Err(e);
-                        }
-                    }
+                let fetch_now = {
+                    let cache = self.inner.keys.read().unwrap_or_else(|e| e.into_inner());
+                    let fetched_meanwhile = cache.last_attempt.is_some_and(|t| t >= now);
+                    !fetched_meanwhile && may_retry
+                };
+                let failed = if fetch_now {
+                    self.fetch_keys().await.err()
+                } else {
+                    None
+                };
+                let cache = self.inner.keys.read().unwrap_or_else(|e| e.into_inner());
+                if let Some(key) = cache.keys.get(kid) {
+                    return Ok(key.clone());
                 }
+                // Never loaded: the keys are unavailable, which says nothing about the token.
+                if cache.expires.is_none() {
+                    return Err(failed.unwrap_or(VerifyError::Unavailable));
+                }
+                return Err(invalid("unknown key"));
             }
         }
         let cache = self.inner.keys.read().unwrap_or_else(|e| e.into_inner());

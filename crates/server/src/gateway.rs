@@ -287,11 +287,17 @@ pub async fn run(
     config: GatewayConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    let bound = listener.local_addr()?;
-    tracing::info!(listen = %bound, upstream = %config.upstream, issuer = %config.issuer, routes = config.routes.len(), "keyward gateway is serving");
+    let (listen, upstream, issuer, routes) = (
+        config.listen,
+        config.upstream.clone(),
+        config.issuer.clone(),
+        config.routes.len(),
+    );
     let gateway = Gateway::new(config).map_err(anyhow::Error::msg)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, %upstream, %issuer, routes, "keyward gateway is serving");
     serve(gateway, listener, shutdown).await
 }

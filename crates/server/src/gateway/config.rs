@@ -95,6 +95,14 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
     if !upstream.starts_with("http://") || upstream.contains(['?', '#']) {
         return Err("upstream: expected an http:// URL without query or fragment".into());
     }
+    let issuer = raw.issuer.trim_end_matches('/').to_owned();
+    if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
+        return Err("issuer: expected the Keyward issuer URL, http(s)://…".into());
+    }
+    if let Some(h) = &raw.token_header {
+        axum::http::HeaderName::from_bytes(h.as_bytes())
+            .map_err(|_| format!("token_header: {h:?} is not a valid header name"))?;
+    }
     let audiences = match raw.audience {
         OneOrMany::One(a) => vec![a],
         OneOrMany::Many(list) => list,
@@ -172,7 +180,7 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
     Ok(GatewayConfig {
         listen,
         upstream,
-        issuer: raw.issuer,
+        issuer,
         audiences,
         jwks_uri: raw.jwks_uri,
         token_header: raw.token_header,
@@ -234,6 +242,14 @@ mod tests {
             (
                 format!("{BASE}upstream_timeout = \"soon\"\n{route}"),
                 "upstream_timeout",
+            ),
+            (
+                BASE.replace("http://127.0.0.1:8080", "auth.example") + route,
+                "issuer",
+            ),
+            (
+                format!("{BASE}token_header = \"a b\"\n{route}"),
+                "token_header",
             ),
         ];
         for (text, expected) in cases {

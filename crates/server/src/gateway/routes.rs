@@ -119,12 +119,15 @@ pub fn find<'r>(routes: &'r [Route], method: &Method, path: &str) -> Found<'r> {
         if r.methods.is_empty() || r.methods.contains(method) {
             return Found::Route(i, r);
         }
-        allowed.extend(r.methods.iter().cloned());
+        for m in &r.methods {
+            if !allowed.contains(m) {
+                allowed.push(m.clone());
+            }
+        }
     }
     if allowed.is_empty() {
         Found::NotFound
     } else {
-        allowed.dedup();
         Found::MethodNotAllowed(allowed)
     }
 }
@@ -180,7 +183,7 @@ mod tests {
         let routes = [
             route("/orders/{id}", &[Method::GET]),
             route("/orders/{id}", &[Method::DELETE]),
-            route("/{*any}", &[Method::POST]),
+            route("/{*any}", &[Method::POST, Method::GET]),
         ];
         assert!(matches!(
             find(&routes, &Method::GET, "/orders/1"),

@@ -415,3 +415,46 @@ both_engines!(introspecting_routes_honour_revocation, |app| {
     let e = assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
     assert_eq!(e["error_description"], "token is not active");
 });
+
+// A fresh verifier hit by many requests at once fetches the keys once, and every request waits for that fetch
+// rather than being refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_all_wait_for_the_first_fetch() {
+    let app = TestApp::sqlite().await;
+    let [(rw, rw_secret), ..] = walley_clients(&app).await;
+    let token = app.access_token(&rw, &rw_secret, &[]).await;
+    let verifier = Verifier::builder(app.app.issuer.clone())
+        .audience(UAT)
+        .build()
+        .unwrap();
+    let checks: Vec<_> = (0..32)
+        .map(|_| {
+            let (v, t) = (verifier.clone(), token.clone());
+            tokio::spawn(async move { v.verify(&t).await })
+        })
+        .collect();
+    for c in checks {
+        c.await.unwrap().unwrap();
+    }
+}
+
+// Keyward unreachable before any key was fetched: 503 (unavailable), never "invalid token".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_issuer_is_unavailable_not_invalid() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let verifier = Verifier::builder(closed).audience(UAT).build().unwrap();
+    let token = forge(
+        "e30.e30.e30",
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": "k"}),
+        b"s",
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            verifier.verify(&token).await.unwrap_err(),
+            keyward_client::VerifyError::Unavailable
+        );
+    }
+}
