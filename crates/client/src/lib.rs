@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod clock;
 mod fetch;
 mod introspect;

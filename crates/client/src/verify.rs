@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderName, header};
 use keyward_core::jwt::{self, AccessTokenClaims};
 
+use crate::cache;
 use crate::fetch::{self, HttpClient};
 use crate::introspect::Introspector;
 use crate::key::{PublicKey, parse_jwks};
@@ -52,9 +53,17 @@ pub struct Builder {
     timeout: Duration,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     introspection: Option<(String, String, Duration)>,
+    cache_size: usize,
 }
 
 impl Builder {
+    /// How many verified tokens are remembered, so a token presented again skips the signature check (default
+    /// 10,000; 0 turns the cache off).
+    pub fn cache_size(mut self, entries: usize) -> Self {
+        self.cache_size = entries;
+        self
+    }
+
     /// An audience this resource server accepts (at least one is required): its resource identifier.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
@@ -146,6 +155,7 @@ impl Builder {
                 }),
                 refreshing: tokio::sync::Mutex::new(()),
                 introspector,
+                verified: cache::Verified::new(self.cache_size),
             }),
         })
     }
@@ -170,6 +180,7 @@ struct Inner {
     /// Held while fetching, so concurrent requests wait for one fetch instead of each making their own.
     refreshing: tokio::sync::Mutex<()>,
     introspector: Option<Introspector>,
+    verified: cache::Verified,
 }
 
 struct KeyCache {
@@ -198,6 +209,7 @@ impl Verifier {
             timeout: Duration::from_secs(5),
             clock: Arc::new(crate::clock::now),
             introspection: None,
+            cache_size: 10_000,
         }
     }
 
@@ -269,7 +281,23 @@ impl Verifier {
     }
 
     /// Verifies a token locally against the issuer's keys; no call to Keyward unless the keys must be fetched.
+    /// A token verified before is recognised by its digest while its key is still published.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let now = (self.inner.clock)();
+        let digest = cache::key(token);
+        if let Some((kid, claims)) = self.inner.verified.get(&digest) {
+            let published = self
+                .inner
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys
+                .contains_key(&kid);
+            if published {
+                jwt::check_times(&claims, now).map_err(|e| VerifyError::Invalid(e.description))?;
+                return Ok(claims);
+            }
+        }
         let parsed = jwt::parse(token).map_err(|e| VerifyError::Invalid(e.description))?;
         let kid = parsed.header.kid.clone().unwrap_or_default();
         let key = self.key(&kid).await?;
@@ -281,12 +309,14 @@ impl Verifier {
         if !key.verify(parsed.signing_input.as_bytes(), &parsed.signature) {
             return Err(invalid("bad signature"));
         }
-        let claims =
-            jwt::validate_claims(&parsed.payload, &self.inner.issuer, (self.inner.clock)())
-                .map_err(|e| VerifyError::Invalid(e.description))?;
+        let claims = jwt::validate_claims(&parsed.payload, &self.inner.issuer, now)
+            .map_err(|e| VerifyError::Invalid(e.description))?;
         claims
             .check_audience(&self.inner.audiences)
             .map_err(|e| VerifyError::Invalid(e.description))?;
+        self.inner
+            .verified
+            .put(digest, key.kid.clone(), claims.clone(), now);
         Ok(claims)
     }
 

@@ -167,6 +167,12 @@ pub fn validate_claims(
     if claims.iss != issuer {
         return Err(invalid("wrong issuer"));
     }
+    check_times(&claims, now)?;
+    Ok(claims)
+}
+
+/// RFC 7519 §4.1.4–4.1.6: `exp`, `iat` and `nbf` against `now`, with [`LEEWAY_SECONDS`].
+pub fn check_times(claims: &AccessTokenClaims, now: i64) -> Result<(), OAuthError> {
     if claims.exp + LEEWAY_SECONDS <= now {
         return Err(invalid("token expired"));
     }
@@ -176,7 +182,7 @@ pub fn validate_claims(
     if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
         return Err(invalid("token not yet valid"));
     }
-    Ok(claims)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -458,3 +458,57 @@ async fn unreachable_issuer_is_unavailable_not_invalid() {
         );
     }
 }
+
+// The verified-token cache: a token seen before is still refused once expired, or once its key is withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_tokens_still_expire_and_follow_the_jwks() {
+    use std::sync::atomic::{AtomicBool, AtomicI64};
+    let app = TestApp::sqlite().await;
+    let [(rw, rw_secret), ..] = walley_clients(&app).await;
+    let token = app.access_token(&rw, &rw_secret, &[]).await;
+    // A JWKS that can be emptied, as when a compromised key is pulled.
+    let withdrawn = Arc::new(AtomicBool::new(false));
+    let jwks_url = app.url("/oauth2/jwks");
+    let jwks = serve(axum::Router::new().route(
+        "/jwks",
+        axum::routing::get({
+            let withdrawn = withdrawn.clone();
+            move || async move {
+                let body: Value = if withdrawn.load(Ordering::SeqCst) {
+                    json!({"keys": []})
+                } else {
+                    reqwest::get(&jwks_url).await.unwrap().json().await.unwrap()
+                };
+                axum::Json(body)
+            }
+        }),
+    ))
+    .await;
+    let now = Arc::new(AtomicI64::new(app.clock.now()));
+    let verifier = Verifier::builder(app.app.issuer.clone())
+        .audience(UAT)
+        .jwks_uri(format!("{jwks}/jwks"))
+        .clock({
+            let now = now.clone();
+            move || now.load(Ordering::SeqCst)
+        })
+        .build()
+        .unwrap();
+    verifier.verify(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+    // Past exp + leeway, the cached entry no longer answers.
+    now.fetch_add(900 + 15, Ordering::SeqCst);
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err().to_string(),
+        "token expired"
+    );
+    now.fetch_sub(900 + 15, Ordering::SeqCst);
+    verifier.verify(&token).await.unwrap();
+    // Withdrawn from the JWKS: refused although cached.
+    withdrawn.store(true, Ordering::SeqCst);
+    verifier.refresh().await.unwrap();
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err().to_string(),
+        "unknown key"
+    );
+}
