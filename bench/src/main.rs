@@ -44,6 +44,7 @@ struct Options {
     seconds: u64,
     connections: usize,
     rounds: usize,
+    gateway_log_level: String,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -52,6 +53,7 @@ fn options() -> anyhow::Result<Options> {
         seconds: 5,
         connections: 32,
         rounds: 3,
+        gateway_log_level: "info".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -61,6 +63,7 @@ fn options() -> anyhow::Result<Options> {
             "--seconds" => o.seconds = value()?.parse()?,
             "--connections" => o.connections = value()?.parse()?,
             "--rounds" => o.rounds = value()?.parse()?,
+            "--gateway-log-level" => o.gateway_log_level = value()?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -272,11 +275,12 @@ async fn gateway_scenario(o: &Options) -> anyhow::Result<()> {
 
     let gw_port = free_port()?;
     let config = dir.join("gateway.toml");
+    let log_level = &o.gateway_log_level;
     std::fs::write(
         &config,
         format!(
             "upstream = \"http://127.0.0.1:{up_port}\"\nissuer = \"{issuer}\"\naudience = \"https://bench.api\"\n\
-             [[route]]\nmethods = [\"GET\"]\npath = \"/manage/orders/{{id}}\"\n"
+             log_level = \"{log_level}\"\n[[route]]\nmethods = [\"GET\"]\npath = \"/manage/orders/{{id}}\"\n"
         ),
     )?;
     let log = std::fs::File::create(dir.join("gateway.log"))?;
@@ -299,8 +303,8 @@ async fn gateway_scenario(o: &Options) -> anyhow::Result<()> {
     load(&direct, &token, 2, 1).await?;
 
     println!(
-        "gateway: {} rounds of {} s each, {} connections, alternating order",
-        o.rounds, o.seconds, o.connections
+        "gateway: {} rounds of {} s each, {} connections, alternating order, gateway log_level {}",
+        o.rounds, o.seconds, o.connections, o.gateway_log_level
     );
     println!(
         "{:>6} {:>14} {:>14} {:>8}",

@@ -52,7 +52,7 @@ fn gateway(cli: &Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(LogFormat::Text, "info");
+    init_logs(LogFormat::Text, &config.log_level);
     block_on(keyward::gateway::run(config, shutdown_signal()))
 }
 

@@ -23,6 +23,7 @@ struct RawGateway {
     token_header: Option<String>,
     upstream_timeout: Option<String>,
     jwks_min_refetch: Option<String>,
+    log_level: Option<String>,
     introspection_client_id: Option<String>,
     introspection_client_secret: Option<String>,
     introspection_cache: Option<String>,
@@ -70,6 +71,8 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// The shortest time between JWKS fetches caused by tokens with unknown `kid`s (default 10 s).
     pub jwks_min_refetch: Duration,
+    /// `tracing` filter (default `info`: a line per request); `warn` turns the request lines off.
+    pub log_level: String,
     /// Credentials for routes that introspect: a Keyward client serving the audience.
     pub introspection: Option<(String, String, Duration)>,
     /// The route table, in file order; the first match wins.
@@ -122,6 +125,12 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
     };
     let upstream_timeout = seconds("upstream_timeout", raw.upstream_timeout, 30)?;
     let jwks_min_refetch = seconds("jwks_min_refetch", raw.jwks_min_refetch, 10)?;
+    let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        return Err(
+            "log_level: expected a level (error, warn, info, debug, trace) or a filter".into(),
+        );
+    }
     let introspection = match (raw.introspection_client_id, raw.introspection_client_secret) {
         (Some(id), Some(secret)) => Some((
             id,
@@ -186,6 +195,7 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
         token_header: raw.token_header,
         upstream_timeout,
         jwks_min_refetch,
+        log_level,
         introspection,
         routes,
     })
