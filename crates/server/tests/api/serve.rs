@@ -30,16 +30,23 @@ impl Served {
         let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../examples")
             .join(format!("{example}.toml"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        command
             .args(["serve", "--config"])
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
             // A data_dir that does not exist yet, as on a fresh checkout.
-            .env("KEYWARD_DATA_DIR", dir.path().join("data").join(example))
+            .env("KEYWARD_DATA_DIR", dir.path().join("data").join(example));
+        Self::spawn(command, dir, "keyward is serving")
+    }
+
+    /// Runs `command`, collecting its stderr, until it logs `ready` with its `listen=` address.
+    fn spawn(mut command: Command, dir: tempfile::TempDir, ready: &str) -> Self {
+        let mut child = command
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
-            .expect("run keyward serve");
+            .expect("run keyward");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn({
@@ -56,7 +63,7 @@ impl Served {
             base: String::new(),
             _dir: dir,
         };
-        let line = served.wait_for("keyward is serving");
+        let line = served.wait_for(ready);
         let addr = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("listen="))
@@ -161,4 +168,37 @@ async fn every_example_serves_its_interface() {
             assert!(line.contains(path), "{line}");
         }
     }
+}
+
+// `keyward gateway --config FILE`, as the README runs it, in front of orders-api.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_binary_protects_orders_api() {
+    use crate::verify::{UAT, serve, walley_clients};
+    let app = crate::harness::TestApp::sqlite().await;
+    let [(id, secret), ..] = walley_clients(&app).await;
+    let upstream = serve(orders_api::plain()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{upstream}\"\nissuer = \"{}\"\naudience = \"{UAT}\"\n\
+             [[route]]\nmethods = [\"GET\"]\npath = \"/manage/orders/{{id}}\"\nscopes = [\"orders:read\"]\n",
+            app.app.issuer
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"]);
+    let mut gateway = Served::spawn(command, dir, "keyward gateway is serving");
+    let token = app.access_token(&id, &secret, &[]).await;
+    let order = format!("{}/manage/orders/7", gateway.base);
+    let body = json(app.http.get(&order).bearer_auth(&token)).await;
+    assert_eq!(body["seen"]["x-keyward-client-id"], id.as_str());
+    let r = app.http.get(&order).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    gateway.wait_for("status=401");
 }
