@@ -11,9 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::TestApp;
-use crate::verify::{
-    UAT, assert_bearer, forge, hs256_with_public_key, serve, tamper, walley_clients,
-};
+use crate::verify::{UAT, assert_bearer, forgeries, serve, walley_clients};
 
 /// Starts a gateway from a config file's text; returns its base URL.
 async fn gateway(text: &str) -> String {
@@ -187,10 +185,9 @@ async fn gateway_protects_an_api_in_any_language() {
     .await;
     let now = app.clock.now();
     let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
-    let jwks: Value = app.get_json(&app.url("/oauth2/jwks")).await;
     let other = TestApp::sqlite().await;
     let [(other_rw, other_secret), ..] = walley_clients(&other).await;
-    let bad = [
+    let mut bad = vec![
         (signed(&app, &rw, now - 2_000, now - 1_000), "token expired"),
         (
             app.access_token(&prod, &prod_secret, &[]).await,
@@ -200,28 +197,8 @@ async fn gateway_protects_an_api_in_any_language() {
             other.access_token(&other_rw, &other_secret, &[]).await,
             "unknown key",
         ),
-        (tamper(&token), "bad signature"),
-        (
-            forge(
-                &token,
-                json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
-                b"",
-            ),
-            "algorithm does not match the key",
-        ),
-        (
-            hs256_with_public_key(&jwks, &kid, &token),
-            "algorithm does not match the key",
-        ),
-        (
-            forge(
-                &token,
-                json!({"alg": "ES256", "typ": "at+jwt", "kid": "nope"}),
-                b"s",
-            ),
-            "unknown key",
-        ),
     ];
+    bad.extend(forgeries(&app, &token).await);
     for (t, why) in bad {
         let e = assert_bearer(
             get(t).await.unwrap(),
