@@ -244,24 +244,34 @@ async fn bench(o: &Options) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     if let (Some(cmd), Some(addr)) = (args.next(), args.next()) {
         if let Some(which) = cmd.strip_prefix("serve-") {
-            return baseline::serve(which, &addr).await;
+            // A baseline server gets the same runtime as Keyward: one worker per core.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(baseline::serve(which, &addr));
         }
     }
     let o = options()?;
-    println!(
-        "keyward bench: {} s per target after 1 s of warm-up, {} connections, load generator on 1 thread; \
-         Keyward runs with log_level warn; ratios: baseline-sign to baseline-hello, keyward to baseline-sign, \
-         gateway to its upstream",
-        o.seconds, o.connections
-    );
-    let started = std::time::Instant::now();
-    let rows = bench(&o).await?;
-    print(&rows);
-    println!("\nfinished in {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
+    // The load generator keeps to one thread, leaving the other core to the server under test.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        println!(
+            "keyward bench: {} s per target after 1 s of warm-up, {} connections, load generator on 1 thread; \
+             Keyward runs with log_level warn; ratios: baseline-sign to baseline-hello, keyward to baseline-sign, \
+             gateway to its upstream",
+            o.seconds, o.connections
+        );
+        let started = std::time::Instant::now();
+        let rows = bench(&o).await?;
+        print(&rows);
+        println!("\nfinished in {:.0} s", started.elapsed().as_secs_f64());
+        Ok(())
+    })
 }
