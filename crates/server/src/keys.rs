@@ -9,12 +9,12 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
-    Ed25519KeyPair, KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
-    RsaPublicKeyComponents, UnparsedPublicKey,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyward_client::PublicKey;
 use keyward_core::jwt::{self, AccessTokenClaims};
 use keyward_core::keys::{KeyMeta, KeyPlan, plan};
 use keyward_core::resource::SigningAlg;
@@ -30,15 +30,11 @@ enum Signer {
     EdDsa(Ed25519KeyPair),
 }
 
-enum Verifier {
-    Point(&'static dyn signature::VerificationAlgorithm, Vec<u8>),
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-}
-
 struct LoadedKey {
     alg: SigningAlg,
     signer: Signer,
-    verifier: Verifier,
+    /// The published key, checked by the same code as the verifier Keyward ships (keyward-client).
+    verifier: PublicKey,
     header: String,
     jwk: Value,
 }
@@ -95,24 +91,20 @@ pub fn generate(
 
 fn load_key(kid: &str, alg: SigningAlg, pkcs8: &[u8]) -> anyhow::Result<LoadedKey> {
     let bad = |_| anyhow::anyhow!("signing key {kid} is not a valid {alg} key");
-    let (signer, verifier, jwk) = match alg {
+    let (signer, jwk) = match alg {
         SigningAlg::ES256 => {
             let kp =
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(bad)?;
             let point = kp.public_key().as_ref().to_vec();
             // An uncompressed P-256 point is 0x04 || x (32 bytes) || y (32 bytes).
             let jwk = json!({"kty": "EC", "crv": "P-256", "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])});
-            (
-                Signer::Es256(kp),
-                Verifier::Point(&ECDSA_P256_SHA256_FIXED, point),
-                jwk,
-            )
+            (Signer::Es256(kp), jwk)
         }
         SigningAlg::EdDSA => {
             let kp = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?;
             let public = kp.public_key().as_ref().to_vec();
             let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(&public)});
-            (Signer::EdDsa(kp), Verifier::Point(&ED25519, public), jwk)
+            (Signer::EdDsa(kp), jwk)
         }
         SigningAlg::RS256 => {
             let kp = RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?;
@@ -127,7 +119,7 @@ fn load_key(kid: &str, alg: SigningAlg, pkcs8: &[u8]) -> anyhow::Result<LoadedKe
                 .big_endian_without_leading_zero()
                 .to_vec();
             let jwk = json!({"kty": "RSA", "n": B64.encode(&n), "e": B64.encode(&e)});
-            (Signer::Rs256(kp), Verifier::Rsa { n, e }, jwk)
+            (Signer::Rs256(kp), jwk)
         }
     };
     let mut jwk = jwk;
@@ -135,6 +127,8 @@ fn load_key(kid: &str, alg: SigningAlg, pkcs8: &[u8]) -> anyhow::Result<LoadedKe
     jwk["kid"] = json!(kid);
     jwk["alg"] = json!(alg.as_str());
     jwk["use"] = json!("sig");
+    let verifier = PublicKey::from_jwk(&jwk)
+        .map_err(|e| anyhow::anyhow!("signing key {kid}: public key unusable: {e}"))?;
     Ok(LoadedKey {
         alg,
         signer,
@@ -266,18 +260,9 @@ impl KeyRing {
         if parsed.header.alg != key.alg.as_str() {
             return Err(invalid("algorithm does not match the key"));
         }
-        let ok = match &key.verifier {
-            Verifier::Point(alg, public) => UnparsedPublicKey::new(*alg, public)
-                .verify(parsed.signing_input.as_bytes(), &parsed.signature)
-                .is_ok(),
-            Verifier::Rsa { n, e } => RsaPublicKeyComponents { n, e }
-                .verify(
-                    &RSA_PKCS1_2048_8192_SHA256,
-                    parsed.signing_input.as_bytes(),
-                    &parsed.signature,
-                )
-                .is_ok(),
-        };
+        let ok = key
+            .verifier
+            .verify(parsed.signing_input.as_bytes(), &parsed.signature);
         if !ok {
             return Err(invalid("bad signature"));
         }
