@@ -218,50 +218,27 @@ async fn gateway_protects_an_api_in_any_language() {
     // Missing scope: cancelling needs orders:write.
     let read_only = app.access_token(&ro, &ro_secret, &[]).await;
     let r = app
-        .http
-        .post(format!("{order}/cancel"))
-        .bearer_auth(&read_only)
-        .send()
-        .await
-        .unwrap();
+        .bearer(
+            reqwest::Method::POST,
+            &format!("{order}/cancel"),
+            &read_only,
+        )
+        .await;
     assert_bearer(r, StatusCode::FORBIDDEN, Some("insufficient_scope")).await;
 
     // Revocation: the cancel route introspects, so a revoked token stops there at once.
     let r = app
-        .http
-        .post(format!("{order}/cancel"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let revoked = app
-        .post_form(
-            "/oauth2/revoke",
-            Some((&rw, &rw_secret)),
-            &[("token", &token)],
-        )
+        .bearer(reqwest::Method::POST, &format!("{order}/cancel"), &token)
         .await;
-    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(r.status(), StatusCode::OK);
+    app.revoke(&rw, &rw_secret, &token).await;
     let r = app
-        .http
-        .post(format!("{order}/cancel"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .bearer(reqwest::Method::POST, &format!("{order}/cancel"), &token)
+        .await;
     assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
 
     // Rotation on the server is picked up without restarting the gateway.
-    let (status, _) = app
-        .admin_call(
-            reqwest::Method::POST,
-            "/keys/rotate",
-            Some(json!({"alg": "ES256"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    app.clock.advance(600);
+    app.rotate_and_activate("ES256").await;
     let rotated = signed(&app, &rw, now, now + 900);
     assert_ne!(
         jsonwebtoken::decode_header(&rotated).unwrap().kid.unwrap(),
@@ -272,20 +249,10 @@ async fn gateway_protects_an_api_in_any_language() {
     // Routes: unknown paths, other methods, and paths spelled to slip past a route.
     let fresh = signed(&app, &rw, now, now + 900);
     let r = app
-        .http
-        .get(format!("{gw}/admin"))
-        .bearer_auth(&fresh)
-        .send()
-        .await
-        .unwrap();
+        .bearer(reqwest::Method::GET, &format!("{gw}/admin"), &fresh)
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app
-        .http
-        .delete(&order)
-        .bearer_auth(&fresh)
-        .send()
-        .await
-        .unwrap();
+    let r = app.bearer(reqwest::Method::DELETE, &order, &fresh).await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers()["allow"], "GET");
     // Sent raw: an HTTP client library would normalise these before sending.
@@ -313,12 +280,8 @@ async fn gateway_protects_an_api_in_any_language() {
 
     // An upstream that does not answer in time: 504.
     let r = app
-        .http
-        .get(format!("{gw}/slow"))
-        .bearer_auth(&fresh)
-        .send()
-        .await
-        .unwrap();
+        .bearer(reqwest::Method::GET, &format!("{gw}/slow"), &fresh)
+        .await;
     assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
 }
 
@@ -334,12 +297,12 @@ async fn an_unreachable_upstream_is_502() {
     let gw = gateway(&config_text(&app, &closed, ("x", "y"))).await;
     let token = app.access_token(&rw, &rw_secret, &[]).await;
     let r = app
-        .http
-        .get(format!("{gw}/manage/orders/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .bearer(
+            reqwest::Method::GET,
+            &format!("{gw}/manage/orders/1"),
+            &token,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "bad_gateway");
 }

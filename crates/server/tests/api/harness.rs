@@ -195,6 +195,37 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Calls a URL (of any server) with a bearer token.
+    pub async fn bearer(&self, method: reqwest::Method, url: &str, token: &str) -> Response {
+        self.http
+            .request(method, url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Rotates the `alg` signing key and moves the clock past the publish delay, so the new key signs.
+    pub async fn rotate_and_activate(&self, alg: &str) {
+        let (status, body) = self
+            .admin_call(
+                reqwest::Method::POST,
+                "/keys/rotate",
+                Some(json!({ "alg": alg })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.clock.advance(self.app.key_publish_delay);
+    }
+
+    /// Revokes a token as the client it was issued to (RFC 7009), which must succeed.
+    pub async fn revoke(&self, id: &str, secret: &str, token: &str) {
+        let r = self
+            .post_form("/oauth2/revoke", Some((id, secret)), &[("token", token)])
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "revocation failed");
+    }
+
     /// GETs a URL and decodes its JSON body.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> T {
         self.http

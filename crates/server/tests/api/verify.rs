@@ -204,12 +204,12 @@ both_engines!(orders_api_verifies_every_way_a_token_can_be_wrong, |app| {
         .unwrap();
     let late_api = serve(orders_api::protected(&late)).await;
     let r = app
-        .http
-        .get(format!("{late_api}/manage/orders/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .bearer(
+            reqwest::Method::GET,
+            &format!("{late_api}/manage/orders/1"),
+            &token,
+        )
+        .await;
     let e = assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
     assert_eq!(e["error_description"], "token expired");
 
@@ -228,12 +228,12 @@ both_engines!(orders_api_verifies_every_way_a_token_can_be_wrong, |app| {
     // Missing scope: cancelling needs orders:write.
     let read_only = app.access_token(&ro, &ro_secret, &[]).await;
     let r = app
-        .http
-        .post(format!("{order}/cancel"))
-        .bearer_auth(&read_only)
-        .send()
-        .await
-        .unwrap();
+        .bearer(
+            reqwest::Method::POST,
+            &format!("{order}/cancel"),
+            &read_only,
+        )
+        .await;
     assert!(
         r.headers()["www-authenticate"]
             .to_str()
@@ -242,12 +242,8 @@ both_engines!(orders_api_verifies_every_way_a_token_can_be_wrong, |app| {
     );
     assert_bearer(r, StatusCode::FORBIDDEN, Some("insufficient_scope")).await;
     let r = app
-        .http
-        .post(format!("{order}/cancel"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .bearer(reqwest::Method::POST, &format!("{order}/cancel"), &token)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 });
 
@@ -265,16 +261,10 @@ async fn another_issuers_token_is_refused() {
     let api = serve(orders_api::protected(&verifier)).await;
     let order = format!("{api}/manage/orders/1");
     let ok = eu.access_token(&rw, &rw_secret, &[]).await;
-    let r = eu.http.get(&order).bearer_auth(&ok).send().await.unwrap();
+    let r = eu.bearer(reqwest::Method::GET, &order, &ok).await;
     assert_eq!(r.status(), StatusCode::OK);
     let foreign = us.access_token(&us_rw, &us_secret, &[]).await;
-    let r = eu
-        .http
-        .get(&order)
-        .bearer_auth(&foreign)
-        .send()
-        .await
-        .unwrap();
+    let r = eu.bearer(reqwest::Method::GET, &order, &foreign).await;
     assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
     // Even signed by a key the verifier trusts, another issuer's `iss` is refused: the US JWKS served as the
     // EU one would make the signature good, and the issuer check still holds.
@@ -339,15 +329,7 @@ async fn rotation_is_picked_up_and_forged_kids_are_rate_limited() {
     );
 
     // Rotate ES256; after the publish delay the new key signs, and the verifier fetches it on first sight.
-    let (status, _) = app
-        .admin_call(
-            reqwest::Method::POST,
-            "/keys/rotate",
-            Some(json!({"alg": "ES256"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    app.clock.advance(600);
+    app.rotate_and_activate("ES256").await;
     let rotated = app.access_token(&rw, &rw_secret, &[]).await;
     assert_ne!(
         jsonwebtoken::decode_header(&rotated).unwrap().kid,
@@ -386,31 +368,24 @@ both_engines!(introspecting_routes_honour_revocation, |app| {
     .await;
     let token = app.access_token(&rw, &rw_secret, &[]).await;
     let r = app
-        .http
-        .get(format!("{api}/manage/orders/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .bearer(
+            reqwest::Method::GET,
+            &format!("{api}/manage/orders/1"),
+            &token,
+        )
+        .await;
     assert_eq!(
         (r.status(), r.text().await.unwrap()),
         (StatusCode::OK, rw.clone())
     );
+    app.revoke(&rw, &rw_secret, &token).await;
     let r = app
-        .post_form(
-            "/oauth2/revoke",
-            Some((&rw, &rw_secret)),
-            &[("token", &token)],
+        .bearer(
+            reqwest::Method::GET,
+            &format!("{api}/manage/orders/1"),
+            &token,
         )
         .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = app
-        .http
-        .get(format!("{api}/manage/orders/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
     let e = assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
     assert_eq!(e["error_description"], "token is not active");
 });
