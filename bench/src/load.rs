@@ -19,6 +19,8 @@ pub(crate) struct Shot {
     pub(crate) path: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Bytes,
+    /// When not empty, each request carries one of these `Authorization` values, picked uniformly at random.
+    pub(crate) auth_spread: Arc<Vec<String>>,
 }
 
 impl Shot {
@@ -32,6 +34,7 @@ impl Shot {
             url,
             headers: Vec::new(),
             body: Bytes::new(),
+            auth_spread: Arc::default(),
         }
     }
 
@@ -51,6 +54,12 @@ impl Shot {
 
     pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Spreads requests uniformly over these `Authorization` values (many clients).
+    pub(crate) fn spread_auth(mut self, values: Arc<Vec<String>>) -> Self {
+        self.auth_spread = values;
         self
     }
 }
@@ -77,6 +86,9 @@ pub(crate) async fn run(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64)
             let mut latencies = Vec::with_capacity(65_536);
             let mut errors = 0u64;
             let mut i = c;
+            // xorshift64, seeded per connection: uniform picks without a shared generator.
+            let mut rng =
+                0x9E37_79B9_7F4A_7C15u64 ^ (c as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             'reconnect: while Instant::now() < deadline {
                 let Some(mut sender) = connect(&shots[0].url).await else {
                     errors += 1;
@@ -92,6 +104,13 @@ pub(crate) async fn run(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64)
                         .header("host", shot.host.as_str());
                     for (k, v) in &shot.headers {
                         req = req.header(k, v);
+                    }
+                    if !shot.auth_spread.is_empty() {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        let pick = (rng % shot.auth_spread.len() as u64) as usize;
+                        req = req.header("authorization", shot.auth_spread[pick].as_str());
                     }
                     let Ok(req) = req.body(Full::new(shot.body.clone())) else {
                         errors += 1;
@@ -153,4 +172,25 @@ async fn connect(url: &str) -> Option<http1::SendRequest<Full<Bytes>>> {
     let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
     tokio::spawn(conn);
     Some(sender)
+}
+
+/// Sends `shot` once on a new connection; whether it answered 200.
+pub(crate) async fn once(shot: &Shot) -> bool {
+    let Some(mut sender) = connect(&shot.url).await else {
+        return false;
+    };
+    let mut req = Request::builder()
+        .method(shot.method)
+        .uri(shot.path.as_str())
+        .header("host", shot.host.as_str());
+    for (k, v) in &shot.headers {
+        req = req.header(k, v);
+    }
+    let Ok(req) = req.body(Full::new(shot.body.clone())) else {
+        return false;
+    };
+    match sender.send_request(req).await {
+        Ok(resp) => resp.status() == 200 && resp.into_body().collect().await.is_ok(),
+        Err(_) => false,
+    }
 }

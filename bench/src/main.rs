@@ -9,14 +9,16 @@
 
 mod baseline;
 mod load;
+mod peers;
 mod procs;
+mod scenarios;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
-use load::{Measured, Shot};
-use procs::{Keyward, Procs};
+use load::Measured;
+use procs::Procs;
+use scenarios::StartUp;
 
 /// Unix seconds (the baseline signer's `iat`).
 #[allow(clippy::disallowed_methods)] // A benchmark process, not the server: no injected clock here.
@@ -26,222 +28,235 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-struct Options {
-    bin_dir: PathBuf,
-    seconds: f64,
-    connections: usize,
+pub(crate) struct Options {
+    pub(crate) bin_dir: PathBuf,
+    pub(crate) repo_root: PathBuf,
+    pub(crate) seconds: f64,
+    pub(crate) connections: usize,
     targets: Vec<String>,
-    gateway_log_level: String,
+    pub(crate) gateway_log_level: String,
 }
 
-const ALL: [&str; 5] = [
+const ALL: [&str; 7] = [
     "baselines",
     "keyward-sqlite",
     "keyward-postgres",
     "introspect",
     "gateway",
+    "scaling",
+    "clients",
 ];
 
 fn options() -> anyhow::Result<Options> {
     let mut o = Options {
         bin_dir: PathBuf::from("target/release"),
+        repo_root: PathBuf::from("."),
         seconds: 5.0,
         connections: 32,
         targets: Vec::new(),
         gateway_log_level: "info".into(),
     };
+    let mut peers = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or_else(|| anyhow!("{a} needs a value"));
         match a.as_str() {
             "--bin-dir" => o.bin_dir = value()?.into(),
+            "--repo-root" => o.repo_root = value()?.into(),
             "--seconds" => o.seconds = value()?.parse()?,
             "--connections" => o.connections = value()?.parse()?,
             "--gateway-log-level" => o.gateway_log_level = value()?,
+            "--peers" => peers = true,
             "all" => o.targets.extend(ALL.iter().map(|s| s.to_string())),
+            "peers" => peers = true,
             t if ALL.contains(&t) => o.targets.push(t.to_owned()),
-            other => bail!("unknown argument {other}; targets: all, {}", ALL.join(", ")),
+            other => bail!(
+                "unknown argument {other}; targets: all, peers, {}",
+                ALL.join(", ")
+            ),
         }
     }
-    if o.targets.is_empty() {
+    if o.targets.is_empty() && !peers {
         o.targets.extend(ALL.iter().map(|s| s.to_string()));
+    }
+    if peers {
+        o.targets.push("peers".into());
     }
     Ok(o)
 }
 
 /// One row of the table.
-struct Row {
+pub(crate) struct Row {
     target: String,
     m: Measured,
     rss_mib: f64,
     baseline: Option<f64>,
+    /// Database writes during the measured run, where counted.
+    pub(crate) writes: Option<i64>,
+}
+
+impl Row {
+    pub(crate) fn new(target: String, m: Measured, rss_mib: f64) -> Self {
+        Row {
+            target,
+            m,
+            rss_mib,
+            baseline: None,
+            writes: None,
+        }
+    }
+
+    /// Sets the rate the ratio is taken against.
+    pub(crate) fn against(mut self, baseline: Option<f64>) -> Self {
+        self.baseline = baseline;
+        self
+    }
 }
 
 fn print(rows: &[Row]) {
     println!(
-        "\n{:<28} {:>10} {:>9} {:>9} {:>7} {:>9} {:>8}",
-        "target", "req/s", "p50 ms", "p99 ms", "errors", "RSS MiB", "ratio"
+        "\n{:<34} {:>9} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7}",
+        "target", "req/s", "p50 ms", "p99 ms", "errors", "RSS MiB", "ratio", "writes"
     );
     for r in rows {
         let ratio = r
             .baseline
             .map_or_else(|| "-".to_owned(), |b| format!("{:.2}", r.m.rps / b));
+        let writes = r.writes.map_or_else(|| "-".to_owned(), |w| w.to_string());
         println!(
-            "{:<28} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>9.1} {:>8}",
+            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8.1} {:>6} {:>7}",
             r.target,
             r.m.rps,
             r.m.p50.as_secs_f64() * 1e3,
             r.m.p99.as_secs_f64() * 1e3,
             r.m.errors,
             r.rss_mib,
-            ratio
+            ratio,
+            writes
         );
     }
 }
 
-async fn measure(shot: Shot, o: &Options) -> Measured {
-    let shots = Arc::new(vec![shot]);
-    // Warm-up: connections, caches and the allocator settle before the clock starts.
-    load::run(shots.clone(), o.connections, 1.0).await;
-    load::run(shots, o.connections, o.seconds).await
+fn find<'a>(rows: &'a [Row], target: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.target == target)
 }
 
-async fn baselines(o: &Options, procs: &mut Procs, rows: &mut Vec<Row>) -> anyhow::Result<f64> {
-    let basic = keyward_core::basic::encode(baseline::CLIENT_ID, baseline::CLIENT_SECRET);
-    let mut sign_rps = 0.0;
-    let mut hello_rps = None;
-    for which in ["hello", "sign"] {
-        let (pid, base) = procs.baseline(which).await?;
-        let shot = Shot::post_form(format!("{base}/token"), "grant_type=client_credentials")
-            .header("authorization", basic.clone());
-        let m = measure(shot, o).await;
-        rows.push(Row {
-            target: format!("baseline-{which}"),
-            m,
-            rss_mib: procs::peak_rss_mib(pid),
-            baseline: if which == "sign" { hello_rps } else { None },
-        });
-        if which == "hello" {
-            hello_rps = Some(m.rps);
-        } else {
-            sign_rps = m.rps;
+/// The issue's goals, judged from this run's rows.
+fn goals(rows: &[Row], starts: &[StartUp]) {
+    println!("\ngoals (from this run):");
+    let line =
+        |ok: bool, what: String| println!("  [{}] {what}", if ok { " ok " } else { "MISS" });
+    let sign = find(rows, "baseline-sign").map(|r| r.m.rps);
+    for engine in ["sqlite", "pg"] {
+        if let (Some(r), Some(s)) = (find(rows, &format!("keyward-cc-{engine} ES256")), sign) {
+            line(
+                r.m.rps >= 0.9 * s,
+                format!(
+                    "keyward-cc-{engine} ES256 at {:.2} of baseline-sign (goal 0.90)",
+                    r.m.rps / s
+                ),
+            );
+            line(
+                r.m.p99.as_secs_f64() < 0.005,
+                format!(
+                    "keyward-cc-{engine} ES256 p99 {:.2} ms (goal < 5)",
+                    r.m.p99.as_secs_f64() * 1e3
+                ),
+            );
         }
-        procs.stop(pid);
     }
-    Ok(sign_rps)
-}
-
-async fn keyward_cc(
-    o: &Options,
-    procs: &mut Procs,
-    rows: &mut Vec<Row>,
-    database: Option<String>,
-    engine: &str,
-    sign: Option<f64>,
-) -> anyhow::Result<()> {
-    let kw = Keyward::start(procs, &o.bin_dir, database).await?;
-    for alg in ["ES256", "EdDSA", "RS256"] {
-        let (id, secret) = kw.client_for(alg).await?;
-        let shot = Shot::post_form(
-            format!("{}/oauth2/token", kw.base),
-            "grant_type=client_credentials",
-        )
-        .header("authorization", keyward_core::basic::encode(&id, &secret));
-        let m = measure(shot, o).await;
-        rows.push(Row {
-            target: format!("keyward-cc-{engine} {alg}"),
-            m,
-            rss_mib: procs::peak_rss_mib(kw.pid),
-            baseline: sign,
-        });
+    for r in rows.iter().filter(|r| r.writes.is_some()) {
+        let w = r.writes.unwrap_or_default();
+        line(
+            w == 0,
+            format!(
+                "{}: {w} database writes during {:.0} tokens (goal 0)",
+                r.target, r.m.rps
+            ),
+        );
     }
-    procs.stop(kw.pid);
-    Ok(())
-}
-
-async fn introspect(
-    o: &Options,
-    procs: &mut Procs,
-    rows: &mut Vec<Row>,
-    sign: Option<f64>,
-) -> anyhow::Result<()> {
-    let kw = Keyward::start(procs, &o.bin_dir, None).await?;
-    let (id, secret) = kw.client_for("ES256").await?;
-    let token = kw.token(&id, &secret).await?;
-    let shot = Shot::post_form(
-        format!("{}/oauth2/introspect", kw.base),
-        &format!("token={token}"),
-    )
-    .header("authorization", keyward_core::basic::encode(&id, &secret));
-    let m = measure(shot, o).await;
-    rows.push(Row {
-        target: "keyward-introspect ES256".into(),
-        m,
-        rss_mib: procs::peak_rss_mib(kw.pid),
-        baseline: sign,
-    });
-    procs.stop(kw.pid);
-    Ok(())
-}
-
-async fn gateway(o: &Options, procs: &mut Procs, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    let kw = Keyward::start(procs, &o.bin_dir, None).await?;
-    let (id, secret) = kw.client_for("ES256").await?;
-    let token = kw.token(&id, &secret).await?;
-    let (up_pid, upstream) = procs.orders_api(&o.bin_dir).await?;
-    let (gw_pid, gw) = procs
-        .gateway(&o.bin_dir, &upstream, &kw.base, &o.gateway_log_level)
-        .await?;
-    let bearer = format!("Bearer {token}");
-    let direct = measure(
-        Shot::get(format!("{upstream}/manage/orders/42")).header("authorization", bearer.clone()),
-        o,
-    )
-    .await;
-    rows.push(Row {
-        target: "upstream (orders-api)".into(),
-        m: direct,
-        rss_mib: procs::peak_rss_mib(up_pid),
-        baseline: None,
-    });
-    let through = measure(
-        Shot::get(format!("{gw}/manage/orders/42")).header("authorization", bearer),
-        o,
-    )
-    .await;
-    rows.push(Row {
-        target: format!("gateway (log {})", o.gateway_log_level),
-        m: through,
-        rss_mib: procs::peak_rss_mib(gw_pid),
-        baseline: Some(direct.rps),
-    });
-    for pid in [gw_pid, up_pid, kw.pid] {
-        procs.stop(pid);
+    if let (Some(p), Some(k)) = (
+        find(rows, "peer-oidc-provider ES256"),
+        find(rows, "keyward-cc-sqlite ES256"),
+    ) {
+        line(
+            k.m.rps >= 8.0 * p.m.rps,
+            format!(
+                "keyward-cc-sqlite ES256 at {:.1}× peer-oidc-provider (goal 8)",
+                k.m.rps / p.m.rps
+            ),
+        );
     }
-    Ok(())
+    if let Some(r) = rows.iter().find(|r| r.target.starts_with("keyward-cc-10k")) {
+        line(
+            r.rss_mib < 64.0,
+            format!(
+                "peak RSS with 10,000 clients {:.1} MiB (goal < 64)",
+                r.rss_mib
+            ),
+        );
+    }
+    for s in starts.iter().filter(|s| s.clients >= 1_000_000) {
+        line(
+            s.first_token.as_secs_f64() < 2.0,
+            format!(
+                "start-up with {} clients: first token after {:.2} s (goal < 2); all in memory after {:.1} s; import took {:.1} s",
+                s.clients,
+                s.first_token.as_secs_f64(),
+                s.all_in_memory.as_secs_f64(),
+                s.import.as_secs_f64()
+            ),
+        );
+    }
+    if let Some(k) = find(rows, "keyward-cc-sqlite ES256") {
+        for r in rows
+            .iter()
+            .filter(|r| r.target.starts_with("keyward-cc-1m"))
+        {
+            line(
+                r.m.rps >= 0.8 * k.m.rps,
+                format!(
+                    "{} at {:.2} of keyward-cc-sqlite ES256 (goal 0.80)",
+                    r.target,
+                    r.m.rps / k.m.rps
+                ),
+            );
+        }
+    }
 }
 
-async fn bench(o: &Options) -> anyhow::Result<Vec<Row>> {
+async fn bench(o: &Options) -> anyhow::Result<(Vec<Row>, Vec<StartUp>)> {
     let mut procs = Procs::new()?;
     let mut rows = Vec::new();
+    let mut starts = Vec::new();
     let mut sign = None;
     for t in &o.targets {
+        let p = &mut procs;
+        let r = &mut rows;
         match t.as_str() {
-            "baselines" => sign = Some(baselines(o, &mut procs, &mut rows).await?),
-            "keyward-sqlite" => keyward_cc(o, &mut procs, &mut rows, None, "sqlite", sign).await?,
+            "baselines" => sign = Some(scenarios::baselines(o, p, r).await?),
+            "keyward-sqlite" => scenarios::keyward_cc(o, p, r, None, "sqlite", sign).await?,
             "keyward-postgres" => {
-                let db = procs.postgres_database()?;
-                keyward_cc(o, &mut procs, &mut rows, Some(db), "pg", sign).await?
+                let db = p.postgres_database()?;
+                scenarios::keyward_cc(o, p, r, Some(db), "pg", sign).await?
             }
-            "introspect" => introspect(o, &mut procs, &mut rows, sign).await?,
-            "gateway" => gateway(o, &mut procs, &mut rows).await?,
+            "introspect" => scenarios::introspect(o, p, r, sign).await?,
+            "gateway" => scenarios::gateway(o, p, r).await?,
+            "scaling" => scenarios::scaling(o, p, r, sign).await?,
+            "clients" => {
+                starts.push(scenarios::many_clients(o, p, r, 10_000, &[10_000], sign).await?);
+                starts.push(
+                    scenarios::many_clients(o, p, r, 1_000_000, &[10_000, 1_000_000], sign).await?,
+                );
+            }
+            "peers" => scenarios::peer(o, p, r, sign).await?,
             _ => {}
         }
         if let Some(last) = rows.last() {
             eprintln!("  measured {} ({:.0} req/s)", last.target, last.m.rps);
         }
     }
-    Ok(rows)
+    Ok((rows, starts))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -264,13 +279,14 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         println!(
             "keyward bench: {} s per target after 1 s of warm-up, {} connections, load generator on 1 thread; \
-             Keyward runs with log_level warn; ratios: baseline-sign to baseline-hello, keyward to baseline-sign, \
-             gateway to its upstream",
+             Keyward runs with log_level warn; ratios: baseline-sign to baseline-hello, keyward and the peer to \
+             baseline-sign, gateway to its upstream; writes: the database's own write counter around the run",
             o.seconds, o.connections
         );
         let started = std::time::Instant::now();
-        let rows = bench(&o).await?;
+        let (rows, starts) = bench(&o).await?;
         print(&rows);
+        goals(&rows, &starts);
         println!("\nfinished in {:.0} s", started.elapsed().as_secs_f64());
         Ok(())
     })

@@ -141,6 +141,19 @@ impl Procs {
         Ok((pid, format!("http://127.0.0.1:{port}")))
     }
 
+    /// node-oidc-provider from `dir` (see `peers.rs`): (pid, base URL).
+    pub(crate) async fn peer(&mut self, dir: &Path) -> anyhow::Result<(u32, String)> {
+        let port = free_port()?;
+        let pid = self.spawn(crate::peers::command(dir, port), "oidc-provider.log")?;
+        wait_listening(port).await?;
+        Ok((pid, format!("http://127.0.0.1:{port}")))
+    }
+
+    /// The run's temporary directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// `keyward gateway` in front of `upstream`, verifying tokens for `https://bench.api` from `issuer`.
     pub(crate) async fn gateway(
         &mut self,
@@ -174,8 +187,36 @@ type Http = Client<HttpConnector, Full<Bytes>>;
 pub(crate) struct Keyward {
     pub(crate) pid: u32,
     pub(crate) base: String,
+    /// Its data directory (SQLite file, master key).
+    pub(crate) data: PathBuf,
+    /// `--database`, when not the SQLite default.
+    pub(crate) database: Option<String>,
     http: Http,
     admin: String,
+    admin_creds: (String, String),
+}
+
+/// How Keyward is started: its data, its database, its threads, and the admin client when not a first start.
+pub(crate) struct Launch {
+    pub(crate) data: PathBuf,
+    pub(crate) database: Option<String>,
+    pub(crate) threads: Option<usize>,
+    pub(crate) admin: Option<(String, String)>,
+}
+
+impl Launch {
+    /// A first start in a new directory under the run's temporary directory.
+    pub(crate) fn fresh(procs: &Procs, database: Option<String>, threads: Option<usize>) -> Self {
+        let n = procs.children.len() + procs.pg_databases.len();
+        Launch {
+            data: procs
+                .dir
+                .join(format!("keyward-{}-{n}", free_port().unwrap_or(0))),
+            database,
+            threads,
+            admin: None,
+        }
+    }
 }
 
 impl Keyward {
@@ -184,17 +225,30 @@ impl Keyward {
         procs: &mut Procs,
         bin: &Path,
         database: Option<String>,
+        threads: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let launch = Launch::fresh(procs, database, threads);
+        Self::launch(procs, bin, launch).await
+    }
+
+    /// Starts `keyward serve` as `launch` says; returns once it answers a token request.
+    pub(crate) async fn launch(
+        procs: &mut Procs,
+        bin: &Path,
+        launch: Launch,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let data = procs.dir.join(format!("keyward-{port}"));
         let mut c = Command::new(bin.join("keyward"));
         c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("KEYWARD_DATA_DIR", &data)
+            .env("KEYWARD_DATA_DIR", &launch.data)
             .env("KEYWARD_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(db) = database {
-            c.args(["--database", &db]);
+        if let Some(db) = &launch.database {
+            c.args(["--database", db]);
+        }
+        if let Some(n) = launch.threads {
+            c.env("KEYWARD_WORKER_THREADS", n.to_string());
         }
         let mut child = c.spawn().context("starting keyward serve")?;
         let pid = child.id();
@@ -215,20 +269,115 @@ impl Keyward {
                 }
             }
         });
-        let (id, secret) =
-            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        let (id, secret) = match launch.admin {
+            Some(creds) => creds,
+            None => tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
                 .await?
-                .map_err(|_| anyhow!("keyward printed no admin credentials"))?;
+                .map_err(|_| anyhow!("keyward printed no admin credentials"))?,
+        };
         wait_listening(port).await?;
         let http: Http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let mut kw = Keyward {
             pid,
             base: format!("http://127.0.0.1:{port}"),
+            data: launch.data,
+            database: launch.database,
             http,
             admin: String::new(),
+            admin_creds: (id.clone(), secret.clone()),
         };
         kw.admin = format!("Bearer {}", kw.token(&id, &secret).await?);
         Ok(kw)
+    }
+
+    /// What `launch` needs to start this deployment again (after `Procs::stop`).
+    pub(crate) fn relaunch(&self, threads: Option<usize>) -> Launch {
+        Launch {
+            data: self.data.clone(),
+            database: self.database.clone(),
+            threads,
+            admin: Some(self.admin_creds.clone()),
+        }
+    }
+
+    /// `keyward clients import FILE` against this deployment's database; how long it took.
+    pub(crate) fn import(&self, bin: &Path, file: &Path) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut c = Command::new(bin.join("keyward"));
+        c.args(["clients", "import"])
+            .arg(file)
+            .env("KEYWARD_DATA_DIR", &self.data)
+            .stdout(Stdio::null());
+        if let Some(db) = &self.database {
+            c.args(["--database", db]);
+        }
+        let out = c.output().context("running keyward clients import")?;
+        if !out.status.success() {
+            bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Whether every client is in memory (`/readyz`).
+    pub(crate) async fn clients_in_memory(&self) -> anyhow::Result<bool> {
+        let (_, b) = self.call("GET", "/readyz", "", "", String::new()).await?;
+        Ok(b["clients"] == "in memory")
+    }
+
+    /// Waits until Keyward has written the client's secret as used (the flush runs every second), so that the
+    /// measured run that follows would show any write it causes.
+    pub(crate) async fn wait_last_used(&self, id: &str) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            let path = format!("/admin/v1/clients/{id}/secrets");
+            let (_, b) = self
+                .call("GET", &path, &self.admin, "", String::new())
+                .await?;
+            if b["items"][0]["last_used_at"].is_i64() {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!("last_used_at of {id} not written after 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Creates the resource for `alg` (the ES256 one is `https://bench.api`); returns its identifier.
+    pub(crate) async fn resource_for(&self, alg: &str) -> anyhow::Result<String> {
+        let identifier = if alg == "ES256" {
+            "https://bench.api".to_owned()
+        } else {
+            format!("https://bench.api/{alg}")
+        };
+        let (s, b) = self
+            .call(
+                "POST",
+                "/admin/v1/resources",
+                &self.admin,
+                "application/json",
+                json!({"identifier": identifier, "name": alg, "signing_alg": alg}).to_string(),
+            )
+            .await?;
+        if s != 201 && s != 409 {
+            bail!("resource: {s} {b}");
+        }
+        Ok(identifier)
+    }
+
+    /// A counter of the database's committed writes, read by a connection of the bench's own.
+    pub(crate) async fn write_counter(&self) -> anyhow::Result<WriteCounter> {
+        use sqlx::Connection;
+        Ok(match &self.database {
+            None => {
+                let url = format!(
+                    "sqlite://{}?mode=ro",
+                    self.data.join("keyward.db").display()
+                );
+                WriteCounter::Sqlite(sqlx::SqliteConnection::connect(&url).await?)
+            }
+            Some(url) => WriteCounter::Postgres(sqlx::PgConnection::connect(url).await?),
+        })
     }
 
     async fn call(
@@ -239,12 +388,15 @@ impl Keyward {
         ctype: &str,
         body: String,
     ) -> anyhow::Result<(u16, Value)> {
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", auth)
-            .header("content-type", ctype)
-            .body(Full::new(Bytes::from(body)))?;
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in [("authorization", auth), ("content-type", ctype)] {
+            if !value.is_empty() {
+                req = req.header(name, value);
+            }
+        }
+        let req = req.body(Full::new(Bytes::from(body)))?;
         let resp = self.http.request(req).await?;
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();
@@ -273,23 +425,7 @@ impl Keyward {
 
     /// A resource signed with `alg` (the ES256 one is `https://bench.api`) and a client allowed it.
     pub(crate) async fn client_for(&self, alg: &str) -> anyhow::Result<(String, String)> {
-        let identifier = if alg == "ES256" {
-            "https://bench.api".to_owned()
-        } else {
-            format!("https://bench.api/{alg}")
-        };
-        let (s, b) = self
-            .call(
-                "POST",
-                "/admin/v1/resources",
-                &self.admin,
-                "application/json",
-                json!({"identifier": identifier, "name": alg, "signing_alg": alg}).to_string(),
-            )
-            .await?;
-        if s != 201 && s != 409 {
-            bail!("resource: {s} {b}");
-        }
+        let identifier = self.resource_for(alg).await?;
         let (s, b) = self
             .call(
                 "POST",
@@ -306,5 +442,32 @@ impl Keyward {
             b["client_id"].as_str().unwrap_or_default().to_owned(),
             b["client_secret"].as_str().unwrap_or_default().to_owned(),
         ))
+    }
+}
+
+/// The engine's own count of committed writes. SQLite: `PRAGMA data_version`, which changes when another
+/// connection commits. PostgreSQL: the next transaction id, which only a transaction that writes consumes (it
+/// counts the whole cluster: nothing else should write during a run).
+pub(crate) enum WriteCounter {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteCounter {
+    /// The counter now.
+    pub(crate) async fn read(&mut self) -> anyhow::Result<i64> {
+        Ok(match self {
+            WriteCounter::Sqlite(c) => {
+                let (v,): (i64,) = sqlx::query_as("PRAGMA data_version").fetch_one(c).await?;
+                v
+            }
+            WriteCounter::Postgres(c) => {
+                let (v,): (i64,) =
+                    sqlx::query_as("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+                        .fetch_one(c)
+                        .await?;
+                v
+            }
+        })
     }
 }

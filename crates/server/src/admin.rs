@@ -16,6 +16,7 @@ use crate::crypto::{MasterKeys, new_secret, random_id, random_uuid};
 use crate::error::ApiError;
 use crate::store::{ClientRow, NewAudit, NewClient, SecretRow, StoreError, Tx, split_list};
 
+mod import;
 mod resources;
 
 pub use resources::{ResourceInput, ResourcePatch, check_resource, resource_create_in};
@@ -313,15 +314,12 @@ fn merge_client(
     Ok(())
 }
 
-/// Creates a client and its first secret inside `tx`.
-pub async fn client_create_in(
-    tx: &mut Tx,
-    master: &MasterKeys,
-    actor: &Actor,
+/// Checks a new client's input and builds its rows; the id is generated when the input has none.
+pub(crate) fn new_client(
     input: ClientInput,
     catalogue: &HashMap<String, Vec<String>>,
     now: i64,
-) -> Result<(ClientView, String), ApiError> {
+) -> Result<NewClient, ApiError> {
     let id = match &input.client_id {
         Some(id) => {
             check_client_id(id).map_err(|m| ApiError::bad_request(format!("client_id: {m}")))?;
@@ -354,7 +352,20 @@ pub async fn client_create_in(
         },
         catalogue,
     )?;
-    let client = NewClient { row, resources };
+    Ok(NewClient { row, resources })
+}
+
+/// Creates a client and its first secret inside `tx`.
+pub async fn client_create_in(
+    tx: &mut Tx,
+    master: &MasterKeys,
+    actor: &Actor,
+    input: ClientInput,
+    catalogue: &HashMap<String, Vec<String>>,
+    now: i64,
+) -> Result<(ClientView, String), ApiError> {
+    let client = new_client(input, catalogue, now)?;
+    let id = client.row.id.clone();
     tx.client_insert(&client).await.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::Plain {
             status: axum::http::StatusCode::CONFLICT,
@@ -446,7 +457,8 @@ impl App {
         for row in rows {
             let resources = self
                 .registry
-                .client(&row.id)
+                .client(&self.store, &row.id)
+                .await?
                 .map(|c| c.client.resources.clone())
                 .unwrap_or_default();
             out.push(client_view(&row, resources, None));

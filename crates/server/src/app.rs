@@ -114,7 +114,12 @@ impl App {
     /// Applies one entry of the change feed to the in-memory state.
     pub async fn apply_change(&self, kind: &str, key: &str) -> anyhow::Result<()> {
         match kind {
+            // Until every client is loaded they are read from the store, and the load replays the feed.
+            "client" | "clients" if !self.registry.is_loaded() => {}
             "client" => self.registry.reload_client(&self.store, key).await?,
+            "clients" => {
+                self.registry.reload_clients(&self.store).await?;
+            }
             "resource" => self.registry.reload_resources(&self.store).await?,
             "key" => self
                 .keys
@@ -255,11 +260,48 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+impl App {
+    /// Writes the last-used times gathered in memory since the previous flush (one transaction; nothing when
+    /// there are none). Called by housekeeping and at shutdown.
+    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+        let used = self.registry.take_used();
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.store.secrets_touch(&used).await
+    }
+}
+
 /// How often every server reads the change feed.
 pub const FEED_POLL: Duration = Duration::from_millis(250);
 
+/// Loads every client into memory, retrying until it can. Serving does not wait for it: until it is done,
+/// clients are read from the store one by one.
+async fn load_clients(app: &App) {
+    let started = std::time::Instant::now();
+    loop {
+        match app.registry.reload_clients(&app.store).await {
+            Ok(count) => {
+                tracing::info!(
+                    clients = count,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "every client is in memory"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "loading clients failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Follows the change feed so that changes made by other processes reach this one's memory within a second.
+/// It starts by loading every client, then reads the feed from the position taken before the load, so a change
+/// made while the load ran is applied after it.
 async fn follow_changes(app: Arc<App>) {
+    load_clients(&app).await;
     let mut cursor = FeedCursor::new(app.feed_start);
     let mut tick = tokio::time::interval(FEED_POLL);
     loop {
@@ -284,16 +326,17 @@ async fn follow_changes(app: Arc<App>) {
     }
 }
 
-/// Writes last-used times and purges expired rows, periodically, off the request path.
+/// Writes last-used times every second (a lock and nothing more when there are none) and purges expired rows
+/// every ten, off the request path.
 async fn housekeeping(app: Arc<App>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    loop {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for round in 0u64.. {
         tick.tick().await;
-        let used = app.registry.take_used();
-        if !used.is_empty() {
-            if let Err(e) = app.store.secrets_touch(&used).await {
-                tracing::warn!(error = %e, "recording last-used times failed");
-            }
+        if let Err(e) = app.flush_last_used().await {
+            tracing::warn!(error = %e, "recording last-used times failed");
+        }
+        if round % 10 != 0 {
+            continue;
         }
         let now = app.clock.now();
         let purged: Result<(u64, u64), StoreError> = async {
@@ -334,9 +377,8 @@ pub async fn serve(
         t.abort();
     }
     // Last-used times gathered since the last flush are written before exit.
-    let used = app.registry.take_used();
-    if !used.is_empty() {
-        let _ = app.store.secrets_touch(&used).await;
+    if let Err(e) = app.flush_last_used().await {
+        tracing::warn!(error = %e, "recording last-used times at shutdown failed");
     }
     result.map_err(Into::into)
 }

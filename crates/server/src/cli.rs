@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
@@ -143,6 +144,12 @@ pub enum ClientsCommand {
         shell: bool,
         #[command(flatten)]
         out: Output,
+    },
+    /// Import clients with the secrets they already have, from JSON Lines (one client per line, as
+    /// `POST /admin/v1/clients` takes it, plus `client_id` and `client_secret`); all or nothing.
+    Import {
+        /// The file to read; `-` reads standard input.
+        file: PathBuf,
     },
 }
 
@@ -355,6 +362,17 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
         ClientsCommand::Delete { id } => {
             app.client_delete(actor, &id).await?;
             println!("deleted {id}");
+        }
+        ClientsCommand::Import { file } => {
+            let count = if file.as_os_str() == "-" {
+                app.clients_import(actor, std::io::stdin().lock()).await?
+            } else {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                app.clients_import(actor, std::io::BufReader::new(f))
+                    .await?
+            };
+            println!("imported {count} clients");
         }
         ClientsCommand::RotateSecret {
             id,

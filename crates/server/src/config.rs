@@ -36,6 +36,7 @@ pub struct RawConfig {
     db_acquire_timeout: Option<toml::Value>,
     log_format: Option<toml::Value>,
     log_level: Option<toml::Value>,
+    worker_threads: Option<toml::Value>,
     /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
     #[serde(default)]
     token_endpoint: Vec<RawTokenEndpoint>,
@@ -45,7 +46,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 13] = [
     "listen",
     "database",
     "issuer",
@@ -58,6 +59,7 @@ pub const KEYS: [&str; 12] = [
     "db_acquire_timeout",
     "log_format",
     "log_level",
+    "worker_threads",
 ];
 
 /// Values given on the command line, which override everything else.
@@ -107,6 +109,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `tracing` filter directive.
     pub log_level: String,
+    /// Threads serving requests; `None` is one per core.
+    pub worker_threads: Option<usize>,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -187,6 +191,7 @@ impl RawConfig {
             "db_acquire_timeout" => &mut self.db_acquire_timeout,
             "log_format" => &mut self.log_format,
             "log_level" => &mut self.log_level,
+            "worker_threads" => &mut self.worker_threads,
             _ => return None,
         })
     }
@@ -287,6 +292,13 @@ impl RawConfig {
                 "expected a level (error, warn, info, debug, trace) or a filter",
             ));
         }
+        let worker_threads =
+            match self.worker_threads {
+                None => None,
+                Some(v) => Some(integer(&v).filter(|n| (1..=1_024).contains(n)).ok_or_else(
+                    || invalid("worker_threads", "expected a whole number from 1 to 1024"),
+                )? as usize),
+            };
         let token_endpoints = endpoint::check_all(self.token_endpoint)?;
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
@@ -320,6 +332,7 @@ impl RawConfig {
             },
             log_format,
             log_level,
+            worker_threads,
             token_endpoints,
             resources: self.resource,
         })
@@ -500,6 +513,7 @@ mod tests {
         assert!(bad(&[("KEYWARD_ISSUER", "ftp://x")]).contains("`issuer`"));
         assert!(bad(&[("KEYWARD_MASTER_KEY", "short")]).contains("`master_key`"));
         assert!(bad(&[("KEYWARD_LISTNE", "x")]).contains("KEYWARD_LISTNE"));
+        assert!(bad(&[("KEYWARD_WORKER_THREADS", "0")]).contains("`worker_threads`"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.toml");
         std::fs::write(&path, "lissten = \"x\"\n").unwrap();

@@ -35,14 +35,15 @@ pub struct TokenResponse {
 
 impl App {
     /// Authenticates a client, keeping the challenge for a 401.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         creds: Option<&Credentials>,
         challenge: Challenge,
     ) -> Result<Arc<CachedClient>, ApiError> {
         let creds = creds.ok_or(ApiError::OAuth(OAuthError::invalid_client(), challenge))?;
+        let client = self.registry.client(&self.store, &creds.client_id).await?;
         self.registry
-            .authenticate(&self.master, creds, self.clock.now())
+            .authenticate(&self.master, creds, client, self.clock.now())
             .map_err(|e| ApiError::OAuth(e, challenge))
     }
 
@@ -103,7 +104,8 @@ impl App {
             .map_err(ApiError::Bearer)?;
         if !self
             .registry
-            .client(&claims.client_id)
+            .client(&self.store, &claims.client_id)
+            .await?
             .is_some_and(|c| c.client.enabled)
         {
             return Err(ApiError::Bearer(OAuthError::new(

@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         "warn".into()
     };
     init_logs(config.log_format, &level);
-    block_on(run(cli.command, config))
+    let threads = config.worker_threads;
+    block_on(run(cli.command, config), threads)
 }
 
 /// `keyward gateway --config FILE`.
@@ -53,14 +54,19 @@ fn gateway(cli: &Cli) -> ExitCode {
         }
     };
     init_logs(LogFormat::Text, &config.log_level);
-    block_on(keyward::gateway::run(config, shutdown_signal()))
+    block_on(keyward::gateway::run(config, shutdown_signal()), None)
 }
 
-fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+/// Runs `work` on a multi-threaded runtime with `threads` workers (one per core when `None`).
+fn block_on(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+    threads: Option<usize>,
+) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("keyward: cannot start the runtime: {e}");

@@ -3,6 +3,7 @@
 //! (which keeps unknown-client and wrong-secret answers equally fast). Changes arrive through the `changes` feed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use keyward_core::OAuthError;
@@ -13,8 +14,13 @@ use keyward_core::scope::ScopeSet;
 use crate::crypto::{MasterKeys, digests_equal};
 use crate::store::{ClientRow, ResourceRow, SecretRow, Store, StoreError, split_list};
 
+/// How stale a recorded `last_used_at` may get before a use is written down again (SECURITY.md). Every use
+/// would be a database write per token; once an hour bounds the writes by the number of secrets in use, whatever
+/// the token rate.
+pub const LAST_USED_PRECISION: i64 = 3_600;
+
 /// A secret as the registry holds it: the digest only.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CachedSecret {
     /// Secret id.
     pub id: String,
@@ -22,10 +28,12 @@ pub struct CachedSecret {
     pub digest: Vec<u8>,
     /// When it stops working.
     pub expires_at: Option<i64>,
+    /// The last use recorded (in the database, or gathered for the next flush); 0 when never.
+    last_used: AtomicI64,
 }
 
 /// A client with its secrets.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CachedClient {
     /// The client.
     pub client: Client,
@@ -50,6 +58,9 @@ type Resources = Arc<HashMap<String, Resource>>;
 #[derive(Debug, Default)]
 pub struct Registry {
     clients: RwLock<HashMap<String, Arc<CachedClient>>>,
+    /// Whether every client is in memory. Until then (the first seconds after a start with very many clients)
+    /// clients are read from the store one by one, so serving does not wait for the load.
+    loaded: AtomicBool,
     resources: RwLock<Resources>,
     used: Mutex<HashMap<String, i64>>,
 }
@@ -97,35 +108,54 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
                 id: s.id.clone(),
                 digest: s.digest.clone(),
                 expires_at: s.expires_at,
+                last_used: AtomicI64::new(s.last_used_at.unwrap_or(0)),
             })
             .collect(),
     }
 }
 
 impl Registry {
-    /// Loads every client and resource.
+    /// Loads the resources; clients come later, from `reload_clients`.
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
         let registry = Self::default();
         registry.reload_resources(store).await?;
-        let mut links: HashMap<String, Vec<String>> = HashMap::new();
-        for (client, resource) in store.client_resources_all().await? {
-            links.entry(client).or_default().push(resource);
-        }
-        let mut secrets: HashMap<String, Vec<SecretRow>> = HashMap::new();
-        for s in store.secrets_all().await? {
-            secrets.entry(s.client_id.clone()).or_default().push(s);
-        }
-        let mut clients = HashMap::new();
-        for row in store.clients_all().await? {
-            let c = cached(
-                &row,
-                links.remove(&row.id).unwrap_or_default(),
-                secrets.get(&row.id).map_or(&[], Vec::as_slice),
-            );
-            clients.insert(row.id.clone(), Arc::new(c));
-        }
-        *registry.clients.write().unwrap_or_else(|e| e.into_inner()) = clients;
         Ok(registry)
+    }
+
+    /// Whether every client is in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Reads every client into memory and replaces what was there (at start, and after an import). The caller
+    /// replays the change feed from before the call, so a change made while this reads is not lost.
+    pub async fn reload_clients(&self, store: &Store) -> Result<usize, StoreError> {
+        let mut links: HashMap<String, Vec<String>> = HashMap::new();
+        let mut secrets: HashMap<String, Vec<SecretRow>> = HashMap::new();
+        // Links and secrets are read side by side (two connections), then clients are built as they stream in.
+        let (l, s) = tokio::join!(
+            store.client_resources_each(|client, resource| {
+                links.entry(client).or_default().push(resource)
+            }),
+            store.secrets_each(|s| secrets.entry(s.client_id.clone()).or_default().push(s)),
+        );
+        l?;
+        s?;
+        let mut clients = HashMap::with_capacity(secrets.len());
+        store
+            .clients_each(|row| {
+                let c = cached(
+                    &row,
+                    links.remove(&row.id).unwrap_or_default(),
+                    secrets.remove(&row.id).as_deref().unwrap_or_default(),
+                );
+                clients.insert(row.id, Arc::new(c));
+            })
+            .await?;
+        let count = clients.len();
+        *self.clients.write().unwrap_or_else(|e| e.into_inner()) = clients;
+        self.loaded.store(true, Ordering::Release);
+        Ok(count)
     }
 
     /// Re-reads one client after a change (removing it when it is gone).
@@ -170,46 +200,73 @@ impl Registry {
             .clone()
     }
 
-    /// A client by id.
-    pub fn client(&self, id: &str) -> Option<Arc<CachedClient>> {
-        self.clients
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+    /// A client by id: from memory once every client is loaded, from the store until then.
+    pub async fn client(
+        &self,
+        store: &Store,
+        id: &str,
+    ) -> Result<Option<Arc<CachedClient>>, StoreError> {
+        if self.is_loaded() {
+            return Ok(self
+                .clients
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned());
+        }
+        match store.client_get(id).await {
+            Ok((row, resources, secrets)) => Ok(Some(Arc::new(cached(&row, resources, &secrets)))),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// RFC 6749 §2.3.1: authenticates a client. Every failure is the same `invalid_client`, and the digest is
     /// computed whether or not the client exists, so the answer and its timing do not tell which check failed.
+    /// `client` is what `Registry::client` found for the presented id.
     pub fn authenticate(
         &self,
         master: &MasterKeys,
         creds: &Credentials,
+        client: Option<Arc<CachedClient>>,
         now: i64,
     ) -> Result<Arc<CachedClient>, OAuthError> {
         let digest = master.digest(&creds.secret);
-        let client = self.client(&creds.client_id);
+        let Some(client) = client else {
+            return Err(OAuthError::invalid_client());
+        };
         let mut matched = None;
-        if let Some(c) = &client {
-            for s in &c.secrets {
-                let live = s.expires_at.is_none_or(|t| now < t);
-                // Compare every secret (no early exit) so timing does not depend on which one matched.
-                if digests_equal(&s.digest, &digest) && live {
-                    matched = Some(s.id.clone());
-                }
+        for s in &client.secrets {
+            let live = s.expires_at.is_none_or(|t| now < t);
+            // Compare every secret (no early exit) so timing does not depend on which one matched.
+            if digests_equal(&s.digest, &digest) && live {
+                matched = Some(s);
             }
         }
-        match (client, matched) {
-            (Some(c), Some(secret_id))
-                if c.client.enabled && c.client.auth_methods.contains(&creds.method) =>
-            {
-                self.used
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(secret_id, now);
-                Ok(c)
-            }
-            _ => Err(OAuthError::invalid_client()),
+        let usable = client.client.enabled && client.client.auth_methods.contains(&creds.method);
+        match matched {
+            Some(secret) if usable => self.note_use(secret, now),
+            _ => return Err(OAuthError::invalid_client()),
+        }
+        Ok(client)
+    }
+
+    /// Notes a secret's use for the next flush, only when the recorded use is older than the precision: the
+    /// token path takes no lock, and the database sees at most one write per secret per hour.
+    fn note_use(&self, secret: &CachedSecret, now: i64) {
+        let recorded = secret.last_used.load(Ordering::Relaxed);
+        let stale = now - recorded >= LAST_USED_PRECISION;
+        // One request of many arriving together wins the exchange and notes the use.
+        if stale
+            && secret
+                .last_used
+                .compare_exchange(recorded, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(secret.id.clone(), now);
         }
     }
 

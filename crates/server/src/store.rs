@@ -159,6 +159,9 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
+                // Rows cross from SQLite's thread in batches rather than one wake-up each: loading a million
+                // clients at start is several times faster.
+                .row_buffer_size(4_096)
                 .foreign_keys(true);
             Db::Sqlite(
                 SqlitePoolOptions::new()

@@ -98,7 +98,9 @@ async fn issue(
             ));
         }
     }
-    let client = app.authenticate(req.credentials.as_ref(), challenge(ep, req.challenge))?;
+    let client = app
+        .authenticate(req.credentials.as_ref(), challenge(ep, req.challenge))
+        .await?;
     let grant_type = req.params.required("grant_type").map_err(ApiError::oauth)?;
     ep.grants
         .check(grant_type, market)

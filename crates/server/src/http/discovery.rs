@@ -58,7 +58,13 @@ pub(crate) async fn healthz() -> Json<Value> {
 /// `GET /readyz`: the database answers.
 pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
     match app.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready", "database": app.store.engine()})).into_response(),
+        // Serving does not wait for the clients to be in memory; `clients` says whether they are yet.
+        Ok(()) => Json(json!({
+            "status": "ready",
+            "database": app.store.engine(),
+            "clients": if app.registry.is_loaded() { "in memory" } else { "loading" },
+        }))
+        .into_response(),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not ready", "database": "unreachable"})),

@@ -20,7 +20,9 @@ pub(crate) async fn token(
     State(app): State<Arc<App>>,
     req: OAuthRequest,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let client = app.authenticate(req.credentials.as_ref(), req.challenge)?;
+    let client = app
+        .authenticate(req.credentials.as_ref(), req.challenge)
+        .await?;
     app.token(&client, &req.params).map(Json)
 }
 
@@ -29,7 +31,9 @@ pub(crate) async fn introspect(
     State(app): State<Arc<App>>,
     req: OAuthRequest,
 ) -> Result<Json<Introspection>, ApiError> {
-    let client = app.authenticate(req.credentials.as_ref(), req.challenge)?;
+    let client = app
+        .authenticate(req.credentials.as_ref(), req.challenge)
+        .await?;
     app.introspect(&client, &req.params).await.map(Json)
 }
 
@@ -38,7 +42,9 @@ pub(crate) async fn revoke(
     State(app): State<Arc<App>>,
     req: OAuthRequest,
 ) -> Result<StatusCode, ApiError> {
-    let client = app.authenticate(req.credentials.as_ref(), req.challenge)?;
+    let client = app
+        .authenticate(req.credentials.as_ref(), req.challenge)
+        .await?;
     app.revoke(&client, &req.params)
         .await
         .map(|()| StatusCode::OK)

@@ -1,6 +1,7 @@
 //! `clients`, `client_resources` and `client_secrets`: the client registry and its API keys.
 
 use super::{Store, StoreError, Tx, on_db, on_tx};
+use futures_util::TryStreamExt as _;
 
 /// A client row (its resources are read separately).
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
@@ -86,46 +87,64 @@ impl Store {
             .await)?)
     }
 
-    /// Records last-used times gathered in memory. Only ever moves a time forward.
+    /// Records last-used times gathered in memory, in one transaction. Only ever moves a time forward.
     pub async fn secrets_touch(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         for (id, at) in used {
-            on_db!(&self.db, |p| {
+            on_tx!(&mut tx, |c| {
                 sqlx::query(
                 "UPDATE client_secrets SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)"
             )
             .bind(id)
             .bind(at)
-            .execute(p)
-            .await.map(|r| r.rows_affected())
+            .execute(c)
+            .await
+            .map(|_| ())
             })?;
         }
-        Ok(())
+        tx.commit().await
     }
 }
+
+/// Rows per multi-row INSERT: 10,000 bound values at most, well under SQLite's 32,766 and PostgreSQL's 65,535.
+const BULK_ROWS: usize = 1_000;
 
 impl Tx {
     /// Inserts a client and its resources.
     pub async fn client_insert(&mut self, c: &NewClient) -> Result<(), StoreError> {
-        let r = &c.row;
-        on_tx!(self, |conn| {
-            sqlx::query(
-            "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
-             serves_resources, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )
-        .bind(&r.id)
-        .bind(&r.name)
-        .bind(r.enabled)
-        .bind(&r.grant_types)
-        .bind(&r.auth_methods)
-        .bind(&r.scopes)
-        .bind(&r.default_resource)
-        .bind(&r.serves_resources)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .execute(conn)
-        .await.map(|r| r.rows_affected())
-        })?;
-        self.client_set_resources(&r.id, &c.resources).await
+        self.clients_insert_many(std::slice::from_ref(c)).await
+    }
+
+    /// Inserts clients and their resource links, up to `BULK_ROWS` rows per statement.
+    pub async fn clients_insert_many(&mut self, clients: &[NewClient]) -> Result<(), StoreError> {
+        for chunk in clients.chunks(BULK_ROWS) {
+            on_tx!(self, |conn| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
+                     serves_resources, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, c| {
+                    let r = &c.row;
+                    b.push_bind(&r.id)
+                        .push_bind(&r.name)
+                        .push_bind(r.enabled)
+                        .push_bind(&r.grant_types)
+                        .push_bind(&r.auth_methods)
+                        .push_bind(&r.scopes)
+                        .push_bind(&r.default_resource)
+                        .push_bind(&r.serves_resources)
+                        .push_bind(r.created_at)
+                        .push_bind(r.updated_at);
+                });
+                q.build().execute(conn).await.map(|r| r.rows_affected())
+            })?;
+            let links: Vec<(&str, &str)> = chunk
+                .iter()
+                .flat_map(|c| c.resources.iter().map(|r| (c.row.id.as_str(), r.as_str())))
+                .collect();
+            self.links_insert(&links).await?;
+        }
+        Ok(())
     }
 
     /// Updates a client's fields and replaces its resources.
@@ -166,15 +185,21 @@ impl Tx {
         client_id: &str,
         resources: &[String],
     ) -> Result<(), StoreError> {
-        for res in resources {
-            on_tx!(self, |conn| sqlx::query(
-                "INSERT INTO client_resources (client_id, resource) VALUES ($1, $2)"
-            )
-            .bind(client_id)
-            .bind(res)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let links: Vec<(&str, &str)> = resources.iter().map(|r| (client_id, r.as_str())).collect();
+        self.links_insert(&links).await
+    }
+
+    /// Inserts (client, resource) links, up to `BULK_ROWS` per statement.
+    async fn links_insert(&mut self, links: &[(&str, &str)]) -> Result<(), StoreError> {
+        for chunk in links.chunks(BULK_ROWS) {
+            on_tx!(self, |conn| {
+                let mut q =
+                    sqlx::QueryBuilder::new("INSERT INTO client_resources (client_id, resource) ");
+                q.push_values(chunk, |mut b, (client, resource)| {
+                    b.push_bind(*client).push_bind(*resource);
+                });
+                q.build().execute(conn).await.map(|r| r.rows_affected())
+            })?;
         }
         Ok(())
     }
@@ -194,20 +219,27 @@ impl Tx {
 
     /// Adds a secret.
     pub async fn secret_insert(&mut self, s: &SecretRow) -> Result<(), StoreError> {
-        on_tx!(self, |c| {
-            sqlx::query(
-            "INSERT INTO client_secrets (id, client_id, digest, hint, created_at, expires_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL)"
-        )
-        .bind(&s.id)
-        .bind(&s.client_id)
-        .bind(&s.digest)
-        .bind(&s.hint)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .execute(c)
-        .await.map(|r| r.rows_affected())
-        })?;
+        self.secrets_insert_many(std::slice::from_ref(s)).await
+    }
+
+    /// Adds secrets (never used yet), up to `BULK_ROWS` per statement.
+    pub async fn secrets_insert_many(&mut self, secrets: &[SecretRow]) -> Result<(), StoreError> {
+        for chunk in secrets.chunks(BULK_ROWS) {
+            on_tx!(self, |conn| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO client_secrets (id, client_id, digest, hint, created_at, expires_at) ",
+                );
+                q.push_values(chunk, |mut b, s| {
+                    b.push_bind(&s.id)
+                        .push_bind(&s.client_id)
+                        .push_bind(&s.digest)
+                        .push_bind(&s.hint)
+                        .push_bind(s.created_at)
+                        .push_bind(s.expires_at);
+                });
+                q.build().execute(conn).await.map(|r| r.rows_affected())
+            })?;
+        }
         Ok(())
     }
 
@@ -246,29 +278,46 @@ impl Tx {
 }
 
 impl Store {
-    /// Every client, for the in-memory registry at start.
-    pub async fn clients_all(&self) -> Result<Vec<ClientRow>, StoreError> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id");
-        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
-            .fetch_all(p)
-            .await)?)
+    /// Every client, streamed to `each` (for the in-memory registry; no order, no full result in memory).
+    pub async fn clients_each(&self, mut each: impl FnMut(ClientRow)) -> Result<(), StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients");
+        on_db!(&self.db, |p| {
+            let mut rows = sqlx::query_as(&sql).fetch(p);
+            while let Some(row) = rows.try_next().await? {
+                each(row);
+            }
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
     }
 
-    /// Every (client, resource) link.
-    pub async fn client_resources_all(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(on_db!(&self.db, |p| sqlx::query_as(
-            "SELECT client_id, resource FROM client_resources ORDER BY client_id, resource"
-        )
-        .fetch_all(p)
-        .await)?)
+    /// Every (client, resource) link, streamed to `each`.
+    pub async fn client_resources_each(
+        &self,
+        mut each: impl FnMut(String, String),
+    ) -> Result<(), StoreError> {
+        on_db!(&self.db, |p| {
+            let mut rows =
+                sqlx::query_as("SELECT client_id, resource FROM client_resources").fetch(p);
+            while let Some((client, resource)) = rows.try_next().await? {
+                each(client, resource);
+            }
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
     }
 
-    /// Every secret.
-    pub async fn secrets_all(&self) -> Result<Vec<SecretRow>, StoreError> {
-        let sql = format!("SELECT {SECRET_COLUMNS} FROM client_secrets ORDER BY created_at, id");
-        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
-            .fetch_all(p)
-            .await)?)
+    /// Every secret, streamed to `each`.
+    pub async fn secrets_each(&self, mut each: impl FnMut(SecretRow)) -> Result<(), StoreError> {
+        let sql = format!("SELECT {SECRET_COLUMNS} FROM client_secrets");
+        on_db!(&self.db, |p| {
+            let mut rows = sqlx::query_as(&sql).fetch(p);
+            while let Some(row) = rows.try_next().await? {
+                each(row);
+            }
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
     }
 }
 

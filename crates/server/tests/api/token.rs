@@ -495,3 +495,38 @@ async fn alternative_signing_algorithms() {
         assert_eq!(r.json::<Value>().await.unwrap()["active"], true);
     }
 }
+
+both_engines!(
+    last_used_is_written_at_most_once_an_hour_per_secret,
+    |app| {
+        let (id, secret) = app.api_client().await;
+        let last_used = async |app: &TestApp| {
+            let (_, body) = app
+                .admin_call(
+                    reqwest::Method::GET,
+                    &format!("/clients/{id}/secrets"),
+                    None,
+                )
+                .await;
+            body["items"][0]["last_used_at"].as_i64()
+        };
+        assert_eq!(last_used(&app).await, None);
+        let first = app.clock.now();
+        for _ in 0..3 {
+            app.access_token(&id, &secret, &[]).await;
+        }
+        app.app.flush_last_used().await.unwrap();
+        assert_eq!(last_used(&app).await, Some(first));
+
+        // Uses within the hour are not written again: the token path stays write-free.
+        app.clock.advance(600);
+        app.access_token(&id, &secret, &[]).await;
+        app.app.flush_last_used().await.unwrap();
+        assert_eq!(last_used(&app).await, Some(first));
+
+        app.clock.advance(3_000);
+        app.access_token(&id, &secret, &[]).await;
+        app.app.flush_last_used().await.unwrap();
+        assert_eq!(last_used(&app).await, Some(first + 3_600));
+    }
+);

@@ -1,0 +1,321 @@
+//! The targets a run measures, each adding rows to the table: the baselines, Keyward's token endpoint on both
+//! engines (with the database's write counter read around the measured run), introspection, the gateway, one and
+//! two server threads, many clients in the store, and node-oidc-provider.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::load::{self, Measured, Shot};
+use crate::procs::{self, Keyward, Procs};
+use crate::{Options, Row};
+
+/// Measures `shot` for the run's time after one second of warm-up.
+pub(crate) async fn measure(shot: Shot, o: &Options) -> Measured {
+    let shots = Arc::new(vec![shot]);
+    // Warm-up: connections, caches and the allocator settle before the clock starts.
+    load::run(shots.clone(), o.connections, 1.0).await;
+    load::run(shots, o.connections, o.seconds).await
+}
+
+/// Measures `shot` against `kw` and counts the database writes made during the measured part.
+async fn measure_writes(shot: Shot, o: &Options, kw: &Keyward) -> anyhow::Result<(Measured, i64)> {
+    let shots = Arc::new(vec![shot]);
+    load::run(shots.clone(), o.connections, 1.0).await;
+    let mut counter = kw.write_counter().await?;
+    let before = counter.read().await?;
+    let m = load::run(shots, o.connections, o.seconds).await;
+    Ok((m, counter.read().await? - before))
+}
+
+fn token_shot(base: &str, path: &str) -> Shot {
+    Shot::post_form(format!("{base}{path}"), "grant_type=client_credentials")
+}
+
+/// `baseline-hello` and `baseline-sign`; returns baseline-sign's rate.
+pub(crate) async fn baselines(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<f64> {
+    let basic =
+        keyward_core::basic::encode(crate::baseline::CLIENT_ID, crate::baseline::CLIENT_SECRET);
+    let mut hello_rps = None;
+    let mut sign_rps = 0.0;
+    for which in ["hello", "sign"] {
+        let (pid, base) = procs.baseline(which).await?;
+        let m = measure(
+            token_shot(&base, "/token").header("authorization", basic.clone()),
+            o,
+        )
+        .await;
+        rows.push(
+            Row::new(format!("baseline-{which}"), m, procs::peak_rss_mib(pid))
+                .against(hello_rps.filter(|_| which == "sign")),
+        );
+        match which {
+            "hello" => hello_rps = Some(m.rps),
+            _ => sign_rps = m.rps,
+        }
+        procs.stop(pid);
+    }
+    Ok(sign_rps)
+}
+
+/// `keyward-cc` on one engine: ES256, EdDSA, RS256, each with the write counter around it.
+pub(crate) async fn keyward_cc(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+    database: Option<String>,
+    engine: &str,
+    sign: Option<f64>,
+) -> anyhow::Result<()> {
+    let kw = Keyward::start(procs, &o.bin_dir, database, None).await?;
+    for alg in ["ES256", "EdDSA", "RS256"] {
+        let (id, secret) = kw.client_for(alg).await?;
+        // The secret's first use is written down (once an hour at most); wait for it so it falls outside.
+        kw.token(&id, &secret).await?;
+        kw.wait_last_used(&id).await?;
+        let shot = token_shot(&kw.base, "/oauth2/token")
+            .header("authorization", keyward_core::basic::encode(&id, &secret));
+        let (m, writes) = measure_writes(shot, o, &kw).await?;
+        let mut row = Row::new(
+            format!("keyward-cc-{engine} {alg}"),
+            m,
+            procs::peak_rss_mib(kw.pid),
+        )
+        .against(sign);
+        row.writes = Some(writes);
+        rows.push(row);
+    }
+    procs.stop(kw.pid);
+    Ok(())
+}
+
+/// `keyward-introspect`: introspection of an ES256 token by the client it was issued to.
+pub(crate) async fn introspect(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+    sign: Option<f64>,
+) -> anyhow::Result<()> {
+    let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
+    let (id, secret) = kw.client_for("ES256").await?;
+    let token = kw.token(&id, &secret).await?;
+    let shot = Shot::post_form(
+        format!("{}/oauth2/introspect", kw.base),
+        &format!("token={token}"),
+    )
+    .header("authorization", keyward_core::basic::encode(&id, &secret));
+    let m = measure(shot, o).await;
+    rows.push(
+        Row::new(
+            "keyward-introspect ES256".into(),
+            m,
+            procs::peak_rss_mib(kw.pid),
+        )
+        .against(sign),
+    );
+    procs.stop(kw.pid);
+    Ok(())
+}
+
+/// The gateway in front of orders-api, against orders-api alone.
+pub(crate) async fn gateway(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
+    let (id, secret) = kw.client_for("ES256").await?;
+    let token = kw.token(&id, &secret).await?;
+    let (up_pid, upstream) = procs.orders_api(&o.bin_dir).await?;
+    let (gw_pid, gw) = procs
+        .gateway(&o.bin_dir, &upstream, &kw.base, &o.gateway_log_level)
+        .await?;
+    let bearer = format!("Bearer {token}");
+    let direct = measure(
+        Shot::get(format!("{upstream}/manage/orders/42")).header("authorization", bearer.clone()),
+        o,
+    )
+    .await;
+    rows.push(Row::new(
+        "upstream (orders-api)".into(),
+        direct,
+        procs::peak_rss_mib(up_pid),
+    ));
+    let through = measure(
+        Shot::get(format!("{gw}/manage/orders/42")).header("authorization", bearer),
+        o,
+    )
+    .await;
+    rows.push(
+        Row::new(
+            format!("gateway (log {})", o.gateway_log_level),
+            through,
+            procs::peak_rss_mib(gw_pid),
+        )
+        .against(Some(direct.rps)),
+    );
+    for pid in [gw_pid, up_pid, kw.pid] {
+        procs.stop(pid);
+    }
+    Ok(())
+}
+
+/// `keyward-cc` ES256 on SQLite with one, then two server threads.
+pub(crate) async fn scaling(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+    sign: Option<f64>,
+) -> anyhow::Result<()> {
+    for threads in [1, 2] {
+        let kw = Keyward::start(procs, &o.bin_dir, None, Some(threads)).await?;
+        let (id, secret) = kw.client_for("ES256").await?;
+        let shot = token_shot(&kw.base, "/oauth2/token")
+            .header("authorization", keyward_core::basic::encode(&id, &secret));
+        let m = measure(shot, o).await;
+        rows.push(
+            Row::new(
+                format!("keyward-cc ES256 {threads} thread(s)"),
+                m,
+                procs::peak_rss_mib(kw.pid),
+            )
+            .against(sign),
+        );
+        procs.stop(kw.pid);
+    }
+    Ok(())
+}
+
+/// Writes an import file of `n` clients allowed `https://bench.api`; returns their `Authorization` values.
+fn import_file(path: &Path, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut auth = Vec::with_capacity(n);
+    for i in 0..n {
+        let (id, secret) = (format!("bench-{i:07}"), format!("kw-bench-secret-{i:07}-x"));
+        writeln!(
+            f,
+            r#"{{"client_id":"{id}","name":"bench {i}","client_secret":"{secret}","resources":["https://bench.api"]}}"#
+        )?;
+        auth.push(format!("Basic {}", B64.encode(format!("{id}:{secret}"))));
+    }
+    f.flush()?;
+    Ok(auth)
+}
+
+/// What a many-clients run found besides its rows.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StartUp {
+    pub(crate) clients: usize,
+    pub(crate) import: Duration,
+    /// From spawning `keyward serve` to its first token for a random imported client.
+    pub(crate) first_token: Duration,
+    /// From spawning to every client in memory.
+    pub(crate) all_in_memory: Duration,
+}
+
+/// `keyward-cc` with `n` clients in the store (imported), on SQLite: requests spread over the first `spreads`
+/// of them. Measures start-up with them all in the store.
+pub(crate) async fn many_clients(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+    n: usize,
+    spreads: &[usize],
+    sign: Option<f64>,
+) -> anyhow::Result<StartUp> {
+    let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
+    kw.resource_for("ES256").await?;
+    let relaunch = kw.relaunch(None);
+    procs.stop(kw.pid);
+    let file = procs.dir().join(format!("clients-{n}.jsonl"));
+    let auth = import_file(&file, n)?;
+    let import = kw.import(&o.bin_dir, &file)?;
+    let _ = std::fs::remove_file(&file);
+
+    let spawned = Instant::now();
+    let kw = Keyward::launch(procs, &o.bin_dir, relaunch).await?;
+    // Keyward::launch returned after an admin token; now the first token of an imported client.
+    let pick = auth[n / 2].clone();
+    loop {
+        let shot = token_shot(&kw.base, "/oauth2/token").header("authorization", pick.clone());
+        if load::once(&shot).await {
+            break;
+        }
+        if spawned.elapsed() > Duration::from_secs(60) {
+            bail!("no token for an imported client 60 s after start");
+        }
+    }
+    let first_token = spawned.elapsed();
+    while !kw.clients_in_memory().await? {
+        if spawned.elapsed() > Duration::from_secs(300) {
+            bail!("clients not in memory 300 s after start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all_in_memory = spawned.elapsed();
+    let auth = Arc::new(auth);
+    for &spread in spreads {
+        let values = Arc::new(auth[..spread.min(auth.len())].to_vec());
+        let shot = token_shot(&kw.base, "/oauth2/token").spread_auth(values);
+        let m = measure(shot, o).await;
+        rows.push(
+            Row::new(
+                format!("keyward-cc-{} over {}", count_label(n), count_label(spread)),
+                m,
+                procs::peak_rss_mib(kw.pid),
+            )
+            .against(sign),
+        );
+    }
+    procs.stop(kw.pid);
+    Ok(StartUp {
+        clients: n,
+        import,
+        first_token,
+        all_in_memory,
+    })
+}
+
+/// `10k`, `1m`, or the number.
+pub(crate) fn count_label(n: usize) -> String {
+    match n {
+        1_000_000 => "1m".into(),
+        n if n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// node-oidc-provider issuing ES256 JWTs for client_credentials (`--peers`).
+pub(crate) async fn peer(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+    sign: Option<f64>,
+) -> anyhow::Result<()> {
+    let dir = crate::peers::install(&o.repo_root)?;
+    let (pid, base) = procs.peer(&dir).await?;
+    let shot = token_shot(&base, "/token").header(
+        "authorization",
+        keyward_core::basic::encode(crate::peers::CLIENT_ID, crate::peers::CLIENT_SECRET),
+    );
+    let m = measure(shot, o).await;
+    rows.push(
+        Row::new(
+            "peer-oidc-provider ES256".into(),
+            m,
+            procs::peak_rss_mib(pid),
+        )
+        .against(sign),
+    );
+    procs.stop(pid);
+    Ok(())
+}
