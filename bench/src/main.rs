@@ -91,7 +91,7 @@ pub(crate) struct Row {
     m: Measured,
     rss_mib: f64,
     baseline: Option<f64>,
-    /// Database writes during the measured run, where counted.
+    /// Database writes during the measured run (committed transactions), where counted.
     pub(crate) writes: Option<i64>,
 }
 
@@ -144,8 +144,7 @@ fn find<'a>(rows: &'a [Row], target: &str) -> Option<&'a Row> {
 /// The goals, judged from this run's rows.
 fn goals(rows: &[Row], starts: &[StartUp]) {
     println!("\ngoals (from this run):");
-    let line =
-        |ok: bool, what: String| println!("  [{}] {what}", if ok { " ok " } else { "MISS" });
+    let line = |ok: bool, what: String| println!("  [{}] {what}", if ok { " ok " } else { "MISS" });
     let sign = find(rows, "baseline-sign").map(|r| r.m.rps);
     for engine in ["sqlite", "pg"] {
         if let (Some(r), Some(s)) = (find(rows, &format!("keyward-cc-{engine} ES256")), sign) {

@@ -256,3 +256,101 @@ fn config_example_and_migrate() {
     );
     assert!(db.exists());
 }
+
+both_engines!(
+    an_import_keeps_ids_and_secrets_and_is_all_or_nothing,
+    |app| {
+        app.resource("https://api.example.com", &["read", "write"])
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, lines: &[&str]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let good = write(
+            "good.jsonl",
+            &[
+                r#"{"client_id":"legacy-1","name":"Legacy one","client_secret":"legacy-secret-0001","resources":["https://api.example.com"],"scopes":["read"]}"#,
+                "",
+                r#"{"client_id":"legacy-2","name":"Legacy two","client_secret":"legacy-secret-0002","resources":["https://api.example.com"]}"#,
+            ],
+        );
+        let out = keyward(&app, &["clients", "import", &good]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "imported 2 clients"
+        );
+        // The running server reloads its clients from the change feed and accepts the secrets they came with.
+        within_a_second(&app, "legacy-1", "legacy-secret-0001", StatusCode::OK).await;
+        within_a_second(&app, "legacy-2", "legacy-secret-0002", StatusCode::OK).await;
+        let scoped = app
+            .access_token("legacy-1", "legacy-secret-0001", &[("scope", "read")])
+            .await;
+        assert_eq!(crate::harness::claims(&scoped)["scope"], "read");
+        assert_eq!(
+            app.token("legacy-1", "legacy-secret-0002", &[])
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let (_, audit) = app.admin_call(reqwest::Method::GET, "/audit", None).await;
+        assert!(
+            audit["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "clients.import" && e["detail"] == r#"{"count":2}"#),
+            "{audit}"
+        );
+
+        // A bad line fails the whole import and names the line; the good line before it is not written.
+        for (lines, expect) in [
+            (
+                vec![
+                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
+                    r#"{"client_id":"new-2","name":"N","client_secret":"short"}"#,
+                ],
+                "line 2: client_secret: must be 16 to 256 characters",
+            ),
+            (
+                vec![
+                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
+                    r#"{"client_id":"new-3","name":"N","client_secret":"new-secret-000003","resources":["https://nowhere.example"]}"#,
+                ],
+                "line 2: resources",
+            ),
+            (
+                vec![
+                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
+                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
+                ],
+                "line 2: client_id: the same id as line 1",
+            ),
+            (
+                vec![
+                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
+                    r#"{"client_id":"legacy-2","name":"N","client_secret":"new-secret-000002"}"#,
+                ],
+                "exists already; nothing was imported",
+            ),
+        ] {
+            let file = write("bad.jsonl", &lines);
+            let out = keyward(&app, &["clients", "import", &file]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && err.contains(expect),
+                "{expect}: {err}"
+            );
+            let (status, _) = app
+                .admin_call(reqwest::Method::GET, "/clients/new-1", None)
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{expect}");
+        }
+    }
+);

@@ -171,6 +171,25 @@ impl TestApp {
         }
     }
 
+    /// A second `App` on the same database and master key that serves nothing and runs no background task (as
+    /// the CLI does): its registry never loads the clients.
+    pub async fn unserved_twin(&self) -> Arc<App> {
+        let env: HashMap<String, String> = [
+            ("KEYWARD_DATABASE", self.database.as_str()),
+            ("KEYWARD_DATA_DIR", &self.dir.path().to_string_lossy()),
+            ("KEYWARD_ISSUER", &self.base),
+            ("KEYWARD_DB_MAX_CONNECTIONS", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = config::load(None, &env, &config::Flags::default()).expect("config");
+        App::open(&config, self.clock.clone())
+            .await
+            .expect("open")
+            .0
+    }
+
     /// Verifies a token with an independent JWT library against this server's JWKS, requiring `aud` and this
     /// server's issuer; returns the claims.
     pub async fn verify_jwt(&self, token: &str, aud: &str) -> Value {

@@ -530,3 +530,44 @@ both_engines!(
         assert_eq!(last_used(&app).await, Some(first + 3_600));
     }
 );
+
+both_engines!(
+    until_every_client_is_in_memory_clients_are_read_from_the_store,
+    |app| {
+        let (id, secret) = app.api_client().await;
+        let twin = app.unserved_twin().await;
+        assert!(!twin.registry.is_loaded());
+        let creds = |id: &str, secret: &str| keyward::registry::Credentials {
+            client_id: id.into(),
+            secret: secret.into(),
+            method: keyward_core::client::AuthMethod::ClientSecretBasic,
+        };
+        let basic = keyward::error::Challenge::Basic;
+        let found = twin.authenticate(Some(&creds(&id, &secret)), basic).await;
+        assert_eq!(found.map(|c| c.client.id.clone()).ok(), Some(id.clone()));
+        for (who, secret) in [
+            (id.as_str(), "kw_sk_wrong"),
+            ("no-such-client", secret.as_str()),
+        ] {
+            let refused = twin.authenticate(Some(&creds(who, secret)), basic).await;
+            assert!(
+                matches!(&refused, Err(keyward::error::ApiError::OAuth(e, _)) if e.code.as_str() == "invalid_client"),
+                "{who}: {refused:?}"
+            );
+        }
+        // The served app loads every client in the background and says so.
+        let start = std::time::Instant::now();
+        loop {
+            let ready: Value = app.get_json(&app.url("/readyz")).await;
+            if ready["clients"] == "in memory" {
+                break;
+            }
+            assert_eq!(ready["clients"], "loading");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "{ready}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+);
