@@ -114,8 +114,8 @@ impl App {
     /// Applies one entry of the change feed to the in-memory state.
     pub async fn apply_change(&self, kind: &str, key: &str) -> anyhow::Result<()> {
         match kind {
-            // Until every client is loaded they are read from the store, and the load replays the feed.
-            "client" | "clients" if !self.registry.is_loaded() => {}
+            // Until the clients are read into memory they come from the store, and the load replays the feed.
+            "client" | "clients" if !self.registry.is_populated() => {}
             "client" => self.registry.reload_client(&self.store, key).await?,
             "clients" => {
                 self.registry.reload_clients(&self.store).await?;
@@ -272,6 +272,9 @@ impl App {
     }
 }
 
+/// The most feed entries read at a time.
+const FEED_BATCH: usize = 1_000;
+
 /// How often every server reads the change feed.
 pub const FEED_POLL: Duration = Duration::from_millis(250);
 
@@ -306,8 +309,13 @@ async fn follow_changes(app: Arc<App>) {
     let mut tick = tokio::time::interval(FEED_POLL);
     loop {
         tick.tick().await;
-        match app.store.changes_since(cursor.after(), 1_000).await {
+        match app
+            .store
+            .changes_since(cursor.after(), FEED_BATCH as i64)
+            .await
+        {
             Ok(changes) => {
+                let mut caught_up = changes.len() < FEED_BATCH;
                 for c in &changes {
                     if !cursor.is_new(c.seq) {
                         continue;
@@ -315,11 +323,16 @@ async fn follow_changes(app: Arc<App>) {
                     if let Err(e) = app.apply_change(&c.kind, &c.key).await {
                         // Not marked: it is read and applied again on the next tick.
                         tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
+                        caught_up = false;
                         continue;
                     }
                     cursor.mark(c.seq);
                 }
                 cursor.advance(std::time::Instant::now(), GAP_GRACE);
+                // Once a read has replayed everything that changed during the load, memory is current.
+                if caught_up {
+                    app.registry.mark_loaded();
+                }
             }
             Err(e) => tracing::warn!(error = %e, "reading the change feed failed"),
         }

@@ -58,9 +58,12 @@ type Resources = Arc<HashMap<String, Resource>>;
 #[derive(Debug, Default)]
 pub struct Registry {
     clients: RwLock<HashMap<String, Arc<CachedClient>>>,
-    /// Whether every client is in memory. Until then (the first seconds after a start with very many clients)
-    /// clients are read from the store one by one, so serving does not wait for the load.
+    /// Whether every client is in memory and the change feed has caught up with the load. Until then (the first
+    /// seconds after a start with very many clients) clients are read from the store one by one, so serving does
+    /// not wait for the load.
     loaded: AtomicBool,
+    /// Whether the load has filled `clients` (changes to single clients can be applied to it from then on).
+    populated: AtomicBool,
     resources: RwLock<Resources>,
     used: Mutex<HashMap<String, i64>>,
 }
@@ -122,9 +125,20 @@ impl Registry {
         Ok(registry)
     }
 
-    /// Whether every client is in memory.
+    /// Whether lookups are served from memory.
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Whether the clients have been read into memory (the feed may not have caught up yet).
+    pub fn is_populated(&self) -> bool {
+        self.populated.load(Ordering::Acquire)
+    }
+
+    /// Serves lookups from memory from now on: called once the feed has replayed what changed during the load,
+    /// since the load's reads are not one snapshot.
+    pub fn mark_loaded(&self) {
+        self.loaded.store(true, Ordering::Release);
     }
 
     /// Reads every client into memory and replaces what was there (at start, and after an import). The caller
@@ -154,7 +168,7 @@ impl Registry {
             .await?;
         let count = clients.len();
         *self.clients.write().unwrap_or_else(|e| e.into_inner()) = clients;
-        self.loaded.store(true, Ordering::Release);
+        self.populated.store(true, Ordering::Release);
         Ok(count)
     }
 

@@ -17,17 +17,59 @@ use crate::store::{NewClient, SecretRow, StoreError};
 /// Lines checked and written together; bounds the memory an import needs whatever its size.
 const CHUNK: usize = 10_000;
 
-/// An imported secret's length bounds (SECURITY.md): long enough not to be guessed, short enough for any header.
+/// An imported secret's length bounds: short enough for any header.
 const IMPORTED_SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=256;
 
-/// Checks a secret brought from another system: 16 to 256 visible ASCII characters, so that it can travel in
-/// a Basic header or a form unchanged and is not trivially guessable.
+/// The least strength an imported secret must show by `estimated_bits` (SECURITY.md): secrets are kept as a fast
+/// keyed digest, which is only sound for random secrets, so a low-entropy one is refused rather than stored.
+const MIN_IMPORTED_BITS: f64 = 128.0;
+
+/// A generous estimate of a secret's strength: its length times the bits of the smallest usual alphabet that
+/// holds it (digits, hex, one-case letters and digits, base64, all visible ASCII). Over-estimates a secret a human
+/// chose; it exists to refuse the obviously weak, not to certify the strong.
+fn estimated_bits(secret: &str) -> f64 {
+    let b = secret.as_bytes();
+    let has = |f: fn(&u8) -> bool| b.iter().any(f);
+    let alphabet = if b.iter().all(u8::is_ascii_digit) {
+        10.0
+    } else if b.iter().all(u8::is_ascii_hexdigit)
+        && !(has(u8::is_ascii_lowercase) && has(u8::is_ascii_uppercase))
+    {
+        16.0
+    } else if b.iter().all(u8::is_ascii_alphanumeric)
+        && !(has(u8::is_ascii_lowercase) && has(u8::is_ascii_uppercase))
+    {
+        36.0
+    } else if b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || b"-_+/=".contains(c))
+    {
+        64.0
+    } else {
+        94.0
+    };
+    b.len() as f64 * f64::log2(alphabet)
+}
+
+/// Checks a secret brought from another system: 16 to 256 visible ASCII characters (so that it travels in a Basic
+/// header or a form unchanged), at least 8 different characters, and about 128 bits by `estimated_bits`.
 fn check_imported_secret(secret: &str) -> Result<(), String> {
     if !IMPORTED_SECRET_LEN.contains(&secret.len()) {
         return Err("client_secret: must be 16 to 256 characters".into());
     }
     if !secret.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("client_secret: only visible ASCII characters, no spaces".into());
+    }
+    let distinct = secret
+        .bytes()
+        .collect::<std::collections::HashSet<u8>>()
+        .len();
+    let bits = estimated_bits(secret);
+    if distinct < 8 || bits < MIN_IMPORTED_BITS {
+        return Err(format!(
+            "client_secret: too weak to import (about {bits:.0} bits); secrets are kept as a fast digest, which \
+             needs random ones of 128 bits or more, such as 32 hex or 22 base64 characters"
+        ));
     }
     Ok(())
 }
@@ -153,15 +195,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_of_other_systems_pass_and_weak_ones_do_not() {
+        for strong in [
+            "9f86d081884c7d659a2feaa0c55ad015",         // 32 hex: 128 bits
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",         // a payment API's key shape
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", // an access key's secret shape
+            "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA",           // 22+ base64
+        ] {
+            assert!(check_imported_secret(strong).is_ok(), "{strong}");
+        }
+        for weak in [
+            "0123456789abcdef",
+            "1234567890123456789012345678901234567",
+            "correcthorsebattery",
+        ] {
+            assert!(check_imported_secret(weak).is_err(), "{weak}");
+        }
+    }
+
+    #[test]
     fn lines_need_an_id_and_a_usable_secret() {
-        let ok = parse_line(r#"{"client_id":"a","name":"A","client_secret":"0123456789abcdef"}"#);
+        let ok = parse_line(
+            r#"{"client_id":"a","name":"A","client_secret":"9f86d081884c7d659a2feaa0c55ad015"}"#,
+        );
         assert_eq!(
             ok.map(|(i, s)| (i.client_id, s)).ok(),
-            Some((Some("a".into()), "0123456789abcdef".into()))
+            Some((Some("a".into()), "9f86d081884c7d659a2feaa0c55ad015".into()))
         );
         for (line, expect) in [
             (
-                r#"{"name":"A","client_secret":"0123456789abcdef"}"#,
+                r#"{"name":"A","client_secret":"9f86d081884c7d659a2feaa0c55ad015"}"#,
                 "client_id: required",
             ),
             (r#"{"client_id":"a","name":"A"}"#, "client_secret: required"),
@@ -178,8 +241,12 @@ mod tests {
                 "expected a string",
             ),
             (
-                r#"{"client_id":"a","nmae":"A","client_secret":"0123456789abcdef"}"#,
+                r#"{"client_id":"a","nmae":"A","client_secret":"9f86d081884c7d659a2feaa0c55ad015"}"#,
                 "unknown field",
+            ),
+            (
+                r#"{"client_id":"a","name":"A","client_secret":"0123456789abcdef"}"#,
+                "too weak",
             ),
             ("[1]", "not a JSON object"),
             ("{", "not a JSON object"),

@@ -271,9 +271,9 @@ both_engines!(
         let good = write(
             "good.jsonl",
             &[
-                r#"{"client_id":"legacy-1","name":"Legacy one","client_secret":"legacy-secret-0001","resources":["https://api.example.com"],"scopes":["read"]}"#,
+                r#"{"client_id":"legacy-1","name":"Legacy one","client_secret":"Lg1-9f86d081884c7d659a2feaa0c55a","resources":["https://api.example.com"],"scopes":["read"]}"#,
                 "",
-                r#"{"client_id":"legacy-2","name":"Legacy two","client_secret":"legacy-secret-0002","resources":["https://api.example.com"]}"#,
+                r#"{"client_id":"legacy-2","name":"Legacy two","client_secret":"Lg2-60303ae22b998861bce3b28f33ee","resources":["https://api.example.com"]}"#,
             ],
         );
         let out = keyward(&app, &["clients", "import", &good]);
@@ -287,14 +287,30 @@ both_engines!(
             "imported 2 clients"
         );
         // The running server reloads its clients from the change feed and accepts the secrets they came with.
-        within_a_second(&app, "legacy-1", "legacy-secret-0001", StatusCode::OK).await;
-        within_a_second(&app, "legacy-2", "legacy-secret-0002", StatusCode::OK).await;
+        within_a_second(
+            &app,
+            "legacy-1",
+            "Lg1-9f86d081884c7d659a2feaa0c55a",
+            StatusCode::OK,
+        )
+        .await;
+        within_a_second(
+            &app,
+            "legacy-2",
+            "Lg2-60303ae22b998861bce3b28f33ee",
+            StatusCode::OK,
+        )
+        .await;
         let scoped = app
-            .access_token("legacy-1", "legacy-secret-0001", &[("scope", "read")])
+            .access_token(
+                "legacy-1",
+                "Lg1-9f86d081884c7d659a2feaa0c55a",
+                &[("scope", "read")],
+            )
             .await;
         assert_eq!(crate::harness::claims(&scoped)["scope"], "read");
         assert_eq!(
-            app.token("legacy-1", "legacy-secret-0002", &[])
+            app.token("legacy-1", "Lg2-60303ae22b998861bce3b28f33ee", &[])
                 .await
                 .status(),
             StatusCode::UNAUTHORIZED
@@ -313,29 +329,29 @@ both_engines!(
         for (lines, expect) in [
             (
                 vec![
-                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
+                    r#"{"client_id":"new-1","name":"N","client_secret":"Nw1-fd61a03af4f77d870fc21e05e7e8"}"#,
                     r#"{"client_id":"new-2","name":"N","client_secret":"short"}"#,
                 ],
                 "line 2: client_secret: must be 16 to 256 characters",
             ),
             (
                 vec![
-                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
-                    r#"{"client_id":"new-3","name":"N","client_secret":"new-secret-000003","resources":["https://nowhere.example"]}"#,
+                    r#"{"client_id":"new-1","name":"N","client_secret":"Nw1-fd61a03af4f77d870fc21e05e7e8"}"#,
+                    r#"{"client_id":"new-3","name":"N","client_secret":"Nw3-e7f6c011776e8db7cd330b54174f","resources":["https://nowhere.example"]}"#,
                 ],
                 "line 2: resources",
             ),
             (
                 vec![
-                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
-                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
+                    r#"{"client_id":"new-1","name":"N","client_secret":"Nw1-fd61a03af4f77d870fc21e05e7e8"}"#,
+                    r#"{"client_id":"new-1","name":"N","client_secret":"Nw1-fd61a03af4f77d870fc21e05e7e8"}"#,
                 ],
                 "line 2: client_id: the same id as line 1",
             ),
             (
                 vec![
-                    r#"{"client_id":"new-1","name":"N","client_secret":"new-secret-000001"}"#,
-                    r#"{"client_id":"legacy-2","name":"N","client_secret":"new-secret-000002"}"#,
+                    r#"{"client_id":"new-1","name":"N","client_secret":"Nw1-fd61a03af4f77d870fc21e05e7e8"}"#,
+                    r#"{"client_id":"legacy-2","name":"N","client_secret":"Nw2-a4e624d686e03ed2767c0abd85c1"}"#,
                 ],
                 "exists already; nothing was imported",
             ),
