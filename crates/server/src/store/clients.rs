@@ -283,17 +283,28 @@ impl Tx {
 }
 
 impl Store {
-    /// Every client, streamed to `each` (for the in-memory registry; no order, no full result in memory).
-    pub async fn clients_each(&self, mut each: impl FnMut(ClientRow)) -> Result<(), StoreError> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients");
+    /// Streams the rows of `sql` to `each`, never holding the whole result (the registry's load).
+    async fn each_row<T>(&self, sql: &str, mut each: impl FnMut(T)) -> Result<(), StoreError>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
         on_db!(&self.db, |p| {
-            let mut rows = sqlx::query_as(&sql).fetch(p);
+            let mut rows = sqlx::query_as::<_, T>(sql).fetch(p);
             while let Some(row) = rows.try_next().await? {
                 each(row);
             }
             Ok::<_, sqlx::Error>(())
         })?;
         Ok(())
+    }
+
+    /// Every client, streamed to `each`, in no order.
+    pub async fn clients_each(&self, each: impl FnMut(ClientRow)) -> Result<(), StoreError> {
+        self.each_row(&format!("SELECT {CLIENT_COLUMNS} FROM clients"), each)
+            .await
     }
 
     /// Every (client, resource) link, streamed to `each`.
@@ -301,28 +312,20 @@ impl Store {
         &self,
         mut each: impl FnMut(String, String),
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, |p| {
-            let mut rows =
-                sqlx::query_as("SELECT client_id, resource FROM client_resources").fetch(p);
-            while let Some((client, resource)) = rows.try_next().await? {
-                each(client, resource);
-            }
-            Ok::<_, sqlx::Error>(())
-        })?;
-        Ok(())
+        self.each_row(
+            "SELECT client_id, resource FROM client_resources",
+            |(client, resource)| each(client, resource),
+        )
+        .await
     }
 
     /// Every secret, streamed to `each`.
-    pub async fn secrets_each(&self, mut each: impl FnMut(SecretRow)) -> Result<(), StoreError> {
-        let sql = format!("SELECT {SECRET_COLUMNS} FROM client_secrets");
-        on_db!(&self.db, |p| {
-            let mut rows = sqlx::query_as(&sql).fetch(p);
-            while let Some(row) = rows.try_next().await? {
-                each(row);
-            }
-            Ok::<_, sqlx::Error>(())
-        })?;
-        Ok(())
+    pub async fn secrets_each(&self, each: impl FnMut(SecretRow)) -> Result<(), StoreError> {
+        self.each_row(
+            &format!("SELECT {SECRET_COLUMNS} FROM client_secrets"),
+            each,
+        )
+        .await
     }
 }
 
