@@ -207,11 +207,10 @@ pub(crate) struct Launch {
 impl Launch {
     /// A first start in a new directory under the run's temporary directory.
     pub(crate) fn fresh(procs: &Procs, database: Option<String>, threads: Option<usize>) -> Self {
-        let n = procs.children.len() + procs.pg_databases.len();
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Launch {
-            data: procs
-                .dir
-                .join(format!("keyward-{}-{n}", free_port().unwrap_or(0))),
+            data: procs.dir.join(format!("keyward-{n}")),
             database,
             threads,
             admin: None,

@@ -17,16 +17,19 @@ use crate::{Options, Row};
 
 /// Measures `shot` for the run's time after one second of warm-up.
 pub(crate) async fn measure(shot: Shot, o: &Options) -> Measured {
+    load::run(warm_up(shot, o).await, o.connections, o.seconds).await
+}
+
+/// One second of load before the clock starts, so connections, caches and the allocator settle.
+async fn warm_up(shot: Shot, o: &Options) -> Arc<Vec<Shot>> {
     let shots = Arc::new(vec![shot]);
-    // Warm-up: connections, caches and the allocator settle before the clock starts.
     load::run(shots.clone(), o.connections, 1.0).await;
-    load::run(shots, o.connections, o.seconds).await
+    shots
 }
 
 /// Measures `shot` against `kw` and counts the database writes made during the measured part.
 async fn measure_writes(shot: Shot, o: &Options, kw: &Keyward) -> anyhow::Result<(Measured, i64)> {
-    let shots = Arc::new(vec![shot]);
-    load::run(shots.clone(), o.connections, 1.0).await;
+    let shots = warm_up(shot, o).await;
     let mut counter = kw.write_counter().await?;
     let before = counter.read().await?;
     let m = load::run(shots, o.connections, o.seconds).await;
