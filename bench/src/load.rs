@@ -77,6 +77,61 @@ pub(crate) struct Measured {
 /// Each connection is one HTTP/1.1 handshake and one task sending requests back to back (no pool, no locks), so
 /// the generator costs as little as it can. A request counts as an error unless it answers 200.
 pub(crate) async fn run(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64) -> Measured {
+    run_raw(shots, connections, seconds).await.summary()
+}
+
+/// Measures `a` and `b` in alternating slices of `slice` seconds, `seconds` in all for each, so that whatever
+/// else the shared machine is doing weighs on both alike; the ratio of the two is then far steadier than the
+/// ratio of two runs made one after the other.
+pub(crate) async fn run_alternating(
+    a: Arc<Vec<Shot>>,
+    b: Arc<Vec<Shot>>,
+    connections: usize,
+    seconds: f64,
+    slice: f64,
+) -> (Measured, Measured) {
+    let (mut ra, mut rb) = (Raw::default(), Raw::default());
+    let slices = (seconds / slice).ceil().max(1.0) as usize;
+    for _ in 0..slices {
+        ra.add(run_raw(a.clone(), connections, slice).await);
+        rb.add(run_raw(b.clone(), connections, slice).await);
+    }
+    (ra.summary(), rb.summary())
+}
+
+/// Latencies and errors of one or more runs, before they are summed up.
+#[derive(Default)]
+struct Raw {
+    latencies: Vec<Duration>,
+    errors: u64,
+    elapsed: f64,
+}
+
+impl Raw {
+    fn add(&mut self, other: Raw) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+    }
+
+    fn summary(mut self) -> Measured {
+        let all = &mut self.latencies;
+        all.sort_unstable();
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        Measured {
+            rps: all.len() as f64 / self.elapsed,
+            p50: pct(0.50),
+            p99: pct(0.99),
+            errors: self.errors,
+        }
+    }
+}
+
+async fn run_raw(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64) -> Raw {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
@@ -141,27 +196,15 @@ pub(crate) async fn run(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64)
             (latencies, errors)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let mut raw = Raw::default();
     for t in tasks {
         if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
+            raw.latencies.extend(l);
+            raw.errors += e;
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Measured {
-        rps: all.len() as f64 / elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        errors,
-    }
+    raw.elapsed = start.elapsed().as_secs_f64();
+    raw
 }
 
 /// One keep-alive HTTP/1.1 connection to the host of `url`.

@@ -15,7 +15,7 @@ use crate::config::{Config, TokenEndpoint};
 use crate::crypto::MasterKeys;
 use crate::feed::{FeedCursor, GAP_GRACE};
 use crate::keys::{self, KeyRing};
-use crate::registry::Registry;
+use crate::registry::{LAST_USED_PER_FLUSH, Registry};
 use crate::store::{Store, StoreError};
 
 /// What every request handler shares.
@@ -261,14 +261,19 @@ fn redact_url(url: &str) -> String {
 }
 
 impl App {
-    /// Writes the last-used times gathered in memory since the previous flush (one transaction; nothing when
-    /// there are none). Called by housekeeping and at shutdown.
-    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
-        let used = self.registry.take_used();
+    /// Writes up to `limit` of the last-used times noted in memory (one transaction; nothing when there are
+    /// none). When the write fails they are put back for the next try. Called by housekeeping with
+    /// `LAST_USED_PER_FLUSH`, and at shutdown with no limit.
+    pub async fn flush_last_used(&self, limit: usize) -> Result<(), StoreError> {
+        let used = self.registry.take_used(limit);
         if used.is_empty() {
             return Ok(());
         }
-        self.store.secrets_touch(&used).await
+        let written = self.store.secrets_touch(&used).await;
+        if written.is_err() {
+            self.registry.put_back_used(used);
+        }
+        written
     }
 }
 
@@ -339,13 +344,14 @@ async fn follow_changes(app: Arc<App>) {
     }
 }
 
-/// Writes last-used times every second (a lock and nothing more when there are none) and purges expired rows
-/// every ten, off the request path.
+/// Writes last-used times every second (a lock and nothing more when there are none; at most
+/// `LAST_USED_PER_FLUSH`, so a burst of first uses is paced) and purges expired rows every ten, off the request
+/// path.
 async fn housekeeping(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     for round in 0u64.. {
         tick.tick().await;
-        if let Err(e) = app.flush_last_used().await {
+        if let Err(e) = app.flush_last_used(LAST_USED_PER_FLUSH).await {
             tracing::warn!(error = %e, "recording last-used times failed");
         }
         if round % 10 != 0 {
@@ -380,6 +386,12 @@ pub async fn serve(
         tokio::spawn(housekeeping(app.clone())),
     ];
     let router = crate::http::router(app.clone());
+    // Each response leaves in one write; Nagle's algorithm would only hold back the rare one that does not.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -390,7 +402,7 @@ pub async fn serve(
         t.abort();
     }
     // Last-used times gathered since the last flush are written before exit.
-    if let Err(e) = app.flush_last_used().await {
+    if let Err(e) = app.flush_last_used(usize::MAX).await {
         tracing::warn!(error = %e, "recording last-used times at shutdown failed");
     }
     result.map_err(Into::into)

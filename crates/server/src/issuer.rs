@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::app::App;
-use crate::crypto::random;
+use crate::crypto::token_id_bytes;
 use crate::error::{ApiError, Challenge};
 use crate::registry::{CachedClient, Credentials};
 
@@ -81,7 +81,7 @@ impl App {
             aud: grant.audience,
             exp: now + grant.ttl,
             iat: now,
-            jti: B64.encode(random::<16>()),
+            jti: B64.encode(token_id_bytes()),
             client_id: client.client.id.clone(),
             scope: scope.clone(),
             nbf: None,

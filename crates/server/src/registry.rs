@@ -2,7 +2,7 @@
 //! memory, so issuing a token reads no database, and an unknown client is known to be unknown without a query
 //! (which keeps unknown-client and wrong-secret answers equally fast). Changes arrive through the `changes` feed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -19,13 +19,18 @@ use crate::store::{ClientRow, ResourceRow, SecretRow, Store, StoreError, split_l
 /// the token rate.
 pub const LAST_USED_PRECISION: i64 = 3_600;
 
+/// The most last-used times written per flush (one statement a second). A burst of first uses (a million clients
+/// starting within a minute) then drains over minutes, well inside the hour of precision, instead of competing
+/// with token issuing for the cores; in steady use far fewer than this are pending.
+pub const LAST_USED_PER_FLUSH: usize = 1_000;
+
 /// A secret as the registry holds it: the digest only.
 #[derive(Debug)]
 pub struct CachedSecret {
-    /// Secret id.
-    pub id: String,
-    /// HMAC-SHA-256 under the pepper.
-    pub digest: Vec<u8>,
+    /// Secret id (shared with the pending last-used times, so noting a use copies no string).
+    pub id: Arc<str>,
+    /// HMAC-SHA-256 under the pepper, held inline so checking a secret reads no other allocation.
+    pub digest: [u8; 32],
     /// When it stops working.
     pub expires_at: Option<i64>,
     /// The last use recorded (in the database, or gathered for the next flush); 0 when never.
@@ -39,6 +44,16 @@ pub struct CachedClient {
     pub client: Client,
     /// Its secrets.
     pub secrets: Vec<CachedSecret>,
+    /// Whether it may authenticate with HTTP Basic and with body credentials: `client.enabled` and
+    /// `client.auth_methods` folded into this struct, so with a million clients in memory an authentication
+    /// touches as few cache lines as it can.
+    accepts: [bool; 2],
+}
+
+impl CachedClient {
+    fn accepts(&self, method: AuthMethod) -> bool {
+        self.accepts[method as usize]
+    }
 }
 
 /// Client credentials as presented.
@@ -65,7 +80,9 @@ pub struct Registry {
     /// Whether the load has filled `clients` (changes to single clients can be applied to it from then on).
     populated: AtomicBool,
     resources: RwLock<Resources>,
-    used: Mutex<HashMap<String, i64>>,
+    /// Last-used times noted and not yet written, oldest first. Each secret is noted at most once an hour, so
+    /// this holds no duplicates unless a backlog outlives an hour (the flush keeps the latest).
+    used: Mutex<VecDeque<(Arc<str>, i64)>>,
 }
 
 /// Builds the core view of a client from its rows.
@@ -103,17 +120,26 @@ pub fn to_resource(row: &ResourceRow) -> Option<Resource> {
 }
 
 fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> CachedClient {
+    let client = to_client(row, resources);
+    let mut accepts = [false; 2];
+    for m in AuthMethod::ALL {
+        accepts[m as usize] = client.enabled && client.auth_methods.contains(&m);
+    }
     CachedClient {
-        client: to_client(row, resources),
+        client,
         secrets: secrets
             .iter()
-            .map(|s| CachedSecret {
-                id: s.id.clone(),
-                digest: s.digest.clone(),
-                expires_at: s.expires_at,
-                last_used: AtomicI64::new(s.last_used_at.unwrap_or(0)),
+            .filter_map(|s| {
+                Some(CachedSecret {
+                    id: Arc::from(s.id.as_str()),
+                    // Digests are written 32 bytes long; any other length could never match.
+                    digest: s.digest.as_slice().try_into().ok()?,
+                    expires_at: s.expires_at,
+                    last_used: AtomicI64::new(s.last_used_at.unwrap_or(0)),
+                })
             })
             .collect(),
+        accepts,
     }
 }
 
@@ -257,7 +283,7 @@ impl Registry {
                 matched = Some(s);
             }
         }
-        let usable = client.client.enabled && client.client.auth_methods.contains(&creds.method);
+        let usable = client.accepts(creds.method);
         match matched {
             Some(secret) if usable => self.note_use(secret, now),
             _ => return Err(OAuthError::invalid_client()),
@@ -280,14 +306,58 @@ impl Registry {
             self.used
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(secret.id.clone(), now);
+                .push_back((Arc::clone(&secret.id), now));
         }
     }
 
-    /// Takes the last-used times gathered since the previous call, for a periodic flush.
-    pub fn take_used(&self) -> Vec<(String, i64)> {
-        std::mem::take(&mut *self.used.lock().unwrap_or_else(|e| e.into_inner()))
-            .into_iter()
-            .collect()
+    /// Takes up to `limit` of the last-used times noted and not yet written, oldest first, for a flush (one time
+    /// per secret, the latest). What is left waits for the next flush.
+    pub fn take_used(&self, limit: usize) -> Vec<(Arc<str>, i64)> {
+        let taken: Vec<_> = {
+            let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+            let n = limit.min(used.len());
+            used.drain(..n).collect()
+        };
+        let mut latest: HashMap<Arc<str>, i64> = HashMap::with_capacity(taken.len());
+        for (id, at) in taken {
+            let slot = latest.entry(id).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+        latest.into_iter().collect()
+    }
+
+    /// Puts back last-used times whose write failed, to be tried first at the next flush.
+    pub fn put_back_used(&self, taken: Vec<(Arc<str>, i64)>) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in taken {
+            used.push_front(entry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_uses_leave_oldest_first_and_once_per_secret() {
+        let r = Registry::default();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        r.used.lock().unwrap().extend([
+            (a.clone(), 10),
+            (b.clone(), 20),
+            (a.clone(), 3_700),
+            (b.clone(), 3_800),
+        ]);
+        let mut first = r.take_used(3);
+        first.sort();
+        // Of the first three, `a` twice (an hour apart: the later kept) and `b` once.
+        assert_eq!(first, vec![(a.clone(), 3_700), (b.clone(), 20)]);
+        // A failed write puts them back in front of what is still pending.
+        r.put_back_used(first);
+        let mut rest = r.take_used(usize::MAX);
+        rest.sort();
+        assert_eq!(rest, vec![(a, 3_700), (b, 3_800)]);
+        assert!(r.take_used(10).is_empty());
     }
 }

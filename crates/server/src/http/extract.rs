@@ -62,31 +62,19 @@ impl OAuthRequest {
             .get(header::CONTENT_TYPE)
             .map(|v| {
                 v.to_str()
-                    .map(|v| {
-                        v.split(';')
-                            .next()
-                            .unwrap_or("")
-                            .trim()
-                            .to_ascii_lowercase()
-                    })
+                    .map(|v| v.split(';').next().unwrap_or("").trim())
                     .map_err(|_| bad("malformed Content-Type header"))
             })
             .transpose()?
             .filter(|v| !v.is_empty());
-        let authorization = match parts
-            .headers
-            .get_all(header::AUTHORIZATION)
-            .iter()
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            [] => None,
-            [one] => Some(
+        let mut authorizations = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let authorization = match (authorizations.next(), authorizations.next()) {
+            (None, _) => None,
+            (Some(one), None) => Some(
                 one.to_str()
-                    .map_err(|_| bad("malformed Authorization header"))?
-                    .to_owned(),
+                    .map_err(|_| bad("malformed Authorization header"))?,
             ),
-            _ => return Err(bad("more than one Authorization header")),
+            (Some(_), Some(_)) => return Err(bad("more than one Authorization header")),
         };
         let bytes = axum::body::to_bytes(body, BODY_LIMIT)
             .await
@@ -95,9 +83,12 @@ impl OAuthRequest {
                 code: "invalid_request",
                 message: format!("the body is larger than {BODY_LIMIT} bytes"),
             })?;
-        let kind = match content_type.as_deref() {
-            Some("application/x-www-form-urlencoded") => Some(BodyKind::Form),
-            Some("application/json") => Some(BodyKind::Json),
+        // Media types are case-insensitive (RFC 9110 §8.3.1).
+        let kind = match content_type {
+            Some(t) if t.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
+                Some(BodyKind::Form)
+            }
+            Some(t) if t.eq_ignore_ascii_case("application/json") => Some(BodyKind::Json),
             Some(_) => None,
             None => rules.untyped,
         }
@@ -107,7 +98,7 @@ impl OAuthRequest {
             Some(BodyKind::Json) => json_params(&bytes)?,
             None => return Err(bad(content_type_message(&rules.accepted))),
         };
-        let (credentials, challenge) = credentials(authorization.as_deref(), &params)?;
+        let (credentials, challenge) = credentials(authorization, &params)?;
         Ok(OAuthRequest {
             params,
             credentials,

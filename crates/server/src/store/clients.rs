@@ -1,5 +1,7 @@
 //! `clients`, `client_resources` and `client_secrets`: the client registry and its API keys.
 
+use std::sync::Arc;
+
 use super::{Store, StoreError, Tx, on_db, on_tx};
 use futures_util::TryStreamExt as _;
 
@@ -89,7 +91,7 @@ impl Store {
 
     /// Records last-used times gathered in memory: one transaction, a thousand secrets per statement. Only ever
     /// moves a time forward.
-    pub async fn secrets_touch(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+    pub async fn secrets_touch(&self, used: &[(Arc<str>, i64)]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         for chunk in used.chunks(BULK_ROWS) {
             on_tx!(&mut tx, |c| {
@@ -98,7 +100,7 @@ impl Store {
                     "UPDATE client_secrets SET last_used_at = v.column2 FROM (",
                 );
                 q.push_values(chunk, |mut b, (id, at)| {
-                    b.push_bind(id).push_bind(*at);
+                    b.push_bind(&**id).push_bind(*at);
                 });
                 q.push(
                     ") AS v WHERE client_secrets.id = v.column1 \

@@ -515,19 +515,48 @@ both_engines!(
         for _ in 0..3 {
             app.access_token(&id, &secret, &[]).await;
         }
-        app.app.flush_last_used().await.unwrap();
+        app.app.flush_last_used(usize::MAX).await.unwrap();
         assert_eq!(last_used(&app).await, Some(first));
 
         // Uses within the hour are not written again: the token path stays write-free.
         app.clock.advance(600);
         app.access_token(&id, &secret, &[]).await;
-        app.app.flush_last_used().await.unwrap();
+        app.app.flush_last_used(usize::MAX).await.unwrap();
         assert_eq!(last_used(&app).await, Some(first));
 
         app.clock.advance(3_000);
         app.access_token(&id, &secret, &[]).await;
-        app.app.flush_last_used().await.unwrap();
+        app.app.flush_last_used(usize::MAX).await.unwrap();
         assert_eq!(last_used(&app).await, Some(first + 3_600));
+
+        // The server's own housekeeping writes them too, within seconds (paced, a thousand a second at most).
+        let mut others = Vec::new();
+        for name in ["a", "b", "c"] {
+            let spec = json!({"name": name, "resources": ["https://api.example.com"]});
+            others.push(app.client(spec).await);
+        }
+        for (id, secret) in &others {
+            app.access_token(id, secret, &[]).await;
+        }
+        let now = app.clock.now();
+        for attempt in 0.. {
+            let mut written = 0;
+            for (id, _) in &others {
+                let (_, body) = app
+                    .admin_call(
+                        reqwest::Method::GET,
+                        &format!("/clients/{id}/secrets"),
+                        None,
+                    )
+                    .await;
+                written += usize::from(body["items"][0]["last_used_at"].as_i64() == Some(now));
+            }
+            if written == others.len() {
+                break;
+            }
+            assert!(attempt < 50, "last-used times not written after 5 s");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 );
 
