@@ -127,20 +127,26 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
     }
     CachedClient {
         client,
-        secrets: secrets
-            .iter()
-            .filter_map(|s| {
-                Some(CachedSecret {
-                    id: Arc::from(s.id.as_str()),
-                    // Digests are written 32 bytes long; any other length could never match.
-                    digest: s.digest.as_slice().try_into().ok()?,
-                    expires_at: s.expires_at,
-                    last_used: AtomicI64::new(s.last_used_at.unwrap_or(0)),
-                })
-            })
-            .collect(),
+        secrets: secrets.iter().filter_map(cached_secret).collect(),
         accepts,
     }
+}
+
+fn cached_secret(s: &SecretRow) -> Option<CachedSecret> {
+    Some(CachedSecret {
+        id: Arc::from(s.id.as_str()),
+        // Digests are written 32 bytes long; any other length could never match.
+        digest: s.digest.as_slice().try_into().ok()?,
+        expires_at: s.expires_at,
+        last_used: AtomicI64::new(s.last_used_at.unwrap_or(0)),
+    })
+}
+
+/// Appends to a vector that stays small (a client's secrets, its resources) without the spare room `push` would
+/// leave: with a million clients, three spare slots each would be hundreds of megabytes.
+fn push_exact<T>(v: &mut Vec<T>, item: T) {
+    v.reserve_exact(1);
+    v.push(item);
 }
 
 impl Registry {
@@ -170,26 +176,31 @@ impl Registry {
     /// Reads every client into memory and replaces what was there (at start, and after an import). The caller
     /// replays the change feed from before the call, so a change made while this reads is not lost.
     pub async fn reload_clients(&self, store: &Store) -> Result<usize, StoreError> {
-        let mut links: HashMap<String, Vec<String>> = HashMap::new();
-        let mut secrets: HashMap<String, Vec<SecretRow>> = HashMap::new();
-        // Links and secrets are read side by side (two connections), then clients are built as they stream in.
-        let (l, s) = tokio::join!(
-            store.client_resources_each(|client, resource| {
-                links.entry(client).or_default().push(resource)
-            }),
-            store.secrets_each(|s| secrets.entry(s.client_id.clone()).or_default().push(s)),
-        );
-        l?;
-        s?;
-        let mut clients = HashMap::with_capacity(secrets.len());
+        // Clients first, then their resource links and secrets straight into them, each row dropped as soon as it
+        // is used: no map of rows outlives the load, which keeps the peak memory down and leaves no heap full of
+        // freed rows for the token path's allocations to search through. A link or secret whose client arrived
+        // after the first read is skipped; the feed, replayed from before the load, reloads that client.
+        let mut clients: HashMap<String, Arc<CachedClient>> = HashMap::new();
         store
             .clients_each(|row| {
-                let c = cached(
-                    &row,
-                    links.remove(&row.id).unwrap_or_default(),
-                    secrets.remove(&row.id).as_deref().unwrap_or_default(),
-                );
-                clients.insert(row.id, Arc::new(c));
+                let c = Arc::new(cached(&row, Vec::new(), &[]));
+                clients.insert(row.id, c);
+            })
+            .await?;
+        // Nothing else holds these `Arc`s yet, so `get_mut` always succeeds.
+        store
+            .client_resources_each(|client, resource| {
+                if let Some(c) = clients.get_mut(&client).and_then(Arc::get_mut) {
+                    push_exact(&mut c.client.resources, resource);
+                }
+            })
+            .await?;
+        store
+            .secrets_each(|s| {
+                let c = clients.get_mut(&s.client_id).and_then(Arc::get_mut);
+                if let (Some(c), Some(secret)) = (c, cached_secret(&s)) {
+                    push_exact(&mut c.secrets, secret);
+                }
             })
             .await?;
         let count = clients.len();
