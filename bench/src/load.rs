@@ -57,6 +57,18 @@ impl Shot {
         self
     }
 
+    /// The request line and fixed headers, ready for a body.
+    fn request(&self) -> hyper::http::request::Builder {
+        let mut req = Request::builder()
+            .method(self.method)
+            .uri(self.path.as_str())
+            .header("host", self.host.as_str());
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req
+    }
+
     /// Spreads requests uniformly over these `Authorization` values (many clients).
     pub(crate) fn spread_auth(mut self, values: Arc<Vec<String>>) -> Self {
         self.auth_spread = values;
@@ -153,13 +165,7 @@ async fn run_raw(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64) -> Raw
                 while Instant::now() < deadline {
                     let shot = &shots[i % shots.len()];
                     i += 1;
-                    let mut req = Request::builder()
-                        .method(shot.method)
-                        .uri(shot.path.as_str())
-                        .header("host", shot.host.as_str());
-                    for (k, v) in &shot.headers {
-                        req = req.header(k, v);
-                    }
+                    let mut req = shot.request();
                     if !shot.auth_spread.is_empty() {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
@@ -222,14 +228,7 @@ pub(crate) async fn once(shot: &Shot) -> bool {
     let Some(mut sender) = connect(&shot.url).await else {
         return false;
     };
-    let mut req = Request::builder()
-        .method(shot.method)
-        .uri(shot.path.as_str())
-        .header("host", shot.host.as_str());
-    for (k, v) in &shot.headers {
-        req = req.header(k, v);
-    }
-    let Ok(req) = req.body(Full::new(shot.body.clone())) else {
+    let Ok(req) = shot.request().body(Full::new(shot.body.clone())) else {
         return false;
     };
     match sender.send_request(req).await {

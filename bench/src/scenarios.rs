@@ -52,6 +52,48 @@ async fn measure_beside(
     Ok((m, counter.read().await? - before, b))
 }
 
+/// A reference measured beside a target: its row's name, its request, its process.
+struct Reference {
+    label: &'static str,
+    shot: Shot,
+    pid: u32,
+}
+
+/// A token target's row, with the database writes counted around it: measured beside `reference` in alternating
+/// slices when there is one (whose row is pushed first, and which the ratio is against), else alone against `sign`.
+async fn token_row(
+    o: &Options,
+    rows: &mut Vec<Row>,
+    kw: &Keyward,
+    target: String,
+    shot: Shot,
+    reference: Option<Reference>,
+    sign: Option<f64>,
+) -> anyhow::Result<Row> {
+    let (mut row, writes) = match reference {
+        Some(r) => {
+            let (m, writes, b) = measure_beside(shot, r.shot, o, kw).await?;
+            rows.push(Row::new(
+                format!("  {}, alternating", r.label),
+                b,
+                procs::peak_rss_mib(r.pid),
+            ));
+            let mut row = Row::new(target, m, procs::peak_rss_mib(kw.pid)).against(Some(b.rps));
+            row.paired = true;
+            (row, writes)
+        }
+        None => {
+            let (m, writes) = measure_writes(shot, o, kw).await?;
+            (
+                Row::new(target, m, procs::peak_rss_mib(kw.pid)).against(sign),
+                writes,
+            )
+        }
+    };
+    row.writes = Some(writes);
+    Ok(row)
+}
+
 /// A fresh baseline-sign, its shot and pid, to measure beside a target.
 async fn sign_beside(procs: &mut Procs) -> anyhow::Result<(Shot, u32)> {
     let (pid, base) = procs.baseline("sign").await?;
@@ -126,26 +168,23 @@ pub(crate) async fn keyward_cc(
         let shot = token_shot(&kw.base, "/oauth2/token")
             .header("authorization", keyward_core::basic::encode(&id, &secret));
         let target = format!("keyward-cc-{engine} {alg}");
-        let row = if alg == "ES256" && sign.is_some() {
-            // The goal's ratio: measured against baseline-sign in alternating slices.
-            let (sign_shot, pid) = sign_beside(procs).await?;
-            let (m, writes, b) = measure_beside(shot, sign_shot, o, &kw).await?;
-            rows.push(Row::new(
-                "  baseline-sign, alternating".into(),
-                b,
-                procs::peak_rss_mib(pid),
-            ));
-            procs.stop(pid);
-            let mut row = Row::new(target, m, procs::peak_rss_mib(kw.pid)).against(Some(b.rps));
-            row.writes = Some(writes);
-            row.paired = true;
-            row
-        } else {
-            let (m, writes) = measure_writes(shot, o, &kw).await?;
-            let mut row = Row::new(target, m, procs::peak_rss_mib(kw.pid)).against(sign);
-            row.writes = Some(writes);
-            row
+        // The goal's ratio: measured against baseline-sign in alternating slices.
+        let reference = match alg {
+            "ES256" if sign.is_some() => {
+                let (shot, pid) = sign_beside(procs).await?;
+                Some(Reference {
+                    label: "baseline-sign",
+                    shot,
+                    pid,
+                })
+            }
+            _ => None,
         };
+        let stop = reference.as_ref().map(|r| r.pid);
+        let row = token_row(o, rows, &kw, target, shot, reference, sign).await?;
+        if let Some(pid) = stop {
+            procs.stop(pid);
+        }
         rows.push(row);
     }
     procs.stop(kw.pid);
@@ -329,26 +368,12 @@ pub(crate) async fn many_clients(
         let shot = token_shot(&kw.base, "/oauth2/token").spread_auth(values);
         let target = format!("keyward-cc-{} over {}", count_label(n), count_label(spread));
         // Writes are counted here too: each secret's first use in the hour is written down (paced).
-        let row = match &one {
-            Some((one_shot, one_kw)) => {
-                let (m, writes, b) = measure_beside(shot, one_shot.clone(), o, &kw).await?;
-                rows.push(Row::new(
-                    "  keyward-cc-sqlite ES256, alternating".into(),
-                    b,
-                    procs::peak_rss_mib(one_kw.pid),
-                ));
-                let mut row = Row::new(target, m, procs::peak_rss_mib(kw.pid)).against(Some(b.rps));
-                row.writes = Some(writes);
-                row.paired = true;
-                row
-            }
-            None => {
-                let (m, writes) = measure_writes(shot, o, &kw).await?;
-                let mut row = Row::new(target, m, procs::peak_rss_mib(kw.pid)).against(sign);
-                row.writes = Some(writes);
-                row
-            }
-        };
+        let reference = one.as_ref().map(|(shot, one_kw)| Reference {
+            label: "keyward-cc-sqlite ES256",
+            shot: shot.clone(),
+            pid: one_kw.pid,
+        });
+        let row = token_row(o, rows, &kw, target, shot, reference, sign).await?;
         rows.push(row);
     }
     if let Some((_, one_kw)) = one {
