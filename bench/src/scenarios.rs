@@ -108,12 +108,18 @@ async fn sign_beside(procs: &mut Procs) -> anyhow::Result<(Shot, u32)> {
 /// A fresh one-client Keyward (SQLite, ES256) as keyward-cc measures it, to measure beside a target.
 async fn keyward_cc_beside(o: &Options, procs: &mut Procs) -> anyhow::Result<(Shot, Keyward)> {
     let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
-    let (id, secret) = kw.client_for("ES256").await?;
+    let shot = one_client_shot(&kw, "ES256").await?;
+    Ok((shot, kw))
+}
+
+/// A token request of a new client of `kw` whose resource signs with `alg`, the one-client run of keyward-cc. The
+/// secret's first use is written down (once an hour at most); this waits for it so it falls outside what follows.
+async fn one_client_shot(kw: &Keyward, alg: &str) -> anyhow::Result<Shot> {
+    let (id, secret) = kw.client_for(alg).await?;
     kw.token(&id, &secret).await?;
     kw.wait_last_used(&id).await?;
-    let shot = token_shot(&kw.base, "/oauth2/token")
-        .header("authorization", keyward_core::basic::encode(&id, &secret));
-    Ok((shot, kw))
+    Ok(token_shot(&kw.base, "/oauth2/token")
+        .header("authorization", keyward_core::basic::encode(&id, &secret)))
 }
 
 fn token_shot(base: &str, path: &str) -> Shot {
@@ -161,12 +167,7 @@ pub(crate) async fn keyward_cc(
 ) -> anyhow::Result<()> {
     let kw = Keyward::start(procs, &o.bin_dir, database, None).await?;
     for alg in ["ES256", "EdDSA", "RS256"] {
-        let (id, secret) = kw.client_for(alg).await?;
-        // The secret's first use is written down (once an hour at most); wait for it so it falls outside.
-        kw.token(&id, &secret).await?;
-        kw.wait_last_used(&id).await?;
-        let shot = token_shot(&kw.base, "/oauth2/token")
-            .header("authorization", keyward_core::basic::encode(&id, &secret));
+        let shot = one_client_shot(&kw, alg).await?;
         let target = format!("keyward-cc-{engine} {alg}");
         // The goal's ratio: measured against baseline-sign in alternating slices.
         let reference = match alg {
