@@ -13,8 +13,9 @@ use crate::admin::{self, Actor, ClientInput, ResourceInput};
 use crate::clock::Clock;
 use crate::config::{Config, TokenEndpoint};
 use crate::crypto::MasterKeys;
-use crate::feed::{FeedCursor, GAP_GRACE};
+use crate::feed::{FeedCursor, FeedHealth, GAP_GRACE};
 use crate::keys::{self, KeyRing};
+use crate::metrics::{Metrics, PURGED_TABLES};
 use crate::registry::{LAST_USED_PER_FLUSH, Registry};
 use crate::store::{Store, StoreError};
 
@@ -42,6 +43,14 @@ pub struct App {
     pub feed_start: i64,
     /// Token endpoint aliases from the configuration.
     pub token_endpoints: Vec<Arc<TokenEndpoint>>,
+    /// Whether the database was reachable at the last read of the change feed, and when that was.
+    pub feed: FeedHealth,
+    /// How long tokens keep being issued from memory while the database is unreachable.
+    pub stale_while_unreachable: Duration,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// This process's name in leases (random, per start).
+    pub node_id: String,
 }
 
 /// The admin client created on first start; its secret is shown once.
@@ -107,7 +116,12 @@ impl App {
                 .cloned()
                 .map(Arc::new)
                 .collect(),
+            feed: FeedHealth::default(),
+            stale_while_unreachable: config.stale_while_unreachable,
+            metrics: Metrics::new(),
+            node_id: crate::crypto::random_id("node_"),
         };
+        app.metrics.database_up.set(1.0);
         Ok((Arc::new(app), first))
     }
 
@@ -280,8 +294,25 @@ impl App {
 /// The most feed entries read at a time.
 const FEED_BATCH: usize = 1_000;
 
-/// How often every server reads the change feed.
+/// How often a server reads the change feed on SQLite, which has no notifications.
 pub const FEED_POLL: Duration = Duration::from_millis(250);
+
+/// On PostgreSQL a notification wakes the follower at once; this catch-up read runs anyway, so a notification
+/// lost with its connection delays a change by at most this long.
+pub const FEED_CATCH_UP: Duration = Duration::from_millis(500);
+
+/// The purge lease: one node of a cluster purges at a time. It lasts three purge rounds, so a node that stops
+/// renewing it is replaced within half a minute.
+const PURGE_LEASE: &str = "purge";
+const PURGE_LEASE_SECONDS: i64 = 30;
+/// Rows deleted per statement, and the pause between statements, so the purge never holds the database (or
+/// SQLite's one writer) for long and requests get their turn between batches.
+const PURGE_BATCH: i64 = 500;
+const PURGE_PAUSE: Duration = Duration::from_millis(20);
+/// Statements per table per round: 100,000 rows every ten seconds at most; the rest waits for the next round.
+const PURGE_MAX_BATCHES: u32 = 200;
+/// Feed entries are kept a day (a CLI or a node reading the feed late still finds them).
+const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 /// Loads every client into memory, retrying until it can. Serving does not wait for it: until it is done,
 /// clients are read from the store one by one.
@@ -290,6 +321,7 @@ async fn load_clients(app: &App) {
     loop {
         match app.registry.reload_clients(&app.store).await {
             Ok(count) => {
+                app.feed.ok();
                 tracing::info!(
                     clients = count,
                     seconds = started.elapsed().as_secs_f64(),
@@ -298,6 +330,7 @@ async fn load_clients(app: &App) {
                 return;
             }
             Err(e) => {
+                app.feed.failed();
                 tracing::warn!(error = %e, "loading clients failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -305,48 +338,123 @@ async fn load_clients(app: &App) {
     }
 }
 
-/// Follows the change feed so that changes made by other processes reach this one's memory within a second.
-/// It starts by loading every client, then reads the feed from the position taken before the load, so a change
-/// made while the load ran is applied after it.
-async fn follow_changes(app: Arc<App>) {
-    load_clients(&app).await;
-    let mut cursor = FeedCursor::new(app.feed_start);
-    let mut tick = tokio::time::interval(FEED_POLL);
+/// PostgreSQL: waits on the change channel and wakes the follower for each notification, and after every
+/// reconnection (notifications sent while disconnected are lost, so the follower catches up). Returns at once on
+/// SQLite.
+async fn listen_for_changes(app: Arc<App>, wake: Arc<tokio::sync::Notify>) {
     loop {
-        tick.tick().await;
-        match app
-            .store
-            .changes_since(cursor.after(), FEED_BATCH as i64)
-            .await
-        {
-            Ok(changes) => {
-                let mut caught_up = changes.len() < FEED_BATCH;
-                for c in &changes {
-                    if !cursor.is_new(c.seq) {
-                        continue;
-                    }
-                    if let Err(e) = app.apply_change(&c.kind, &c.key).await {
-                        // Not marked: it is read and applied again on the next tick.
-                        tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
-                        caught_up = false;
-                        continue;
-                    }
-                    cursor.mark(c.seq);
+        let mut listener = match app.store.change_listener().await {
+            None => return,
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "cannot listen for changes; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        wake.notify_one();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => {
+                    app.metrics.feed_notifications.increment(1);
+                    wake.notify_one();
                 }
-                cursor.advance(std::time::Instant::now(), GAP_GRACE);
-                // Once a read has replayed everything that changed during the load, memory is current.
-                if caught_up {
-                    app.registry.mark_loaded();
+                // The connection was lost and has been re-established: catch up.
+                Ok(None) => wake.notify_one(),
+                Err(e) => {
+                    // Start over with a new connection rather than trust this one.
+                    tracing::debug!(error = %e, "the change listener failed; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "reading the change feed failed"),
         }
     }
 }
 
+/// Follows the change feed so that changes made by other processes reach this one's memory within a second:
+/// on PostgreSQL woken by a notification and caught up every `FEED_CATCH_UP`, on SQLite polled every `FEED_POLL`.
+/// It starts by loading every client, then reads the feed from the position taken before the load, so a change
+/// made while the load ran is applied after it. Each read records whether the database answered (`App::feed`).
+async fn follow_changes(app: Arc<App>) {
+    load_clients(&app).await;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let listener = tokio::spawn(listen_for_changes(app.clone(), wake.clone()));
+    let catch_up = match app.store.engine() {
+        "postgres" => FEED_CATCH_UP,
+        _ => FEED_POLL,
+    };
+    let mut cursor = FeedCursor::new(app.feed_start);
+    // Dropping the follower (at shutdown) stops its listener too.
+    let _listener = AbortOnDrop(listener);
+    loop {
+        read_changes(&app, &mut cursor).await;
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(catch_up) => {}
+        }
+    }
+}
+
+/// One read of the feed: applies every new entry, records the database's health.
+async fn read_changes(app: &App, cursor: &mut FeedCursor) {
+    match app
+        .store
+        .changes_since(cursor.after(), FEED_BATCH as i64)
+        .await
+    {
+        Ok(changes) => {
+            if app.feed.is_down() {
+                tracing::info!("the database answers again");
+            }
+            app.feed.ok();
+            app.metrics.database_up.set(1.0);
+            let mut caught_up = changes.len() < FEED_BATCH;
+            for c in &changes {
+                if !cursor.is_new(c.seq) {
+                    continue;
+                }
+                if let Err(e) = app.apply_change(&c.kind, &c.key).await {
+                    // Not marked: it is read and applied again on the next tick.
+                    tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
+                    caught_up = false;
+                    continue;
+                }
+                app.metrics.feed_applied.increment(1);
+                cursor.mark(c.seq);
+            }
+            cursor.advance(std::time::Instant::now(), GAP_GRACE);
+            // Once a read has replayed everything that changed during the load, memory is current.
+            if caught_up {
+                app.registry.mark_loaded();
+            }
+        }
+        Err(e) => {
+            app.metrics.database_up.set(0.0);
+            if app.feed.failed() {
+                tracing::warn!(
+                    error = %e,
+                    stale_limit_seconds = app.stale_while_unreachable.as_secs(),
+                    "the database is unreachable: requests that need it answer 503, tokens for clients in memory \
+                     are issued for at most stale_while_unreachable"
+                );
+            }
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Writes last-used times every second (a lock and nothing more when there are none; at most
-/// `LAST_USED_PER_FLUSH`, so a burst of first uses is paced) and purges expired rows every ten, off the request
-/// path.
+/// `LAST_USED_PER_FLUSH`, so a burst of first uses is paced) and, every ten, purges expired rows if this node
+/// holds the purge lease; all off the request path.
 async fn housekeeping(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     for round in 0u64.. {
@@ -354,24 +462,69 @@ async fn housekeeping(app: Arc<App>) {
         if let Err(e) = app.flush_last_used(LAST_USED_PER_FLUSH).await {
             tracing::warn!(error = %e, "recording last-used times failed");
         }
-        if round % 10 != 0 {
-            continue;
+        if round % 10 == 0 {
+            purge(&app).await;
         }
-        let now = app.clock.now();
-        let purged: Result<(u64, u64), StoreError> = async {
-            Ok((
-                app.store.revoked_purge(now).await?,
-                app.store.changes_purge(now - 86_400).await?,
-            ))
+    }
+}
+
+/// One purge round: takes or renews the lease, then deletes expired rows table by table in small batches. Logged
+/// when it deletes anything, counted in `keyward_purged_rows_total`.
+pub async fn purge(app: &App) {
+    let now = app.clock.now();
+    match app
+        .store
+        .lease_acquire(PURGE_LEASE, &app.node_id, now, PURGE_LEASE_SECONDS)
+        .await
+    {
+        Ok(true) => app.metrics.purge_lease_held.set(1.0),
+        Ok(false) => {
+            app.metrics.purge_lease_held.set(0.0);
+            return;
         }
-        .await;
-        match purged {
-            Ok((r, c)) if r + c > 0 => {
-                tracing::info!(revoked = r, changes = c, "purged expired rows")
+        Err(e) => {
+            app.metrics.purge_lease_held.set(0.0);
+            tracing::debug!(error = %e, "purge lease not taken");
+            return;
+        }
+    }
+    app.metrics.purge_runs.increment(1);
+    let started = std::time::Instant::now();
+    let mut deleted = [0u64; PURGED_TABLES.len()];
+    for (i, table) in PURGED_TABLES.iter().enumerate() {
+        for _ in 0..PURGE_MAX_BATCHES {
+            let batch = match *table {
+                "revoked_tokens" => app.store.revoked_purge(now, PURGE_BATCH).await,
+                _ => {
+                    app.store
+                        .changes_purge(now - CHANGES_KEPT_SECONDS, PURGE_BATCH)
+                        .await
+                }
+            };
+            match batch {
+                Ok(n) => {
+                    deleted[i] += n;
+                    app.metrics.purged_rows[i].increment(n);
+                    if n < PURGE_BATCH as u64 {
+                        break;
+                    }
+                    tokio::time::sleep(PURGE_PAUSE).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, table, "purge failed; retried next round");
+                    break;
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purge failed"),
         }
+    }
+    if deleted.iter().any(|n| *n > 0) {
+        tracing::info!(
+            revoked_tokens = deleted[0],
+            changes = deleted[1],
+            seconds = started.elapsed().as_secs_f64(),
+            node = %app.node_id,
+            "purged expired rows"
+        );
     }
 }
 
@@ -401,9 +554,11 @@ pub async fn serve(
     for t in tasks {
         t.abort();
     }
-    // Last-used times gathered since the last flush are written before exit.
+    // Last-used times gathered since the last flush are written before exit, and the purge lease is handed
+    // back so another node takes it at once.
     if let Err(e) = app.flush_last_used(usize::MAX).await {
         tracing::warn!(error = %e, "recording last-used times at shutdown failed");
     }
+    let _ = app.store.lease_release(PURGE_LEASE, &app.node_id).await;
     result.map_err(Into::into)
 }

@@ -29,6 +29,9 @@ pub struct Cli {
     /// Issuer URL.
     #[arg(long, global = true, value_name = "URL")]
     pub issuer: Option<String>,
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -222,6 +225,7 @@ impl Cli {
             listen: self.listen.clone(),
             database: self.database.clone(),
             issuer: self.issuer.clone(),
+            metrics_listen: self.metrics_listen.clone(),
         };
         config::load(self.config.as_deref(), env, &flags)
     }

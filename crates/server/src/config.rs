@@ -37,6 +37,8 @@ pub struct RawConfig {
     log_format: Option<toml::Value>,
     log_level: Option<toml::Value>,
     worker_threads: Option<toml::Value>,
+    stale_while_unreachable: Option<toml::Value>,
+    metrics_listen: Option<toml::Value>,
     /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
     #[serde(default)]
     token_endpoint: Vec<RawTokenEndpoint>,
@@ -46,7 +48,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 15] = [
     "listen",
     "database",
     "issuer",
@@ -60,6 +62,8 @@ pub const KEYS: [&str; 13] = [
     "log_format",
     "log_level",
     "worker_threads",
+    "stale_while_unreachable",
+    "metrics_listen",
 ];
 
 /// Values given on the command line, which override everything else.
@@ -71,6 +75,8 @@ pub struct Flags {
     pub database: Option<String>,
     /// `--issuer`.
     pub issuer: Option<String>,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<String>,
 }
 
 /// Log line format.
@@ -111,6 +117,10 @@ pub struct Config {
     pub log_level: String,
     /// Threads serving requests; `None` is one per core.
     pub worker_threads: Option<usize>,
+    /// How long a node that cannot read the database keeps issuing tokens to the clients it holds in memory.
+    pub stale_while_unreachable: Duration,
+    /// Where Prometheus metrics are served (`GET /metrics`), when set.
+    pub metrics_listen: Option<SocketAddr>,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -192,6 +202,8 @@ impl RawConfig {
             "log_format" => &mut self.log_format,
             "log_level" => &mut self.log_level,
             "worker_threads" => &mut self.worker_threads,
+            "stale_while_unreachable" => &mut self.stale_while_unreachable,
+            "metrics_listen" => &mut self.metrics_listen,
             _ => return None,
         })
     }
@@ -223,6 +235,7 @@ impl RawConfig {
         set(&mut self.listen, &flags.listen);
         set(&mut self.database, &flags.database);
         set(&mut self.issuer, &flags.issuer);
+        set(&mut self.metrics_listen, &flags.metrics_listen);
     }
 
     /// Checks every value and applies defaults.
@@ -261,12 +274,27 @@ impl RawConfig {
             duration("max_access_token_ttl", self.max_access_token_ttl, 3_600)?;
         let key_publish_delay = duration("key_publish_delay", self.key_publish_delay, 600)?;
         let jwks_max_age = duration("jwks_max_age", self.jwks_max_age, 300)?;
-        if key_publish_delay < jwks_max_age {
+        let stale_while_unreachable =
+            duration("stale_while_unreachable", self.stale_while_unreachable, 300)?;
+        // A node serves its JWKS while its view is at most stale_while_unreachable old, and caches keep that
+        // document for jwks_max_age: a key must be published that long before it signs, or a token signed with
+        // it could meet a JWKS that lacks it.
+        if key_publish_delay < jwks_max_age + stale_while_unreachable {
             return Err(invalid(
                 "key_publish_delay",
-                "must be at least jwks_max_age, so caches see a key before it signs",
+                "must be at least jwks_max_age + stale_while_unreachable, so every node's JWKS and every cache \
+                 has a key before it signs",
             ));
         }
+        let metrics_listen = match text("metrics_listen", self.metrics_listen)? {
+            None => None,
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics_listen",
+                    "expected an address such as 127.0.0.1:9090",
+                )
+            })?),
+        };
         let max_connections = match self.db_max_connections {
             None => 16,
             Some(v) => integer(&v)
@@ -333,6 +361,8 @@ impl RawConfig {
             log_format,
             log_level,
             worker_threads,
+            stale_while_unreachable: Duration::from_secs(stale_while_unreachable as u64),
+            metrics_listen,
             token_endpoints,
             resources: self.resource,
         })

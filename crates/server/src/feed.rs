@@ -4,6 +4,7 @@
 //! missing one (a transaction still committing) before giving it up as rolled back.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a missing position is waited for before it is taken as a rolled-back transaction.
@@ -73,6 +74,58 @@ impl FeedCursor {
     }
 }
 
+/// Whether this node's view of the database is current: when the change feed was last read, and whether the last
+/// read failed. Measured on the monotonic clock (how long ago, not what time it is), so a test's fixed clock does
+/// not make a healthy node look stale.
+#[derive(Debug)]
+pub struct FeedHealth {
+    origin: Instant,
+    /// Milliseconds after `origin` of the last successful read.
+    last_ok: AtomicU64,
+    down: AtomicBool,
+}
+
+impl Default for FeedHealth {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            last_ok: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+        }
+    }
+}
+
+impl FeedHealth {
+    /// Records a successful read of the database.
+    pub fn ok(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ok.fetch_max(ms, Ordering::Relaxed);
+        self.down.store(false, Ordering::Relaxed);
+    }
+
+    /// Records a failed read; returns whether the database was up before (so the change is logged once).
+    pub fn failed(&self) -> bool {
+        !self.down.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether the last read failed.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// How long ago the database was last read successfully.
+    pub fn age(&self) -> Duration {
+        let now = self.origin.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ok.load(Ordering::Relaxed)))
+    }
+
+    /// Whether the database has been unreachable for longer than `limit`: what is in memory may then miss
+    /// changes (a disabled client, a rotated key) for too long to keep serving from it.
+    pub fn is_stale(&self, limit: Duration) -> bool {
+        self.is_down() && self.age() > limit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +144,20 @@ mod tests {
         c.mark(11);
         c.advance(t0, GAP_GRACE);
         assert_eq!(c.after(), 12);
+    }
+
+    #[test]
+    fn stale_only_when_down_past_the_limit() {
+        let h = FeedHealth::default();
+        h.ok();
+        assert!(!h.is_stale(Duration::ZERO), "up: never stale");
+        assert!(h.failed(), "first failure reported");
+        assert!(!h.failed(), "second failure not reported again");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(h.is_stale(Duration::from_millis(1)));
+        assert!(!h.is_stale(Duration::from_secs(60)));
+        h.ok();
+        assert!(!h.is_down() && !h.is_stale(Duration::ZERO));
     }
 
     #[test]

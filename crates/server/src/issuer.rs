@@ -41,6 +41,11 @@ impl App {
         challenge: Challenge,
     ) -> Result<Arc<CachedClient>, ApiError> {
         let creds = creds.ok_or(ApiError::OAuth(OAuthError::invalid_client(), challenge))?;
+        // While the database is unreachable the clients in memory keep authenticating, but only for
+        // stale_while_unreachable: past it a disabled client or a rotated secret may be missed for too long.
+        if self.feed.is_stale(self.stale_while_unreachable) {
+            return Err(ApiError::Unavailable);
+        }
         let client = self.registry.client(&self.store, &creds.client_id).await?;
         self.registry
             .authenticate(&self.master, creds, client, self.clock.now())
@@ -87,6 +92,9 @@ impl App {
             nbf: None,
         };
         let access_token = self.keys.sign(grant.alg, &claims, now)?;
+        if self.feed.is_down() {
+            self.metrics.stale_tokens.increment(1);
+        }
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

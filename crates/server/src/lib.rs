@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod http;
 pub mod issuer;
 pub mod keys;
+pub mod metrics;
 pub mod registry;
 pub mod store;
 pub mod xml;

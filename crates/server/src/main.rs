@@ -115,6 +115,18 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .iter()
         .map(|e| e.path.as_str())
         .collect();
+    if let Some(addr) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (metrics_listen): {e}"))?;
+        tracing::info!(metrics_listen = %metrics.local_addr()?, "serving Prometheus metrics at /metrics");
+        let router = keyward::metrics::router(app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, router).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     tracing::info!(listen = %bound, issuer = %config.issuer, database = app.store.engine(), token_endpoint_aliases = ?aliases, "keyward is serving");
     app::serve(app, listener, shutdown_signal()).await
 }

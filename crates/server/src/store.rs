@@ -5,6 +5,7 @@ mod audit;
 mod changes;
 mod clients;
 mod keys;
+mod leases;
 mod meta;
 mod resources;
 mod revoked;
@@ -12,7 +13,8 @@ mod revoked;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
@@ -102,11 +104,24 @@ pub enum StoreError {
     Db(sqlx::Error),
 }
 
+/// PostgreSQL error codes that mean "the server cannot take this now", not "this request is wrong": class 08
+/// (connection exception), 57P01–57P03 (shutting down, crash recovery, cannot connect now) and 53300 (too many
+/// connections). They become 503, like a pool timeout.
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unavailable_code(&c)) => {
                 StoreError::Unavailable(e)
             }
             sqlx::Error::Database(ref d) if d.is_unique_violation() => {
@@ -133,13 +148,24 @@ pub struct PoolSettings {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: Db,
+    /// PostgreSQL: how to open the change listener's own connection.
+    listen: Option<(PgConnectOptions, Duration)>,
 }
+
+/// The migrations compiled into this build, per engine.
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The channel every change-feed insert notifies on PostgreSQL (migration 0002's trigger).
+pub const CHANGES_CHANNEL: &str = "keyward_changes";
 
 impl Store {
     /// Connects to `url`: `postgres://…`/`postgresql://…`, `sqlite://PATH`, `sqlite:PATH`, or a plain file path.
     pub async fn connect(url: &str, pool: &PoolSettings) -> Result<Self, sqlx::Error> {
+        let mut listen = None;
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?;
+            let options = PgConnectOptions::from_str(url)?.application_name("keyward");
+            listen = Some((options.clone(), pool.acquire_timeout));
             Db::Postgres(
                 PgPoolOptions::new()
                     .max_connections(pool.max_connections)
@@ -171,16 +197,65 @@ impl Store {
                     .await?,
             )
         };
-        Ok(Self { db })
+        Ok(Self { db, listen })
     }
 
     /// Applies the migrations of the engine in use. On PostgreSQL sqlx holds an advisory lock meanwhile, so
-    /// nodes starting together migrate once.
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match &self.db {
-            Db::Sqlite(p) => sqlx::migrate!("../../migrations/sqlite").run(p).await,
-            Db::Postgres(p) => sqlx::migrate!("../../migrations/postgres").run(p).await,
+    /// nodes starting together migrate once (the others wait, then find nothing to do). A database whose schema
+    /// is newer than this build knows is refused before anything runs: an older node must not write to it.
+    pub async fn migrate(&self) -> Result<(), MigrateError> {
+        let known = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        if let Some(found) = self.schema_version().await? {
+            if found > known {
+                return Err(MigrateError::Newer { found, known });
+            }
         }
+        match &self.db {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        }
+        .map_err(MigrateError::Failed)
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.db {
+            Db::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// The highest migration applied to the database, or `None` on a database never migrated.
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let found: Result<(Option<i64>,), StoreError> = on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_one(p)
+        .await)
+        .map_err(StoreError::from);
+        match found {
+            Ok((v,)) => Ok(v),
+            // No migration table yet: a new database.
+            Err(StoreError::Db(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// PostgreSQL: a listener on the change channel over its own connection (not one of the pool's), which
+    /// reconnects by itself after a failure. `None` on SQLite, which has no notifications.
+    pub async fn change_listener(&self) -> Option<Result<PgListener, StoreError>> {
+        let (options, timeout) = self.listen.clone()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options);
+        Some(
+            async {
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen(CHANGES_CHANNEL).await?;
+                Ok(listener)
+            }
+            .await,
+        )
     }
 
     /// Starts a transaction.
@@ -212,6 +287,28 @@ impl Store {
     pub async fn close(&self) {
         on_db!(&self.db, |p| p.close().await)
     }
+}
+
+/// Why migrating did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database was migrated by a newer Keyward.
+    #[error(
+        "the database schema is at version {found}, newer than this Keyward knows (version {known}); it was \
+         migrated by a newer release. Run that release (or newer) on this database; an older one must not write to it"
+    )]
+    Newer {
+        /// The database's version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// Reading the schema version failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A migration failed.
+    #[error("{0}")]
+    Failed(sqlx::migrate::MigrateError),
 }
 
 /// Splits a space-delimited list column.

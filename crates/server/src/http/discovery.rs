@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::error::ApiError;
 
 /// RFC 8414 §2 metadata, listing only what is implemented.
 pub(crate) async fn metadata(State(app): State<Arc<App>>) -> Json<Value> {
@@ -41,8 +42,13 @@ fn scopes(app: &App) -> Vec<String> {
     all
 }
 
-/// `GET /oauth2/jwks`: public keys only, cacheable for `jwks_max_age`.
+/// `GET /oauth2/jwks`: public keys only, cacheable for `jwks_max_age`. A node that has not read the database for
+/// longer than `stale_while_unreachable` answers 503 rather than a key set that may lack a key another node
+/// signs with (configuration makes `key_publish_delay` cover both delays).
 pub(crate) async fn jwks(State(app): State<Arc<App>>) -> Response {
+    if app.feed.is_stale(app.stale_while_unreachable) {
+        return ApiError::Unavailable.into_response();
+    }
     let mut r = Json(app.keys.jwks(app.clock.now())).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", app.jwks_max_age)) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
@@ -55,9 +61,19 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the database answers.
+/// `GET /readyz`: the database answers. Not ready at once while the change feed's last read failed (a load
+/// balancer's check should not wait for a connection timeout), otherwise after a ping of at most a second.
 pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.store.ping().await {
+    let ping = async {
+        if app.feed.is_down() {
+            return Err(());
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(1), app.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    };
+    match ping.await {
         // Serving does not wait for the clients to be in memory; `clients` says whether they are yet.
         Ok(()) => Json(json!({
             "status": "ready",

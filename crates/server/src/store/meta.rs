@@ -34,7 +34,7 @@ impl Tx {
 impl Store {
     /// Counts the rows of a table (tests and diagnostics; `table` must be one of Keyward's own).
     pub async fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
-        const TABLES: [&str; 9] = [
+        const TABLES: [&str; 10] = [
             "clients",
             "client_resources",
             "client_secrets",
@@ -44,6 +44,7 @@ impl Store {
             "audit_log",
             "changes",
             "meta",
+            "leases",
         ];
         if !TABLES.contains(&table) {
             return Err(StoreError::NotFound);
