@@ -64,6 +64,41 @@ pub enum Engine {
     Postgres,
 }
 
+/// What `TestApp::launch` starts: the database, and what a cluster's nodes share.
+pub struct Launch {
+    /// Data directory (master key, SQLite file).
+    pub dir: tempfile::TempDir,
+    /// The database URL.
+    pub database: String,
+    /// A PostgreSQL database to drop when the server is dropped.
+    pub pg_database: Option<String>,
+    /// A configuration file.
+    pub config_file: Option<std::path::PathBuf>,
+    /// The issuer (default: the server's own address).
+    pub issuer: Option<String>,
+    /// The clock (default: a fixed clock at the current time).
+    pub clock: Option<Clock>,
+    /// The admin credentials, when first start ran elsewhere.
+    pub admin: Option<FirstStart>,
+    /// Extra `KEYWARD_*` settings.
+    pub env: HashMap<String, String>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            database: String::new(),
+            pg_database: None,
+            config_file: None,
+            issuer: None,
+            clock: None,
+            admin: None,
+            env: HashMap::new(),
+        }
+    }
+}
+
 /// A running server.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -112,16 +147,7 @@ impl TestApp {
                 Self::start(dir, db, None, config).await
             }
             Engine::Postgres => {
-                let name = format!("kw_t_{}", hex(&keyward::crypto::random::<8>()));
-                let admin = sqlx::PgPool::connect(PG_URL)
-                    .await
-                    .expect("PostgreSQL must run at 127.0.0.1:5432 for the tests");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&admin)
-                    .await
-                    .expect("create test database");
-                admin.close().await;
-                let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+                let (name, url) = fresh_pg_database().await;
                 Self::start(dir, url, Some(name), config).await
             }
         }
@@ -133,6 +159,28 @@ impl TestApp {
         pg_database: Option<String>,
         config_file: Option<std::path::PathBuf>,
     ) -> Self {
+        Self::launch(Launch {
+            dir,
+            database,
+            pg_database,
+            config_file,
+            ..Launch::default()
+        })
+        .await
+    }
+
+    /// Starts a server as `launch` describes.
+    pub async fn launch(launch: Launch) -> Self {
+        let Launch {
+            dir,
+            database,
+            pg_database,
+            config_file,
+            issuer,
+            clock,
+            admin,
+            env: extra,
+        } = launch;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -146,11 +194,15 @@ impl TestApp {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         if config_file.is_none() {
-            env.insert("KEYWARD_ISSUER".into(), base.clone());
+            env.insert(
+                "KEYWARD_ISSUER".into(),
+                issuer.unwrap_or_else(|| base.clone()),
+            );
         }
+        env.extend(extra);
         let config =
             config::load(config_file.as_deref(), &env, &config::Flags::default()).expect("config");
-        let clock = Clock::fixed(Clock::System.now());
+        let clock = clock.unwrap_or_else(|| Clock::fixed(Clock::System.now()));
         let (app, first) = App::open(&config, clock.clone()).await.expect("open");
         let server = tokio::spawn({
             let app = app.clone();
@@ -163,12 +215,59 @@ impl TestApp {
             http: reqwest::Client::new(),
             clock,
             app,
-            admin: first.expect("first start creates the admin client"),
+            admin: admin
+                .or(first)
+                .expect("first start creates the admin client"),
             dir,
             database,
             pg_database,
             server,
         }
+    }
+
+    /// Another node of the same cluster: the same database, master key, issuer and clock, its own port and
+    /// memory. It serves until dropped; dropping it leaves the database alone.
+    pub async fn node(&self) -> TestApp {
+        self.node_with(&[]).await
+    }
+
+    /// Waits until every client is in memory (the feed follower has loaded them and caught up), so what a test
+    /// sees next comes from memory and the feed, not from reading the store.
+    pub async fn wait_loaded(&self) {
+        let started = std::time::Instant::now();
+        while !self.app.registry.is_loaded() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "clients not loaded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// `node` with extra `KEYWARD_*` settings.
+    pub async fn node_with(&self, env: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            self.dir.path().join("keyward.secret"),
+            dir.path().join("keyward.secret"),
+        )
+        .expect("copy the master key");
+        Self::launch(Launch {
+            dir,
+            database: self.database.clone(),
+            issuer: Some(self.app.issuer.clone()),
+            clock: Some(self.clock.clone()),
+            admin: Some(FirstStart {
+                client_id: self.admin.client_id.clone(),
+                client_secret: self.admin.client_secret.clone(),
+            }),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Launch::default()
+        })
+        .await
     }
 
     /// A second `App` on the same database and master key that serves nothing and runs no background task (as
@@ -394,6 +493,22 @@ impl Drop for TestApp {
             .join();
         }
     }
+}
+
+/// Creates a fresh PostgreSQL database on the shared server; returns its name and URL. Fails (never skips) when
+/// PostgreSQL is unreachable.
+pub async fn fresh_pg_database() -> (String, String) {
+    let name = format!("kw_t_{}", hex(&keyward::crypto::random::<8>()));
+    let admin = sqlx::PgPool::connect(PG_URL)
+        .await
+        .expect("PostgreSQL must run at 127.0.0.1:5432 for the tests");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    (name, url)
 }
 
 /// Lower-case hex.

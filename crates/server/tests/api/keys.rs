@@ -5,7 +5,8 @@ use serde_json::Value;
 use crate::both_engines;
 use crate::harness::{TestApp, claims};
 
-async fn jwks_kids(app: &TestApp) -> Vec<String> {
+/// The `kid`s a server's JWKS publishes.
+pub(crate) async fn jwks_kids(app: &TestApp) -> Vec<String> {
     let v: Value = app.get_json(&app.url("/oauth2/jwks")).await;
     v["keys"]
         .as_array()
@@ -15,7 +16,8 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-fn kid(token: &str) -> String {
+/// The `kid` a token was signed with.
+pub(crate) fn kid(token: &str) -> String {
     let header: Value = {
         use base64::Engine;
         let h = token.split('.').next().unwrap();

@@ -9,6 +9,7 @@
 
 mod admin;
 mod cli;
+mod cluster;
 mod discovery;
 mod examples;
 mod gateway;
