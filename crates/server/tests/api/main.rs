@@ -16,6 +16,8 @@ mod gateway;
 mod harness;
 mod introspect;
 mod keys;
+mod outage;
+mod pg;
 mod serve;
 mod token;
 mod verify;
