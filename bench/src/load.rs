@@ -157,7 +157,9 @@ async fn run_raw(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64) -> Raw
             let mut rng =
                 0x9E37_79B9_7F4A_7C15u64 ^ (c as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             'reconnect: while Instant::now() < deadline {
-                let Some(mut sender) = connect(&shots[0].url).await else {
+                // Connections are spread over the shots' hosts (several nodes of a cluster: connection c goes to
+                // the host of shot c); with one host they all go there.
+                let Some(mut sender) = connect(&shots[c % shots.len()].url).await else {
                     errors += 1;
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;

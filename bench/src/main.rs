@@ -4,7 +4,8 @@
 //! in the same run: the machine is shared and noisy, so only ratios compare across runs.
 //!
 //! Targets: `baseline-hello` (HTTP limit), `baseline-sign` (form + Basic + HMAC + ES256 limit), `keyward-cc` on
-//! SQLite and PostgreSQL (ES256, EdDSA, RS256), `keyward-introspect`, and `gateway` against its upstream alone.
+//! SQLite and PostgreSQL (ES256, EdDSA, RS256), `keyward-introspect`, `gateway` against its upstream alone, and
+//! `cluster`: two nodes on one PostgreSQL against one.
 //! Every process started is stopped at the end, however the run ends.
 
 mod baseline;
@@ -37,7 +38,7 @@ pub(crate) struct Options {
     pub(crate) gateway_log_level: String,
 }
 
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "baselines",
     "keyward-sqlite",
     "keyward-postgres",
@@ -45,6 +46,7 @@ const ALL: [&str; 7] = [
     "gateway",
     "scaling",
     "clients",
+    "cluster",
 ];
 
 fn options() -> anyhow::Result<Options> {
@@ -180,7 +182,7 @@ fn goals(rows: &[Row], starts: &[StartUp]) {
         r.target.starts_with("keyward-cc-sqlite") || r.target.starts_with("keyward-cc-pg")
     };
     for r in rows.iter().filter(one_client) {
-        let w = r.writes.unwrap_or_default();
+        let Some(w) = r.writes else { continue };
         line(
             w == 0,
             format!(
@@ -269,6 +271,7 @@ async fn bench(o: &Options) -> anyhow::Result<(Vec<Row>, Vec<StartUp>)> {
                     scenarios::many_clients(o, p, r, 1_000_000, &[10_000, 1_000_000], sign).await?,
                 );
             }
+            "cluster" => scenarios::cluster(o, p, r).await?,
             "peers" => scenarios::peer(o, p, r).await?,
             _ => {}
         }

@@ -117,7 +117,11 @@ impl Procs {
 
     /// A fresh PostgreSQL database, dropped at the end.
     pub(crate) fn postgres_database(&mut self) -> anyhow::Result<String> {
-        let name = format!("kw_bench_{}", std::process::id());
+        let name = format!(
+            "kw_bench_{}_{}",
+            std::process::id(),
+            self.pg_databases.len()
+        );
         let ok = Command::new("psql")
             .args([&format!("{PG}/test"), "-qc"])
             .arg(format!("CREATE DATABASE {name}"))

@@ -289,6 +289,63 @@ pub(crate) async fn scaling(
     Ok(())
 }
 
+/// `cluster`: one Keyward node on PostgreSQL against two on the same database, the load's connections spread
+/// over both, measured in alternating slices (the second node idles during the one-node slices). On this
+/// two-core machine the nodes and the load generator share the cores, so the ratio shows what a second node costs
+/// or gains here, not what a second machine would add.
+pub(crate) async fn cluster(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let database = procs.postgres_database()?;
+    let one = Keyward::start(procs, &o.bin_dir, Some(database), None).await?;
+    let mut launch = one.relaunch(None);
+    // The second node: its own directory with the same master key, the same database, no first start.
+    launch.data = one.data.with_file_name(format!(
+        "{}-node2",
+        one.data
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("keyward")
+    ));
+    std::fs::create_dir_all(&launch.data)?;
+    std::fs::copy(
+        one.data.join("keyward.secret"),
+        launch.data.join("keyward.secret"),
+    )?;
+    let two = Keyward::launch(procs, &o.bin_dir, launch).await?;
+    let (id, secret) = one.client_for("ES256").await?;
+    one.token(&id, &secret).await?;
+    one.wait_last_used(&id).await?;
+    // The client reaches the second node through the change feed.
+    two.token(&id, &secret).await?;
+    let basic = keyward_core::basic::encode(&id, &secret);
+    let shot =
+        |kw: &Keyward| token_shot(&kw.base, "/oauth2/token").header("authorization", basic.clone());
+    let single = warm_up(shot(&one), o).await;
+    let both = Arc::new(vec![shot(&one), shot(&two)]);
+    load::run(both.clone(), o.connections, 1.0).await;
+    let (m2, m1) = load::run_alternating(both, single, o.connections, o.seconds, 1.0).await;
+    let rss = procs::peak_rss_mib(one.pid);
+    rows.push(Row::new(
+        "  keyward-cc-pg ES256 one node, alternating".into(),
+        m1,
+        rss,
+    ));
+    rows.push(
+        Row::new(
+            "keyward-cc-pg ES256 two nodes".into(),
+            m2,
+            rss + procs::peak_rss_mib(two.pid),
+        )
+        .against(Some(m1.rps)),
+    );
+    procs.stop(two.pid);
+    procs.stop(one.pid);
+    Ok(())
+}
+
 /// Writes an import file of `n` clients allowed `https://bench.api`; returns their `Authorization` values.
 fn import_file(path: &Path, n: usize) -> anyhow::Result<Vec<String>> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);

@@ -8,14 +8,17 @@
 //! fresh PostgreSQL database per test. `both_engines!` runs a test once on each.
 
 mod admin;
+mod child;
 mod cli;
 mod cluster;
+mod crash;
 mod discovery;
 mod examples;
 mod gateway;
 mod harness;
 mod introspect;
 mod keys;
+mod nginx;
 mod outage;
 mod pg;
 mod serve;

@@ -1,104 +1,26 @@
 //! `keyward serve --config examples/NAME.toml`, as a reader runs it: the real binary on each example, with its
 //! log read from stderr.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// A `keyward serve` child process, killed on drop, whose stderr is collected line by line.
-struct Served {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    base: String,
-    _dir: tempfile::TempDir,
-}
+use crate::child::Served;
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn start(example: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples")
-            .join(format!("{example}.toml"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
-        command
-            .args(["serve", "--config"])
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            // A data_dir that does not exist yet, as on a fresh checkout.
-            .env("KEYWARD_DATA_DIR", dir.path().join("data").join(example));
-        Self::spawn(command, dir, "keyward is serving")
-    }
-
-    /// Runs `command`, collecting its stderr, until it logs `ready` with its `listen=` address.
-    fn spawn(mut command: Command, dir: tempfile::TempDir, ready: &str) -> Self {
-        let mut child = command
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("run keyward");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn({
-            let log = log.clone();
-            move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            }
-        });
-        let mut served = Served {
-            child,
-            log,
-            base: String::new(),
-            _dir: dir,
-        };
-        let line = served.wait_for(ready);
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("listen="))
-            .expect("listen= in the serving line");
-        served.base = format!("http://{addr}");
-        served
-    }
-
-    /// Waits up to 30 s for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("keyward exited ({status}): {:#?}", self.log.lock().unwrap());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no log line with {needle:?}: {:#?}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The first-start admin credentials printed once on stderr.
-    fn admin(&mut self) -> (String, String) {
-        let value = |l: String| l.split_whitespace().last().unwrap().to_owned();
-        (
-            value(self.wait_for("client_id:")),
-            value(self.wait_for("client_secret:")),
-        )
-    }
+/// `keyward serve --config examples/NAME.toml --listen 127.0.0.1:0`, on a data_dir that does not exist yet, as
+/// on a fresh checkout.
+fn serve_example(example: &str) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(format!("{example}.toml"));
+    let data = dir.path().join("data").join(example);
+    Served::serve(
+        [std::ffi::OsStr::new("--config"), config.as_os_str()],
+        [("KEYWARD_DATA_DIR", data)],
+    )
+    .keep(dir)
 }
 
 /// Sends a request and decodes its JSON body.
@@ -123,7 +45,7 @@ async fn every_example_serves_its_interface() {
         ("walmart-1p-supplier", "/v3/token", 1),
     ];
     for (example, path, declared) in examples {
-        let mut served = Served::start(example);
+        let mut served = serve_example(example);
         let (id, secret) = served.admin();
         // With port 0 and no issuer configured, the issuer names the bound port.
         let meta = json(http.get(format!(
@@ -193,7 +115,7 @@ async fn the_gateway_binary_protects_orders_api() {
         .args(["gateway", "--config"])
         .arg(&config)
         .args(["--listen", "127.0.0.1:0"]);
-    let mut gateway = Served::spawn(command, dir, "keyward gateway is serving");
+    let mut gateway = Served::spawn(command, "keyward gateway is serving").keep(dir);
     let token = app.access_token(&id, &secret, &[]).await;
     let order = format!("{}/manage/orders/7", gateway.base);
     let body = json(app.http.get(&order).bearer_auth(&token)).await;
