@@ -556,6 +556,27 @@ mod tests {
     }
 
     #[test]
+    fn publish_delay_covers_cache_age_and_stale_limit() {
+        let c = load(None, &HashMap::new(), &Flags::default()).unwrap();
+        assert_eq!(c.stale_while_unreachable, Duration::from_secs(300));
+        assert_eq!(c.metrics_listen, None);
+        // 10m publish delay < 5m JWKS age + 6m stale limit: a key could sign before some node or cache has it.
+        let e = env(&[("KEYWARD_STALE_WHILE_UNREACHABLE", "6m")]);
+        let err = load(None, &e, &Flags::default()).unwrap_err().to_string();
+        assert!(err.contains("key_publish_delay"), "{err}");
+        let e = env(&[
+            ("KEYWARD_STALE_WHILE_UNREACHABLE", "6m"),
+            ("KEYWARD_KEY_PUBLISH_DELAY", "11m"),
+            ("KEYWARD_METRICS_LISTEN", "127.0.0.1:9090"),
+        ]);
+        let c = load(None, &e, &Flags::default()).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        let e = env(&[("KEYWARD_METRICS_LISTEN", "nine")]);
+        let err = load(None, &e, &Flags::default()).unwrap_err().to_string();
+        assert!(err.contains("metrics_listen"), "{err}");
+    }
+
+    #[test]
     fn example_parses() {
         let raw: RawConfig = toml::from_str(EXAMPLE).unwrap();
         raw.check().unwrap();

@@ -124,3 +124,40 @@ async fn the_gateway_binary_protects_orders_api() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     gateway.wait_for("status=401");
 }
+
+// `keyward serve --metrics-listen ADDR`: Prometheus metrics on a listener of their own, not on the public one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_their_own_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::serve(
+        ["--metrics-listen", "127.0.0.1:0"],
+        [("KEYWARD_DATA_DIR", dir.path())],
+    );
+    let line = served.wait_for("serving Prometheus metrics");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("metrics_listen="))
+        .expect("metrics_listen= in the log line");
+    let r = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    assert!(text.contains("keyward_database_up 1"), "{text}");
+    assert!(
+        text.contains("# TYPE keyward_purged_rows_total counter"),
+        "{text}"
+    );
+    let public = reqwest::get(served.url("/metrics")).await.unwrap();
+    assert_eq!(
+        public.status(),
+        StatusCode::NOT_FOUND,
+        "not on the public listener"
+    );
+}
