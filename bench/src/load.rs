@@ -113,20 +113,30 @@ pub(crate) async fn run_alternating(
 
 /// Latencies and errors of one or more runs, before they are summed up.
 #[derive(Default)]
-struct Raw {
+pub(crate) struct Raw {
     latencies: Vec<Duration>,
     errors: u64,
     elapsed: f64,
 }
 
 impl Raw {
-    fn add(&mut self, other: Raw) {
+    pub(crate) fn add(&mut self, other: Raw) {
         self.latencies.extend(other.latencies);
         self.errors += other.errors;
         self.elapsed += other.elapsed;
     }
 
-    fn summary(mut self) -> Measured {
+    /// Slices added (runs of one second each, as `purge` uses them).
+    pub(crate) fn len(&self) -> usize {
+        self.elapsed.round() as usize
+    }
+
+    /// Whether nothing was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.elapsed == 0.0
+    }
+
+    pub(crate) fn summary(mut self) -> Measured {
         let all = &mut self.latencies;
         all.sort_unstable();
         let pct = |p: f64| {
@@ -143,7 +153,8 @@ impl Raw {
     }
 }
 
-async fn run_raw(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64) -> Raw {
+/// Sends requests as `run` does; returns what it measured before summing up, so runs can be added together.
+pub(crate) async fn run_raw(shots: Arc<Vec<Shot>>, connections: usize, seconds: f64) -> Raw {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(connections);

@@ -200,13 +200,7 @@ pub(crate) async fn introspect(
     sign: Option<f64>,
 ) -> anyhow::Result<()> {
     let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
-    let (id, secret) = kw.client_for("ES256").await?;
-    let token = kw.token(&id, &secret).await?;
-    let shot = Shot::post_form(
-        format!("{}/oauth2/introspect", kw.base),
-        &format!("token={token}"),
-    )
-    .header("authorization", keyward_core::basic::encode(&id, &secret));
+    let shot = introspect_shot(&kw).await?;
     let m = measure(shot, o).await;
     rows.push(
         Row::new(
@@ -216,6 +210,78 @@ pub(crate) async fn introspect(
         )
         .against(sign),
     );
+    procs.stop(kw.pid);
+    Ok(())
+}
+
+/// An introspection of an ES256 token by the client it was issued to.
+async fn introspect_shot(kw: &Keyward) -> anyhow::Result<Shot> {
+    let (id, secret) = kw.client_for("ES256").await?;
+    let token = kw.token(&id, &secret).await?;
+    Ok(Shot::post_form(
+        format!("{}/oauth2/introspect", kw.base),
+        &format!("token={token}"),
+    )
+    .header("authorization", keyward_core::basic::encode(&id, &secret)))
+}
+
+/// How many expired denylist rows `purge` starts with: three purge rounds' worth.
+const EXPIRED_ROWS: u32 = 300_000;
+
+/// `purge`: introspection on PostgreSQL (a denylist read per request) while the purge deletes expired denylist
+/// rows, against the same load while it does not. The load runs in one-second slices; each slice counts as
+/// "purging" when the denylist shrank during it, else "idle" (the purge runs one round every ten seconds).
+pub(crate) async fn purge(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let database = procs.postgres_database()?;
+    let kw = Keyward::start(procs, &o.bin_dir, Some(database.clone()), None).await?;
+    let shots = warm_up(introspect_shot(&kw).await?, o).await;
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&database).await?;
+    sqlx::query(&format!(
+        "INSERT INTO revoked_tokens (jti, expires_at) SELECT 'expired-' || g, 0 FROM generate_series(1, {EXPIRED_ROWS}) g"
+    ))
+    .execute(&mut db)
+    .await?;
+    let mut count = async || -> anyhow::Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM revoked_tokens")
+            .fetch_one(&mut db)
+            .await?;
+        Ok(n)
+    };
+    let (mut purging, mut idle) = (load::Raw::default(), load::Raw::default());
+    let mut before = count().await?;
+    // Long enough for three rounds, and for idle slices between and after them.
+    for _ in 0..40 {
+        let slice = load::run_raw(shots.clone(), o.connections, 1.0).await;
+        let after = count().await?;
+        if after < before {
+            purging.add(slice);
+        } else {
+            idle.add(slice);
+        }
+        before = after;
+        if after == 0 && idle.len() >= 8 {
+            break;
+        }
+    }
+    if purging.is_empty() || idle.is_empty() {
+        bail!("the purge was not seen (left: {before} rows)");
+    }
+    let (p, i) = (purging.summary(), idle.summary());
+    let rss = procs::peak_rss_mib(kw.pid);
+    rows.push(Row::new(
+        "  keyward-introspect-pg, purge idle".into(),
+        i,
+        rss,
+    ));
+    let mut row =
+        Row::new("keyward-introspect-pg, purge running".into(), p, rss).against(Some(i.rps));
+    row.paired = true;
+    rows.push(row);
     procs.stop(kw.pid);
     Ok(())
 }
