@@ -302,7 +302,7 @@ pub const FEED_POLL: Duration = Duration::from_millis(250);
 pub const FEED_CATCH_UP: Duration = Duration::from_millis(500);
 
 /// The purge lease: one node of a cluster purges at a time. It lasts three purge rounds, so a node that stops
-/// renewing it is replaced within half a minute.
+/// renewing it is replaced within 40 s (the lease, then up to one round of the next node).
 const PURGE_LEASE: &str = "purge";
 const PURGE_LEASE_SECONDS: i64 = 30;
 /// Rows deleted per statement, and the pause between statements, so the purge never holds the database (or
@@ -311,6 +311,9 @@ const PURGE_BATCH: i64 = 500;
 const PURGE_PAUSE: Duration = Duration::from_millis(20);
 /// Statements per table per round: 100,000 rows every ten seconds at most; the rest waits for the next round.
 const PURGE_MAX_BATCHES: u32 = 200;
+/// The longest a read of the feed may take before it counts as failed: a connection that died silently (no
+/// reset, no answer) must not leave the node believing the database is up, and issuing tokens past its stale limit.
+const FEED_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Feed entries are kept a day (a CLI or a node reading the feed late still finds them).
 const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
@@ -330,7 +333,7 @@ async fn load_clients(app: &App) {
                 return;
             }
             Err(e) => {
-                app.feed.failed();
+                database_unreachable(app, &e);
                 tracing::warn!(error = %e, "loading clients failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -398,11 +401,13 @@ async fn follow_changes(app: Arc<App>) {
 
 /// One read of the feed: applies every new entry, records the database's health.
 async fn read_changes(app: &App, cursor: &mut FeedCursor) {
-    match app
-        .store
-        .changes_since(cursor.after(), FEED_BATCH as i64)
-        .await
-    {
+    let read = tokio::time::timeout(
+        FEED_READ_TIMEOUT,
+        app.store.changes_since(cursor.after(), FEED_BATCH as i64),
+    )
+    .await
+    .unwrap_or_else(|_| Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)));
+    match read {
         Ok(changes) => {
             if app.feed.is_down() {
                 tracing::info!("the database answers again");
@@ -429,17 +434,20 @@ async fn read_changes(app: &App, cursor: &mut FeedCursor) {
                 app.registry.mark_loaded();
             }
         }
-        Err(e) => {
-            app.metrics.database_up.set(0.0);
-            if app.feed.failed() {
-                tracing::warn!(
-                    error = %e,
-                    stale_limit_seconds = app.stale_while_unreachable.as_secs(),
-                    "the database is unreachable: requests that need it answer 503, tokens for clients in memory \
-                     are issued for at most stale_while_unreachable"
-                );
-            }
-        }
+        Err(e) => database_unreachable(app, &e),
+    }
+}
+
+/// Records a failed read of the database; the first of an outage is logged.
+fn database_unreachable(app: &App, e: &StoreError) {
+    app.metrics.database_up.set(0.0);
+    if app.feed.failed() {
+        tracing::warn!(
+            error = %e,
+            stale_limit_seconds = app.stale_while_unreachable.as_secs(),
+            "the database is unreachable: requests that need it answer 503, tokens for clients in memory \
+             are issued for at most stale_while_unreachable"
+        );
     }
 }
 

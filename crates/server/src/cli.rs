@@ -242,9 +242,10 @@ pub async fn run_admin(command: Command, config: &Config) -> anyhow::Result<()> 
     let result = admin_command(&app, &actor, command).await;
     app.store.close().await;
     if writes && result.is_ok() {
-        // Running servers read the change feed every FEED_POLL: returning after two polls means that a
-        // script's next request to a running server already sees this change.
-        tokio::time::sleep(app::FEED_POLL * 2).await;
+        // Running servers read the change feed every FEED_POLL on SQLite, and on PostgreSQL when notified and
+        // at least every FEED_CATCH_UP: returning after twice the longer of the two means that a script's next
+        // request to a running server already sees this change, even if a notification was lost.
+        tokio::time::sleep(app::FEED_POLL.max(app::FEED_CATCH_UP) * 2).await;
     }
     result
 }
