@@ -7,8 +7,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::PG_URL;
-
 /// The line `keyward serve` logs once it accepts connections; it carries `listen=ADDR`.
 pub const SERVING: &str = "keyward is serving";
 
@@ -264,21 +262,19 @@ impl FreshPg {
 
 impl Drop for FreshPg {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // From a separate runtime: this may run while the test's runtime unwinds.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(PG_URL).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                }
-            });
-        })
-        .join();
+        crate::harness::drop_pg_database(self.name.clone());
     }
+}
+
+/// A client_credentials request with Basic auth to the server (or proxy) at `base`, for servers that are not a
+/// `TestApp` of this process.
+pub fn token_request(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    secret: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
 }

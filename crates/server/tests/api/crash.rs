@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::child::{FreshPg, Served};
+use crate::child::{FreshPg, Served, token_request};
 use crate::harness::Engine;
 
 /// How long the clients are created before the kill: long enough for hundreds of commits on either engine.
@@ -184,10 +184,7 @@ async fn kill_9_while_creating_clients(engine: Engine) {
             let (http, base, created) = (http.clone(), restarted.base.clone(), created.clone());
             tokio::spawn(async move {
                 for (id, secret) in created.iter().skip(n).step_by(LOOPS) {
-                    let r = http
-                        .post(format!("{base}/oauth2/token"))
-                        .basic_auth(id, Some(secret))
-                        .form(&[("grant_type", "client_credentials")])
+                    let r = token_request(&http, &base, id, secret)
                         .send()
                         .await
                         .unwrap();
@@ -252,13 +249,7 @@ fn check_rows(
 
 /// A client_credentials token for `id`.
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
-    let r = http
-        .post(format!("{base}/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let r = token_request(http, base, id, secret).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     r.json::<Value>().await.unwrap()["access_token"]
         .as_str()

@@ -475,22 +475,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         if let Some(name) = self.pg_database.take() {
-            // Drop the test database from a separate runtime: this may run while the test's runtime unwinds.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(pool) = sqlx::PgPool::connect(PG_URL).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&pool)
-                                .await;
-                    }
-                });
-            })
-            .join();
+            drop_pg_database(name);
         }
     }
 }
@@ -509,6 +494,25 @@ pub async fn fresh_pg_database() -> (String, String) {
     admin.close().await;
     let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
     (name, url)
+}
+
+/// Drops a test database (`WITH (FORCE)`), from a runtime of its own: this runs in `Drop`, possibly while the
+/// test's runtime unwinds.
+pub fn drop_pg_database(name: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            if let Ok(pool) = sqlx::PgPool::connect(PG_URL).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&pool)
+                    .await;
+            }
+        });
+    })
+    .join();
 }
 
 /// Lower-case hex.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::child::{FreshPg, Process, Served};
+use crate::child::{FreshPg, Process, Served, token_request};
 use crate::harness::claims;
 
 /// Keyward's line for each request it answered (tower-http's response event).
@@ -287,9 +287,7 @@ async fn call(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
 
 /// The status of a client_credentials request.
 async fn try_token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> StatusCode {
-    http.post(format!("{base}/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
+    token_request(http, base, id, secret)
         .send()
         .await
         .expect("request")
@@ -298,12 +296,7 @@ async fn try_token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -
 
 /// A client_credentials token, which must be granted.
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
-    let (status, body) = call(
-        http.post(format!("{base}/oauth2/token"))
-            .basic_auth(id, Some(secret))
-            .form(&[("grant_type", "client_credentials")]),
-    )
-    .await;
+    let (status, body) = call(token_request(http, base, id, secret)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }

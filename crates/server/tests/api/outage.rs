@@ -85,8 +85,15 @@ async fn postgres_stopped_and_restarted_under_load() {
     let token = a.access_token(&id, &secret, &[]).await;
     a.wait_loaded().await;
     b.wait_loaded().await;
-    // Clients already in B's memory: the one made above.
-    b.access_token(&id, &secret, &[]).await;
+    // The client made on A reaches B's memory through the change feed.
+    let made = Instant::now();
+    while b.token(&id, &secret, &[]).await.status() != StatusCode::OK {
+        assert!(
+            made.elapsed() < Duration::from_secs(1),
+            "B never learnt of the client"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
