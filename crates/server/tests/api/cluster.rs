@@ -2,7 +2,7 @@
 //! within a second (PostgreSQL notifications; SQLite polls the feed), keys are published everywhere before they
 //! sign, nodes starting together migrate once, a newer schema is refused, and one node at a time purges.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keyward::app::App;
 use keyward::clock::Clock;
@@ -11,31 +11,21 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::harness::{TestApp, fresh_pg_database};
+use crate::harness::{TestApp, eventually, fresh_pg_database};
 use crate::keys::{jwks_kids, kid};
 
 /// The bound the issue sets on propagation between nodes.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
-/// Polls `check` until it holds; returns how long that took, failing past `PROPAGATION`.
-async fn within_a_second<F, Fut>(what: &str, mut check: F) -> Duration
+/// Polls `check` until it holds, failing past `PROPAGATION`; prints how long it took (the figure of the note).
+async fn within_a_second<F, Fut>(what: &str, check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let started = Instant::now();
-    loop {
-        if check().await {
-            let took = started.elapsed();
-            eprintln!("propagation: {what} in {} ms", took.as_millis());
-            return took;
-        }
-        assert!(
-            started.elapsed() <= PROPAGATION,
-            "{what}: not honoured by the other node within {PROPAGATION:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let took = eventually(PROPAGATION, what, check).await;
+    eprintln!("propagation: {what} in {} ms", took.as_millis());
+    took
 }
 
 async fn token_status(node: &TestApp, id: &str, secret: &str) -> StatusCode {

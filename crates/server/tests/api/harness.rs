@@ -496,6 +496,26 @@ pub async fn fresh_pg_database() -> (String, String) {
     (name, url)
 }
 
+/// Polls `check` every 10 ms until it holds; returns how long that took, failing with `what` past `limit`.
+pub async fn eventually<F, Fut>(
+    limit: std::time::Duration,
+    what: &str,
+    mut check: F,
+) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() <= limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Drops a test database (`WITH (FORCE)`), from a runtime of its own: this runs in `Drop`, possibly while the
 /// test's runtime unwinds.
 pub fn drop_pg_database(name: String) {

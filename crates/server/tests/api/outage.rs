@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Launch, TestApp};
+use crate::harness::{Launch, TestApp, eventually};
 use crate::pg::OwnPostgres;
 
 /// One request's outcome: when it started (since the load began), its status (0 for a transport error), how
@@ -86,14 +86,8 @@ async fn postgres_stopped_and_restarted_under_load() {
     a.wait_loaded().await;
     b.wait_loaded().await;
     // The client made on A reaches B's memory through the change feed.
-    let made = Instant::now();
-    while b.token(&id, &secret, &[]).await.status() != StatusCode::OK {
-        assert!(
-            made.elapsed() < Duration::from_secs(1),
-            "B never learnt of the client"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let b_serves = || async { b.token(&id, &secret, &[]).await.status() == StatusCode::OK };
+    eventually(Duration::from_secs(1), "B learns of the client", b_serves).await;
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -232,14 +226,7 @@ async fn postgres_stopped_and_restarted_under_load() {
     }
     assert!(count_503 > 0, "the outage was seen");
     // B serves again once the database is back.
-    let b_back = Instant::now();
-    while b.token(&id, &secret, &[]).await.status() != StatusCode::OK {
-        assert!(
-            b_back.elapsed() < Duration::from_secs(5),
-            "B did not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(5), "B recovers", b_serves).await;
     let ready = a.http.get(a.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     // No write that answered 201 was lost.
