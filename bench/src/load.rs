@@ -126,16 +126,6 @@ impl Raw {
         self.elapsed += other.elapsed;
     }
 
-    /// Slices added (runs of one second each, as `purge` uses them).
-    pub(crate) fn len(&self) -> usize {
-        self.elapsed.round() as usize
-    }
-
-    /// Whether nothing was added.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.elapsed == 0.0
-    }
-
     pub(crate) fn summary(mut self) -> Measured {
         let all = &mut self.latencies;
         all.sort_unstable();

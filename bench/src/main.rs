@@ -113,6 +113,21 @@ impl Row {
         }
     }
 
+    /// This row measured beside a reference in interleaved slices: the reference's row, named `reference_name`
+    /// (indented), is pushed first, and this row's ratio is to it.
+    pub(crate) fn beside(
+        mut self,
+        rows: &mut Vec<Row>,
+        reference_name: String,
+        reference: Measured,
+        reference_rss: f64,
+    ) -> Self {
+        rows.push(Row::new(reference_name, reference, reference_rss));
+        self.baseline = Some(reference.rps);
+        self.paired = true;
+        self
+    }
+
     /// Sets the rate the ratio is taken against.
     pub(crate) fn against(mut self, baseline: Option<f64>) -> Self {
         self.baseline = baseline;

@@ -73,13 +73,12 @@ async fn token_row(
     let (mut row, writes) = match reference {
         Some(r) => {
             let (m, writes, b) = measure_beside(shot, r.shot, o, kw).await?;
-            rows.push(Row::new(
+            let row = Row::new(target, m, procs::peak_rss_mib(kw.pid)).beside(
+                rows,
                 format!("  {}, alternating", r.label),
                 b,
                 procs::peak_rss_mib(r.pid),
-            ));
-            let mut row = Row::new(target, m, procs::peak_rss_mib(kw.pid)).against(Some(b.rps));
-            row.paired = true;
+            );
             (row, writes)
         }
         None => {
@@ -253,6 +252,7 @@ pub(crate) async fn purge(
         Ok(n)
     };
     let (mut purging, mut idle) = (load::Raw::default(), load::Raw::default());
+    let (mut purging_slices, mut idle_slices) = (0, 0);
     let mut before = count().await?;
     // Long enough for three rounds, and for idle slices between and after them.
     for _ in 0..40 {
@@ -260,27 +260,31 @@ pub(crate) async fn purge(
         let after = count().await?;
         if after < before {
             purging.add(slice);
+            purging_slices += 1;
         } else {
             idle.add(slice);
+            idle_slices += 1;
         }
         before = after;
-        if after == 0 && idle.len() >= 8 {
+        if after == 0 && idle_slices >= 8 {
             break;
         }
     }
-    if purging.is_empty() || idle.is_empty() {
+    if purging_slices == 0 || idle_slices == 0 {
         bail!("the purge was not seen (left: {before} rows)");
     }
-    let (p, i) = (purging.summary(), idle.summary());
     let rss = procs::peak_rss_mib(kw.pid);
-    rows.push(Row::new(
-        "  keyward-introspect-pg, purge idle".into(),
-        i,
+    let row = Row::new(
+        "keyward-introspect-pg, purge running".into(),
+        purging.summary(),
         rss,
-    ));
-    let mut row =
-        Row::new("keyward-introspect-pg, purge running".into(), p, rss).against(Some(i.rps));
-    row.paired = true;
+    )
+    .beside(
+        rows,
+        "  keyward-introspect-pg, purge idle".into(),
+        idle.summary(),
+        rss,
+    );
     rows.push(row);
     procs.stop(kw.pid);
     Ok(())
@@ -394,19 +398,18 @@ pub(crate) async fn cluster(
     load::run(both.clone(), o.connections, 1.0).await;
     let (m2, m1) = load::run_alternating(both, single, o.connections, o.seconds, 1.0).await;
     let rss = procs::peak_rss_mib(one.pid);
-    rows.push(Row::new(
+    let row = Row::new(
+        "keyward-cc-pg ES256 two nodes".into(),
+        m2,
+        rss + procs::peak_rss_mib(two.pid),
+    )
+    .beside(
+        rows,
         "  keyward-cc-pg ES256 one node, alternating".into(),
         m1,
         rss,
-    ));
-    rows.push(
-        Row::new(
-            "keyward-cc-pg ES256 two nodes".into(),
-            m2,
-            rss + procs::peak_rss_mib(two.pid),
-        )
-        .against(Some(m1.rps)),
     );
+    rows.push(row);
     procs.stop(two.pid);
     procs.stop(one.pid);
     Ok(())
@@ -538,18 +541,17 @@ pub(crate) async fn peer(
     let beside = warm_up(one_shot, o).await;
     let shots = warm_up(shot, o).await;
     let (m, b) = load::run_alternating(shots, beside, o.connections, o.seconds, 1.0).await;
-    rows.push(Row::new(
-        "  keyward-cc-sqlite ES256, alternating".into(),
-        b,
-        procs::peak_rss_mib(one_kw.pid),
-    ));
-    let mut row = Row::new(
+    let row = Row::new(
         "peer-oidc-provider ES256".into(),
         m,
         procs::peak_rss_mib(pid),
     )
-    .against(Some(b.rps));
-    row.paired = true;
+    .beside(
+        rows,
+        "  keyward-cc-sqlite ES256, alternating".into(),
+        b,
+        procs::peak_rss_mib(one_kw.pid),
+    );
     rows.push(row);
     procs.stop(pid);
     procs.stop(one_kw.pid);

@@ -15,9 +15,9 @@ use crate::config::{Config, TokenEndpoint};
 use crate::crypto::MasterKeys;
 use crate::feed::{FeedCursor, FeedHealth, GAP_GRACE};
 use crate::keys::{self, KeyRing};
-use crate::metrics::{Metrics, PURGED_TABLES};
+use crate::metrics::Metrics;
 use crate::registry::{LAST_USED_PER_FLUSH, Registry};
-use crate::store::{Store, StoreError};
+use crate::store::{Expiring, Store, StoreError};
 
 /// What every request handler shares.
 pub struct App {
@@ -314,8 +314,6 @@ const PURGE_MAX_BATCHES: u32 = 200;
 /// The longest a read of the feed may take before it counts as failed: a connection that died silently (no
 /// reset, no answer) must not leave the node believing the database is up, and issuing tokens past its stale limit.
 const FEED_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Feed entries are kept a day (a CLI or a node reading the feed late still finds them).
-const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 /// Loads every client into memory, retrying until it can. Serving does not wait for it: until it is done,
 /// clients are read from the store one by one.
@@ -498,18 +496,11 @@ pub async fn purge(app: &App) {
     }
     app.metrics.purge_runs.increment(1);
     let started = std::time::Instant::now();
-    let mut deleted = [0u64; PURGED_TABLES.len()];
-    for (i, table) in PURGED_TABLES.iter().enumerate() {
+    let mut deleted = [0u64; Expiring::ALL.len()];
+    for (i, kind) in Expiring::ALL.into_iter().enumerate() {
+        let table = kind.table();
         for _ in 0..PURGE_MAX_BATCHES {
-            let batch = match *table {
-                "revoked_tokens" => app.store.revoked_purge(now, PURGE_BATCH).await,
-                _ => {
-                    app.store
-                        .changes_purge(now - CHANGES_KEPT_SECONDS, PURGE_BATCH)
-                        .await
-                }
-            };
-            match batch {
+            match app.store.purge_expired(kind, now, PURGE_BATCH).await {
                 Ok(n) => {
                     deleted[i] += n;
                     app.metrics.purged_rows[i].increment(n);
@@ -526,9 +517,13 @@ pub async fn purge(app: &App) {
         }
     }
     if deleted.iter().any(|n| *n > 0) {
+        let counts: Vec<String> = Expiring::ALL
+            .iter()
+            .zip(deleted)
+            .map(|(kind, n)| format!("{}={n}", kind.table()))
+            .collect();
         tracing::info!(
-            revoked_tokens = deleted[0],
-            changes = deleted[1],
+            rows = %counts.join(" "),
             seconds = started.elapsed().as_secs_f64(),
             node = %app.node_id,
             "purged expired rows"

@@ -10,15 +10,13 @@ use metrics::{Counter, Gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::app::App;
-
-/// The tables the purge deletes expired rows from, in the order it visits them.
-pub const PURGED_TABLES: [&str; 2] = ["revoked_tokens", "changes"];
+use crate::store::Expiring;
 
 /// Every metric Keyward records.
 pub struct Metrics {
     handle: PrometheusHandle,
-    /// Rows deleted by the purge, per table of `PURGED_TABLES`.
-    pub purged_rows: [Counter; PURGED_TABLES.len()],
+    /// Rows deleted by the purge, per kind of `Expiring::ALL`.
+    pub purged_rows: [Counter; Expiring::ALL.len()],
     /// Purge rounds this node ran while holding the lease.
     pub purge_runs: Counter,
     /// 1 while this node holds the purge lease.
@@ -63,8 +61,9 @@ impl Metrics {
             );
             Metrics {
                 handle: handle.clone(),
-                purged_rows: PURGED_TABLES
-                    .map(|table| metrics::counter!("keyward_purged_rows_total", "table" => table)),
+                purged_rows: Expiring::ALL.map(
+                    |kind| metrics::counter!("keyward_purged_rows_total", "table" => kind.table()),
+                ),
                 purge_runs: metrics::counter!("keyward_purge_runs_total"),
                 purge_lease_held: metrics::gauge!("keyward_purge_lease_held"),
                 database_up: metrics::gauge!("keyward_database_up"),

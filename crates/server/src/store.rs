@@ -152,6 +152,32 @@ pub struct Store {
     listen: Option<(PgConnectOptions, Duration)>,
 }
 
+/// The tables whose rows expire, which the purge deletes in small batches. A new short-lived table is a variant
+/// here and a branch of `Store::purge_expired`; the purge and its metrics follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiring {
+    /// Denylist entries whose tokens have expired.
+    RevokedTokens,
+    /// Change-feed entries older than `CHANGES_KEPT_SECONDS`.
+    Changes,
+}
+
+/// Feed entries are kept a day (a CLI or a node reading the feed late still finds them).
+pub const CHANGES_KEPT_SECONDS: i64 = 86_400;
+
+impl Expiring {
+    /// Every kind, in the order the purge visits them.
+    pub const ALL: [Expiring; 2] = [Expiring::RevokedTokens, Expiring::Changes];
+
+    /// The table's name (the `table` label of the purge metric).
+    pub fn table(self) -> &'static str {
+        match self {
+            Expiring::RevokedTokens => "revoked_tokens",
+            Expiring::Changes => "changes",
+        }
+    }
+}
+
 /// The migrations compiled into this build, per engine.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -256,6 +282,19 @@ impl Store {
             }
             .await,
         )
+    }
+
+    /// Deletes up to `limit` expired rows of `kind` at `now` (one small batch); returns how many.
+    pub async fn purge_expired(
+        &self,
+        kind: Expiring,
+        now: i64,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        match kind {
+            Expiring::RevokedTokens => self.revoked_purge(now, limit).await,
+            Expiring::Changes => self.changes_purge(now - CHANGES_KEPT_SECONDS, limit).await,
+        }
     }
 
     /// Starts a transaction.

@@ -62,6 +62,14 @@ where
     })
 }
 
+/// Runs a blocking `pg_ctl` step off the runtime, so the load keeps going while it waits.
+async fn off_runtime(pg: &Arc<OwnPostgres>, step: fn(&OwnPostgres)) {
+    let pg = pg.clone();
+    tokio::task::spawn_blocking(move || step(&pg))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_and_restarted_under_load() {
     let pg = tokio::task::spawn_blocking(OwnPostgres::start)
@@ -133,12 +141,7 @@ async fn postgres_stopped_and_restarted_under_load() {
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pg = Arc::new(pg);
-    tokio::task::spawn_blocking({
-        let pg = pg.clone();
-        move || pg.stop()
-    })
-    .await
-    .unwrap();
+    off_runtime(&pg, OwnPostgres::stop).await;
     let down_at = start.elapsed();
     // Down for a few seconds: past B's stale limit (2 s), well within A's (20 s).
     tokio::time::sleep(Duration::from_millis(3_500)).await;
@@ -161,12 +164,7 @@ async fn postgres_stopped_and_restarted_under_load() {
         StatusCode::SERVICE_UNAVAILABLE,
         "B's JWKS past its stale limit"
     );
-    tokio::task::spawn_blocking({
-        let pg = pg.clone();
-        move || pg.start_again()
-    })
-    .await
-    .unwrap();
+    off_runtime(&pg, OwnPostgres::start_again).await;
     let up_at = start.elapsed();
     // Recovery: the first request that needs the database answers 200 again.
     let recovered = loop {
