@@ -14,16 +14,26 @@ pub const ACCOUNT_SUBJECT_PREFIX: &str = "acct_";
 pub enum GrantType {
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 6749 §4.1, with PKCE (RFC 7636) required.
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    RefreshToken,
 }
 
 impl GrantType {
-    /// Grant types the token endpoint serves today.
-    pub const OFFERED: [GrantType; 1] = [GrantType::ClientCredentials];
+    /// Grant types the token endpoint serves. `password` and `implicit` are never offered (RFC 9700 §2.4, §2.1.2).
+    pub const OFFERED: [GrantType; 3] = [
+        GrantType::ClientCredentials,
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+    ];
 
     /// The `grant_type` value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
         }
     }
 }
@@ -33,8 +43,11 @@ impl FromStr for GrantType {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "client_credentials" => Ok(Self::ClientCredentials),
+            "authorization_code" => Ok(Self::AuthorizationCode),
+            "refresh_token" => Ok(Self::RefreshToken),
             _ => Err(format!(
-                "unsupported grant type {s:?}: Keyward offers client_credentials"
+                "unsupported grant type {s:?}: Keyward offers client_credentials, authorization_code and \
+                 refresh_token"
             )),
         }
     }
@@ -53,17 +66,26 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// RFC 6749 §2.3.1, credentials in the request body (form or JSON).
     ClientSecretPost,
+    /// RFC 7591 §2 `none`: a public client (RFC 6749 §2.1) that sends its `client_id` alone.
+    None,
 }
 
 impl AuthMethod {
-    /// Every method, the default for a new client.
+    /// The secret methods, the default for a new confidential client.
     pub const ALL: [AuthMethod; 2] = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+    /// Every method, secret or not.
+    pub const EVERY: [AuthMethod; 3] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::None,
+    ];
 
     /// The RFC 7591 name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
         }
     }
 }
@@ -74,8 +96,10 @@ impl FromStr for AuthMethod {
         match s {
             "client_secret_basic" => Ok(Self::ClientSecretBasic),
             "client_secret_post" => Ok(Self::ClientSecretPost),
+            "none" => Ok(Self::None),
             _ => Err(format!(
-                "unknown auth method {s:?}: use client_secret_basic or client_secret_post"
+                "unknown auth method {s:?}: use client_secret_basic, client_secret_post, or none (public \
+                 clients)"
             )),
         }
     }
@@ -108,6 +132,19 @@ pub struct Client {
     pub default_resource: Option<String>,
     /// Identifiers of resources this client serves as a resource server: it may introspect their tokens.
     pub serves_resources: Vec<String>,
+    /// Registered redirect URIs (RFC 6749 §3.1.2), compared by exact string.
+    pub redirect_uris: Vec<String>,
+    /// What the app does, shown on the consent page.
+    pub description: String,
+    /// Absolute lifetime of its delegated grants (refresh tokens), seconds; `None` is the server default.
+    pub refresh_token_ttl: Option<i64>,
+}
+
+impl Client {
+    /// RFC 6749 §2.1: a public client holds no secret and authenticates with `none` alone.
+    pub fn is_public(&self) -> bool {
+        self.auth_methods == [AuthMethod::None]
+    }
 }
 
 /// Checks a client identifier chosen by an operator (generated ones always pass): 1 to 255 characters, no
@@ -147,7 +184,7 @@ mod tests {
             GrantType::ClientCredentials
         );
         assert!("password".parse::<GrantType>().is_err());
-        for m in AuthMethod::ALL {
+        for m in AuthMethod::EVERY {
             assert_eq!(m.as_str().parse::<AuthMethod>().unwrap(), m);
         }
     }

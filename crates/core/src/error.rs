@@ -27,6 +27,10 @@ pub enum ErrorCode {
     InsufficientScope,
     /// RFC 7009 §2.2.1: the server cannot revoke this type of token.
     UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1: the authorization server does not support this `response_type`.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1: the resource owner denied the request.
+    AccessDenied,
     /// Keyward: a limit was hit (no RFC code exists; clients key on status 429).
     RateLimited,
     /// RFC 6749 §5.2 (via §4.1.2.1): an unexpected condition on the server.
@@ -47,6 +51,8 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::AccessDenied => "access_denied",
             Self::RateLimited => "rate_limited",
             Self::ServerError => "server_error",
         }
@@ -85,6 +91,10 @@ impl OAuthError {
     /// secret cannot be told apart (SECURITY.md).
     pub fn invalid_client() -> Self {
         Self::new(ErrorCode::InvalidClient, "client authentication failed")
+    }
+    /// `invalid_grant` with a description.
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
     }
     /// `invalid_scope` with a description.
     pub fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {

@@ -44,6 +44,20 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// Encodes one component for a query string or form: every byte but RFC 3986 `unreserved` is percent-encoded,
+/// so whatever a client put in `state` comes back byte for byte and cannot break out of its parameter.
+pub fn encode_component(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for b in input.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decoded request parameters, in order, repeats kept so that they can be refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
@@ -111,6 +125,20 @@ impl Params {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn encoding_round_trips() {
+        let hostile = "a b&c=d%e+f/<script>\"'#?é";
+        assert_eq!(
+            decode_component(&encode_component(hostile)).unwrap(),
+            hostile
+        );
+        assert!(
+            encode_component(hostile)
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+        );
+    }
 
     #[test]
     fn decodes_plus_and_percent() {

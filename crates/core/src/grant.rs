@@ -1,5 +1,6 @@
 //! Grant decisions: given an authenticated client, the request and the catalogue, what may be issued.
 
+pub mod authorization_code;
 pub mod client_credentials;
 
 use crate::resource::SigningAlg;

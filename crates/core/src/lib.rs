@@ -12,6 +12,8 @@ pub mod grant;
 pub mod introspect;
 pub mod jwt;
 pub mod keys;
+pub mod pkce;
+pub mod redirect;
 pub mod resource;
 pub mod scope;
 

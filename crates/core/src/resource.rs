@@ -1,5 +1,6 @@
 //! Resources: the APIs (audiences) tokens are issued for. An environment such as UAT or PROD is its own resource.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -74,6 +75,55 @@ pub struct Resource {
     pub access_token_ttl: i64,
     /// The algorithm its tokens are signed with.
     pub signing_alg: SigningAlg,
+    /// What each scope means, for people: the consent page and the token detail endpoint.
+    pub scope_details: BTreeMap<String, ScopeDetail>,
+}
+
+/// A scope described for people: a sentence for the consent page, and the API category and access level the token
+/// detail endpoint groups it under (for example `Item` / `Full Access`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeDetail {
+    /// What the scope lets an app do, in plain words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The API category (`Item`, `Reports`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The access level within the category (`View Only`, `Full Access`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+}
+
+impl Resource {
+    /// The plain-words description of `scope`, or the scope itself when none is given.
+    pub fn describe(&self, scope: &str) -> String {
+        self.scope_details
+            .get(scope)
+            .and_then(|d| d.description.clone())
+            .unwrap_or_else(|| scope.to_owned())
+    }
+
+    /// The token detail view of `scope`: each category with its access level, in the order of the resource's
+    /// catalogue, a later scope of the same category replacing an earlier one (declare levels from the lowest).
+    /// Scopes without a category are left out.
+    pub fn categories(&self, scope: &ScopeSet) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for s in self.scopes.iter().filter(|s| scope.contains(s)) {
+            let Some(d) = self.scope_details.get(s) else {
+                continue;
+            };
+            let Some(category) = &d.category else {
+                continue;
+            };
+            let access = d.access.clone().unwrap_or_else(|| s.to_owned());
+            match out.iter_mut().find(|(c, _)| c == category) {
+                Some(entry) => entry.1 = access,
+                None => out.push((category.clone(), access)),
+            }
+        }
+        out
+    }
 }
 
 /// Checks a resource identifier: it appears inside a scope token (`<identifier>/.default`), so it must be one.

@@ -125,6 +125,15 @@ pub struct ClientInput {
     pub default_resource: Option<String>,
     /// Resources it serves (may introspect their tokens).
     pub serves_resources: Option<Vec<String>>,
+    /// `confidential` (the default: it holds a secret) or `public` (RFC 6749 §2.1: a browser or mobile app that
+    /// cannot keep one; it authenticates with `none` and may use authorization_code and refresh_token only).
+    pub client_type: Option<String>,
+    /// Registered redirect URIs (RFC 6749 §3.1.2), needed for authorization_code.
+    pub redirect_uris: Option<Vec<String>>,
+    /// What the app does, shown on the consent page; `""` clears it.
+    pub description: Option<String>,
+    /// Absolute lifetime of its delegated grants (default: the server's `refresh_token_ttl`); `0` clears it.
+    pub refresh_token_ttl: Option<DurationValue>,
 }
 
 /// A secret as listed: never its value.
@@ -163,6 +172,14 @@ pub struct ClientView {
     pub default_resource: Option<String>,
     /// Served resources.
     pub serves_resources: Vec<String>,
+    /// `confidential` or `public`.
+    pub client_type: &'static str,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Shown on the consent page.
+    pub description: String,
+    /// Absolute lifetime of its grants in seconds, when it has its own.
+    pub refresh_token_ttl: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -210,6 +227,14 @@ fn client_view(
         scopes: split_list(&row.scopes),
         default_resource: row.default_resource.clone(),
         serves_resources: split_list(&row.serves_resources),
+        client_type: if row.auth_methods == AuthMethod::None.as_str() {
+            "public"
+        } else {
+            "confidential"
+        },
+        redirect_uris: split_list(&row.redirect_uris),
+        description: row.description.clone(),
+        refresh_token_ttl: row.refresh_token_ttl,
         created_at: row.created_at,
         updated_at: row.updated_at,
         secrets: secrets.map(|s| s.iter().map(secret_view).collect()),
@@ -311,6 +336,91 @@ fn merge_client(
         }
         row.serves_resources = s.join(" ");
     }
+    merge_app(
+        row,
+        input.client_type,
+        input.redirect_uris,
+        input.description,
+        input.refresh_token_ttl,
+    )
+}
+
+/// The longest refresh-token lifetime an app may be given: ten years.
+const MAX_REFRESH_TTL: i64 = 10 * 365 * 86_400;
+
+/// The app fields of a client (type, redirect URIs, description, grant lifetime), and the rules that tie them to
+/// its grant types and auth methods.
+fn merge_app(
+    row: &mut ClientRow,
+    client_type: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    description: Option<String>,
+    refresh_token_ttl: Option<DurationValue>,
+) -> Result<(), ApiError> {
+    let none = AuthMethod::None.as_str();
+    match client_type.as_deref() {
+        None => {}
+        Some("public") => row.auth_methods = none.into(),
+        Some("confidential") if row.auth_methods == none => {
+            row.auth_methods = AuthMethod::ALL.map(|m| m.as_str()).join(" ");
+        }
+        Some("confidential") => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "client_type: must be confidential or public",
+            ));
+        }
+    }
+    let methods = split_list(&row.auth_methods);
+    if methods.iter().any(|m| m == none) && methods.len() > 1 {
+        return Err(ApiError::bad_request(
+            "auth_methods: none (a public client) cannot be combined with secret methods",
+        ));
+    }
+    if let Some(uris) = redirect_uris {
+        if uris.len() > 20 {
+            return Err(ApiError::bad_request("redirect_uris: at most 20"));
+        }
+        for u in &uris {
+            keyward_core::redirect::check_registration(u)
+                .map_err(|m| ApiError::bad_request(format!("redirect_uris: {m}")))?;
+        }
+        row.redirect_uris = uris.join(" ");
+    }
+    if let Some(d) = description {
+        if d.chars().count() > 1_000 || d.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "description: at most 1,000 characters with no control characters",
+            ));
+        }
+        row.description = d;
+    }
+    if let Some(t) = refresh_token_ttl {
+        let t = t.seconds("refresh_token_ttl")?;
+        if t != 0 && !(60..=MAX_REFRESH_TTL).contains(&t) {
+            return Err(ApiError::bad_request(
+                "refresh_token_ttl: must be from 60s to 3650d (or 0 for the server default)",
+            ));
+        }
+        row.refresh_token_ttl = (t != 0).then_some(t);
+    }
+    let grants = split_list(&row.grant_types);
+    let has = |g: GrantType| grants.iter().any(|x| x == g.as_str());
+    if row.auth_methods == none && has(GrantType::ClientCredentials) {
+        return Err(ApiError::bad_request(
+            "grant_types: a public client cannot use client_credentials (it holds no secret)",
+        ));
+    }
+    if has(GrantType::AuthorizationCode) && row.redirect_uris.is_empty() {
+        return Err(ApiError::bad_request(
+            "redirect_uris: authorization_code needs at least one redirect URI",
+        ));
+    }
+    if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
+        return Err(ApiError::bad_request(
+            "grant_types: refresh_token comes with authorization_code",
+        ));
+    }
     Ok(())
 }
 
@@ -339,6 +449,9 @@ pub(crate) fn new_client(
         scopes: String::new(),
         default_resource: None,
         serves_resources: String::new(),
+        redirect_uris: String::new(),
+        description: String::new(),
+        refresh_token_ttl: None,
         created_at: now,
         updated_at: now,
     };
@@ -355,7 +468,7 @@ pub(crate) fn new_client(
     Ok(NewClient { row, resources })
 }
 
-/// Creates a client and its first secret inside `tx`.
+/// Creates a client and, unless it is public, its first secret inside `tx`.
 pub async fn client_create_in(
     tx: &mut Tx,
     master: &MasterKeys,
@@ -363,7 +476,7 @@ pub async fn client_create_in(
     input: ClientInput,
     catalogue: &HashMap<String, Vec<String>>,
     now: i64,
-) -> Result<(ClientView, String), ApiError> {
+) -> Result<(ClientView, Option<String>), ApiError> {
     let client = new_client(input, catalogue, now)?;
     let id = client.row.id.clone();
     tx.client_insert(&client).await.map_err(|e| match e {
@@ -374,22 +487,25 @@ pub async fn client_create_in(
         },
         e => e.into(),
     })?;
-    let (secret, hint) = new_secret();
-    let secret_row = SecretRow {
-        id: random_id("sec_"),
-        client_id: id.clone(),
-        digest: master.digest(&secret).to_vec(),
-        hint,
-        created_at: now,
-        expires_at: None,
-        last_used_at: None,
-    };
-    tx.secret_insert(&secret_row).await?;
-    let view = client_view(
-        &client.row,
-        client.resources.clone(),
-        Some(std::slice::from_ref(&secret_row)),
-    );
+    let public = client.row.auth_methods == AuthMethod::None.as_str();
+    let mut secrets = Vec::new();
+    let mut secret = None;
+    if !public {
+        let (value, hint) = new_secret();
+        let secret_row = SecretRow {
+            id: random_id("sec_"),
+            client_id: id.clone(),
+            digest: master.digest(&value).to_vec(),
+            hint,
+            created_at: now,
+            expires_at: None,
+            last_used_at: None,
+        };
+        tx.secret_insert(&secret_row).await?;
+        secrets.push(secret_row);
+        secret = Some(value);
+    }
+    let view = client_view(&client.row, client.resources.clone(), Some(&secrets));
     tx.audit(
         &actor.entry(
             "client.create",
@@ -425,12 +541,12 @@ impl App {
         Ok(())
     }
 
-    /// Creates a client; returns it and its secret (shown once).
+    /// Creates a client; returns it and its secret (shown once; none for a public client).
     pub async fn client_create(
         &self,
         actor: &Actor,
         input: ClientInput,
-    ) -> Result<(ClientView, String), ApiError> {
+    ) -> Result<(ClientView, Option<String>), ApiError> {
         let now = self.clock.now();
         let catalogue = self.catalogue().await?;
         let mut tx = self.store.begin().await?;
@@ -557,10 +673,15 @@ impl App {
         let mut tx = self.store.begin().await?;
         tx.change("client", id, now).await?;
         // Read under the lock, so a secret added concurrently is retired too.
-        let (_, _, existing) = tx
+        let (client, _, existing) = tx
             .client_get(id, true)
             .await
             .map_err(|e| not_found(e, "client"))?;
+        if client.auth_methods == AuthMethod::None.as_str() {
+            return Err(ApiError::bad_request(
+                "a public client has no secret: make it confidential first (client_type)",
+            ));
+        }
         tx.secret_insert(&row).await?;
         let old_expire = retire.map(|r| now + r);
         if let Some(at) = old_expire {
@@ -689,6 +810,10 @@ impl From<&ClientInput> for InputDetail {
         add(i.scopes.is_some(), "scopes");
         add(i.default_resource.is_some(), "default_resource");
         add(i.serves_resources.is_some(), "serves_resources");
+        add(i.client_type.is_some(), "client_type");
+        add(i.redirect_uris.is_some(), "redirect_uris");
+        add(i.description.is_some(), "description");
+        add(i.refresh_token_ttl.is_some(), "refresh_token_ttl");
         InputDetail { fields }
     }
 }

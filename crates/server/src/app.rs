@@ -51,6 +51,12 @@ pub struct App {
     pub metrics: Metrics,
     /// This process's name in leases (random, per start).
     pub node_id: String,
+    /// Default absolute lifetime of a delegated grant, seconds.
+    pub refresh_token_ttl: i64,
+    /// Login session lifetime, seconds.
+    pub session_ttl: i64,
+    /// Whether cookies are `Secure` (the issuer is https).
+    pub secure_cookies: bool,
 }
 
 /// The admin client created on first start; its secret is shown once.
@@ -120,6 +126,9 @@ impl App {
             stale_while_unreachable: config.stale_while_unreachable,
             metrics: Metrics::new(),
             node_id: crate::crypto::random_id("node_"),
+            refresh_token_ttl: config.refresh_token_ttl,
+            session_ttl: config.session_ttl,
+            secure_cookies: config.issuer.starts_with("https://"),
         };
         app.metrics.database_up.set(1.0);
         Ok((Arc::new(app), first))
@@ -170,6 +179,7 @@ async fn bootstrap(
         scopes: vec![ADMIN_SCOPE.into(), ADMIN_READ_SCOPE.into()],
         access_token_ttl: None,
         signing_alg: None,
+        scope_details: None,
     };
     admin::resource_create_in(&mut tx, &actor, resource, 3_600, now)
         .await
@@ -192,7 +202,7 @@ async fn bootstrap(
     tx.commit().await?;
     Ok(Some(FirstStart {
         client_id: view.client_id,
-        client_secret: secret,
+        client_secret: secret.ok_or_else(|| anyhow::anyhow!("the admin client has no secret"))?,
     }))
 }
 

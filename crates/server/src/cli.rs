@@ -296,6 +296,17 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
                 ..ClientInput::default()
             };
             let (view, secret) = app.client_create(actor, input).await?;
+            let Some(secret) = secret else {
+                if out.json {
+                    println!("{}", serde_json::to_string_pretty(&json!(view))?);
+                } else {
+                    println!(
+                        "client_id: {}\n\nA public client: it has no secret.",
+                        view.client_id
+                    );
+                }
+                return Ok(());
+            };
             if shell {
                 print_shell(&view.client_id, &secret);
             } else if out.json {
@@ -423,6 +434,7 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
                 scopes,
                 access_token_ttl: access_token_ttl.map(DurationValue::Text),
                 signing_alg,
+                scope_details: None,
             };
             let row = app.resource_create(actor, input).await?;
             print_rows(

@@ -39,6 +39,8 @@ pub struct RawConfig {
     worker_threads: Option<toml::Value>,
     stale_while_unreachable: Option<toml::Value>,
     metrics_listen: Option<toml::Value>,
+    refresh_token_ttl: Option<toml::Value>,
+    session_ttl: Option<toml::Value>,
     /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
     #[serde(default)]
     token_endpoint: Vec<RawTokenEndpoint>,
@@ -48,7 +50,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 17] = [
     "listen",
     "database",
     "issuer",
@@ -64,6 +66,8 @@ pub const KEYS: [&str; 15] = [
     "worker_threads",
     "stale_while_unreachable",
     "metrics_listen",
+    "refresh_token_ttl",
+    "session_ttl",
 ];
 
 /// Values given on the command line, which override everything else.
@@ -121,6 +125,10 @@ pub struct Config {
     pub stale_while_unreachable: Duration,
     /// Where Prometheus metrics are served (`GET /metrics`), when set.
     pub metrics_listen: Option<SocketAddr>,
+    /// Default absolute lifetime of a delegated grant (its refresh tokens), seconds; an app may set its own.
+    pub refresh_token_ttl: i64,
+    /// How long a login session lasts, seconds.
+    pub session_ttl: i64,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -204,6 +212,8 @@ impl RawConfig {
             "worker_threads" => &mut self.worker_threads,
             "stale_while_unreachable" => &mut self.stale_while_unreachable,
             "metrics_listen" => &mut self.metrics_listen,
+            "refresh_token_ttl" => &mut self.refresh_token_ttl,
+            "session_ttl" => &mut self.session_ttl,
             _ => return None,
         })
     }
@@ -286,6 +296,15 @@ impl RawConfig {
                  has a key before it signs",
             ));
         }
+        let refresh_token_ttl =
+            duration("refresh_token_ttl", self.refresh_token_ttl, 365 * 86_400)?;
+        if !(60..=10 * 365 * 86_400).contains(&refresh_token_ttl) {
+            return Err(invalid("refresh_token_ttl", "must be from 60s to 3650d"));
+        }
+        let session_ttl = duration("session_ttl", self.session_ttl, 12 * 3_600)?;
+        if !(60..=30 * 86_400).contains(&session_ttl) {
+            return Err(invalid("session_ttl", "must be from 60s to 30d"));
+        }
         let metrics_listen = match text("metrics_listen", self.metrics_listen)? {
             None => None,
             Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
@@ -363,6 +382,8 @@ impl RawConfig {
             worker_threads,
             stale_while_unreachable: Duration::from_secs(stale_while_unreachable as u64),
             metrics_listen,
+            refresh_token_ttl,
+            session_ttl,
             token_endpoints,
             resources: self.resource,
         })

@@ -66,6 +66,20 @@ pub fn new_secret() -> (String, String) {
     (secret, hint)
 }
 
+/// A new bearer value of 256 random bits with a prefix naming its kind (`kwc_` codes, `kwr_` refresh tokens,
+/// `kws_` sessions), so a leaked one is recognisable. Only its digest is ever stored.
+pub fn new_token(prefix: &str) -> String {
+    format!("{prefix}{}", B64.encode(random::<32>()))
+}
+
+/// SHA-256 (PKCE S256, RFC 7636 §4.2).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// Keys derived from the master key. Debug never shows them.
 pub struct MasterKeys {
     pepper: hmac::Key,

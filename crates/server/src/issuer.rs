@@ -28,9 +28,27 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds.
     pub expires_in: i64,
+    /// RFC 6749 §5.1: the rotated refresh token, on the delegated grants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Granted scopes (RFC 6749 §3.3), absent when none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+/// Whether a token endpoint ties delegated grants to a partner header (Walmart's `WM_PARTNER.ID`): the value
+/// must be sent and equal the account's partner id.
+#[derive(Debug, Clone, Copy)]
+pub enum PartnerCheck<'a> {
+    /// The endpoint asks for no partner header.
+    None,
+    /// The endpoint's header, and what the request sent in it.
+    Header {
+        /// The header's name, for the error message.
+        name: &'a str,
+        /// Its value, when sent.
+        value: Option<&'a str>,
+    },
 }
 
 impl App {
@@ -53,13 +71,22 @@ impl App {
     }
 
     /// `POST /oauth2/token` (RFC 6749 §3.2).
-    pub fn token(&self, client: &CachedClient, params: &Params) -> Result<TokenResponse, ApiError> {
+    pub async fn token(
+        &self,
+        client: &CachedClient,
+        params: &Params,
+        partner: PartnerCheck<'_>,
+    ) -> Result<TokenResponse, ApiError> {
         let grant_type = params.required("grant_type").map_err(ApiError::oauth)?;
         match grant_type.parse::<GrantType>() {
             Ok(GrantType::ClientCredentials) => self.client_credentials(client, params),
+            Ok(GrantType::AuthorizationCode) => {
+                self.authorization_code(client, params, partner).await
+            }
+            Ok(GrantType::RefreshToken) => self.refresh_token(client, params, partner).await,
             Err(_) => Err(ApiError::oauth(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                "Keyward offers the client_credentials grant type",
+                "Keyward offers client_credentials, authorization_code and refresh_token",
             ))),
         }
     }
@@ -99,6 +126,7 @@ impl App {
             access_token,
             token_type: "Bearer",
             expires_in: grant.ttl,
+            refresh_token: None,
             scope,
         })
     }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod delegated;
 pub mod error;
 pub mod feed;
 pub mod gateway;

@@ -47,7 +47,7 @@ pub struct CachedClient {
     /// Whether it may authenticate with HTTP Basic and with body credentials: `client.enabled` and
     /// `client.auth_methods` folded into this struct, so with a million clients in memory an authentication
     /// touches as few cache lines as it can.
-    accepts: [bool; 2],
+    accepts: [bool; 3],
 }
 
 impl CachedClient {
@@ -104,6 +104,9 @@ pub fn to_client(row: &ClientRow, resources: Vec<String>) -> Client {
         scopes: ScopeSet::from_tokens(split_list(&row.scopes)),
         default_resource: row.default_resource.clone(),
         serves_resources: split_list(&row.serves_resources),
+        redirect_uris: split_list(&row.redirect_uris),
+        description: row.description.clone(),
+        refresh_token_ttl: row.refresh_token_ttl,
     }
 }
 
@@ -116,13 +119,15 @@ pub fn to_resource(row: &ResourceRow) -> Option<Resource> {
         scopes: ScopeSet::from_tokens(split_list(&row.scopes)),
         access_token_ttl: row.access_token_ttl,
         signing_alg: row.signing_alg.parse().ok()?,
+        // Checked on write; a document a newer version wrote and this one cannot read describes nothing.
+        scope_details: serde_json::from_str(&row.scope_details).unwrap_or_default(),
     })
 }
 
 fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> CachedClient {
     let client = to_client(row, resources);
-    let mut accepts = [false; 2];
-    for m in AuthMethod::ALL {
+    let mut accepts = [false; 3];
+    for m in AuthMethod::EVERY {
         accepts[m as usize] = client.enabled && client.auth_methods.contains(&m);
     }
     CachedClient {
@@ -282,10 +287,21 @@ impl Registry {
         client: Option<Arc<CachedClient>>,
         now: i64,
     ) -> Result<Arc<CachedClient>, OAuthError> {
-        let digest = master.digest(&creds.secret);
         let Some(client) = client else {
+            // The digest is still computed, so an unknown client costs what a known one does.
+            let _ = master.digest(&creds.secret);
             return Err(OAuthError::invalid_client());
         };
+        if creds.method == AuthMethod::None {
+            // A public client (RFC 6749 §2.1) proves nothing but its id; the grants it may use bind what it gets
+            // to something else (a PKCE verifier, a refresh token issued to it).
+            return if client.accepts(AuthMethod::None) {
+                Ok(client)
+            } else {
+                Err(OAuthError::invalid_client())
+            };
+        }
+        let digest = master.digest(&creds.secret);
         let mut matched = None;
         for s in &client.secrets {
             let live = s.expires_at.is_none_or(|t| now < t);

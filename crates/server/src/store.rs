@@ -1,9 +1,11 @@
 //! The one `Store` over SQLite and PostgreSQL. Each query is written once: the `on_db!`/`on_tx!` macros run the
 //! same SQL text on whichever engine the database URL chose. Engine settings live here alone.
 
+mod accounts;
 mod audit;
 mod changes;
 mod clients;
+mod grants;
 mod keys;
 mod leases;
 mod meta;
@@ -18,9 +20,11 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
+pub use accounts::AccountRow;
 pub use audit::{AuditEntry, NewAudit};
 pub use changes::Change;
 pub use clients::{ClientRow, NewClient, SecretRow};
+pub use grants::{CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow};
 pub use keys::KeyRow;
 pub use resources::ResourceRow;
 
@@ -160,20 +164,38 @@ pub enum Expiring {
     RevokedTokens,
     /// Change-feed entries older than `CHANGES_KEPT_SECONDS`.
     Changes,
+    /// Authorization codes expired more than `CODES_KEPT_SECONDS` ago.
+    AuthCodes,
+    /// Grants (refresh-token families) past their absolute lifetime, with their refresh tokens.
+    Grants,
+    /// Expired login sessions.
+    Sessions,
 }
+
+/// Used and expired codes are kept ten minutes, so a code replayed late still revokes what it issued.
+pub const CODES_KEPT_SECONDS: i64 = 600;
 
 /// Feed entries are kept a day (a CLI or a node reading the feed late still finds them).
 pub const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 impl Expiring {
     /// Every kind, in the order the purge visits them.
-    pub const ALL: [Expiring; 2] = [Expiring::RevokedTokens, Expiring::Changes];
+    pub const ALL: [Expiring; 5] = [
+        Expiring::RevokedTokens,
+        Expiring::Changes,
+        Expiring::AuthCodes,
+        Expiring::Grants,
+        Expiring::Sessions,
+    ];
 
     /// The table's name (the `table` label of the purge metric).
     pub fn table(self) -> &'static str {
         match self {
             Expiring::RevokedTokens => "revoked_tokens",
             Expiring::Changes => "changes",
+            Expiring::AuthCodes => "auth_codes",
+            Expiring::Grants => "grants",
+            Expiring::Sessions => "sessions",
         }
     }
 }
@@ -294,6 +316,9 @@ impl Store {
         match kind {
             Expiring::RevokedTokens => self.revoked_purge(now, limit).await,
             Expiring::Changes => self.changes_purge(now - CHANGES_KEPT_SECONDS, limit).await,
+            Expiring::AuthCodes => self.codes_purge(now - CODES_KEPT_SECONDS, limit).await,
+            Expiring::Grants => self.grants_purge(now, limit).await,
+            Expiring::Sessions => self.sessions_purge(now, limit).await,
         }
     }
 

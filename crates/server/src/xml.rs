@@ -33,15 +33,20 @@ fn escape(text: &str) -> String {
 
 /// A token response as Walmart documents it:
 /// `<OAuthTokenDTO><accessToken>…</accessToken><tokenType>Bearer</tokenType><expiresIn>900</expiresIn></OAuthTokenDTO>`,
-/// with `<scope>` after them when the token has scopes.
+/// with `<refreshToken>` (delegated grants) and `<scope>` after them when the token has them.
 pub fn token(t: &TokenResponse) -> String {
+    let refresh = t
+        .refresh_token
+        .as_deref()
+        .map(|r| format!("<refreshToken>{}</refreshToken>", escape(r)))
+        .unwrap_or_default();
     let scope = t
         .scope
         .as_deref()
         .map(|s| format!("<scope>{}</scope>", escape(s)))
         .unwrap_or_default();
     format!(
-        "{DECLARATION}<OAuthTokenDTO><accessToken>{}</accessToken><tokenType>{}</tokenType><expiresIn>{}</expiresIn>{scope}</OAuthTokenDTO>",
+        "{DECLARATION}<OAuthTokenDTO><accessToken>{}</accessToken><tokenType>{}</tokenType><expiresIn>{}</expiresIn>{refresh}{scope}</OAuthTokenDTO>",
         escape(&t.access_token),
         escape(t.token_type),
         t.expires_in

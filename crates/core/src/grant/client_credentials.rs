@@ -127,6 +127,7 @@ mod tests {
             scopes: ScopeSet::parse(scopes).unwrap(),
             access_token_ttl: 900,
             signing_alg: SigningAlg::ES256,
+            scope_details: Default::default(),
         }
     }
 
@@ -140,6 +141,9 @@ mod tests {
             resources: resources.iter().map(|s| s.to_string()).collect(),
             scopes: ScopeSet::parse(scopes).unwrap(),
             default_resource: None,
+            redirect_uris: vec![],
+            description: String::new(),
+            refresh_token_ttl: None,
             serves_resources: vec![],
         }
     }

@@ -1,7 +1,9 @@
 //! Resources (the APIs tokens are for): creating, listing, changing and deleting them, and checking the
 //! resources a configuration declares. Part of the admin operations, with the same rules as clients.
 
-use keyward_core::resource::{ADMIN_RESOURCE, SigningAlg, check_identifier};
+use std::collections::BTreeMap;
+
+use keyward_core::resource::{ADMIN_RESOURCE, ScopeDetail, SigningAlg, check_identifier};
 use keyward_core::scope::is_scope_token;
 use serde::Deserialize;
 use serde_json::json;
@@ -65,6 +67,7 @@ fn new_resource(input: ResourceInput, max_ttl: i64, now: i64) -> Result<Resource
         scopes: String::new(),
         access_token_ttl: 900,
         signing_alg: SigningAlg::ES256.to_string(),
+        scope_details: "{}".into(),
         created_at: now,
         updated_at: now,
     };
@@ -87,6 +90,8 @@ pub struct ResourceInput {
     pub access_token_ttl: Option<DurationValue>,
     /// Signing algorithm (default ES256).
     pub signing_alg: Option<String>,
+    /// What scopes mean for people: the consent page's words, the token detail's category and access level.
+    pub scope_details: Option<BTreeMap<String, ScopeDetail>>,
 }
 
 impl ResourceInput {
@@ -96,6 +101,7 @@ impl ResourceInput {
             scopes: Some(self.scopes),
             access_token_ttl: self.access_token_ttl,
             signing_alg: self.signing_alg,
+            scope_details: self.scope_details,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct ResourcePatch {
     pub access_token_ttl: Option<DurationValue>,
     /// Signing algorithm.
     pub signing_alg: Option<String>,
+    /// Scope descriptions, categories and access levels (replaces them all).
+    pub scope_details: Option<BTreeMap<String, ScopeDetail>>,
 }
 
 fn apply_resource(
@@ -149,6 +157,32 @@ fn apply_resource(
             .parse()
             .map_err(|m| ApiError::bad_request(format!("signing_alg: {m}")))?;
         row.signing_alg = alg.to_string();
+    }
+    if let Some(details) = patch.scope_details {
+        row.scope_details = serde_json::to_string(&details).unwrap_or_else(|_| "{}".into());
+    }
+    let details: BTreeMap<String, ScopeDetail> =
+        serde_json::from_str(&row.scope_details).unwrap_or_default();
+    let catalogue = crate::store::split_list(&row.scopes);
+    for (scope, d) in &details {
+        if !catalogue.contains(scope) {
+            return Err(ApiError::bad_request(format!(
+                "scope_details: {scope:?} is not in the resource's scopes"
+            )));
+        }
+        for (field, text, max) in [
+            ("description", &d.description, 500),
+            ("category", &d.category, 100),
+            ("access", &d.access, 100),
+        ] {
+            if text.as_ref().is_some_and(|t| {
+                t.trim().is_empty() || t.chars().count() > max || t.chars().any(char::is_control)
+            }) {
+                return Err(ApiError::bad_request(format!(
+                    "scope_details.{scope}.{field}: must be 1 to {max} characters with no control characters"
+                )));
+            }
+        }
     }
     Ok(())
 }

@@ -27,6 +27,9 @@ pub struct RawTokenEndpoint {
     grant_types: Option<Vec<String>>,
     market_header: Option<String>,
     market_grants: Option<BTreeMap<String, Vec<String>>>,
+    partner_header: Option<String>,
+    detail_path: Option<String>,
+    access_token_header: Option<String>,
 }
 
 /// A request body encoding a token endpoint may accept.
@@ -95,6 +98,14 @@ pub struct TokenEndpoint {
     pub grants: GrantRule,
     /// The header that names the market, when grants vary by market.
     pub market_header: Option<NamedHeader>,
+    /// A header that authorization_code and refresh_token requests must carry, equal to the account's partner id
+    /// (Walmart's `WM_PARTNER.ID`).
+    pub partner_header: Option<NamedHeader>,
+    /// Where the token detail endpoint is served for this interface (`GET`), when set.
+    pub detail_path: Option<String>,
+    /// A header that carries the access token besides `Authorization: Bearer` (Walmart's `WM_SEC.ACCESS_TOKEN`),
+    /// read by the token detail endpoint.
+    pub access_token_header: Option<NamedHeader>,
 }
 
 /// Paths Keyward serves itself, which an alias may not take.
@@ -243,6 +254,31 @@ impl RawTokenEndpoint {
             }
             _ => return Err("market_header and market_grants go together".into()),
         };
+        let partner_header = self
+            .partner_header
+            .as_deref()
+            .map(|h| header("partner_header", h))
+            .transpose()?;
+        if partner_header.is_some()
+            && !grant_types
+                .iter()
+                .any(|g| g == "authorization_code" || g == "refresh_token")
+        {
+            return Err("partner_header: only authorization_code and refresh_token use it, and the endpoint \
+                        serves neither"
+                .into());
+        }
+        if let Some(p) = &self.detail_path {
+            check_path(p).map_err(|m| format!("detail_path: {m}"))?;
+            if *p == self.path {
+                return Err("detail_path: must differ from path".into());
+            }
+        }
+        let access_token_header = self
+            .access_token_header
+            .as_deref()
+            .map(|h| header("access_token_header", h))
+            .transpose()?;
         Ok(TokenEndpoint {
             path: self.path,
             auth_methods,
@@ -255,6 +291,9 @@ impl RawTokenEndpoint {
                 market,
             },
             market_header,
+            partner_header,
+            detail_path: self.detail_path,
+            access_token_header,
         })
     }
 }

@@ -204,7 +204,9 @@ async fn client_create(
 ) -> Result<Response, ApiError> {
     let (view, secret) = app.client_create(&a, input).await?;
     let mut body = serde_json::to_value(view).map_err(anyhow::Error::from)?;
-    body["client_secret"] = json!(secret);
+    if let Some(secret) = secret {
+        body["client_secret"] = json!(secret);
+    }
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -312,6 +314,7 @@ pub fn resource_json(r: &crate::store::ResourceRow) -> Value {
         "scopes": crate::store::split_list(&r.scopes),
         "access_token_ttl": r.access_token_ttl,
         "signing_alg": r.signing_alg,
+        "scope_details": serde_json::from_str::<Value>(&r.scope_details).unwrap_or_else(|_| json!({})),
         "created_at": r.created_at,
         "updated_at": r.updated_at,
     })

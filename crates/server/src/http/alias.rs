@@ -17,7 +17,7 @@ use super::extract::OAuthRequest;
 use crate::app::App;
 use crate::config::{NamedHeader, TokenEndpoint};
 use crate::error::{ApiError, Challenge};
-use crate::issuer::TokenResponse;
+use crate::issuer::{PartnerCheck, TokenResponse};
 
 /// The longest correlation value echoed and logged.
 const CORRELATION_MAX: usize = 200;
@@ -105,7 +105,19 @@ async fn issue(
     ep.grants
         .check(grant_type, market)
         .map_err(ApiError::oauth)?;
-    app.token(&client, &req.params)
+    let partner = match &ep.partner_header {
+        None => PartnerCheck::None,
+        Some(h) => PartnerCheck::Header {
+            name: &h.display,
+            value: match sent(&parts.headers, h) {
+                Sent::Text(t) => Some(t),
+                // Not text cannot equal a partner id; answered like a wrong one.
+                Sent::NotText => Some(""),
+                Sent::Absent => None,
+            },
+        },
+    };
+    app.token(&client, &req.params, partner).await
 }
 
 /// A Basic-only endpoint challenges for Basic even when the request tried something else (RFC 7235 §4.1).

@@ -156,6 +156,15 @@ fn credentials(
             }),
             Challenge::None,
         )),
+        // A public client sends its id alone (RFC 6749 §2.3.1, RFC 7591 `none`).
+        (Some(id), None) => Ok((
+            Some(Credentials {
+                client_id: id.to_owned(),
+                secret: String::new(),
+                method: AuthMethod::None,
+            }),
+            Challenge::None,
+        )),
         _ => Ok((None, Challenge::None)),
     }
 }

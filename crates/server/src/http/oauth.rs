@@ -13,7 +13,7 @@ use keyward_core::introspect::Introspection;
 use super::extract::OAuthRequest;
 use crate::app::App;
 use crate::error::ApiError;
-use crate::issuer::TokenResponse;
+use crate::issuer::{PartnerCheck, TokenResponse};
 
 /// `POST /oauth2/token`.
 pub(crate) async fn token(
@@ -23,7 +23,9 @@ pub(crate) async fn token(
     let client = app
         .authenticate(req.credentials.as_ref(), req.challenge)
         .await?;
-    app.token(&client, &req.params).map(Json)
+    app.token(&client, &req.params, PartnerCheck::None)
+        .await
+        .map(Json)
 }
 
 /// `POST /oauth2/introspect`.

@@ -24,6 +24,12 @@ pub struct ClientRow {
     pub default_resource: Option<String>,
     /// Space-delimited identifiers of resources it serves.
     pub serves_resources: String,
+    /// Space-delimited registered redirect URIs (a URI holds no space).
+    pub redirect_uris: String,
+    /// Shown on the consent page.
+    pub description: String,
+    /// Absolute lifetime of its grants, seconds; `None` is the server default.
+    pub refresh_token_ttl: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -58,7 +64,7 @@ pub struct SecretRow {
     pub last_used_at: Option<i64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, created_at, updated_at";
 const SECRET_COLUMNS: &str = "id, client_id, digest, hint, created_at, expires_at, last_used_at";
 
 impl Store {
@@ -128,7 +134,7 @@ impl Tx {
             on_tx!(self, |conn| {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
-                     serves_resources, created_at, updated_at) ",
+                     serves_resources, redirect_uris, description, refresh_token_ttl, created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut b, c| {
                     let r = &c.row;
@@ -140,6 +146,9 @@ impl Tx {
                         .push_bind(&r.scopes)
                         .push_bind(&r.default_resource)
                         .push_bind(&r.serves_resources)
+                        .push_bind(&r.redirect_uris)
+                        .push_bind(&r.description)
+                        .push_bind(r.refresh_token_ttl)
                         .push_bind(r.created_at)
                         .push_bind(r.updated_at);
                 });
@@ -160,7 +169,8 @@ impl Tx {
         let done = on_tx!(self, |conn| {
             sqlx::query(
             "UPDATE clients SET name = $2, enabled = $3, grant_types = $4, auth_methods = $5, scopes = $6, \
-             default_resource = $7, serves_resources = $8, updated_at = $9 WHERE id = $1"
+             default_resource = $7, serves_resources = $8, updated_at = $9, redirect_uris = $10, \
+             description = $11, refresh_token_ttl = $12 WHERE id = $1"
         )
         .bind(&r.id)
         .bind(&r.name)
@@ -171,6 +181,9 @@ impl Tx {
         .bind(&r.default_resource)
         .bind(&r.serves_resources)
         .bind(r.updated_at)
+        .bind(&r.redirect_uris)
+        .bind(&r.description)
+        .bind(r.refresh_token_ttl)
         .execute(conn)
         .await.map(|r| r.rows_affected())
         })?;

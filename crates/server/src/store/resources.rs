@@ -17,14 +17,15 @@ pub struct ResourceRow {
     pub access_token_ttl: i64,
     /// `ES256`, `RS256` or `EdDSA`.
     pub signing_alg: String,
+    /// JSON: scope → `ScopeDetail` (what it means for people).
+    pub scope_details: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
-    "id, identifier, name, scopes, access_token_ttl, signing_alg, created_at, updated_at";
+const COLUMNS: &str = "id, identifier, name, scopes, access_token_ttl, signing_alg, scope_details, created_at, updated_at";
 
 impl Store {
     /// Every resource, by identifier.
@@ -49,8 +50,8 @@ impl Tx {
     pub async fn resource_insert(&mut self, r: &ResourceRow) -> Result<(), StoreError> {
         on_tx!(self, |c| {
             sqlx::query(
-            "INSERT INTO resources (id, identifier, name, scopes, access_token_ttl, signing_alg, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO resources (id, identifier, name, scopes, access_token_ttl, signing_alg, created_at, updated_at, \
+             scope_details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )
         .bind(&r.id)
         .bind(&r.identifier)
@@ -60,6 +61,7 @@ impl Tx {
         .bind(&r.signing_alg)
         .bind(r.created_at)
         .bind(r.updated_at)
+        .bind(&r.scope_details)
         .execute(c)
         .await.map(|r| r.rows_affected())
         })?;
@@ -70,8 +72,8 @@ impl Tx {
     pub async fn resource_update(&mut self, r: &ResourceRow) -> Result<(), StoreError> {
         let done = on_tx!(self, |c| {
             sqlx::query(
-            "UPDATE resources SET name = $2, scopes = $3, access_token_ttl = $4, signing_alg = $5, updated_at = $6 \
-             WHERE id = $1"
+            "UPDATE resources SET name = $2, scopes = $3, access_token_ttl = $4, signing_alg = $5, updated_at = $6, \
+             scope_details = $7 WHERE id = $1"
         )
         .bind(&r.id)
         .bind(&r.name)
@@ -79,6 +81,7 @@ impl Tx {
         .bind(r.access_token_ttl)
         .bind(&r.signing_alg)
         .bind(r.updated_at)
+        .bind(&r.scope_details)
         .execute(c)
         .await.map(|r| r.rows_affected())
         })?;

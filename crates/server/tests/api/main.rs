@@ -8,6 +8,7 @@
 //! fresh PostgreSQL database per test. `both_engines!` runs a test once on each.
 
 mod admin;
+mod browser;
 mod child;
 mod cli;
 mod cluster;

@@ -1,0 +1,163 @@
+//! Redirect URIs (RFC 6749 §3.1.2, RFC 9700 §2.1, §4.1): what may be registered, and how a presented one is
+//! matched. Matching is by exact string against the registered list, so no near miss (trailing slash, case,
+//! an extra query, `user@host`, encoded dots) ever matches; registration refuses what could not be safe.
+
+/// The longest redirect URI accepted.
+pub const MAX_LEN: usize = 2_000;
+
+/// Checks a redirect URI at registration: absolute, `https`, or `http` on a loopback host (RFC 8252 §7.3); no
+/// fragment (RFC 6749 §3.1.2), no wildcard, no userinfo, no dot segments, no whitespace or control characters.
+/// `javascript:`, `data:` and every other scheme are refused.
+pub fn check_registration(uri: &str) -> Result<(), String> {
+    if uri.is_empty() || uri.len() > MAX_LEN {
+        return Err(format!("a redirect URI must be 1 to {MAX_LEN} characters"));
+    }
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "redirect URI {uri:?}: spaces, control and non-ASCII characters are not allowed (percent-encode them)"
+        ));
+    }
+    if uri.contains('#') {
+        return Err(format!("redirect URI {uri:?}: a fragment is not allowed"));
+    }
+    if uri.contains('*') {
+        return Err(format!("redirect URI {uri:?}: wildcards are not allowed"));
+    }
+    let (scheme, rest) = uri
+        .split_once("://")
+        .ok_or_else(|| format!("redirect URI {uri:?}: must be an absolute https URL"))?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(authority_end);
+    if authority.contains('@') {
+        return Err(format!(
+            "redirect URI {uri:?}: userinfo (user@host) is not allowed"
+        ));
+    }
+    let host = host_of(authority)
+        .ok_or_else(|| format!("redirect URI {uri:?}: the host is missing or malformed"))?;
+    match scheme {
+        "https" => {}
+        "http" if is_loopback(host) => {}
+        "http" => {
+            return Err(format!(
+                "redirect URI {uri:?}: http is allowed only on a loopback host (127.0.0.1, [::1], localhost)"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "redirect URI {uri:?}: the scheme must be https (or http on a loopback host)"
+            ));
+        }
+    }
+    let path = path_and_query.split('?').next().unwrap_or("");
+    let lowered = path.to_ascii_lowercase();
+    if lowered
+        .split('/')
+        .any(|seg| matches!(seg, "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."))
+        || lowered.contains("%2f")
+        || lowered.contains("%5c")
+        || path.contains('\\')
+    {
+        return Err(format!(
+            "redirect URI {uri:?}: dot segments and encoded slashes are not allowed in the path"
+        ));
+    }
+    Ok(())
+}
+
+/// The host of an authority (`host[:port]`, `[v6][:port]`), lower-case letters, digits, `-` and `.` only for
+/// names; `None` when malformed.
+fn host_of(authority: &str) -> Option<&str> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (inner, after) = v6.split_once(']')?;
+        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return None;
+        }
+        (&authority[..inner.len() + 2], after.strip_prefix(':'))
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    }
+    let name_ok = host.starts_with('[')
+        || (!host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
+    name_ok.then_some(host)
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
+}
+
+/// RFC 6749 §3.1.2.3, RFC 9700 §4.1.3: a presented redirect URI is accepted only when it equals a registered one,
+/// byte for byte.
+pub fn is_registered(registered: &[String], presented: &str) -> bool {
+    registered.iter().any(|r| r == presented)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration() {
+        for ok in [
+            "https://app.example/callback",
+            "https://app.example:8443/cb?tenant=1",
+            "http://127.0.0.1:8080/cb",
+            "http://[::1]/cb",
+            "http://localhost:3000/",
+            "https://app.example",
+        ] {
+            check_registration(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "https://*.app.example/cb",
+            "https://user@app.example/cb",
+            "https://app.example@evil.example/cb",
+            "https://app.example/a/../cb",
+            "https://app.example/%2e%2e/cb",
+            "https://app.example/a%2fb",
+            "https://App.Example/cb",
+            "https://app.example/c b",
+            "/relative/cb",
+            "custom.scheme:/cb",
+            "https://app.example:/cb",
+            "https:///cb",
+        ] {
+            assert!(check_registration(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn exact_match_only() {
+        let reg = vec!["https://app.example/cb".to_owned()];
+        assert!(is_registered(&reg, "https://app.example/cb"));
+        for near in [
+            "https://app.example/cb/",
+            "https://APP.example/cb",
+            "https://app.example/CB",
+            "https://app.example/cb?x=1",
+            "https://app.example/cb@evil.example",
+            "https://app.example@evil.example/cb",
+            "https://app.example/cb/%2e%2e/x",
+            "https://app.example/%63b",
+            "https://app.example:443/cb",
+        ] {
+            assert!(!is_registered(&reg, near), "{near} matched");
+        }
+    }
+}

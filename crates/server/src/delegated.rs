@@ -1,0 +1,308 @@
+//! Delegated access at the token endpoint: the authorization_code grant (RFC 6749 §4.1.3, PKCE RFC 7636 §4.6)
+//! and the refresh_token grant with rotation (RFC 6749 §6, RFC 9700 §4.14.2); issuing codes after consent; and
+//! revoking a grant, which denylists every access token its family issued. Each use of a code or refresh token is
+//! one transaction that starts with the conditional `UPDATE` deciding the one winner.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyward_core::client::GrantType;
+use keyward_core::form::Params;
+use keyward_core::grant::authorization_code::{
+    Authorization, CODE_TTL, IssuedCode, check_redemption, refresh_scope,
+};
+use keyward_core::jwt::{AccessTokenClaims, LEEWAY_SECONDS};
+use keyward_core::resource::Resource;
+use keyward_core::scope::ScopeSet;
+use keyward_core::{ErrorCode, OAuthError};
+use serde_json::json;
+
+use crate::admin::Actor;
+use crate::app::App;
+use crate::crypto::{new_token, random_id, sha256, token_id_bytes};
+use crate::error::ApiError;
+use crate::issuer::{PartnerCheck, TokenResponse};
+use crate::registry::CachedClient;
+use crate::store::{CodeRow, GrantRow, NewAudit, RefreshRow, Tx, split_list};
+
+/// The one answer for a code or refresh token that cannot be used, whatever the reason, so a client learns
+/// nothing about tokens it does not hold.
+fn unusable(what: &'static str) -> ApiError {
+    ApiError::oauth(OAuthError::invalid_grant(match what {
+        "code" => "the code is invalid, expired, used, or was issued to another client",
+        _ => {
+            "the refresh token is invalid, expired, used, revoked, or was issued to another client"
+        }
+    }))
+}
+
+fn may_use(client: &CachedClient, grant: GrantType) -> Result<(), ApiError> {
+    if client.client.grant_types.contains(&grant) {
+        return Ok(());
+    }
+    Err(ApiError::oauth(OAuthError::new(
+        ErrorCode::UnauthorizedClient,
+        format!("the client may not use {grant}"),
+    )))
+}
+
+/// The partner header's rule: sent, and equal to the account's partner id.
+fn check_partner(partner: PartnerCheck<'_>, account_partner: Option<&str>) -> Result<(), ApiError> {
+    match partner {
+        PartnerCheck::None => Ok(()),
+        PartnerCheck::Header { name, value: None } => Err(ApiError::oauth(
+            OAuthError::invalid_request(format!("header {name} is required for this grant type")),
+        )),
+        PartnerCheck::Header {
+            name,
+            value: Some(v),
+        } if account_partner != Some(v) => Err(ApiError::oauth(OAuthError::invalid_grant(
+            format!("{name} is not the partner id of the seller who authorized this app"),
+        ))),
+        PartnerCheck::Header { .. } => Ok(()),
+    }
+}
+
+impl App {
+    /// After consent: stores a code for `account_id` and returns it (shown once, in the redirect).
+    pub async fn issue_code(
+        &self,
+        auth: &Authorization,
+        account_id: &str,
+    ) -> Result<String, ApiError> {
+        let now = self.clock.now();
+        let code = new_token("kwc_");
+        self.store
+            .code_insert(&CodeRow {
+                digest: self.master.digest(&code).to_vec(),
+                client_id: auth.client_id.clone(),
+                account_id: account_id.to_owned(),
+                redirect_uri: auth.redirect_uri.clone(),
+                resource: auth.audience.clone(),
+                scopes: auth.scope.to_string(),
+                code_challenge: auth.code_challenge.clone(),
+                created_at: now,
+                expires_at: now + CODE_TTL,
+                used_at: None,
+                grant_id: None,
+            })
+            .await?;
+        Ok(code)
+    }
+
+    /// RFC 6749 §4.1.3: redeems a code. The code is spent by the first statement, so a failed check spends it
+    /// too; a code presented again revokes the grant its first redemption created.
+    pub(crate) async fn authorization_code(
+        &self,
+        client: &CachedClient,
+        params: &Params,
+        partner: PartnerCheck<'_>,
+    ) -> Result<TokenResponse, ApiError> {
+        may_use(client, GrantType::AuthorizationCode)?;
+        let code = params.required("code").map_err(ApiError::oauth)?;
+        let redirect_uri = params.single("redirect_uri").map_err(ApiError::oauth)?;
+        let verifier = params.single("code_verifier").map_err(ApiError::oauth)?;
+        let digest = self.master.digest(code);
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let Some(row) = tx.code_consume(&digest, now).await? else {
+            // Unknown, or used: a replay. What the first redemption issued is revoked (RFC 6749 §4.1.2).
+            if let Some(grant_id) = tx.code_get(&digest).await?.and_then(|c| c.grant_id) {
+                self.revoke_grant_in(
+                    &mut tx,
+                    &grant_id,
+                    "code.replayed",
+                    &client_actor(client),
+                    now,
+                )
+                .await?;
+                tracing::warn!(client_id = %client.client.id, grant_id, "an authorization code was presented twice: its grant is revoked");
+            }
+            tx.commit().await?;
+            return Err(unusable("code"));
+        };
+        let issued = IssuedCode {
+            client_id: &row.client_id,
+            redirect_uri: &row.redirect_uri,
+            code_challenge: &row.code_challenge,
+            expires_at: row.expires_at,
+        };
+        let checked =
+            check_redemption(&issued, &client.client, redirect_uri, verifier, now, sha256)
+                .map_err(ApiError::oauth);
+        let account = tx.account_get(&row.account_id, false).await.ok();
+        let checked = checked.and_then(|()| match &account {
+            Some(a) if a.enabled => check_partner(partner, a.partner_id.as_deref()),
+            _ => Err(unusable("code")),
+        });
+        let resource = self.registry.resources().get(&row.resource).cloned();
+        let resource = match checked.and_then(|()| resource.ok_or_else(|| unusable("code"))) {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed check spends the code: the consumption is committed.
+                tx.commit().await?;
+                return Err(e);
+            }
+        };
+        let lifetime = client
+            .client
+            .refresh_token_ttl
+            .unwrap_or(self.refresh_token_ttl);
+        let grant = GrantRow {
+            id: random_id("grt_"),
+            account_id: row.account_id.clone(),
+            client_id: client.client.id.clone(),
+            resource: row.resource.clone(),
+            scopes: row.scopes.clone(),
+            created_at: now,
+            expires_at: now + lifetime,
+            revoked_at: None,
+        };
+        tx.grant_insert(&grant).await?;
+        tx.code_set_grant(&digest, &grant.id).await?;
+        let scope = ScopeSet::from_tokens(split_list(&grant.scopes));
+        let response = self
+            .issue_in(&mut tx, &grant, &resource, &scope, now)
+            .await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// RFC 6749 §6: rotates a refresh token. Exactly one of any number of concurrent uses wins; a used token
+    /// presented again (a replay, or a loser of that race) revokes the whole family (RFC 9700 §4.14.2).
+    pub(crate) async fn refresh_token(
+        &self,
+        client: &CachedClient,
+        params: &Params,
+        partner: PartnerCheck<'_>,
+    ) -> Result<TokenResponse, ApiError> {
+        may_use(client, GrantType::RefreshToken)?;
+        let token = params.required("refresh_token").map_err(ApiError::oauth)?;
+        let asked_scope = params.single("scope").map_err(ApiError::oauth)?;
+        let digest = self.master.digest(token);
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let Some(grant_id) = tx.refresh_use(&digest, &client.client.id, now).await? else {
+            match tx.refresh_find(&digest).await? {
+                // Used before, presented by its own client: someone holds a copy. Revoke the family.
+                Some((row, owner)) if owner == client.client.id && row.used_at.is_some() => {
+                    self.revoke_grant_in(
+                        &mut tx,
+                        &row.grant_id,
+                        "refresh.reused",
+                        &client_actor(client),
+                        now,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    tracing::warn!(client_id = %client.client.id, grant_id = %row.grant_id, "a used refresh token was presented again: its grant is revoked");
+                }
+                // Unknown, or another client's: nothing changes.
+                _ => {}
+            }
+            return Err(unusable("refresh"));
+        };
+        // Checks that fail from here roll the transaction back (dropped uncommitted): the token stays unused,
+        // since nothing was issued and the caller may be its rightful holder asking for too much.
+        let grant = tx
+            .grant_get(&grant_id)
+            .await?
+            .ok_or_else(|| unusable("refresh"))?;
+        if grant.revoked_at.is_some() || now >= grant.expires_at {
+            return Err(unusable("refresh"));
+        }
+        let account = tx.account_get(&grant.account_id, false).await?;
+        if !account.enabled {
+            return Err(unusable("refresh"));
+        }
+        check_partner(partner, account.partner_id.as_deref())?;
+        let granted = ScopeSet::from_tokens(split_list(&grant.scopes));
+        let scope = refresh_scope(&granted, asked_scope).map_err(ApiError::oauth)?;
+        let resource = self
+            .registry
+            .resources()
+            .get(&grant.resource)
+            .cloned()
+            .ok_or_else(|| unusable("refresh"))?;
+        let response = self
+            .issue_in(&mut tx, &grant, &resource, &scope, now)
+            .await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Signs an access token of `grant` with `scope`, and makes the family's next refresh token, recording both.
+    async fn issue_in(
+        &self,
+        tx: &mut Tx,
+        grant: &GrantRow,
+        resource: &Resource,
+        scope: &ScopeSet,
+        now: i64,
+    ) -> Result<TokenResponse, ApiError> {
+        // The access token never outlives the grant.
+        let ttl = resource.access_token_ttl.min(grant.expires_at - now).max(1);
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: grant.account_id.clone(),
+            aud: resource.identifier.clone(),
+            exp: now + ttl,
+            iat: now,
+            jti: B64.encode(token_id_bytes()),
+            client_id: grant.client_id.clone(),
+            scope: (!scope.is_empty()).then(|| scope.to_string()),
+            nbf: None,
+        };
+        let access_token = self.keys.sign(resource.signing_alg, &claims, now)?;
+        let refresh = new_token("kwr_");
+        tx.refresh_insert(&RefreshRow {
+            digest: self.master.digest(&refresh).to_vec(),
+            grant_id: grant.id.clone(),
+            created_at: now,
+            used_at: None,
+            access_jti: claims.jti.clone(),
+            access_expires_at: claims.exp,
+        })
+        .await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            refresh_token: Some(refresh),
+            scope: claims.scope,
+        })
+    }
+
+    /// Revokes a grant inside `tx`: marks it, denylists every access token of its family that is still alive,
+    /// and records why in the audit log.
+    pub(crate) async fn revoke_grant_in(
+        &self,
+        tx: &mut Tx,
+        grant_id: &str,
+        reason: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let alive = tx.grant_revoke(grant_id, now).await?;
+        for (jti, exp) in &alive {
+            tx.revoke_jti(jti, exp + LEEWAY_SECONDS).await?;
+        }
+        tx.audit(
+            &NewAudit {
+                actor: &actor.who,
+                source: &actor.source,
+                action: "grant.revoke",
+                target: grant_id,
+                detail: json!({"reason": reason, "access_tokens_revoked": alive.len()}).to_string(),
+            },
+            now,
+        )
+        .await?;
+        tx.change("revoked", grant_id, now).await?;
+        Ok(())
+    }
+}
+
+/// The audit actor of a token request: the client, at the token endpoint.
+fn client_actor(client: &CachedClient) -> Actor {
+    Actor::client(&client.client.id, "oauth2/token".into())
+}

@@ -1,0 +1,450 @@
+//! Delegated access: `consents` (which apps an account authorized, for which scopes), `auth_codes`, `grants` (what
+//! one authorization issued: a refresh-token family) and `refresh_tokens`. Codes and refresh tokens are kept as
+//! digests; using one is a single conditional `UPDATE` whose row count decides the one winner.
+
+use super::{Store, StoreError, Tx, on_db, on_tx};
+
+/// An app an account authorized on a resource, and the scopes it agreed to.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// The account.
+    pub account_id: String,
+    /// The app.
+    pub client_id: String,
+    /// The resource identifier.
+    pub resource: String,
+    /// Space-delimited scopes agreed to.
+    pub scopes: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// An authorization code (RFC 6749 §4.1.2), by digest.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct CodeRow {
+    /// HMAC of the code under the pepper.
+    pub digest: Vec<u8>,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The account that authorized it.
+    pub account_id: String,
+    /// The authorization request's redirect URI.
+    pub redirect_uri: String,
+    /// The resource identifier.
+    pub resource: String,
+    /// Space-delimited scopes.
+    pub scopes: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When it was redeemed (or a redemption failed), if it was.
+    pub used_at: Option<i64>,
+    /// The grant its redemption created.
+    pub grant_id: Option<String>,
+}
+
+/// A grant: what one authorization issued, a family of refresh tokens and their access tokens.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq, serde::Serialize)]
+pub struct GrantRow {
+    /// `grt_…`.
+    pub id: String,
+    /// The account.
+    pub account_id: String,
+    /// The app.
+    pub client_id: String,
+    /// The resource identifier.
+    pub resource: String,
+    /// Space-delimited scopes.
+    pub scopes: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The absolute end of the family: no refresh token of it outlives this.
+    pub expires_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// A refresh token of a grant, by digest.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct RefreshRow {
+    /// HMAC of the token under the pepper.
+    pub digest: Vec<u8>,
+    /// Its family.
+    pub grant_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it was rotated, if it was.
+    pub used_at: Option<i64>,
+    /// The access token issued with it.
+    pub access_jti: String,
+    /// When that access token expires.
+    pub access_expires_at: i64,
+}
+
+const CODE_COLUMNS: &str = "digest, client_id, account_id, redirect_uri, resource, scopes, code_challenge, \
+                            created_at, expires_at, used_at, grant_id";
+const GRANT_COLUMNS: &str =
+    "id, account_id, client_id, resource, scopes, created_at, expires_at, revoked_at";
+
+/// Which grants a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter<'a> {
+    /// Only this account's.
+    pub account_id: Option<&'a str>,
+    /// Only this app's.
+    pub client_id: Option<&'a str>,
+    /// Only grants neither revoked nor expired at this time.
+    pub live_at: Option<i64>,
+}
+
+impl Store {
+    /// The consent an account gave an app on a resource.
+    pub async fn consent_get(
+        &self,
+        account_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<ConsentRow>, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT account_id, client_id, resource, scopes, created_at, updated_at FROM consents \
+             WHERE account_id = $1 AND client_id = $2 AND resource = $3"
+        )
+        .bind(account_id)
+        .bind(client_id)
+        .bind(resource)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// Every consent of an account, by app.
+    pub async fn consents_for(&self, account_id: &str) -> Result<Vec<ConsentRow>, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT account_id, client_id, resource, scopes, created_at, updated_at FROM consents \
+             WHERE account_id = $1 ORDER BY client_id, resource"
+        )
+        .bind(account_id)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Stores a new authorization code.
+    pub async fn code_insert(&self, c: &CodeRow) -> Result<(), StoreError> {
+        on_db!(&self.db, |p| {
+            sqlx::query(
+            "INSERT INTO auth_codes (digest, client_id, account_id, redirect_uri, resource, scopes, code_challenge, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )
+        .bind(&c.digest)
+        .bind(&c.client_id)
+        .bind(&c.account_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.resource)
+        .bind(&c.scopes)
+        .bind(&c.code_challenge)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// A page of grants, newest id last, after `after`.
+    pub async fn grants_page(
+        &self,
+        filter: &GrantFilter<'_>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<GrantRow>, StoreError> {
+        // Optional filters as `($n IS NULL OR column = $n)`, so the statement is written once.
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE id > $1 \
+             AND ($2 IS NULL OR account_id = $2) AND ($3 IS NULL OR client_id = $3) \
+             AND ($4 IS NULL OR (revoked_at IS NULL AND expires_at > $4)) ORDER BY id LIMIT $5"
+        );
+        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .bind(after)
+            .bind(filter.account_id)
+            .bind(filter.client_id)
+            .bind(filter.live_at)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// One grant.
+    pub async fn grant_get(&self, id: &str) -> Result<GrantRow, StoreError> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1");
+        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_one(p)
+            .await)?)
+    }
+
+    /// Removes up to `limit` authorization codes that expired before `before` (one purge batch).
+    pub async fn codes_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query(
+            "DELETE FROM auth_codes WHERE digest IN \
+             (SELECT digest FROM auth_codes WHERE expires_at < $1 LIMIT $2)"
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+
+    /// Removes up to `limit` grants that ended before `before`, with their refresh tokens (one purge batch).
+    pub async fn grants_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query(
+            "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at < $1 LIMIT $2)"
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+}
+
+impl Tx {
+    /// Records (or widens) what an account agreed an app may have on a resource.
+    pub async fn consent_upsert(
+        &mut self,
+        account_id: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |c| {
+            sqlx::query(
+            "INSERT INTO consents (account_id, client_id, resource, scopes, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account_id, client_id, resource) \
+             DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at"
+        )
+        .bind(account_id)
+        .bind(client_id)
+        .bind(resource)
+        .bind(scopes)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Withdraws an account's consents to an app; returns how many there were.
+    pub async fn consent_delete(
+        &mut self,
+        account_id: &str,
+        client_id: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query(
+            "DELETE FROM consents WHERE account_id = $1 AND client_id = $2"
+        )
+        .bind(account_id)
+        .bind(client_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+
+    /// RFC 6749 §4.1.2: spends a code. Exactly one caller gets the row back, however many try at once; later ones
+    /// get `None` and find it with [`Tx::code_get`].
+    pub async fn code_consume(
+        &mut self,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<Option<CodeRow>, StoreError> {
+        let sql = format!(
+            "UPDATE auth_codes SET used_at = $2 WHERE digest = $1 AND used_at IS NULL RETURNING {CODE_COLUMNS}"
+        );
+        Ok(on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(digest)
+            .bind(now)
+            .fetch_optional(c)
+            .await)?)
+    }
+
+    /// A code, used or not.
+    pub async fn code_get(&mut self, digest: &[u8]) -> Result<Option<CodeRow>, StoreError> {
+        let sql = format!("SELECT {CODE_COLUMNS} FROM auth_codes WHERE digest = $1");
+        Ok(on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(digest)
+            .fetch_optional(c)
+            .await)?)
+    }
+
+    /// Notes the grant a code's redemption created, so a second redemption can revoke it.
+    pub async fn code_set_grant(
+        &mut self,
+        digest: &[u8],
+        grant_id: &str,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE auth_codes SET grant_id = $2 WHERE digest = $1"
+        )
+        .bind(digest)
+        .bind(grant_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Inserts a grant.
+    pub async fn grant_insert(&mut self, g: &GrantRow) -> Result<(), StoreError> {
+        on_tx!(self, |c| {
+            sqlx::query(
+            "INSERT INTO grants (id, account_id, client_id, resource, scopes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(&g.id)
+        .bind(&g.account_id)
+        .bind(&g.client_id)
+        .bind(&g.resource)
+        .bind(&g.scopes)
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// One grant.
+    pub async fn grant_get(&mut self, id: &str) -> Result<Option<GrantRow>, StoreError> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1");
+        Ok(on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(c)
+            .await)?)
+    }
+
+    /// The ids of an account's grants to an app that are not revoked.
+    pub async fn grants_of(
+        &mut self,
+        account_id: &str,
+        client_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            on_tx!(self, |c| {
+                sqlx::query_as(
+            "SELECT id FROM grants WHERE account_id = $1 AND client_id = $2 AND revoked_at IS NULL"
+        )
+        .bind(account_id)
+        .bind(client_id)
+        .fetch_all(c)
+        .await
+            })?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Marks a grant revoked and returns the access tokens of its family still alive at `now` (`jti`, `exp`), for
+    /// the denylist. Revoking a revoked grant returns them again (harmless: the denylist ignores repeats).
+    pub async fn grant_revoke(
+        &mut self,
+        id: &str,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(on_tx!(self, |c| {
+            sqlx::query_as(
+            "SELECT access_jti, access_expires_at FROM refresh_tokens WHERE grant_id = $1 AND access_expires_at > $2"
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_all(c)
+        .await
+        })?)
+    }
+
+    /// Inserts a refresh token of a grant.
+    pub async fn refresh_insert(&mut self, r: &RefreshRow) -> Result<(), StoreError> {
+        on_tx!(self, |c| {
+            sqlx::query(
+            "INSERT INTO refresh_tokens (digest, grant_id, created_at, access_jti, access_expires_at) \
+             VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(&r.digest)
+        .bind(&r.grant_id)
+        .bind(r.created_at)
+        .bind(&r.access_jti)
+        .bind(r.access_expires_at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// RFC 6749 §6 with rotation: spends a refresh token of `client_id`. Exactly one caller gets its grant id,
+    /// however many try at once; others get `None` and look with [`Tx::refresh_find`].
+    pub async fn refresh_use(
+        &mut self,
+        digest: &[u8],
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_tx!(self, |c| sqlx::query_as(
+            "UPDATE refresh_tokens SET used_at = $3 WHERE digest = $1 AND used_at IS NULL \
+             AND grant_id IN (SELECT id FROM grants WHERE client_id = $2) RETURNING grant_id"
+        )
+        .bind(digest)
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?;
+        Ok(row.map(|(g,)| g))
+    }
+
+    /// A refresh token with the client of its grant, used or not.
+    pub async fn refresh_find(
+        &mut self,
+        digest: &[u8],
+    ) -> Result<Option<(RefreshRow, String)>, StoreError> {
+        let row: Option<(Vec<u8>, String, i64, Option<i64>, String, i64, String)> = on_tx!(
+            self,
+            |c| {
+                sqlx::query_as(
+                "SELECT r.digest, r.grant_id, r.created_at, r.used_at, r.access_jti, r.access_expires_at, g.client_id \
+                 FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(c)
+            .await
+            }
+        )?;
+        Ok(row.map(
+            |(digest, grant_id, created_at, used_at, access_jti, access_expires_at, client)| {
+                (
+                    RefreshRow {
+                        digest,
+                        grant_id,
+                        created_at,
+                        used_at,
+                        access_jti,
+                        access_expires_at,
+                    },
+                    client,
+                )
+            },
+        ))
+    }
+}
