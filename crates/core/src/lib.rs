@@ -2,6 +2,7 @@
 //! key rotation plans. No I/O, no clock, no async: every function takes the data and `now` it decides on, so each
 //! rule is tested here without a runtime or a database.
 
+pub mod account;
 pub mod basic;
 pub mod client;
 pub mod duration;

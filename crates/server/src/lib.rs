@@ -1,6 +1,7 @@
 //! Keyward, the server: everything that touches a socket, a disk or the clock. Protocol decisions are in
 //! `keyward-core`; this crate loads what they need, persists, signs and speaks HTTP.
 
+pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod cli;

@@ -336,16 +336,15 @@ impl Tx {
         account_id: &str,
         client_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> =
-            on_tx!(self, |c| {
-                sqlx::query_as(
+        let rows: Vec<(String,)> = on_tx!(self, |c| {
+            sqlx::query_as(
             "SELECT id FROM grants WHERE account_id = $1 AND client_id = $2 AND revoked_at IS NULL"
         )
         .bind(account_id)
         .bind(client_id)
         .fetch_all(c)
         .await
-            })?;
+        })?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 

@@ -1,0 +1,561 @@
+//! Accounts and what they delegated: creating and changing accounts (admin API and CLI, one code path), password
+//! hashing with Argon2id, login with throttling and sessions, consents (the apps an account authorized) and
+//! grants, listed and revoked by the account or an operator.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use keyward_core::account::{check_password, check_role, login_delay, normalize_email};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::admin::Actor;
+use crate::app::App;
+use crate::crypto::{new_token, random, random_id};
+use crate::error::ApiError;
+use crate::store::{
+    AccountRow, ConsentRow, GrantFilter, GrantRow, NewAudit, StoreError, split_list,
+};
+
+/// Fields of an account, for create (`email` required) and update (only those given change).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    /// Email address (login name).
+    pub email: Option<String>,
+    /// The platform's seller id (`WM_PARTNER.ID`); `""` clears it.
+    pub partner_id: Option<String>,
+    /// A new password; on create, one is generated (and returned once) when absent.
+    pub password: Option<String>,
+    /// `user` (default) or `operator`.
+    pub role: Option<String>,
+    /// Whether it may log in.
+    pub enabled: Option<bool>,
+}
+
+/// An account as the admin API shows it: never the password hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    /// `acct_…`.
+    pub account_id: String,
+    /// Email.
+    pub email: String,
+    /// Seller id.
+    pub partner_id: Option<String>,
+    /// `user` or `operator`.
+    pub role: String,
+    /// Whether it may log in.
+    pub enabled: bool,
+    /// Failed logins since the last success.
+    pub failed_logins: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+impl From<&AccountRow> for AccountView {
+    fn from(a: &AccountRow) -> Self {
+        AccountView {
+            account_id: a.id.clone(),
+            email: a.email.clone(),
+            partner_id: a.partner_id.clone(),
+            role: a.role.clone(),
+            enabled: a.enabled,
+            failed_logins: a.failed_logins,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// An app an account authorized, as the account and the admin API see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Authorized {
+    /// The app.
+    pub client_id: String,
+    /// Its display name.
+    pub name: String,
+    /// The resource.
+    pub resource: String,
+    /// The scopes agreed to.
+    pub scopes: Vec<String>,
+    /// Unix seconds.
+    pub authorized_at: i64,
+}
+
+/// Why a login failed: the page shows the same words for an unknown email and a wrong password.
+#[derive(Debug)]
+pub enum LoginError {
+    /// Wrong email or password (or a disabled account).
+    Invalid,
+    /// Too many failures: try again after this many seconds.
+    Throttled(i64),
+    /// Anything else.
+    Api(ApiError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Api(e.into())
+    }
+}
+
+/// Argon2id with the crate's defaults (RFC 9106's second recommended option scaled down: 19 MiB, 2 passes, one
+/// lane, as OWASP recommends), run on the blocking pool so a login never stalls the token endpoint's threads.
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt =
+            SaltString::encode_b64(&random::<16>()).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(ApiError::Internal)
+}
+
+/// Checks a password against a PHC string, on the blocking pool. `None` (an unknown email) checks against a
+/// fixed hash, so an unknown email takes as long as a wrong password.
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let dummy = DUMMY.get_or_init(|| {
+            let Ok(salt) = SaltString::encode_b64(&[7u8; 16]) else {
+                return String::new();
+            };
+            Argon2::default()
+                .hash_password(b"not a password", &salt)
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        });
+        let known = hash.is_some();
+        let phc = hash.unwrap_or_else(|| dummy.clone());
+        let ok = PasswordHash::new(&phc)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        known && ok
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn check_partner_id(p: &str) -> Result<(), ApiError> {
+    if p.chars().count() > 100 || p.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ApiError::bad_request(
+            "partner_id: at most 100 characters, no spaces or control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn conflict_on_email(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(_) => ApiError::Plain {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "conflict",
+            message: "an account with this email or partner_id exists".into(),
+        },
+        e => e.into(),
+    }
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("account"),
+        e => e.into(),
+    }
+}
+
+fn audit<'a>(
+    actor: &'a Actor,
+    action: &'a str,
+    target: &'a str,
+    detail: serde_json::Value,
+) -> NewAudit<'a> {
+    NewAudit {
+        actor: &actor.who,
+        source: &actor.source,
+        action,
+        target,
+        detail: detail.to_string(),
+    }
+}
+
+impl App {
+    /// Creates an account; returns it and, when the input had no password, the generated one (shown once).
+    pub async fn account_create(
+        &self,
+        actor: &Actor,
+        input: AccountInput,
+    ) -> Result<(AccountView, Option<String>), ApiError> {
+        let email = normalize_email(input.email.as_deref().unwrap_or_default())
+            .map_err(ApiError::bad_request)?;
+        let role = input.role.unwrap_or_else(|| "user".into());
+        check_role(&role).map_err(ApiError::bad_request)?;
+        let partner_id = input.partner_id.filter(|p| !p.is_empty());
+        if let Some(p) = &partner_id {
+            check_partner_id(p)?;
+        }
+        let (password, generated) = match input.password {
+            Some(p) => {
+                check_password(&p).map_err(ApiError::bad_request)?;
+                (p, None)
+            }
+            None => {
+                let p = new_token("");
+                (p.clone(), Some(p))
+            }
+        };
+        let now = self.clock.now();
+        let row = AccountRow {
+            id: random_id(keyward_core::account::ACCOUNT_SUBJECT_PREFIX),
+            email,
+            partner_id,
+            password_hash: hash_password(password).await?,
+            role,
+            enabled: input.enabled.unwrap_or(true),
+            failed_logins: 0,
+            locked_until: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.account_insert(&row).await.map_err(conflict_on_email)?;
+        tx.audit(
+            &audit(
+                actor,
+                "account.create",
+                &row.id,
+                json!({"email": row.email, "partner_id": row.partner_id, "role": row.role}),
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((AccountView::from(&row), generated))
+    }
+
+    /// One account.
+    pub async fn account_get(&self, id: &str) -> Result<AccountView, ApiError> {
+        Ok(AccountView::from(
+            &self.store.account_get(id).await.map_err(not_found)?,
+        ))
+    }
+
+    /// A page of accounts by id, after `after`.
+    pub async fn accounts_list(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<AccountView>, ApiError> {
+        let rows = self
+            .store
+            .accounts_page(after, limit.clamp(1, 1_000))
+            .await?;
+        Ok(rows.iter().map(AccountView::from).collect())
+    }
+
+    /// Changes an account. A new password, or disabling, ends its sessions; disabling also revokes its grants.
+    pub async fn account_update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: AccountInput,
+    ) -> Result<AccountView, ApiError> {
+        let new_hash = match &input.password {
+            Some(p) => {
+                check_password(p).map_err(ApiError::bad_request)?;
+                Some(hash_password(p.clone()).await?)
+            }
+            None => None,
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let mut row = tx.account_get(id, true).await.map_err(not_found)?;
+        let mut fields = Vec::new();
+        if let Some(e) = input.email {
+            row.email = normalize_email(&e).map_err(ApiError::bad_request)?;
+            fields.push("email");
+        }
+        if let Some(p) = input.partner_id {
+            if !p.is_empty() {
+                check_partner_id(&p)?;
+            }
+            row.partner_id = (!p.is_empty()).then_some(p);
+            fields.push("partner_id");
+        }
+        if let Some(r) = input.role {
+            check_role(&r).map_err(ApiError::bad_request)?;
+            row.role = r;
+            fields.push("role");
+        }
+        if let Some(h) = new_hash {
+            row.password_hash = h;
+            fields.push("password");
+        }
+        let disabling = input.enabled == Some(false) && row.enabled;
+        if let Some(e) = input.enabled {
+            row.enabled = e;
+            fields.push("enabled");
+        }
+        row.updated_at = now;
+        tx.account_update(&row).await.map_err(conflict_on_email)?;
+        if fields.contains(&"password") || disabling {
+            tx.sessions_delete_for(id).await?;
+        }
+        if disabling {
+            for g in self.store_grants_of_account(&mut tx, id).await? {
+                self.revoke_grant_in(&mut tx, &g, "account.disabled", actor, now)
+                    .await?;
+            }
+        }
+        tx.audit(
+            &audit(actor, "account.update", id, json!({"fields": fields})),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AccountView::from(&row))
+    }
+
+    async fn store_grants_of_account(
+        &self,
+        tx: &mut crate::store::Tx,
+        account_id: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut ids = Vec::new();
+        for c in self.store.consents_for(account_id).await? {
+            ids.extend(tx.grants_of(account_id, &c.client_id).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Deletes an account: its grants are revoked first (their access tokens denylisted), then it goes with its
+    /// sessions, consents and grants.
+    pub async fn account_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.account_get(id, true).await.map_err(not_found)?;
+        for g in self.store_grants_of_account(&mut tx, id).await? {
+            self.revoke_grant_in(&mut tx, &g, "account.deleted", actor, now)
+                .await?;
+        }
+        tx.account_delete(id).await.map_err(not_found)?;
+        tx.audit(&audit(actor, "account.delete", id, json!({})), now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checks an email and password. Failures are counted per account, and once there are
+    /// [`keyward_core::account::FREE_FAILURES`] each further try must wait (`Throttled`), checked before the
+    /// password so a throttled guess costs nothing. On success a session is opened: its cookie value is returned.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<(String, AccountRow), LoginError> {
+        let now = self.clock.now();
+        let account = match normalize_email(email) {
+            Ok(e) => self.store.account_by_email(&e).await?,
+            Err(_) => None,
+        };
+        if let Some(a) = &account {
+            if a.locked_until > now {
+                return Err(LoginError::Throttled(a.locked_until - now));
+            }
+        }
+        let ok = verify_password(
+            password.to_owned(),
+            account.as_ref().map(|a| a.password_hash.clone()),
+        )
+        .await;
+        let Some(account) = account else {
+            return Err(LoginError::Invalid);
+        };
+        if !ok || !account.enabled {
+            let failures = self.store.login_failed(&account.id).await?;
+            let delay = login_delay(failures);
+            if delay > 0 {
+                self.store.login_lock(&account.id, now + delay).await?;
+                tracing::warn!(account_id = %account.id, failures, delay, "failed logins: the account's next login waits");
+            }
+            return Err(LoginError::Invalid);
+        }
+        let session = new_token("kws_");
+        self.store
+            .login_succeeded(
+                &account.id,
+                &self.master.digest(&session),
+                now,
+                now + self.session_ttl,
+            )
+            .await?;
+        Ok((session, account))
+    }
+
+    /// The account of a session cookie's value, when the session is live.
+    pub async fn session(&self, cookie: &str) -> Result<Option<AccountRow>, ApiError> {
+        Ok(self
+            .store
+            .session_account(&self.master.digest(cookie), self.clock.now())
+            .await?)
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, cookie: &str) -> Result<(), ApiError> {
+        Ok(self
+            .store
+            .session_delete(&self.master.digest(cookie))
+            .await?)
+    }
+
+    /// The apps an account authorized.
+    pub async fn authorized_apps(&self, account_id: &str) -> Result<Vec<Authorized>, ApiError> {
+        let consents = self.store.consents_for(account_id).await?;
+        let mut out = Vec::with_capacity(consents.len());
+        for c in consents {
+            out.push(self.authorized(c).await?);
+        }
+        Ok(out)
+    }
+
+    async fn authorized(&self, c: ConsentRow) -> Result<Authorized, ApiError> {
+        let name = self
+            .registry
+            .client(&self.store, &c.client_id)
+            .await?
+            .map(|k| k.client.name.clone())
+            .unwrap_or_else(|| c.client_id.clone());
+        Ok(Authorized {
+            client_id: c.client_id,
+            name,
+            resource: c.resource,
+            scopes: split_list(&c.scopes),
+            authorized_at: c.updated_at,
+        })
+    }
+
+    /// Whether the account already agreed to every scope of this request (consent is remembered).
+    pub async fn consented(
+        &self,
+        account_id: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &keyward_core::scope::ScopeSet,
+    ) -> Result<bool, ApiError> {
+        let Some(c) = self
+            .store
+            .consent_get(account_id, client_id, resource)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let agreed = keyward_core::scope::ScopeSet::from_tokens(split_list(&c.scopes));
+        Ok(scope.is_subset(&agreed))
+    }
+
+    /// Records consent (widening any earlier one to include these scopes).
+    pub async fn consent_give(
+        &self,
+        account_id: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &keyward_core::scope::ScopeSet,
+    ) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let earlier = self
+            .store
+            .consent_get(account_id, client_id, resource)
+            .await?;
+        let mut all: Vec<String> = earlier.map(|c| split_list(&c.scopes)).unwrap_or_default();
+        all.extend(scope.iter().map(str::to_owned));
+        let merged = keyward_core::scope::ScopeSet::from_tokens(all);
+        let actor = Actor {
+            who: format!("account:{account_id}"),
+            source: "consent".into(),
+        };
+        let mut tx = self.store.begin().await?;
+        tx.consent_upsert(account_id, client_id, resource, &merged.to_string(), now)
+            .await?;
+        tx.audit(
+            &audit(
+                &actor,
+                "consent.give",
+                client_id,
+                json!({"resource": resource, "scopes": merged.to_vec()}),
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Withdraws an account's consent to an app and revokes every grant the app holds from it. `NotFound` when
+    /// the account had not authorized the app.
+    pub async fn consent_withdraw(
+        &self,
+        actor: &Actor,
+        account_id: &str,
+        client_id: &str,
+    ) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let removed = tx.consent_delete(account_id, client_id).await?;
+        let grants = tx.grants_of(account_id, client_id).await?;
+        if removed == 0 && grants.is_empty() {
+            return Err(ApiError::not_found("authorization"));
+        }
+        for g in &grants {
+            self.revoke_grant_in(&mut tx, g, "consent.withdrawn", actor, now)
+                .await?;
+        }
+        tx.audit(
+            &audit(
+                actor,
+                "consent.withdraw",
+                client_id,
+                json!({"account_id": account_id, "grants_revoked": grants.len()}),
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A page of grants.
+    pub async fn grants_list(
+        &self,
+        filter: &GrantFilter<'_>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<GrantRow>, ApiError> {
+        Ok(self
+            .store
+            .grants_page(filter, after, limit.clamp(1, 1_000))
+            .await?)
+    }
+
+    /// Revokes one grant (its refresh tokens stop working, its access tokens are denylisted).
+    pub async fn grant_revoke(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if tx.grant_get(id).await?.is_none() {
+            return Err(ApiError::not_found("grant"));
+        }
+        self.revoke_grant_in(&mut tx, id, "revoked", actor, now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
