@@ -1,5 +1,6 @@
-//! The command line: `serve`, `migrate`, `config example`, and admin commands that act on the same database as
-//! a running server, through the same admin service as the admin API.
+//! The command line: `serve`, `migrate`, `config example`, and admin commands (clients, resources, keys,
+//! accounts, grants) that act on the same database as a running server, through the same admin service as the
+//! admin API.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,10 +9,12 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+use crate::accounts::AccountInput;
 use crate::admin::{Actor, ClientInput, DurationValue, ResourceInput};
 use crate::app::{self, App};
 use crate::clock::Clock;
 use crate::config::{self, Config, Flags};
+use crate::store::GrantFilter;
 
 /// Keyward: an OAuth 2.0 token service for API platforms.
 #[derive(Debug, Parser)]
@@ -56,6 +59,12 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage accounts (the people who delegate access to apps).
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// List and revoke delegated grants.
+    #[command(subcommand)]
+    Grants(GrantsCommand),
     /// Run the gateway: verify tokens in front of an API in any language (`--config` names the gateway file;
     /// `--listen` overrides its address).
     Gateway,
@@ -102,6 +111,15 @@ pub enum ClientsCommand {
         /// Choose the client id instead of generating one.
         #[arg(long, value_name = "ID")]
         client_id: Option<String>,
+        /// Redirect URI for authorization_code (repeatable).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// A public client (a browser or mobile app): no secret, authorization_code and refresh_token only.
+        #[arg(long)]
+        public: bool,
+        /// What the app does, shown on the consent page.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
         /// Print `CLIENT_ID=…` and `CLIENT_SECRET=…` lines for `eval` in a POSIX shell.
         #[arg(long, conflicts_with = "json")]
         shell: bool,
@@ -186,6 +204,79 @@ pub enum ResourcesCommand {
     },
 }
 
+/// `keyward accounts …`.
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account; without --password-stdin a password is generated and printed (shown once).
+    Create {
+        /// Email address (the login name).
+        #[arg(long)]
+        email: String,
+        /// The platform's seller id.
+        #[arg(long, value_name = "P")]
+        partner_id: Option<String>,
+        /// user (default) or operator.
+        #[arg(long, value_name = "ROLE", value_parser = ["user", "operator"])]
+        role: Option<String>,
+        /// Read the password from the first line of standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one account.
+    Show {
+        /// Account id (`acct_…`).
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Disable an account: it can no longer log in, its sessions end and its grants are revoked.
+    Disable {
+        /// Account id.
+        id: String,
+    },
+    /// Enable an account.
+    Enable {
+        /// Account id.
+        id: String,
+    },
+    /// Delete an account; its grants are revoked first.
+    Delete {
+        /// Account id.
+        id: String,
+    },
+}
+
+/// `keyward grants …`.
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// List grants (what accounts delegated to apps).
+    List {
+        /// Only this account's.
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+        /// Only this app's.
+        #[arg(long, value_name = "ID")]
+        client: Option<String>,
+        /// Only grants neither revoked nor expired.
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Revoke a grant: its refresh tokens stop working and its access tokens are denylisted.
+    Revoke {
+        /// Grant id (`grt_…`).
+        id: String,
+    },
+}
+
 /// `keyward keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -213,6 +304,11 @@ impl Command {
             }
             Command::Resources(c) => matches!(c, ResourcesCommand::Create { .. }),
             Command::Keys(k) => matches!(k, KeysCommand::Rotate { .. }),
+            Command::Accounts(c) => !matches!(
+                c,
+                AccountsCommand::List { .. } | AccountsCommand::Show { .. }
+            ),
+            Command::Grants(g) => matches!(g, GrantsCommand::Revoke { .. }),
             _ => false,
         }
     }
@@ -254,6 +350,8 @@ async fn admin_command(app: &App, actor: &Actor, command: Command) -> anyhow::Re
     match command {
         Command::Clients(c) => clients(app, actor, c).await,
         Command::Resources(c) => resources(app, actor, c).await,
+        Command::Accounts(c) => accounts(app, actor, c).await,
+        Command::Grants(c) => grants(app, actor, c).await,
         Command::Keys(KeysCommand::List { out }) => {
             let items = app.keys_list();
             print_rows(
@@ -282,6 +380,9 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
             default_resource,
             serves,
             client_id,
+            redirect_uris,
+            public,
+            description,
             shell,
             out,
         } => {
@@ -293,6 +394,9 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
                 scopes: Some(scopes),
                 default_resource,
                 serves_resources: Some(serves),
+                client_type: public.then(|| "public".to_owned()),
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                description,
                 ..ClientInput::default()
             };
             let (view, secret) = app.client_create(actor, input).await?;
@@ -355,6 +459,10 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
                     "scopes",
                     "default_resource",
                     "serves_resources",
+                    "client_type",
+                    "redirect_uris",
+                    "description",
+                    "refresh_token_ttl",
                     "created_at",
                 ] {
                     println!("{k:17} {}", cell(&v[k]));
@@ -451,6 +559,182 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
                 .map(crate::http::resource_json)
                 .collect();
             print_rows(&out, &json!(rows), RESOURCE_COLUMNS);
+        }
+    }
+    Ok(())
+}
+
+/// The columns of an account listing.
+const ACCOUNT_COLUMNS: &[&str] = &["account_id", "email", "partner_id", "role", "enabled"];
+
+async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Result<()> {
+    match c {
+        AccountsCommand::Create {
+            email,
+            partner_id,
+            role,
+            password_stdin,
+            out,
+        } => {
+            let password = if password_stdin {
+                Some(read_password_line(std::io::stdin().lock())?)
+            } else {
+                None
+            };
+            let input = AccountInput {
+                email: Some(email),
+                partner_id,
+                password,
+                role,
+                enabled: None,
+            };
+            let (view, generated) = app.account_create(actor, input).await?;
+            if out.json {
+                let mut v = json!(view);
+                if let Some(p) = &generated {
+                    v["password"] = json!(p);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if let Some(p) = generated {
+                println!(
+                    "account_id: {}\nemail:      {}\npassword:   {p}\n\nThe password is shown once and cannot be recovered.",
+                    view.account_id, view.email
+                );
+            } else {
+                println!(
+                    "account_id: {}\nemail:      {}",
+                    view.account_id, view.email
+                );
+            }
+        }
+        AccountsCommand::List { out } => {
+            let mut all = Vec::new();
+            let mut after = String::new();
+            loop {
+                let page = app.accounts_list(&after, 1_000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.account_id.clone();
+                let full = page.len() == 1_000;
+                all.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            print_rows(&out, &json!(all), ACCOUNT_COLUMNS);
+        }
+        AccountsCommand::Show { id, out } => {
+            let view = app.account_get(&id).await?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                let v = json!(view);
+                for k in [
+                    "account_id",
+                    "email",
+                    "partner_id",
+                    "role",
+                    "enabled",
+                    "failed_logins",
+                    "created_at",
+                    "updated_at",
+                ] {
+                    println!("{k:14} {}", cell(&v[k]));
+                }
+                println!("authorized apps:");
+                print_rows(
+                    &Output { json: false },
+                    &json!(app.authorized_apps(&id).await?),
+                    &["client_id", "name", "resource", "scopes", "authorized_at"],
+                );
+            }
+        }
+        AccountsCommand::Disable { id } => {
+            app.account_update(actor, &id, enabled(false)).await?;
+            println!("disabled {id}");
+        }
+        AccountsCommand::Enable { id } => {
+            app.account_update(actor, &id, enabled(true)).await?;
+            println!("enabled {id}");
+        }
+        AccountsCommand::Delete { id } => {
+            app.account_delete(actor, &id).await?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
+/// An account change that only enables or disables it.
+fn enabled(enabled: bool) -> AccountInput {
+    AccountInput {
+        enabled: Some(enabled),
+        ..AccountInput::default()
+    }
+}
+
+/// The first line of `input`, without its line ending (`--password-stdin`).
+fn read_password_line(mut input: impl std::io::BufRead) -> anyhow::Result<String> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        anyhow::bail!("--password-stdin: standard input holds no password");
+    }
+    Ok(password.to_owned())
+}
+
+/// The columns of a grant listing.
+const GRANT_COLUMNS: &[&str] = &[
+    "id",
+    "account_id",
+    "client_id",
+    "resource",
+    "scopes",
+    "expires_at",
+    "revoked_at",
+];
+
+async fn grants(app: &App, actor: &Actor, c: GrantsCommand) -> anyhow::Result<()> {
+    match c {
+        GrantsCommand::List {
+            account,
+            client,
+            live,
+            out,
+        } => {
+            let filter = GrantFilter {
+                account_id: account.as_deref(),
+                client_id: client.as_deref(),
+                live_at: live.then(|| app.clock.now()),
+            };
+            let mut all = Vec::new();
+            let mut after = String::new();
+            loop {
+                let page = app.grants_list(&filter, &after, 1_000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id.clone();
+                let full = page.len() == 1_000;
+                all.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            let rows: Vec<Value> = all
+                .iter()
+                .map(|g| {
+                    let mut v = json!(g);
+                    v["scopes"] = json!(crate::store::split_list(&g.scopes));
+                    v
+                })
+                .collect();
+            print_rows(&out, &json!(rows), GRANT_COLUMNS);
+        }
+        GrantsCommand::Revoke { id } => {
+            app.grant_revoke(actor, &id).await?;
+            println!("revoked {id}");
         }
     }
     Ok(())

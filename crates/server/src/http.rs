@@ -69,6 +69,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/oauth2/jwks", get(discovery::jwks))
         .route("/healthz", get(discovery::healthz))
         .route("/readyz", get(discovery::readyz))
+        .merge(crate::web::routes())
         .nest("/admin/v1", admin::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

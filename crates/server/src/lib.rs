@@ -18,4 +18,5 @@ pub mod keys;
 pub mod metrics;
 pub mod registry;
 pub mod store;
+pub mod web;
 pub mod xml;

@@ -109,13 +109,18 @@ pub struct TokenEndpoint {
 }
 
 /// Paths Keyward serves itself, which an alias may not take.
-const RESERVED: [&str; 6] = [
+const RESERVED: [&str; 11] = [
     "/oauth2/token",
     "/oauth2/introspect",
     "/oauth2/revoke",
     "/oauth2/jwks",
+    "/oauth2/authorize",
+    "/oauth2/token/detail",
     "/healthz",
     "/readyz",
+    "/login",
+    "/logout",
+    "/account",
 ];
 
 /// Headers that may not be a correlation header: ones Keyward sets on responses, and credentials.
@@ -139,7 +144,7 @@ const NOT_CORRELATION: [&str; 16] = [
 ];
 
 /// Path prefixes Keyward serves itself.
-const RESERVED_PREFIXES: [&str; 2] = ["/admin", "/.well-known"];
+const RESERVED_PREFIXES: [&str; 4] = ["/admin", "/.well-known", "/account", "/assets"];
 
 fn header(what: &str, name: &str) -> Result<NamedHeader, String> {
     HeaderName::from_bytes(name.as_bytes())

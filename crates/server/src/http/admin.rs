@@ -1,5 +1,6 @@
 //! The admin API under `/admin/v1`: JSON over the admin service, guarded by Keyward's own bearer tokens
-//! (audience `urn:keyward:admin`; `keyward:admin` for every operation, `keyward:admin:read` for reads).
+//! (audience `urn:keyward:admin`; `keyward:admin` for every operation, `keyward:admin:read` for reads): clients,
+//! resources, keys and the audit log, and accounts with what they delegated (their authorized apps and grants).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,9 +17,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::accounts::AccountInput;
 use crate::admin::{Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::store::{GrantFilter, GrantRow, StoreError};
 
 /// The OpenAPI document of this API, kept true by a test that calls every operation it lists.
 pub const OPENAPI: &str = include_str!("../../../../docs/admin-openapi.json");
@@ -49,6 +52,20 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/keys", get(keys_list))
         .route("/keys/rotate", post(keys_rotate))
         .route("/audit", get(audit_list))
+        .route("/accounts", get(accounts_list).post(account_create))
+        .route(
+            "/accounts/{id}",
+            get(account_get)
+                .patch(account_update)
+                .delete(account_delete),
+        )
+        .route("/accounts/{id}/authorizations", get(authorizations_list))
+        .route(
+            "/accounts/{id}/authorizations/{client_id}",
+            axum::routing::delete(authorization_withdraw),
+        )
+        .route("/grants", get(grants_list))
+        .route("/grants/{id}", get(grant_get).delete(grant_revoke))
 }
 
 /// An authenticated admin caller.
@@ -166,11 +183,21 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
+/// A page of a listing ordered by id (clients, accounts): `after` the last id of the previous page.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClientsPage {
+struct Page {
     after: Option<String>,
     limit: Option<i64>,
+}
+
+/// The `next_after` of a page: its last id when it is full (the page size clamped as the service clamps it).
+fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> &str) -> Option<String> {
+    if items.len() as i64 >= limit.clamp(1, 1_000) {
+        items.last().map(|i| id(i).to_owned())
+    } else {
+        None
+    }
 }
 
 #[derive(Deserialize)]
@@ -183,17 +210,13 @@ struct AuditPage {
 async fn clients_list(
     State(app): Shared,
     _: Admin,
-    Q(page): Q<ClientsPage>,
+    Q(page): Q<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
     let items = app
         .clients_list(page.after.as_deref().unwrap_or(""), limit)
         .await?;
-    let next = if items.len() as i64 >= limit.clamp(1, 1_000) {
-        items.last().map(|c| c.client_id.clone())
-    } else {
-        None
-    };
+    let next = next_after(&items, limit, |c| &c.client_id);
     Ok(Json(json!({"items": items, "next_after": next})))
 }
 
@@ -393,4 +416,145 @@ async fn audit_list(
         None
     };
     Ok(Json(json!({"items": items, "next_before": next})))
+}
+
+async fn accounts_list(
+    State(app): Shared,
+    _: Admin,
+    Q(page): Q<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(100);
+    let items = app
+        .accounts_list(page.after.as_deref().unwrap_or(""), limit)
+        .await?;
+    let next = next_after(&items, limit, |a| &a.account_id);
+    Ok(Json(json!({"items": items, "next_after": next})))
+}
+
+async fn account_create(
+    State(app): Shared,
+    Admin(a): Admin,
+    Body(input): Body<AccountInput>,
+) -> Result<Response, ApiError> {
+    let (view, password) = app.account_create(&a, input).await?;
+    let mut body = serde_json::to_value(view).map_err(anyhow::Error::from)?;
+    if let Some(password) = password {
+        body["password"] = json!(password);
+    }
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn account_get(
+    State(app): Shared,
+    _: Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(app.account_get(&id).await?)))
+}
+
+async fn account_update(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+    Body(input): Body<AccountInput>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(app.account_update(&a, &id, input).await?)))
+}
+
+async fn account_delete(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+) -> Result<StatusCode, ApiError> {
+    app.account_delete(&a, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn authorizations_list(
+    State(app): Shared,
+    _: Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    // An unknown account is a 404, not an empty list.
+    app.account_get(&id).await?;
+    Ok(Json(json!({"items": app.authorized_apps(&id).await?})))
+}
+
+async fn authorization_withdraw(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params((id, client_id)): Params<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    app.consent_withdraw(&a, &id, &client_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsQuery {
+    account_id: Option<String>,
+    client_id: Option<String>,
+    /// Only grants neither revoked nor expired now.
+    live: Option<bool>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The JSON shape of a grant: its scopes as a list, like everywhere else in this API.
+fn grant_json(g: &GrantRow) -> Value {
+    json!({
+        "id": g.id,
+        "account_id": g.account_id,
+        "client_id": g.client_id,
+        "resource": g.resource,
+        "scopes": crate::store::split_list(&g.scopes),
+        "created_at": g.created_at,
+        "expires_at": g.expires_at,
+        "revoked_at": g.revoked_at,
+    })
+}
+
+async fn grants_list(
+    State(app): Shared,
+    _: Admin,
+    Q(q): Q<GrantsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    let filter = GrantFilter {
+        account_id: q.account_id.as_deref(),
+        client_id: q.client_id.as_deref(),
+        live_at: (q.live == Some(true)).then(|| app.clock.now()),
+    };
+    let items = app
+        .grants_list(&filter, q.after.as_deref().unwrap_or(""), limit)
+        .await?;
+    let next = next_after(&items, limit, |g| &g.id);
+    let items: Vec<Value> = items.iter().map(grant_json).collect();
+    Ok(Json(json!({"items": items, "next_after": next})))
+}
+
+async fn grant_get(
+    State(app): Shared,
+    _: Admin,
+    Params(id): Params<String>,
+) -> Result<Json<Value>, ApiError> {
+    match app.store.grant_get(&id).await {
+        Ok(g) => Ok(Json(grant_json(&g))),
+        Err(StoreError::NotFound) => Err(ApiError::not_found("grant")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn grant_revoke(
+    State(app): Shared,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+) -> Result<StatusCode, ApiError> {
+    app.grant_revoke(&a, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,73 @@
+//! The page templates (askama, HTML-escaped by default) and how a page becomes a response.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// The login form.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct Login<'a> {
+    pub error: Option<&'a str>,
+    pub email: &'a str,
+    pub csrf: &'a str,
+    pub next: &'a str,
+}
+
+/// The consent screen.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub(crate) struct Consent<'a> {
+    pub app_name: &'a str,
+    pub app_description: &'a str,
+    pub email: &'a str,
+    pub resource_name: &'a str,
+    /// (scope, plain words).
+    pub scopes: Vec<(String, String)>,
+    pub redirect_host: &'a str,
+    pub csrf: &'a str,
+    /// The authorization request, carried to the decision as hidden fields.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// An error shown to the person (never a redirect).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct Error<'a> {
+    pub heading: &'a str,
+    pub message: &'a str,
+    pub code: &'a str,
+}
+
+/// The apps a person authorized.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(crate) struct Account<'a> {
+    pub email: &'a str,
+    pub partner_id: Option<&'a str>,
+    pub apps: Vec<crate::accounts::Authorized>,
+    pub csrf: &'a str,
+}
+
+/// Renders a page with a status. A template that fails to render (it cannot, with these types) is a 500.
+pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// An error page.
+pub(crate) fn error(status: StatusCode, heading: &str, message: &str, code: &str) -> Response {
+    render(
+        status,
+        &Error {
+            heading,
+            message,
+            code,
+        },
+    )
+}

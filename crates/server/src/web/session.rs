@@ -1,0 +1,324 @@
+//! Login sessions in the browser: the cookies, the CSRF tokens bound to them, the login and logout forms, and
+//! the account page (the apps a person authorized, each revocable).
+//!
+//! Two cookies, both `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` when the issuer is https:
+//! `keyward_session` holds a session id (the database keeps its digest), `keyward_login` a random value that the
+//! login form's CSRF token is bound to before there is a session. A CSRF token is an HMAC under the server's
+//! pepper of what it is bound to, so it needs no storage and is checked in constant time.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyward_core::form::{Params, encode_component};
+
+use super::pages;
+use crate::accounts::LoginError;
+use crate::admin::Actor;
+use crate::app::App;
+use crate::crypto::{digests_equal, new_token};
+use crate::error::ApiError;
+use crate::store::AccountRow;
+
+/// The session cookie.
+pub(crate) const SESSION_COOKIE: &str = "keyward_session";
+/// The pre-login cookie the login form's CSRF token is bound to.
+const LOGIN_COOKIE: &str = "keyward_login";
+
+/// A cookie's value from the request's `Cookie` headers.
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// A `Set-Cookie` value; `max_age` 0 deletes the cookie.
+fn set_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    // Values are base64url tokens Keyward made, always a valid header.
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The CSRF token of a form bound to `binding` (a cookie's value, with what kind of cookie it is).
+pub(crate) fn csrf_token(app: &App, binding: &str) -> String {
+    B64.encode(app.master.digest(&format!("keyward-csrf\0{binding}")))
+}
+
+fn csrf_ok(app: &App, binding: &str, presented: Option<&str>) -> bool {
+    let expected = csrf_token(app, binding);
+    presented.is_some_and(|p| digests_equal(p.as_bytes(), expected.as_bytes()))
+}
+
+/// The signed-in account and its session cookie's value, when there is a live session.
+pub(crate) async fn signed_in(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<Option<(String, AccountRow)>, Response> {
+    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    match app.session(value).await {
+        Ok(Some(account)) => Ok(Some((value.to_owned(), account))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// The CSRF token of the forms of a signed-in page.
+pub(crate) fn session_csrf(app: &App, session: &str) -> String {
+    csrf_token(app, &format!("session\0{session}"))
+}
+
+/// Whether a POST from a signed-in page carries its session's CSRF token.
+pub(crate) fn session_csrf_ok(app: &App, session: &str, params: &Params) -> bool {
+    csrf_ok(
+        app,
+        &format!("session\0{session}"),
+        params.single("csrf").ok().flatten(),
+    )
+}
+
+/// A page for a failure of the server or the database (never a client's mistake).
+pub(crate) fn unavailable(e: impl Into<ApiError>) -> Response {
+    match e.into() {
+        ApiError::Unavailable => pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again in a moment",
+            "The service is briefly unavailable.",
+            "",
+        ),
+        e => {
+            tracing::error!(error = %e, "a page request failed");
+            pages::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The request could not be completed.",
+                "",
+            )
+        }
+    }
+}
+
+/// The answer to a form whose CSRF token is missing or wrong.
+pub(crate) fn forbidden_form() -> Response {
+    pages::error(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Go back, reload the page and try again.",
+        "invalid_request",
+    )
+}
+
+/// 303 See Other to a path of ours or a client's redirect URI.
+pub(crate) fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => pages::error(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The address is not valid.",
+            "invalid_request",
+        ),
+    }
+}
+
+/// Where a login may return to: an authorization request, or the account page. Anything else (another site,
+/// `//evil`, a path with a control character) goes to the account page, so `next` is never an open redirect.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with("/oauth2/authorize?") || n == "/account" => n,
+        _ => "/account",
+    }
+}
+
+/// `/login?next=…` for a path of ours.
+pub(crate) fn login_url(next: &str) -> String {
+    format!("/login?next={}", encode_component(next))
+}
+
+fn login_form(
+    app: &App,
+    login_cookie: &str,
+    status: StatusCode,
+    error: Option<&str>,
+    email: &str,
+    next: &str,
+) -> Response {
+    let csrf = csrf_token(app, &format!("login\0{login_cookie}"));
+    pages::render(
+        status,
+        &pages::Login {
+            error,
+            email,
+            csrf: &csrf,
+            next,
+        },
+    )
+}
+
+/// `GET /login`.
+pub(crate) async fn login_page(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let query = Params::parse(uri.query().unwrap_or_default().as_bytes()).unwrap_or_default();
+    let next = safe_next(query.single("next").ok().flatten()).to_owned();
+    let (login_cookie, fresh) = match cookie(&headers, LOGIN_COOKIE) {
+        Some(c) => (c.to_owned(), false),
+        None => (new_token("kwl_"), true),
+    };
+    let mut r = login_form(&app, &login_cookie, StatusCode::OK, None, "", &next);
+    if fresh {
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&app, LOGIN_COOKIE, &login_cookie, 3_600),
+        );
+    }
+    r
+}
+
+/// `POST /login`: checks the CSRF token, then the email and password (throttled per account).
+pub(crate) async fn login(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(params) = Params::parse(&body) else {
+        return forbidden_form();
+    };
+    let field = |n: &str| params.single(n).ok().flatten().unwrap_or_default();
+    let Some(login_cookie) = cookie(&headers, LOGIN_COOKIE) else {
+        return forbidden_form();
+    };
+    if !csrf_ok(
+        &app,
+        &format!("login\0{login_cookie}"),
+        params.single("csrf").ok().flatten(),
+    ) {
+        return forbidden_form();
+    }
+    let next = safe_next(Some(field("next")));
+    let email = field("email");
+    match app.login(email, field("password")).await {
+        Ok((session, account)) => {
+            tracing::info!(account_id = %account.id, "signed in");
+            let mut r = see_other(next);
+            let h = r.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&app, SESSION_COOKIE, &session, app.session_ttl),
+            );
+            h.append(header::SET_COOKIE, set_cookie(&app, LOGIN_COOKIE, "", 0));
+            r
+        }
+        Err(LoginError::Invalid) => login_form(
+            &app,
+            login_cookie,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong email or password."),
+            email,
+            next,
+        ),
+        Err(LoginError::Throttled(wait)) => {
+            let message = format!("Too many failed sign-ins. Try again in {wait} seconds.");
+            let mut r = login_form(
+                &app,
+                login_cookie,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&message),
+                email,
+                next,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+            r
+        }
+        Err(LoginError::Api(e)) => unavailable(e),
+    }
+}
+
+/// `POST /logout`: ends the session (the form's CSRF token is bound to it).
+pub(crate) async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = Params::parse(&body).unwrap_or_default();
+    let Some(session) = cookie(&headers, SESSION_COOKIE) else {
+        return see_other("/login");
+    };
+    if !session_csrf_ok(&app, session, &params) {
+        return forbidden_form();
+    }
+    if let Err(e) = app.logout(session).await {
+        return unavailable(e);
+    }
+    let mut r = see_other("/login");
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&app, SESSION_COOKIE, "", 0));
+    r
+}
+
+/// `GET /account`: the apps the person authorized, each with a revoke button.
+pub(crate) async fn account(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let (session, account) = match signed_in(&app, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return see_other(&login_url("/account")),
+        Err(r) => return r,
+    };
+    let apps = match app.authorized_apps(&account.id).await {
+        Ok(a) => a,
+        Err(e) => return unavailable(e),
+    };
+    let csrf = session_csrf(&app, &session);
+    pages::render(
+        StatusCode::OK,
+        &pages::Account {
+            email: &account.email,
+            partner_id: account.partner_id.as_deref(),
+            apps,
+            csrf: &csrf,
+        },
+    )
+}
+
+/// `POST /account/revoke`: withdraws consent to an app and revokes what it holds.
+pub(crate) async fn revoke(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = Params::parse(&body).unwrap_or_default();
+    let (session, account) = match signed_in(&app, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return see_other(&login_url("/account")),
+        Err(r) => return r,
+    };
+    if !session_csrf_ok(&app, &session, &params) {
+        return forbidden_form();
+    }
+    let Some(client_id) = params.single("client_id").ok().flatten() else {
+        return see_other("/account");
+    };
+    let actor = Actor {
+        who: format!("account:{}", account.id),
+        source: "account page".into(),
+    };
+    match app.consent_withdraw(&actor, &account.id, client_id).await {
+        // Already gone (a second click): the page shows the current list either way.
+        Ok(()) | Err(ApiError::Plain { .. }) => see_other("/account"),
+        Err(e) => unavailable(e),
+    }
+}
