@@ -3,6 +3,7 @@
 
 mod admin;
 mod alias;
+mod detail;
 mod discovery;
 mod extract;
 mod oauth;
@@ -39,6 +40,13 @@ pub fn router(app: Arc<App>) -> Router {
             post(oauth::revoke).fallback(oauth::post_only),
         );
     for ep in &app.token_endpoints {
+        if let Some(path) = &ep.detail_path {
+            let for_get = ep.clone();
+            oauth = oauth.route(
+                path,
+                get(move |State(app): State<Arc<App>>, req| alias::detail(app, for_get, req)),
+            );
+        }
         let (for_post, for_other) = (ep.clone(), ep.clone());
         oauth = oauth.route(
             &ep.path,
@@ -67,6 +75,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(discovery::metadata),
         )
         .route("/oauth2/jwks", get(discovery::jwks))
+        .route("/oauth2/token/detail", get(detail::canonical))
         .route("/healthz", get(discovery::healthz))
         .route("/readyz", get(discovery::readyz))
         .merge(crate::web::routes())

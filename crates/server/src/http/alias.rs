@@ -39,6 +39,17 @@ pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Bo
     finish(&ep, response, correlation)
 }
 
+/// `GET` on an interface's token detail path: the token detail, in JSON, echoing the correlation header.
+pub(crate) async fn detail(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
+    let correlation = correlation(&ep, req.headers());
+    let r = match super::detail::detail(&app, req.headers(), ep.access_token_header.as_ref()).await
+    {
+        Ok(d) => axum::Json(d).into_response(),
+        Err(e) => e.into_response(),
+    };
+    finish(&ep, r, correlation)
+}
+
 /// Any other method on an alias path: 405 with `Allow: POST`, in the negotiated format.
 pub(crate) async fn post_only(ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
     let correlation = correlation(&ep, req.headers());

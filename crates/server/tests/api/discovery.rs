@@ -17,12 +17,14 @@ both_engines!(metadata_lists_what_is_implemented, |app| {
         assert_eq!(v["revocation_endpoint"], app.url("/oauth2/revoke"));
         assert_eq!(
             v["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
         );
-        assert!(
-            v.get("authorization_endpoint").is_none(),
-            "not implemented, not listed"
+        assert_eq!(v["authorization_endpoint"], app.url("/oauth2/authorize"));
+        assert_eq!(
+            v["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
         );
+        assert_eq!(v["response_types_supported"], serde_json::json!(["code"]));
         // Every endpoint it lists answers.
         for key in ["jwks_uri"] {
             let r = app.http.get(v[key].as_str().unwrap()).send().await.unwrap();
