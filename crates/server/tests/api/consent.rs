@@ -93,8 +93,16 @@ async fn consent_in_browser(app: &TestApp) {
     let browser = Browser::start().await;
     browser.goto(&url).await;
     // Not signed in: the login page.
-    browser.find("input#email").await.send_keys("seller@example.com").await;
-    browser.find("input#password").await.send_keys("correct horse battery").await;
+    browser
+        .find("input#email")
+        .await
+        .send_keys("seller@example.com")
+        .await;
+    browser
+        .find("input#password")
+        .await
+        .send_keys("correct horse battery")
+        .await;
     browser.screenshot(shot("login")).await;
     browser.find("button#sign-in").await.click().await;
 
@@ -112,7 +120,10 @@ async fn consent_in_browser(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut landed = browser.current_url().await;
     while !landed.starts_with(REDIRECT) {
-        assert!(Instant::now() < deadline, "no redirect to the app: still on {landed}");
+        assert!(
+            Instant::now() < deadline,
+            "no redirect to the app: still on {landed}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         landed = browser.current_url().await;
     }

@@ -268,14 +268,13 @@ both_engines!(walmart_marketplace, example "walmart-marketplace", |app| {
     assert!(e["error_description"].as_str().unwrap().contains("WM_MARKET must be one of: ca, cl, mx, us"), "{e}");
 
     // authorization_code is US-only: elsewhere the market rule refuses it; in the US it reaches the token
-    // endpoint, which does not offer it yet.
+    // endpoint, where this seller's own key (client_credentials only) may not use it.
     let code = "grant_type=authorization_code&code=65CA5DA313A549D49D15D3119D9AD85D&redirect_uri=https%3A%2F%2Fexample-client-app.com";
     let r = send(&app, "/v3/token", &marketplace_headers(&basic, "mx", "application/json"), code).await;
     let e = assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
     assert!(e["error_description"].as_str().unwrap().contains("market mx"), "{e}");
     let r = send(&app, "/v3/token", &marketplace_headers(&basic, "us", "application/json"), code).await;
-    let e = assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
-    assert!(!e["error_description"].as_str().unwrap().contains("market"), "{e}");
+    assert_error(r, StatusCode::BAD_REQUEST, "unauthorized_client").await;
     let r = send(&app, "/v3/token", &marketplace_headers(&basic, "ca", "application/json"), "grant_type=refresh_token&refresh_token=APXcIoTpKMH9OQN").await;
     let e = assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
     assert!(e["error_description"].as_str().unwrap().contains("market ca"), "{e}");
@@ -312,6 +311,121 @@ both_engines!(walmart_marketplace, example "walmart-marketplace", |app| {
     let r = app.http.get(app.url("/v3/token")).header("Accept", "application/xml").send().await.unwrap();
     assert_eq!((r.status(), r.headers()["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "POST"));
     assert_eq!(xml(&r.text().await.unwrap()).0, "errors");
+});
+// Delegated access on Walmart's interface: a solution provider's app trades a seller's code and refresh tokens at
+// /v3/token with WM_PARTNER.ID (US only), and /v3/token/detail says what the seller delegated, by category.
+both_engines!(walmart_marketplace_delegated, example "walmart-marketplace", |app| {
+    use keyward::accounts::AccountInput;
+    use keyward::admin::Actor;
+    use keyward_core::grant::authorization_code::Authorization;
+    use keyward_core::scope::ScopeSet;
+
+    let redirect = "https://example-client-app.com/callback";
+    let (status, body) = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/clients",
+            Some(json!({
+                "name": "Repricer", "grant_types": ["authorization_code", "refresh_token"],
+                "redirect_uris": [redirect], "resources": [MARKETPLACE],
+                "scopes": ["item:view", "item:full", "orders:view", "reports:view"]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (id, secret) = (body["client_id"].as_str().unwrap(), body["client_secret"].as_str().unwrap());
+    let basic = walmart_basic(id, secret);
+    let (seller, _) = app
+        .app
+        .account_create(
+            &Actor::cli(),
+            AccountInput {
+                email: Some("seller@example.com".into()),
+                partner_id: Some("10000012345".into()),
+                ..AccountInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The consent flow itself is tested in delegated.rs and consent.rs; here the code comes from the same call.
+    let verifier = "walmart-delegated-verifier-0123456789-abcdefgh";
+    let issue = || async {
+        let auth = Authorization {
+            client_id: id.to_owned(),
+            redirect_uri: redirect.to_owned(),
+            state: None,
+            scope: ScopeSet::parse("item:view item:full orders:view reports:view").unwrap(),
+            audience: MARKETPLACE.to_owned(),
+            code_challenge: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(keyward::crypto::sha256(verifier.as_bytes())),
+        };
+        app.app.issue_code(&auth, &seller.account_id).await.unwrap()
+    };
+    let redeem = |code: String| {
+        format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}",
+            keyward_core::form::encode_component(redirect)
+        )
+    };
+    let with_partner = |market: &'static str, accept: &'static str, partner: &'static str| {
+        let mut h = marketplace_headers(&basic, market, accept);
+        h.push(("WM_PARTNER.ID", partner));
+        h
+    };
+
+    // WM_PARTNER.ID is required for these grants, and must be the seller's.
+    let r = send(&app, "/v3/token", &marketplace_headers(&basic, "us", "application/json"), &redeem(issue().await)).await;
+    let e = assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert!(e["error_description"].as_str().unwrap().contains("WM_PARTNER.ID"), "{e}");
+    let r = send(&app, "/v3/token", &with_partner("us", "application/json", "99999"), &redeem(issue().await)).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Outside the US the grant is refused as the document says.
+    let r = send(&app, "/v3/token", &with_partner("mx", "application/json", "10000012345"), &redeem(issue().await)).await;
+    let e = assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    assert!(e["error_description"].as_str().unwrap().contains("market mx"), "{e}");
+
+    let r = send(&app, "/v3/token", &with_partner("us", "application/json", "10000012345"), &redeem(issue().await)).await;
+    let (headers, t) = ok_json(r).await;
+    assert_eq!(headers["wm_qos.correlation_id"], "b3261d2d-028a-4ef7-8602-633c23200af6");
+    assert_eq!(members(&t), ["access_token", "expires_in", "refresh_token", "scope", "token_type"]);
+    assert_eq!(t["expires_in"], 900);
+    let claims = app.verify_jwt(t["access_token"].as_str().unwrap(), MARKETPLACE).await;
+    assert_eq!(claims["sub"], seller.account_id.as_str());
+
+    // refresh_token in XML: OAuthTokenDTO with the rotated refresh token; refused in ca.
+    let refresh = format!("grant_type=refresh_token&refresh_token={}", t["refresh_token"].as_str().unwrap());
+    let r = send(&app, "/v3/token", &with_partner("ca", "application/json", "10000012345"), &refresh).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+    let r = send(&app, "/v3/token", &with_partner("us", "application/xml", "10000012345"), &refresh).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (root, fields) = xml(&r.text().await.unwrap());
+    assert_eq!(root, "OAuthTokenDTO");
+    let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["accessToken", "tokenType", "expiresIn", "refreshToken", "scope"]);
+    assert_ne!(fields[3].1, t["refresh_token"].as_str().unwrap(), "rotated");
+    let access = fields[0].1.clone();
+
+    // Token detail: the scopes by category, the later level of a category winning; the token in WM_SEC.ACCESS_TOKEN.
+    let r = app
+        .http
+        .get(app.url("/v3/token/detail"))
+        .header("WM_SEC.ACCESS_TOKEN", &access)
+        .header("WM_QOS.CORRELATION_ID", "detail-1")
+        .send()
+        .await
+        .unwrap();
+    let (headers, d) = ok_json(r).await;
+    assert_eq!(headers["wm_qos.correlation_id"], "detail-1");
+    assert_eq!(d["is_valid"], true);
+    assert_eq!(d["subject"], seller.account_id.as_str());
+    assert_eq!(d["scopes"], json!({"Item": "Full Access", "Orders": "View Only", "Reports": "View Only"}));
+    let r = app.bearer(reqwest::Method::GET, &app.url("/oauth2/token/detail"), &access).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["scopes"], d["scopes"]);
+    let r = app.http.get(app.url("/v3/token/detail")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    let r = app.bearer(reqwest::Method::GET, &app.url("/v3/token/detail"), "not-a-token").await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
 });
 
 // Seed 003: Walmart Marketplace Orders Hub.
