@@ -1,0 +1,1213 @@
+//! Delegated access through real HTTP, as a browser and an app would drive it: the authorization request with PKCE
+//! S256, login, the consent screen, the code at the redirect URI, its redemption, refresh-token rotation and family
+//! revocation, remembered and withdrawn consent, redirect URI near misses, `state` round trips, public clients, CSRF
+//! and the pages' headers and cookies, and failed-login throttling.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyward_core::form::encode_component;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_engines;
+use crate::harness::{TestApp, assert_error, claims};
+
+/// The resource the apps ask for.
+const API: &str = "https://api.example.com";
+/// The apps' registered redirect URI.
+const REDIRECT: &str = "https://app.example/cb";
+/// Every test account's password.
+const PASSWORD: &str = "correct horse battery";
+/// What the authorization requests ask for, unless a test says otherwise.
+const SCOPE: &str = "orders:read orders:write";
+const EMAIL: &str = "seller@example.com";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fixture
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The resource, a confidential app allowed authorization_code and refresh_token, and an account.
+struct Fixture {
+    id: String,
+    secret: String,
+    account: String,
+}
+
+impl Fixture {
+    fn basic(&self) -> Auth<'_> {
+        Auth::Basic(&self.id, &self.secret)
+    }
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let (status, body) = app
+        .admin_call(
+            Method::POST,
+            "/resources",
+            Some(json!({
+                "identifier": API,
+                "name": "Orders API",
+                "scopes": ["orders:read", "orders:write", "orders:admin"],
+                "scope_details": {
+                    "orders:read": {"description": "See your orders", "category": "Orders", "access": "View Only"},
+                    "orders:write": {"description": "Change your orders", "category": "Orders", "access": "Full Access"},
+                },
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (id, secret) = app.client(app_spec("Shop app", &[REDIRECT])).await;
+    let account = account(app, EMAIL, "P-1").await;
+    Fixture {
+        id,
+        secret,
+        account,
+    }
+}
+
+/// A confidential app's registration.
+fn app_spec(name: &str, redirect_uris: &[&str]) -> Value {
+    json!({
+        "name": name,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": redirect_uris,
+        "resources": [API],
+        "scopes": ["orders:read", "orders:write", "orders:admin"],
+        "description": "Syncs your orders with the shop",
+    })
+}
+
+/// Creates an account (through the App: the admin route is not ours to depend on); returns its id.
+async fn account(app: &TestApp, email: &str, partner: &str) -> String {
+    let (view, generated) = app
+        .app
+        .account_create(
+            &keyward::admin::Actor::cli(),
+            keyward::accounts::AccountInput {
+                email: Some(email.into()),
+                password: Some(PASSWORD.into()),
+                partner_id: Some(partner.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(generated.is_none());
+    assert!(view.account_id.starts_with("acct_"), "{}", view.account_id);
+    view.account_id
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// PKCE, URLs, HTML
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A PKCE pair (RFC 7636 §4.1, §4.2): 43 unreserved characters and their base64url SHA-256.
+struct Pkce {
+    verifier: String,
+    challenge: String,
+}
+
+fn pkce() -> Pkce {
+    let verifier = B64.encode(keyward::crypto::random::<32>());
+    assert_eq!(verifier.len(), 43);
+    let challenge = B64.encode(keyward::crypto::sha256(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+/// The parameters of a good authorization request of `client_id`.
+fn request<'a>(client_id: &'a str, challenge: &'a str, state: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", SCOPE),
+        ("state", state),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+/// `params` with `name` set to `value` (added when absent), or removed when `value` is `None`.
+fn with<'a>(
+    mut params: Vec<(&'a str, &'a str)>,
+    name: &'a str,
+    value: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let at = params.iter().position(|(k, _)| *k == name);
+    match (at, value) {
+        (Some(i), Some(v)) => params[i].1 = v,
+        (Some(i), None) => {
+            params.remove(i);
+        }
+        (None, Some(v)) => params.push((name, v)),
+        (None, None) => {}
+    }
+    params
+}
+
+/// A query string, every name and value percent-encoded.
+fn query(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `/oauth2/authorize?…`.
+fn authorize_path(params: &[(&str, &str)]) -> String {
+    format!("/oauth2/authorize?{}", query(params))
+}
+
+/// Strict percent-decoding (a `+` stays a `+`: Keyward never sends one unencoded).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The decoded parameters of a URL's query.
+fn query_params(url: &str) -> Vec<(String, String)> {
+    let Some((_, q)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    // What Keyward appends is encoded in full: nothing a client's parser could read two ways.
+    assert!(
+        q.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%&=".contains(&b)),
+        "a raw character in {q}"
+    );
+    q.split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// The one value of `name` in a URL's query.
+fn param(url: &str, name: &str) -> Option<String> {
+    let all: Vec<String> = query_params(url)
+        .into_iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .collect();
+    assert!(all.len() <= 1, "{name} repeated in {url}");
+    all.into_iter().next()
+}
+
+/// The `Location` of a response, which must be a 303.
+fn location(r: &Response) -> String {
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "expected a redirect");
+    r.headers()
+        .get(LOCATION)
+        .expect("Location")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Undoes HTML escaping (named and numeric character references).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        let end = rest.find(';').expect("an unterminated character reference");
+        let c = match &rest[..end] {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            e if e.starts_with("#x") || e.starts_with("#X") => {
+                char::from_u32(u32::from_str_radix(&e[2..], 16).unwrap()).unwrap()
+            }
+            e if e.starts_with('#') => char::from_u32(e[1..].parse().unwrap()).unwrap(),
+            e => panic!("unknown character reference &{e};"),
+        };
+        out.push(c);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every hidden input of a page, in order, values unescaped.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    const OPEN: &str = "<input type=\"hidden\" name=\"";
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find(OPEN) {
+        rest = &rest[i + OPEN.len()..];
+        let (name, after) = rest.split_once('"').unwrap();
+        let after = after.trim_start().strip_prefix("value=\"").unwrap();
+        let (value, after) = after.split_once('"').unwrap();
+        out.push((unescape(name), unescape(value)));
+        rest = after;
+    }
+    out
+}
+
+/// The value of the hidden input `name` (the first, when a page has several forms).
+fn hidden(html: &str, name: &str) -> String {
+    hidden_fields(html)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no hidden input {name} in {html}"))
+        .1
+}
+
+/// SECURITY.md: what every page carries.
+fn assert_page_headers(h: &HeaderMap, what: &str) {
+    let get = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(get("x-frame-options").as_deref(), Some("DENY"), "{what}");
+    assert!(
+        get("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'")),
+        "{what}: {:?}",
+        get("content-security-policy")
+    );
+    assert_eq!(
+        get("referrer-policy").as_deref(),
+        Some("no-referrer"),
+        "{what}"
+    );
+    assert_eq!(get("cache-control").as_deref(), Some("no-store"), "{what}");
+}
+
+/// The `Set-Cookie` header that sets `name`.
+fn set_cookie(h: &HeaderMap, name: &str) -> String {
+    h.get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {h:?}"))
+}
+
+/// A cookie's attributes as SECURITY.md pins them on an http issuer.
+fn assert_cookie_attributes(cookie: &str) {
+    let attrs: Vec<String> = cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    assert!(attrs.iter().any(|a| a == "httponly"), "{cookie}");
+    assert!(attrs.iter().any(|a| a == "samesite=lax"), "{cookie}");
+    assert!(attrs.iter().any(|a| a == "path=/"), "{cookie}");
+    assert!(
+        !attrs.iter().any(|a| a == "secure"),
+        "{cookie}: Secure on http"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The browser
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A browser: a cookie jar, no redirect following (each hop is checked).
+struct Agent {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Agent {
+    fn new(app: &TestApp) -> Self {
+        Agent {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        assert!(path.starts_with('/'), "not a path of ours: {path}");
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(query(form))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /login, then POST it with `password`; returns the POST's response.
+    async fn login_with(&self, email: &str, password: &str, next: &str) -> Response {
+        let page = self
+            .get(&format!("/login?next={}", encode_component(next)))
+            .await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        let (csrf, next) = (hidden(&html, "csrf"), hidden(&html, "next"));
+        self.post(
+            "/login",
+            &[
+                ("email", email),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", &next),
+            ],
+        )
+        .await
+    }
+
+    /// Signs in; the session cookie goes to the jar.
+    async fn sign_in(&self, email: &str) {
+        let r = self.login_with(email, PASSWORD, "/account").await;
+        assert_eq!(location(&r), "/account");
+    }
+
+    /// GETs an authorization request; when sent to the login page, signs in there (the form's `next` is the
+    /// request) and follows back. Returns the answer of the request itself: a consent page or a redirect.
+    async fn authorize(&self, params: &[(&str, &str)], email: &str) -> Response {
+        let path = authorize_path(params);
+        let r = self.get(&path).await;
+        if r.status() != StatusCode::SEE_OTHER || !location(&r).starts_with("/login?") {
+            return r;
+        }
+        let login = location(&r);
+        assert_eq!(param(&login, "next").as_deref(), Some(path.as_str()));
+        let page = self.get(&login).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_page_headers(page.headers(), "login page");
+        let html = page.text().await.unwrap();
+        let (csrf, next) = (hidden(&html, "csrf"), hidden(&html, "next"));
+        assert_eq!(next, path, "the login form carries the request");
+        let r = self
+            .post(
+                "/login",
+                &[
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("next", &next),
+                ],
+            )
+            .await;
+        assert_eq!(location(&r), path, "login returns to the request");
+        self.get(&path).await
+    }
+
+    /// Submits a consent page's form with `decision`, every hidden field as the page had it.
+    async fn decide(&self, html: &str, decision: &str) -> Response {
+        let mut form = hidden_fields(html);
+        form.push(("decision".into(), decision.into()));
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.post("/oauth2/authorize", &form).await
+    }
+
+    /// Runs an authorization request to its end as a person who allows it; returns the final redirect.
+    async fn allow(&self, params: &[(&str, &str)], email: &str) -> String {
+        let r = self.authorize(params, email).await;
+        if r.status() == StatusCode::SEE_OTHER {
+            return location(&r);
+        }
+        let html = consent_page(r).await;
+        location(&self.decide(&html, "allow").await)
+    }
+
+    /// The code of an authorization request that must succeed.
+    async fn code(&self, app: &TestApp, params: &[(&str, &str)], email: &str) -> String {
+        let to = self.allow(params, email).await;
+        code_of(app, &to, params)
+    }
+}
+
+/// A consent page's HTML, checking its status and headers.
+async fn consent_page(r: Response) -> String {
+    assert_eq!(r.status(), StatusCode::OK, "expected the consent page");
+    assert_page_headers(r.headers(), "consent page");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("action=\"/oauth2/authorize\""), "{html}");
+    html
+}
+
+/// The code of a redirect to the app, checking `state` and `iss`.
+fn code_of(app: &TestApp, to: &str, params: &[(&str, &str)]) -> String {
+    assert!(to.starts_with(&format!("{REDIRECT}?")), "{to}");
+    assert_eq!(param(to, "error"), None, "{to}");
+    let state = params.iter().find(|(k, _)| *k == "state").map(|(_, v)| *v);
+    assert_eq!(param(to, "state").as_deref(), state, "{to}");
+    assert_eq!(param(to, "iss").as_deref(), Some(app.app.issuer.as_str()));
+    param(to, "code").expect("code")
+}
+
+/// An error redirect to the app: its `error`, checking `state` and `iss`.
+fn error_of(app: &TestApp, to: &str, state: &str) -> String {
+    assert!(to.starts_with(&format!("{REDIRECT}?")), "{to}");
+    assert_eq!(param(to, "code"), None, "{to}");
+    assert_eq!(param(to, "state").as_deref(), Some(state), "{to}");
+    assert_eq!(param(to, "iss").as_deref(), Some(app.app.issuer.as_str()));
+    assert!(param(to, "error_description").is_some(), "{to}");
+    param(to, "error").expect("error")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The app's side: the token endpoint and introspection
+// ---------------------------------------------------------------------------------------------------------------
+
+/// How an app authenticates at the token endpoint.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    /// A confidential app: HTTP Basic.
+    Basic(&'a str, &'a str),
+    /// A public app: `client_id` in the body, no secret.
+    Public(&'a str),
+}
+
+async fn token_call(app: &TestApp, auth: Auth<'_>, form: &[(&str, &str)]) -> Response {
+    match auth {
+        Auth::Basic(id, secret) => {
+            app.post_form("/oauth2/token", Some((id, secret)), form)
+                .await
+        }
+        Auth::Public(id) => {
+            let mut form = form.to_vec();
+            form.push(("client_id", id));
+            app.post_form("/oauth2/token", None, &form).await
+        }
+    }
+}
+
+async fn redeem(app: &TestApp, auth: Auth<'_>, code: &str, verifier: &str) -> Response {
+    token_call(
+        app,
+        auth,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+async fn refresh(app: &TestApp, auth: Auth<'_>, token: &str, scope: Option<&str>) -> Response {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    token_call(app, auth, &form).await
+}
+
+/// A successful token response: (access_token, refresh_token, body).
+async fn tokens(r: Response) -> (String, String, Value) {
+    let status = r.status();
+    let no_store = r.headers().get("cache-control").cloned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(no_store.unwrap(), "no-store");
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    assert!(body["expires_in"].as_i64().is_some_and(|e| e > 0), "{body}");
+    let access = body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned();
+    (access, refresh, body)
+}
+
+/// Whether introspection by the app the token was issued to says the token is active.
+async fn active(app: &TestApp, f: &Fixture, token: &str) -> bool {
+    let r = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&f.id, &f.secret)),
+            &[("token", token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    if v["active"] == false {
+        assert_eq!(v, json!({"active": false}));
+    }
+    v["active"] == true
+}
+
+/// POSTs the login form of `EMAIL` with a CSRF token already taken from the page.
+async fn login_post(agent: &Agent, csrf: &str, password: &str) -> Response {
+    agent
+        .post(
+            "/login",
+            &[
+                ("email", EMAIL),
+                ("password", password),
+                ("csrf", csrf),
+                ("next", "/account"),
+            ],
+        )
+        .await
+}
+
+/// Status and `error` of each response.
+async fn outcomes(rs: Vec<Response>) -> Vec<(StatusCode, String)> {
+    let mut out = Vec::with_capacity(rs.len());
+    for r in rs {
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        out.push((status, body["error"].as_str().unwrap_or("").to_owned()));
+    }
+    out
+}
+
+/// Exactly one 200, every other `invalid_grant`.
+fn exactly_one_winner(results: &[(StatusCode, String)]) {
+    let wins = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(wins, 1, "{results:?}");
+    assert!(
+        results.iter().all(|(s, e)| *s == StatusCode::OK
+            || (*s == StatusCode::BAD_REQUEST && e == "invalid_grant")),
+        "{results:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------------------------
+
+both_engines!(
+    full_flow_code_token_refresh_rotation_and_family_revocation,
+    |app| {
+        let f = fixture(&app).await;
+        let agent = Agent::new(&app);
+        let p = pkce();
+        let params = request(&f.id, &p.challenge, "st-1");
+
+        // Not signed in: the login page, then the consent screen naming the app and the scopes in plain words.
+        let r = agent.authorize(&params, EMAIL).await;
+        let html = consent_page(r).await;
+        for shown in [
+            "Shop app",
+            "Syncs your orders with the shop",
+            "See your orders",
+            "Change your orders",
+            "Orders API",
+            EMAIL,
+            "app.example",
+        ] {
+            assert!(html.contains(shown), "{shown} missing from {html}");
+        }
+        let to = location(&agent.decide(&html, "allow").await);
+        let code = code_of(&app, &to, &params);
+
+        // The code for tokens: the access token is the account's, for the app, verifiable against the JWKS.
+        let (access0, refresh0, body) =
+            tokens(redeem(&app, f.basic(), &code, &p.verifier).await).await;
+        assert_eq!(body["scope"], SCOPE);
+        assert_eq!(body["expires_in"], 900);
+        let c = app.verify_jwt(&access0, API).await;
+        assert_eq!(c["sub"], f.account.as_str());
+        assert_eq!(c["client_id"], f.id.as_str());
+        assert_eq!(c["aud"], API);
+        assert_eq!(c["scope"], SCOPE);
+        assert_eq!(c["iss"], app.app.issuer.as_str());
+        assert!(active(&app, &f, &access0).await);
+
+        // Widening at refresh is refused, and the refresh token stays usable.
+        let r = refresh(&app, f.basic(), &refresh0, Some("orders:read orders:admin")).await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_scope").await;
+
+        // Narrowing works; the refresh token rotates.
+        let (access1, refresh1, body) =
+            tokens(refresh(&app, f.basic(), &refresh0, Some("orders:read")).await).await;
+        assert_eq!(body["scope"], "orders:read");
+        assert_eq!(claims(&access1)["scope"], "orders:read");
+        assert_eq!(claims(&access1)["sub"], f.account.as_str());
+        assert_ne!(refresh1, refresh0);
+
+        // The rotated token still holds the grant's full scope.
+        let (access2, refresh2, body) =
+            tokens(refresh(&app, f.basic(), &refresh1, None).await).await;
+        assert_eq!(body["scope"], SCOPE);
+        assert_ne!(refresh2, refresh1);
+        assert!(active(&app, &f, &access2).await);
+
+        // The first refresh token again: refused, and the whole family goes.
+        let r = refresh(&app, f.basic(), &refresh0, None).await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        let r = refresh(&app, f.basic(), &refresh2, None).await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        for (n, t) in [&access0, &access1, &access2].into_iter().enumerate() {
+            assert!(!active(&app, &f, t).await, "access token {n} still active");
+        }
+    }
+);
+
+both_engines!(consent_remembered_deny_and_withdrawal, |app| {
+    let f = fixture(&app).await;
+    let agent = Agent::new(&app);
+
+    // Deny: back to the app with access_denied and the state; nothing is remembered.
+    let p = pkce();
+    let html = consent_page(
+        agent
+            .authorize(&request(&f.id, &p.challenge, "no-1"), EMAIL)
+            .await,
+    )
+    .await;
+    let to = location(&agent.decide(&html, "deny").await);
+    assert_eq!(error_of(&app, &to, "no-1"), "access_denied");
+    let r = agent
+        .authorize(&request(&f.id, &p.challenge, "no-2"), EMAIL)
+        .await;
+    let html = consent_page(r).await;
+
+    // Allow once, then the same request (or a narrower one) gets a code at once.
+    let to = location(&agent.decide(&html, "allow").await);
+    code_of(&app, &to, &request(&f.id, &p.challenge, "no-2"));
+    let p2 = pkce();
+    let params = request(&f.id, &p2.challenge, "again");
+    let r = agent.authorize(&params, EMAIL).await;
+    let code = code_of(&app, &location(&r), &params);
+    let (access, refresh_token, _) =
+        tokens(redeem(&app, f.basic(), &code, &p2.verifier).await).await;
+    let narrower = with(params.clone(), "scope", Some("orders:read"));
+    code_of(
+        &app,
+        &location(&agent.authorize(&narrower, EMAIL).await),
+        &narrower,
+    );
+    // A scope beyond what was agreed asks again.
+    let wider = with(params.clone(), "scope", Some("orders:read orders:admin"));
+    consent_page(agent.authorize(&wider, EMAIL).await).await;
+
+    // The account page lists the app; revoking it withdraws consent and what the app holds.
+    let page = agent.get("/account").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_page_headers(page.headers(), "account page");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Shop app") && html.contains(&f.id), "{html}");
+    let csrf = hidden(&html, "csrf");
+    let r = agent
+        .post("/account/revoke", &[("csrf", &csrf), ("client_id", &f.id)])
+        .await;
+    assert_eq!(location(&r), "/account");
+    let html = agent.get("/account").await.text().await.unwrap();
+    assert!(
+        html.contains("id=\"no-apps\"") && !html.contains(&f.id),
+        "{html}"
+    );
+
+    let r = refresh(&app, f.basic(), &refresh_token, None).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert!(!active(&app, &f, &access).await);
+    consent_page(agent.authorize(&params, EMAIL).await).await;
+});
+
+both_engines!(
+    code_replay_revokes_and_concurrent_redemptions_have_one_winner,
+    |app| {
+        let f = fixture(&app).await;
+        let agent = Agent::new(&app);
+
+        // Redeemed twice: the second is refused and what the first issued is revoked.
+        let p = pkce();
+        let code = agent
+            .code(&app, &request(&f.id, &p.challenge, "s"), EMAIL)
+            .await;
+        let (access, refresh_token, _) =
+            tokens(redeem(&app, f.basic(), &code, &p.verifier).await).await;
+        assert!(active(&app, &f, &access).await);
+        let r = redeem(&app, f.basic(), &code, &p.verifier).await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        assert!(!active(&app, &f, &access).await);
+        let r = refresh(&app, f.basic(), &refresh_token, None).await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+        // Twenty redemptions of one code at once: exactly one wins.
+        let p = pkce();
+        let code = agent
+            .code(&app, &request(&f.id, &p.challenge, "s"), EMAIL)
+            .await;
+        let rs = futures_util::future::join_all(
+            (0..20).map(|_| redeem(&app, f.basic(), &code, &p.verifier)),
+        )
+        .await;
+        exactly_one_winner(&outcomes(rs).await);
+    }
+);
+
+both_engines!(code_binding_expiry_and_pkce, |app| {
+    let f = fixture(&app).await;
+    let (other, other_secret) = app.client(app_spec("Other app", &[REDIRECT])).await;
+    let agent = Agent::new(&app);
+    agent.sign_in(EMAIL).await;
+
+    // Another client cannot redeem the code, even with the right verifier and redirect URI.
+    let p = pkce();
+    let code = agent
+        .code(&app, &request(&f.id, &p.challenge, "s"), EMAIL)
+        .await;
+    let r = redeem(&app, Auth::Basic(&other, &other_secret), &code, &p.verifier).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // A code lives 60 seconds: redeemable at 59, not at 61.
+    let p = pkce();
+    let params = request(&f.id, &p.challenge, "s");
+    let code = agent.code(&app, &params, EMAIL).await;
+    app.clock.advance(59);
+    tokens(redeem(&app, f.basic(), &code, &p.verifier).await).await;
+    let code = agent.code(&app, &params, EMAIL).await;
+    app.clock.advance(61);
+    let r = redeem(&app, f.basic(), &code, &p.verifier).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // PKCE S256 is required at the authorization request: missing challenge, plain, missing method.
+    let p = pkce();
+    let good = request(&f.id, &p.challenge, "pk");
+    for bad in [
+        with(good.clone(), "code_challenge", None),
+        with(good.clone(), "code_challenge_method", Some("plain")),
+        with(good.clone(), "code_challenge_method", None),
+    ] {
+        let r = agent.get(&authorize_path(&bad)).await;
+        assert_eq!(
+            error_of(&app, &location(&r), "pk"),
+            "invalid_request",
+            "{bad:?}"
+        );
+    }
+
+    // A wrong verifier fails and spends the code: the right one then fails too.
+    let code = agent.code(&app, &good, EMAIL).await;
+    let r = redeem(&app, f.basic(), &code, &pkce().verifier).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let r = redeem(&app, f.basic(), &code, &p.verifier).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // A downgrade to plain (the challenge sent as the verifier), or no verifier at all, fails.
+    let p = pkce();
+    let good = request(&f.id, &p.challenge, "pk");
+    let code = agent.code(&app, &good, EMAIL).await;
+    let r = redeem(&app, f.basic(), &code, &p.challenge).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let code = agent.code(&app, &good, EMAIL).await;
+    let r = token_call(
+        &app,
+        f.basic(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // The right verifier, in time, works.
+    let code = agent.code(&app, &good, EMAIL).await;
+    tokens(redeem(&app, f.basic(), &code, &p.verifier).await).await;
+});
+
+both_engines!(redirect_uri_near_misses_are_refused_on_the_page, |app| {
+    let f = fixture(&app).await;
+    let agent = Agent::new(&app);
+    agent.sign_in(EMAIL).await;
+    let p = pkce();
+    let good = request(&f.id, &p.challenge, "s");
+    for near in [
+        "https://app.example/cb/",
+        "https://APP.EXAMPLE/cb",
+        "https://App.example/cb",
+        "https://app.example/cb?x=1",
+        "https://app.example/cb@evil.example",
+        "https://app.example@evil.example/cb",
+        "https://app.example/cb/%2e%2e/x",
+        "https://app.example/cb/../cb",
+        "https://app.example:443/cb",
+        "http://app.example/cb",
+        "https://evil.example/cb",
+        "",
+    ] {
+        let r = agent
+            .get(&authorize_path(&with(
+                good.clone(),
+                "redirect_uri",
+                Some(near),
+            )))
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{near}");
+        assert!(r.headers().get(LOCATION).is_none(), "{near}: a Location");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{near}"
+        );
+        assert_page_headers(r.headers(), "error page");
+        let html = r.text().await.unwrap();
+        assert!(!html.contains("evil.example"), "{near}: reflected");
+    }
+    // An unknown client: the page too.
+    let r = agent
+        .get(&authorize_path(&with(
+            good.clone(),
+            "client_id",
+            Some("nobody"),
+        )))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get(LOCATION).is_none());
+
+    // At the token endpoint the redirect URI must be the authorization request's.
+    let (two, two_secret) = app
+        .client(app_spec("Two URIs", &[REDIRECT, "https://app.example/cb2"]))
+        .await;
+    let p = pkce();
+    let params = request(&two, &p.challenge, "s");
+    let code = agent.code(&app, &params, EMAIL).await;
+    let r = token_call(
+        &app,
+        Auth::Basic(&two, &two_secret),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://app.example/cb2"),
+            ("code_verifier", &p.verifier),
+        ],
+    )
+    .await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let code = agent.code(&app, &params, EMAIL).await;
+    let r = token_call(
+        &app,
+        Auth::Basic(&two, &two_secret),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://app.example/cb/"),
+            ("code_verifier", &p.verifier),
+        ],
+    )
+    .await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // The other registered URI at authorize works, and its code is redeemed with it.
+    let params = with(params, "redirect_uri", Some("https://app.example/cb2"));
+    let to = agent.allow(&params, EMAIL).await;
+    assert!(to.starts_with("https://app.example/cb2?"), "{to}");
+    let code = param(&to, "code").unwrap();
+    let r = token_call(
+        &app,
+        Auth::Basic(&two, &two_secret),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://app.example/cb2"),
+            ("code_verifier", &p.verifier),
+        ],
+    )
+    .await;
+    tokens(r).await;
+});
+
+both_engines!(hostile_state_round_trips_byte_for_byte, |app| {
+    let f = fixture(&app).await;
+    let agent = Agent::new(&app);
+    let p = pkce();
+    let first = "a b&c=d%25e+f/<script>\"'#?é";
+
+    // Through the login form and the consent form (HTML-escaped, then posted back): denied, then allowed.
+    let params = request(&f.id, &p.challenge, first);
+    let html = consent_page(agent.authorize(&params, EMAIL).await).await;
+    assert!(!html.contains("<script>"), "state not escaped");
+    let to = location(&agent.decide(&html, "deny").await);
+    assert_eq!(error_of(&app, &to, first), "access_denied");
+    let html = consent_page(agent.authorize(&params, EMAIL).await).await;
+    code_of(
+        &app,
+        &location(&agent.decide(&html, "allow").await),
+        &params,
+    );
+
+    // Consent remembered: straight back, with a code or with an error.
+    let long = "x".repeat(500);
+    for state in [
+        first,
+        "%",
+        "%%2",
+        "+",
+        "&amp;&lt;&#x27;",
+        "=?&#/;,:@$!*()[]{}|\\^`",
+        "😀 ∑ ü ß 中文",
+        "javascript:alert(1)",
+        "  leading and trailing  ",
+        long.as_str(),
+    ] {
+        let params = request(&f.id, &p.challenge, state);
+        code_of(
+            &app,
+            &location(&agent.authorize(&params, EMAIL).await),
+            &params,
+        );
+        let bad = with(params.clone(), "scope", Some("nonexistent"));
+        let to = location(&agent.authorize(&bad, EMAIL).await);
+        assert_eq!(error_of(&app, &to, state), "invalid_scope", "{state}");
+    }
+});
+
+both_engines!(concurrent_refreshes_have_one_winner, |app| {
+    let f = fixture(&app).await;
+    let agent = Agent::new(&app);
+    let p = pkce();
+    let code = agent
+        .code(&app, &request(&f.id, &p.challenge, "s"), EMAIL)
+        .await;
+    let (_, refresh_token, _) = tokens(redeem(&app, f.basic(), &code, &p.verifier).await).await;
+    let rs = futures_util::future::join_all(
+        (0..20).map(|_| refresh(&app, f.basic(), &refresh_token, None)),
+    )
+    .await;
+    exactly_one_winner(&outcomes(rs).await);
+});
+
+both_engines!(a_foreign_clients_refresh_token_is_refused, |app| {
+    let f = fixture(&app).await;
+    let (other, other_secret) = app.client(app_spec("Other app", &[REDIRECT])).await;
+    let agent = Agent::new(&app);
+    let p = pkce();
+    let code = agent
+        .code(&app, &request(&f.id, &p.challenge, "s"), EMAIL)
+        .await;
+    let (_, refresh_token, _) = tokens(redeem(&app, f.basic(), &code, &p.verifier).await).await;
+    for _ in 0..2 {
+        let r = refresh(
+            &app,
+            Auth::Basic(&other, &other_secret),
+            &refresh_token,
+            None,
+        )
+        .await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+    // The owner's token is untouched: not spent, its family not revoked.
+    let (access, _, _) = tokens(refresh(&app, f.basic(), &refresh_token, None).await).await;
+    assert!(active(&app, &f, &access).await);
+});
+
+both_engines!(public_client_flow_and_no_client_credentials, |app| {
+    fixture(&app).await;
+    let mut spec = app_spec("Mobile app", &[REDIRECT]);
+    spec["client_type"] = json!("public");
+    let (status, body) = app.admin_call(Method::POST, "/clients", Some(spec)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["client_secret"].is_null(), "{body}");
+    assert_eq!(body["client_type"], "public", "{body}");
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let public = Auth::Public(&id);
+
+    let agent = Agent::new(&app);
+    let p = pkce();
+    let code = agent
+        .code(&app, &request(&id, &p.challenge, "s"), EMAIL)
+        .await;
+    let (access, refresh0, _) = tokens(redeem(&app, public, &code, &p.verifier).await).await;
+    assert_eq!(claims(&access)["client_id"], id.as_str());
+    let (_, refresh1, _) = tokens(refresh(&app, public, &refresh0, None).await).await;
+    assert_ne!(refresh0, refresh1);
+    let r = refresh(&app, public, &refresh0, None).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // No client_credentials for a client without a secret, at the token endpoint or at registration.
+    let r = token_call(&app, public, &[("grant_type", "client_credentials")]).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+    let mut spec = app_spec("Mobile app 2", &[REDIRECT]);
+    spec["client_type"] = json!("public");
+    spec["grant_types"] = json!(["authorization_code", "refresh_token", "client_credentials"]);
+    let (status, body) = app.admin_call(Method::POST, "/clients", Some(spec)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+});
+
+both_engines!(csrf_security_headers_and_cookie_attributes, |app| {
+    let f = fixture(&app).await;
+    account(&app, "other@example.com", "P-2").await;
+
+    // The login page sets the pre-login cookie; signing in sets the session cookie; both HttpOnly, Lax, not
+    // Secure on an http issuer.
+    let agent = Agent::new(&app);
+    let page = agent.get("/login").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_page_headers(page.headers(), "login page");
+    assert_cookie_attributes(&set_cookie(page.headers(), "keyward_login"));
+    let html = page.text().await.unwrap();
+    let login_csrf = hidden(&html, "csrf");
+
+    // A login POST without the login cookie, or without the token, is refused.
+    let bare = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = bare
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query(&[
+            ("email", EMAIL),
+            ("password", PASSWORD),
+            ("csrf", &login_csrf),
+            ("next", "/account"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert_page_headers(r.headers(), "403 page");
+    for csrf in [None, Some("wrong")] {
+        let mut form = vec![
+            ("email", EMAIL),
+            ("password", PASSWORD),
+            ("next", "/account"),
+        ];
+        form.extend(csrf.map(|c| ("csrf", c)));
+        let r = agent.post("/login", &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{csrf:?}");
+        assert!(r.headers().get(SET_COOKIE).is_none());
+    }
+    let r = agent
+        .post(
+            "/login",
+            &[
+                ("email", EMAIL),
+                ("password", PASSWORD),
+                ("csrf", &login_csrf),
+                ("next", "/account"),
+            ],
+        )
+        .await;
+    assert_cookie_attributes(&set_cookie(r.headers(), "keyward_session"));
+    assert_eq!(location(&r), "/account");
+
+    // `next` is never an open redirect: anything but an authorization request or the account page goes to the
+    // account page.
+    for next in [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "/login",
+        "/oauth2/authorizeX?a=b",
+        "javascript:alert(1)",
+    ] {
+        let other = Agent::new(&app);
+        let html = other.get("/login").await.text().await.unwrap();
+        let csrf = hidden(&html, "csrf");
+        let r = other
+            .post(
+                "/login",
+                &[
+                    ("email", EMAIL),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(location(&r), "/account", "{next}");
+        // The login page, too, offers only a safe `next`.
+        let page = other
+            .get(&format!("/login?next={}", encode_component(next)))
+            .await;
+        assert_eq!(hidden(&page.text().await.unwrap(), "next"), "/account");
+    }
+
+    // The consent form: without its token, with a wrong one, or with another session's, 403 and no code.
+    let p = pkce();
+    let params = request(&f.id, &p.challenge, "s");
+    let html = consent_page(agent.authorize(&params, EMAIL).await).await;
+    let other = Agent::new(&app);
+    let other_html = consent_page(other.authorize(&params, "other@example.com").await).await;
+    let other_csrf = hidden(&other_html, "csrf");
+    assert_ne!(other_csrf, hidden(&html, "csrf"));
+    let fields: Vec<(String, String)> = hidden_fields(&html)
+        .into_iter()
+        .filter(|(k, _)| k != "csrf")
+        .chain([("decision".to_owned(), "allow".to_owned())])
+        .collect();
+    for csrf in [None, Some("wrong"), Some(other_csrf.as_str())] {
+        let mut form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        form.extend(csrf.map(|c| ("csrf", c)));
+        let r = agent.post("/oauth2/authorize", &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{csrf:?}");
+        assert!(r.headers().get(LOCATION).is_none());
+        assert_page_headers(r.headers(), "403 page");
+        assert!(!r.text().await.unwrap().contains("code="));
+    }
+    // Nothing was agreed: the request still shows the consent page, and the real form still works.
+    let html = consent_page(agent.authorize(&params, EMAIL).await).await;
+    code_of(
+        &app,
+        &location(&agent.decide(&html, "allow").await),
+        &params,
+    );
+
+    // The account page's revoke form, likewise.
+    let r = agent
+        .post(
+            "/account/revoke",
+            &[("csrf", "wrong"), ("client_id", &f.id)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let html = agent.get("/account").await.text().await.unwrap();
+    assert!(html.contains(&f.id), "revoked without a token");
+});
+
+both_engines!(failed_logins_are_throttled, |app| {
+    fixture(&app).await;
+    let agent = Agent::new(&app);
+    let html = agent.get("/login").await.text().await.unwrap();
+    let csrf = hidden(&html, "csrf");
+    for n in 1..=5 {
+        let r = login_post(&agent, &csrf, "wrong password!").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "failure {n}");
+        assert!(r.headers().get(SET_COOKIE).is_none());
+    }
+    // The sixth try waits, even with the right password.
+    let r = login_post(&agent, &csrf, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    let wait: i64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1, "{wait}");
+    // Once the wait is over, the right password gets in.
+    app.clock.advance(wait + 1);
+    let r = login_post(&agent, &csrf, PASSWORD).await;
+    assert_eq!(location(&r), "/account");
+    set_cookie(r.headers(), "keyward_session");
+    assert_eq!(agent.get("/account").await.status(), StatusCode::OK);
+});
