@@ -91,6 +91,7 @@ mod tests {
             access_token: "h.p.s".into(),
             token_type: "Bearer",
             expires_in: 900,
+            refresh_token: None,
             scope: None,
         };
         assert_eq!(

@@ -86,6 +86,14 @@ pub struct RefreshRow {
     pub access_expires_at: i64,
 }
 
+/// A refresh token row with the client of its grant.
+#[derive(sqlx::FromRow)]
+struct RefreshOf {
+    #[sqlx(flatten)]
+    row: RefreshRow,
+    client_id: String,
+}
+
 const CODE_COLUMNS: &str = "digest, client_id, account_id, redirect_uri, resource, scopes, code_challenge, \
                             created_at, expires_at, used_at, grant_id";
 const GRANT_COLUMNS: &str =
@@ -418,32 +426,13 @@ impl Tx {
         &mut self,
         digest: &[u8],
     ) -> Result<Option<(RefreshRow, String)>, StoreError> {
-        let row: Option<(Vec<u8>, String, i64, Option<i64>, String, i64, String)> = on_tx!(
-            self,
-            |c| {
-                sqlx::query_as(
-                "SELECT r.digest, r.grant_id, r.created_at, r.used_at, r.access_jti, r.access_expires_at, g.client_id \
-                 FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = $1",
-            )
-            .bind(digest)
-            .fetch_optional(c)
-            .await
-            }
-        )?;
-        Ok(row.map(
-            |(digest, grant_id, created_at, used_at, access_jti, access_expires_at, client)| {
-                (
-                    RefreshRow {
-                        digest,
-                        grant_id,
-                        created_at,
-                        used_at,
-                        access_jti,
-                        access_expires_at,
-                    },
-                    client,
-                )
-            },
-        ))
+        let found: Option<RefreshOf> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT r.digest, r.grant_id, r.created_at, r.used_at, r.access_jti, r.access_expires_at, \
+             g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = $1"
+        )
+        .bind(digest)
+        .fetch_optional(c)
+        .await)?;
+        Ok(found.map(|f| (f.row, f.client_id)))
     }
 }
