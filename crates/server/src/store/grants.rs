@@ -426,13 +426,15 @@ impl Tx {
         &mut self,
         digest: &[u8],
     ) -> Result<Option<(RefreshRow, String)>, StoreError> {
-        let found: Option<RefreshOf> = on_tx!(self, |c| sqlx::query_as(
+        let found: Option<RefreshOf> = on_tx!(self, |c| {
+            sqlx::query_as(
             "SELECT r.digest, r.grant_id, r.created_at, r.used_at, r.access_jti, r.access_expires_at, \
              g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = $1"
         )
         .bind(digest)
         .fetch_optional(c)
-        .await)?;
+        .await
+        })?;
         Ok(found.map(|f| (f.row, f.client_id)))
     }
 }
