@@ -312,7 +312,7 @@ impl App {
             tx.sessions_delete_for(id).await?;
         }
         if disabling {
-            for g in self.store_grants_of_account(&mut tx, id).await? {
+            for g in tx.grants_of_account(id).await? {
                 self.revoke_grant_in(&mut tx, &g, "account.disabled", actor, now)
                     .await?;
             }
@@ -326,25 +326,13 @@ impl App {
         Ok(AccountView::from(&row))
     }
 
-    async fn store_grants_of_account(
-        &self,
-        tx: &mut crate::store::Tx,
-        account_id: &str,
-    ) -> Result<Vec<String>, ApiError> {
-        let mut ids = Vec::new();
-        for c in self.store.consents_for(account_id).await? {
-            ids.extend(tx.grants_of(account_id, &c.client_id).await?);
-        }
-        Ok(ids)
-    }
-
     /// Deletes an account: its grants are revoked first (their access tokens denylisted), then it goes with its
     /// sessions, consents and grants.
     pub async fn account_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.account_get(id, true).await.map_err(not_found)?;
-        for g in self.store_grants_of_account(&mut tx, id).await? {
+        for g in tx.grants_of_account(id).await? {
             self.revoke_grant_in(&mut tx, &g, "account.deleted", actor, now)
                 .await?;
         }

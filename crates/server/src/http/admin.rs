@@ -525,9 +525,10 @@ async fn grants_list(
     Q(q): Q<GrantsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100);
+    // An empty filter (`account_id=`) is no filter, as an empty `after` is the first page.
     let filter = GrantFilter {
-        account_id: q.account_id.as_deref(),
-        client_id: q.client_id.as_deref(),
+        account_id: q.account_id.as_deref().filter(|s| !s.is_empty()),
+        client_id: q.client_id.as_deref().filter(|s| !s.is_empty()),
         live_at: (q.live == Some(true)).then(|| app.clock.now()),
     };
     let items = app

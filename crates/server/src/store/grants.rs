@@ -356,6 +356,17 @@ impl Tx {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// The ids of every grant of an account that is not revoked.
+    pub async fn grants_of_account(&mut self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id FROM grants WHERE account_id = $1 AND revoked_at IS NULL"
+        )
+        .bind(account_id)
+        .fetch_all(c)
+        .await)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Marks a grant revoked and returns the access tokens of its family still alive at `now` (`jti`, `exp`), for
     /// the denylist. Revoking a revoked grant returns them again (harmless: the denylist ignores repeats).
     pub async fn grant_revoke(

@@ -220,7 +220,7 @@ both_engines!(clients_list_pages, |app| {
 });
 
 /// Every operation the router serves, as (method, path under /admin/v1).
-const SERVED: [(&str, &str); 19] = [
+const SERVED: [(&str, &str); 29] = [
     ("get", "/openapi.json"),
     ("get", "/clients"),
     ("post", "/clients"),
@@ -240,6 +240,16 @@ const SERVED: [(&str, &str); 19] = [
     ("get", "/keys"),
     ("post", "/keys/rotate"),
     ("get", "/audit"),
+    ("get", "/accounts"),
+    ("post", "/accounts"),
+    ("get", "/accounts/{id}"),
+    ("patch", "/accounts/{id}"),
+    ("delete", "/accounts/{id}"),
+    ("get", "/accounts/{id}/authorizations"),
+    ("delete", "/accounts/{id}/authorizations/{client_id}"),
+    ("get", "/grants"),
+    ("get", "/grants/{id}"),
+    ("delete", "/grants/{id}"),
 ];
 
 #[tokio::test]
@@ -279,8 +289,44 @@ async fn call_documented(app: &TestApp, method: &str, path: &str, op: &Value) {
         .admin_call(Method::GET, &format!("/clients/{client}/secrets"), None)
         .await;
     let secret_id = secrets["items"][0]["id"].as_str().unwrap().to_owned();
+    // An account that authorized the client, and the grant it gave it (written as a code redemption would).
+    let (_, account) = app
+        .admin_call(
+            Method::POST,
+            "/accounts",
+            Some(json!({"email": format!("walk-{n}@example.com")})),
+        )
+        .await;
+    let account = account["account_id"].as_str().unwrap().to_owned();
+    let resource = res["identifier"].as_str().unwrap();
+    let scope = keyward_core::scope::ScopeSet::parse("read").unwrap();
+    app.app
+        .consent_give(&account, &client, resource, &scope)
+        .await
+        .unwrap();
+    let grant_id = keyward::crypto::random_id("grt_");
+    let now = app.clock.now();
+    let mut tx = app.app.store.begin().await.unwrap();
+    tx.grant_insert(&keyward::store::GrantRow {
+        id: grant_id.clone(),
+        account_id: account.clone(),
+        client_id: client.clone(),
+        resource: resource.to_owned(),
+        scopes: "read".into(),
+        created_at: now,
+        expires_at: now + 3_600,
+        revoked_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     let concrete = if path.starts_with("/resources/") {
         path.replace("{id}", free["id"].as_str().unwrap())
+    } else if path.starts_with("/accounts/") {
+        path.replace("{id}", &account)
+            .replace("{client_id}", &client)
+    } else if path.starts_with("/grants/") {
+        path.replace("{id}", &grant_id)
     } else {
         path.replace("{id}", &client)
             .replace("{secret_id}", &secret_id)
@@ -294,6 +340,8 @@ async fn call_documented(app: &TestApp, method: &str, path: &str, op: &Value) {
         }
         ("patch", "/resources/{id}") => Some(json!({"name": "renamed", "access_token_ttl": 600})),
         ("post", "/keys/rotate") => Some(json!({})),
+        ("post", "/accounts") => Some(json!({"email": format!("new-{n}@example.com")})),
+        ("patch", "/accounts/{id}") => Some(json!({"enabled": false})),
         _ => None,
     };
     let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -7,12 +7,15 @@
 )]
 //! fresh PostgreSQL database per test. `both_engines!` runs a test once on each.
 
+mod accounts;
 mod admin;
 mod browser;
 mod child;
 mod cli;
 mod cluster;
+mod consent;
 mod crash;
+mod delegated;
 mod discovery;
 mod examples;
 mod gateway;
