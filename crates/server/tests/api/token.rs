@@ -206,10 +206,19 @@ both_engines!(every_error_row_of_the_security_table, |app| {
         "unauthorized_client",
     )
     .await;
+    // A grant Keyward offers but this client may not use is unauthorized_client.
+    for g in ["authorization_code", "refresh_token"] {
+        assert_error(
+            app.post_form("/oauth2/token", basic, &[("grant_type", g)])
+                .await,
+            bad,
+            "unauthorized_client",
+        )
+        .await;
+    }
     for g in [
         "password",
         "implicit",
-        "authorization_code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
     ] {
         assert_error(
