@@ -198,12 +198,13 @@ both_engines!(clients_list_pages, |app| {
     app.resource("api", &["read"]).await;
     for i in 0..5 {
         app.client(
-            json!({"client_id": format!("c{i}"), "name": format!("c{i}"), "resources": ["api"]}),
+            // `z` sorts after every hex digit, so no generated UUID (the admin client's) falls among them.
+            json!({"client_id": format!("z{i}"), "name": format!("z{i}"), "resources": ["api"]}),
         )
         .await;
     }
     let (_, page) = app
-        .admin_call(Method::GET, "/clients?limit=2&after=c0", None)
+        .admin_call(Method::GET, "/clients?limit=2&after=z0", None)
         .await;
     let ids: Vec<&str> = page["items"]
         .as_array()
@@ -211,8 +212,8 @@ both_engines!(clients_list_pages, |app| {
         .iter()
         .map(|c| c["client_id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["c1", "c2"]);
-    assert_eq!(page["next_after"], "c2");
+    assert_eq!(ids, ["z1", "z2"]);
+    assert_eq!(page["next_after"], "z2");
     let (s, _) = app
         .admin_call(Method::GET, "/clients?limit=many", None)
         .await;
