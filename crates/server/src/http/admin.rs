@@ -226,9 +226,19 @@ async fn client_create(
     Body(input): Body<ClientInput>,
 ) -> Result<Response, ApiError> {
     let (view, secret) = app.client_create(&a, input).await?;
+    created_once(view, "client_secret", secret)
+}
+
+/// 201 with what was created and, when there is one, the member shown only now (a secret, a password), never
+/// cached.
+fn created_once(
+    view: impl serde::Serialize,
+    member: &str,
+    once: Option<String>,
+) -> Result<Response, ApiError> {
     let mut body = serde_json::to_value(view).map_err(anyhow::Error::from)?;
-    if let Some(secret) = secret {
-        body["client_secret"] = json!(secret);
+    if let Some(value) = once {
+        body[member] = json!(value);
     }
     Ok((
         StatusCode::CREATED,
@@ -437,16 +447,7 @@ async fn account_create(
     Body(input): Body<AccountInput>,
 ) -> Result<Response, ApiError> {
     let (view, password) = app.account_create(&a, input).await?;
-    let mut body = serde_json::to_value(view).map_err(anyhow::Error::from)?;
-    if let Some(password) = password {
-        body["password"] = json!(password);
-    }
-    Ok((
-        StatusCode::CREATED,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(body),
-    )
-        .into_response())
+    created_once(view, "password", password)
 }
 
 async fn account_get(
