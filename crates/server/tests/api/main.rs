@@ -23,6 +23,7 @@ mod harness;
 mod introspect;
 mod keys;
 mod nginx;
+mod oauth_agent;
 mod outage;
 mod pg;
 mod serve;
