@@ -24,6 +24,9 @@ use crate::issuer::{PartnerCheck, TokenResponse};
 use crate::registry::CachedClient;
 use crate::store::{CodeRow, GrantRow, NewAudit, RefreshRow, Tx, split_list};
 
+/// The prefix of every refresh token, which tells `/oauth2/revoke` what it was given.
+pub const REFRESH_PREFIX: &str = "kwr_";
+
 /// The one answer for a code or refresh token that cannot be used, whatever the reason, so a client learns
 /// nothing about tokens it does not hold.
 fn unusable(what: &'static str) -> ApiError {
@@ -230,6 +233,27 @@ impl App {
         Ok(response)
     }
 
+    /// RFC 7009 §2.1 for a refresh token: revokes its whole grant (every refresh token of the family and the access
+    /// tokens they issued). Only the client it was issued to may; anything else, or an unknown token, is a success
+    /// that changes nothing (§2.2).
+    pub(crate) async fn revoke_refresh(
+        &self,
+        caller: &CachedClient,
+        token: &str,
+    ) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if let Some((row, owner)) = tx.refresh_find(&self.master.digest(token)).await? {
+            if owner == caller.client.id {
+                let actor = Actor::client(&caller.client.id, "oauth2/revoke".into());
+                self.revoke_grant_in(&mut tx, &row.grant_id, "refresh.revoked", &actor, now)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Signs an access token of `grant` with `scope`, and makes the family's next refresh token, recording both.
     async fn issue_in(
         &self,
@@ -253,7 +277,7 @@ impl App {
             nbf: None,
         };
         let access_token = self.keys.sign(resource.signing_alg, &claims, now)?;
-        let refresh = new_token("kwr_");
+        let refresh = new_token(REFRESH_PREFIX);
         tx.refresh_insert(&RefreshRow {
             digest: self.master.digest(&refresh).to_vec(),
             grant_id: grant.id.clone(),

@@ -178,6 +178,9 @@ impl App {
     pub async fn revoke(&self, caller: &CachedClient, params: &Params) -> Result<(), ApiError> {
         let token = params.required("token").map_err(ApiError::oauth)?;
         params.single("token_type_hint").map_err(ApiError::oauth)?;
+        if token.starts_with(crate::delegated::REFRESH_PREFIX) {
+            return self.revoke_refresh(caller, token).await;
+        }
         let claims = match self.verify_token(token).await {
             Ok(c) => c,
             Err(ApiError::Bearer(_)) => return Ok(()),

@@ -431,6 +431,44 @@ both_engines!(a_foreign_clients_refresh_token_is_refused, |app| {
     assert!(active(&app, &f, &access).await);
 });
 
+// RFC 7009 for a refresh token: revoking it revokes its family's refresh and access tokens; another client's
+// revocation is a 200 that changes nothing.
+both_engines!(revoking_a_refresh_token_revokes_its_family, |app| {
+    let f = fixture(&app).await;
+    let (other, other_secret) = app.client(app_spec("Other app", &[REDIRECT])).await;
+    let agent = Agent::new(&app);
+    let p = pkce();
+    let code = agent
+        .code(&app, &request(&f.id, &p.challenge, "s"), EMAIL)
+        .await;
+    let (access0, refresh0, _) = tokens(redeem(&app, f.basic(), &code, &p.verifier).await).await;
+    let (access1, refresh1, _) = tokens(refresh(&app, f.basic(), &refresh0, None).await).await;
+    let revoke = |auth: Auth<'_>, token: String| {
+        let form = vec![
+            ("token", token),
+            ("token_type_hint", "refresh_token".to_owned()),
+        ];
+        let req = app.http.post(app.url("/oauth2/revoke"));
+        let req = match auth {
+            Auth::Basic(id, secret) => req.basic_auth(id, Some(secret)),
+            Auth::Public(_) => req,
+        };
+        async move { req.form(&form).send().await.unwrap() }
+    };
+    let r = revoke(Auth::Basic(&other, &other_secret), refresh1.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        active(&app, &f, &access1).await,
+        "another client's revocation changed nothing"
+    );
+    let r = revoke(f.basic(), refresh1.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!active(&app, &f, &access0).await);
+    assert!(!active(&app, &f, &access1).await);
+    let r = refresh(&app, f.basic(), &refresh1, None).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+});
+
 both_engines!(public_client_flow_and_no_client_credentials, |app| {
     fixture(&app).await;
     let mut spec = app_spec("Mobile app", &[REDIRECT]);
