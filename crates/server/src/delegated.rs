@@ -27,15 +27,19 @@ use crate::store::{CodeRow, GrantRow, NewAudit, RefreshRow, Tx, split_list};
 /// The prefix of every refresh token, which tells `/oauth2/revoke` what it was given.
 pub const REFRESH_PREFIX: &str = "kwr_";
 
-/// The one answer for a code or refresh token that cannot be used, whatever the reason, so a client learns
-/// nothing about tokens it does not hold.
-fn unusable(what: &'static str) -> ApiError {
-    ApiError::oauth(OAuthError::invalid_grant(match what {
-        "code" => "the code is invalid, expired, used, or was issued to another client",
-        _ => {
-            "the refresh token is invalid, expired, used, revoked, or was issued to another client"
-        }
-    }))
+/// The one answer for a code that cannot be used, whatever the reason, so a client learns nothing about codes it
+/// does not hold.
+fn unusable_code() -> ApiError {
+    ApiError::oauth(OAuthError::invalid_grant(
+        "the code is invalid, expired, used, or was issued to another client",
+    ))
+}
+
+/// The same for a refresh token.
+fn unusable_refresh() -> ApiError {
+    ApiError::oauth(OAuthError::invalid_grant(
+        "the refresh token is invalid, expired, used, revoked, or was issued to another client",
+    ))
 }
 
 fn may_use(client: &CachedClient, grant: GrantType) -> Result<(), ApiError> {
@@ -121,7 +125,7 @@ impl App {
                 tracing::warn!(client_id = %client.client.id, grant_id, "an authorization code was presented twice: its grant is revoked");
             }
             tx.commit().await?;
-            return Err(unusable("code"));
+            return Err(unusable_code());
         };
         let issued = IssuedCode {
             client_id: &row.client_id,
@@ -135,10 +139,10 @@ impl App {
         let account = tx.account_get(&row.account_id, false).await.ok();
         let checked = checked.and_then(|()| match &account {
             Some(a) if a.enabled => check_partner(partner, a.partner_id.as_deref()),
-            _ => Err(unusable("code")),
+            _ => Err(unusable_code()),
         });
         let resource = self.registry.resources().get(&row.resource).cloned();
-        let resource = match checked.and_then(|()| resource.ok_or_else(|| unusable("code"))) {
+        let resource = match checked.and_then(|()| resource.ok_or_else(unusable_code)) {
             Ok(r) => r,
             Err(e) => {
                 // A failed check spends the code: the consumption is committed.
@@ -202,20 +206,20 @@ impl App {
                 // Unknown, or another client's: nothing changes.
                 _ => {}
             }
-            return Err(unusable("refresh"));
+            return Err(unusable_refresh());
         };
         // Checks that fail from here roll the transaction back (dropped uncommitted): the token stays unused,
         // since nothing was issued and the caller may be its rightful holder asking for too much.
         let grant = tx
             .grant_get(&grant_id)
             .await?
-            .ok_or_else(|| unusable("refresh"))?;
+            .ok_or_else(unusable_refresh)?;
         if grant.revoked_at.is_some() || now >= grant.expires_at {
-            return Err(unusable("refresh"));
+            return Err(unusable_refresh());
         }
         let account = tx.account_get(&grant.account_id, false).await?;
         if !account.enabled {
-            return Err(unusable("refresh"));
+            return Err(unusable_refresh());
         }
         check_partner(partner, account.partner_id.as_deref())?;
         let granted = ScopeSet::from_tokens(split_list(&grant.scopes));
@@ -225,7 +229,7 @@ impl App {
             .resources()
             .get(&grant.resource)
             .cloned()
-            .ok_or_else(|| unusable("refresh"))?;
+            .ok_or_else(unusable_refresh)?;
         let response = self
             .issue_in(&mut tx, &grant, &resource, &scope, now)
             .await?;

@@ -359,64 +359,27 @@ mod tests {
             digest,
         )
         .unwrap();
-        let err = |r: Result<(), OAuthError>| r.unwrap_err().code;
-        assert_eq!(
-            err(check_redemption(
-                &code,
-                &c,
-                Some("https://app.example/cb"),
-                Some(verifier),
-                160,
-                digest
-            )),
-            ErrorCode::InvalidGrant
-        );
         let mut other = app();
         other.id = "other".into();
-        assert_eq!(
-            err(check_redemption(
-                &code,
-                &other,
-                Some("https://app.example/cb"),
-                Some(verifier),
-                100,
-                digest
-            )),
-            ErrorCode::InvalidGrant
-        );
-        assert_eq!(
-            err(check_redemption(
-                &code,
+        let good = Some("https://app.example/cb");
+        // (client, redirect_uri, verifier, now) → the error.
+        let cases = [
+            (&c, good, Some(verifier), 160, ErrorCode::InvalidGrant),
+            (&other, good, Some(verifier), 100, ErrorCode::InvalidGrant),
+            (
                 &c,
                 Some("https://app.example/cb/"),
                 Some(verifier),
                 100,
-                digest
-            )),
-            ErrorCode::InvalidGrant
-        );
-        assert_eq!(
-            err(check_redemption(
-                &code,
-                &c,
-                None,
-                Some(verifier),
-                100,
-                digest
-            )),
-            ErrorCode::InvalidRequest
-        );
-        assert_eq!(
-            err(check_redemption(
-                &code,
-                &c,
-                Some("https://app.example/cb"),
-                None,
-                100,
-                digest
-            )),
-            ErrorCode::InvalidGrant
-        );
+                ErrorCode::InvalidGrant,
+            ),
+            (&c, None, Some(verifier), 100, ErrorCode::InvalidRequest),
+            (&c, good, None, 100, ErrorCode::InvalidGrant),
+        ];
+        for (client, redirect, v, now, expected) in cases {
+            let e = check_redemption(&code, client, redirect, v, now, digest).unwrap_err();
+            assert_eq!(e.code, expected, "{redirect:?} {v:?} {now}");
+        }
     }
 
     #[test]

@@ -20,18 +20,6 @@ use super::session::{
 use crate::app::App;
 use crate::store::AccountRow;
 
-/// The parameters a consent form carries back, in this order.
-const CARRIED: [&str; 8] = [
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "resource",
-];
-
 /// `GET /oauth2/authorize`.
 pub(crate) async fn show(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
     let params = match Params::parse(uri.query().unwrap_or_default().as_bytes()) {
@@ -200,23 +188,20 @@ async fn consent_page(
         .iter()
         .map(|s| (s.to_owned(), resource.describe(s)))
         .collect();
-    let fields = CARRIED
-        .iter()
-        .filter_map(|&name| {
-            let value = match name {
-                // The resolved values, so the decision covers exactly what the page showed.
-                "scope" => Some(auth.scope.to_string()),
-                "resource" => Some(auth.audience.clone()),
-                "state" => auth.state.clone(),
-                "code_challenge" => Some(auth.code_challenge.clone()),
-                "code_challenge_method" => Some("S256".into()),
-                "client_id" => Some(auth.client_id.clone()),
-                "redirect_uri" => Some(auth.redirect_uri.clone()),
-                _ => Some("code".into()),
-            };
-            value.map(|v| (name, v))
-        })
-        .collect();
+    // The request, carried back to the decision as hidden fields: the resolved scope and resource, so the
+    // decision covers exactly what the page showed.
+    let mut fields = vec![
+        ("response_type", "code".to_owned()),
+        ("client_id", auth.client_id.clone()),
+        ("redirect_uri", auth.redirect_uri.clone()),
+        ("scope", auth.scope.to_string()),
+        ("code_challenge", auth.code_challenge.clone()),
+        ("code_challenge_method", keyward_core::pkce::S256.to_owned()),
+        ("resource", auth.audience.clone()),
+    ];
+    if let Some(state) = &auth.state {
+        fields.push(("state", state.clone()));
+    }
     let redirect_host = auth
         .redirect_uri
         .split_once("://")

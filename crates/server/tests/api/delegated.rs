@@ -302,32 +302,22 @@ both_engines!(redirect_uri_near_misses_are_refused_on_the_page, |app| {
         .await;
     let p = pkce();
     let params = request(&two, &p.challenge, "s");
-    let code = agent.code(&app, &params, EMAIL).await;
-    let r = token_call(
-        &app,
-        Auth::Basic(&two, &two_secret),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://app.example/cb2"),
-            ("code_verifier", &p.verifier),
-        ],
-    )
-    .await;
-    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    let code = agent.code(&app, &params, EMAIL).await;
-    let r = token_call(
-        &app,
-        Auth::Basic(&two, &two_secret),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://app.example/cb/"),
-            ("code_verifier", &p.verifier),
-        ],
-    )
-    .await;
-    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Another registered URI, and a near miss, than the authorization request's.
+    for other in ["https://app.example/cb2", "https://app.example/cb/"] {
+        let code = agent.code(&app, &params, EMAIL).await;
+        let r = token_call(
+            &app,
+            Auth::Basic(&two, &two_secret),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", other),
+                ("code_verifier", &p.verifier),
+            ],
+        )
+        .await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
     // The other registered URI at authorize works, and its code is redeemed with it.
     let params = with(params, "redirect_uri", Some("https://app.example/cb2"));
     let to = agent.allow(&params, EMAIL).await;
