@@ -22,7 +22,7 @@ use crate::crypto::{new_token, random_id, sha256, token_id_bytes};
 use crate::error::ApiError;
 use crate::issuer::{PartnerCheck, TokenResponse};
 use crate::registry::CachedClient;
-use crate::store::{CodeRow, GrantRow, NewAudit, RefreshRow, Tx, split_list};
+use crate::store::{CodeRow, GrantRow, NewAudit, RefreshRow, StoreError, Tx, split_list};
 
 /// The prefix of every refresh token, which tells `/oauth2/revoke` what it was given.
 pub const REFRESH_PREFIX: &str = "kwr_";
@@ -136,7 +136,12 @@ impl App {
         let checked =
             check_redemption(&issued, &client.client, redirect_uri, verifier, now, sha256)
                 .map_err(ApiError::oauth);
-        let account = tx.account_get(&row.account_id, false).await.ok();
+        // A deleted account fails the check; a database failure is a 503, and the code stays unspent.
+        let account = match tx.account_get(&row.account_id, false).await {
+            Ok(a) => Some(a),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
         let checked = checked.and_then(|()| match &account {
             Some(a) if a.enabled => check_partner(partner, a.partner_id.as_deref()),
             _ => Err(unusable_code()),
