@@ -105,6 +105,15 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("parameter `{name}` is missing")))
     }
 
+    /// Every non-empty value of a parameter that may repeat, in order (an HTML form's checkbox group; never an
+    /// OAuth parameter, which RFC 6749 §3.2 lets appear once).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Whether any parameter with this name is present (even empty).
     pub fn contains(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)

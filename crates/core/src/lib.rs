@@ -5,6 +5,7 @@
 pub mod account;
 pub mod basic;
 pub mod client;
+pub mod console;
 pub mod duration;
 pub mod endpoint;
 pub mod error;

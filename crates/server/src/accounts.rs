@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use keyward_core::account::{check_password, check_role, login_delay, normalize_email};
+use keyward_core::console::{KeyScopes, check_key_scopes};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -30,8 +31,11 @@ pub struct AccountInput {
     pub password: Option<String>,
     /// `user` (default) or `operator`.
     pub role: Option<String>,
-    /// Whether it may log in.
+    /// Whether it may log in. Disabling also disables the API keys it made and revokes its grants.
     pub enabled: Option<bool>,
+    /// What the account may give the API keys it makes in the console: resource identifier → scopes (each
+    /// offered by the resource). Replaces the whole allowance; `{}` takes it away (existing keys keep theirs).
+    pub key_scopes: Option<KeyScopes>,
 }
 
 /// An account as the admin API shows it: never the password hash.
@@ -49,6 +53,8 @@ pub struct AccountView {
     pub enabled: bool,
     /// Failed logins since the last success.
     pub failed_logins: i64,
+    /// What its console keys may have: resource identifier → scopes.
+    pub key_scopes: KeyScopes,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -64,6 +70,7 @@ impl From<&AccountRow> for AccountView {
             role: a.role.clone(),
             enabled: a.enabled,
             failed_logins: a.failed_logins,
+            key_scopes: key_scopes_of(a),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -156,6 +163,12 @@ fn check_partner_id(p: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An account's allowance as stored (JSON). Checked on write; a document a newer version wrote and this one cannot
+/// read allows nothing.
+pub(crate) fn key_scopes_of(a: &AccountRow) -> KeyScopes {
+    serde_json::from_str(&a.key_scopes).unwrap_or_default()
+}
+
 fn conflict_on_email(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(_) => ApiError::Plain {
@@ -214,6 +227,10 @@ impl App {
                 (p.clone(), Some(p))
             }
         };
+        let key_scopes = match input.key_scopes {
+            Some(k) => self.checked_key_scopes(k).await?,
+            None => "{}".into(),
+        };
         let now = self.clock.now();
         let row = AccountRow {
             id: random_id(keyward_core::account::ACCOUNT_SUBJECT_PREFIX),
@@ -224,6 +241,7 @@ impl App {
             enabled: input.enabled.unwrap_or(true),
             failed_logins: 0,
             locked_until: 0,
+            key_scopes,
             created_at: now,
             updated_at: now,
         };
@@ -250,20 +268,31 @@ impl App {
         ))
     }
 
-    /// A page of accounts by id, after `after`.
+    /// Checks an allowance against the resources and returns it as stored.
+    async fn checked_key_scopes(&self, k: KeyScopes) -> Result<String, ApiError> {
+        let catalogue = self.catalogue().await?;
+        let k =
+            check_key_scopes(k, |r| catalogue.get(r).cloned()).map_err(ApiError::bad_request)?;
+        Ok(serde_json::to_string(&k).unwrap_or_else(|_| "{}".into()))
+    }
+
+    /// A page of accounts by id, after `after`; with `search`, those whose email or partner id contains it.
     pub async fn accounts_list(
         &self,
         after: &str,
+        search: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AccountView>, ApiError> {
         let rows = self
             .store
-            .accounts_page(after, limit.clamp(1, 1_000))
+            .accounts_page(after, search, limit.clamp(1, 1_000))
             .await?;
         Ok(rows.iter().map(AccountView::from).collect())
     }
 
-    /// Changes an account. A new password, or disabling, ends its sessions; disabling also revokes its grants.
+    /// Changes an account. A new password, or disabling, ends its sessions; disabling also revokes its grants and
+    /// disables the API keys it made (enabling the account again leaves them disabled: each is enabled again on
+    /// its own).
     pub async fn account_update(
         &self,
         actor: &Actor,
@@ -277,10 +306,18 @@ impl App {
             }
             None => None,
         };
+        let new_scopes = match input.key_scopes {
+            Some(k) => Some(self.checked_key_scopes(k).await?),
+            None => None,
+        };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let mut row = tx.account_get(id, true).await.map_err(not_found)?;
         let mut fields = Vec::new();
+        if let Some(k) = new_scopes {
+            row.key_scopes = k;
+            fields.push("key_scopes");
+        }
         if let Some(e) = input.email {
             row.email = normalize_email(&e).map_err(ApiError::bad_request)?;
             fields.push("email");
@@ -311,10 +348,24 @@ impl App {
         if fields.contains(&"password") || disabling {
             tx.sessions_delete_for(id).await?;
         }
+        let mut keys = Vec::new();
         if disabling {
             for g in tx.grants_of_account(id).await? {
                 self.revoke_grant_in(&mut tx, &g, "account.disabled", actor, now)
                     .await?;
+            }
+            keys = tx.owned_clients_disable(id, now).await?;
+            for k in &keys {
+                tx.audit(
+                    &audit(
+                        actor,
+                        "client.update",
+                        k,
+                        json!({"fields": ["enabled"], "why": "account.disabled"}),
+                    ),
+                    now,
+                )
+                .await?;
             }
         }
         tx.audit(
@@ -323,6 +374,7 @@ impl App {
         )
         .await?;
         tx.commit().await?;
+        self.apply_clients(&keys).await;
         Ok(AccountView::from(&row))
     }
 
@@ -336,11 +388,33 @@ impl App {
             self.revoke_grant_in(&mut tx, &g, "account.deleted", actor, now)
                 .await?;
         }
+        // Its keys go first, one by one with a feed entry each, so every node drops them from memory.
+        let keys = tx.clients_owned_ids(id).await?;
+        for k in &keys {
+            tx.client_delete(k).await?;
+            tx.change("client", k, now).await?;
+            tx.audit(
+                &audit(actor, "client.delete", k, json!({"why": "account.deleted"})),
+                now,
+            )
+            .await?;
+        }
         tx.account_delete(id).await.map_err(not_found)?;
         tx.audit(&audit(actor, "account.delete", id, json!({})), now)
             .await?;
         tx.commit().await?;
+        self.apply_clients(&keys).await;
         Ok(())
+    }
+
+    /// Applies committed changes to clients to this process's memory (others follow the feed); a failure to
+    /// read them back is caught up by the feed follower.
+    async fn apply_clients(&self, ids: &[String]) {
+        for id in ids {
+            if let Err(e) = self.apply_change("client", id).await {
+                tracing::warn!(error = %e, "a committed change is applied to memory from the feed later");
+            }
+        }
     }
 
     /// Checks an email and password. Failures are counted per account, and once there are

@@ -59,6 +59,13 @@ impl Actor {
             source,
         }
     }
+    /// An account holder (the console), or an operator acting through the console's operator pages.
+    pub fn account(id: &str, source: String) -> Self {
+        Actor {
+            who: format!("account:{id}"),
+            source,
+        }
+    }
     fn entry<'a>(
         &'a self,
         action: &'a str,
@@ -134,6 +141,9 @@ pub struct ClientInput {
     pub description: Option<String>,
     /// Absolute lifetime of its delegated grants (default: the server's `refresh_token_ttl`); `0` clears it.
     pub refresh_token_ttl: Option<DurationValue>,
+    /// The account the key belongs to (create only): it appears in that account's console, and names are unique
+    /// per account.
+    pub owner_account: Option<String>,
 }
 
 /// A secret as listed: never its value.
@@ -180,6 +190,8 @@ pub struct ClientView {
     pub description: String,
     /// Absolute lifetime of its grants in seconds, when it has its own.
     pub refresh_token_ttl: Option<i64>,
+    /// The account it belongs to, when an account holder made it in the console (or an operator made it for one).
+    pub owner_account: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -235,6 +247,7 @@ fn client_view(
         redirect_uris: split_list(&row.redirect_uris),
         description: row.description.clone(),
         refresh_token_ttl: row.refresh_token_ttl,
+        owner_account: row.owner_account.clone(),
         created_at: row.created_at,
         updated_at: row.updated_at,
         secrets: secrets.map(|s| s.iter().map(secret_view).collect()),
@@ -452,6 +465,7 @@ pub(crate) fn new_client(
         redirect_uris: String::new(),
         description: String::new(),
         refresh_token_ttl: None,
+        owner_account: input.owner_account.clone(),
         created_at: now,
         updated_at: now,
     };
@@ -479,7 +493,21 @@ pub async fn client_create_in(
 ) -> Result<(ClientView, Option<String>), ApiError> {
     let client = new_client(input, catalogue, now)?;
     let id = client.row.id.clone();
+    if let Some(owner) = &client.row.owner_account {
+        // Checked here for a clear answer; the unique index on (owner_account, name) still settles a race.
+        tx.account_get(owner, false).await.map_err(|e| match e {
+            StoreError::NotFound => {
+                ApiError::bad_request(format!("owner_account: no account has the id {owner:?}"))
+            }
+            e => e.into(),
+        })?;
+        if tx.owned_name_taken(owner, &client.row.name).await? {
+            return Err(name_taken());
+        }
+    }
+    let owned = client.row.owner_account.is_some();
     tx.client_insert(&client).await.map_err(|e| match e {
+        StoreError::Conflict(_) if owned => name_taken(),
         StoreError::Conflict(_) => ApiError::Plain {
             status: axum::http::StatusCode::CONFLICT,
             code: "conflict",
@@ -520,7 +548,8 @@ pub async fn client_create_in(
 }
 
 impl App {
-    async fn catalogue(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    /// Every resource's identifier with the scopes it offers.
+    pub(crate) async fn catalogue(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
         Ok(self
             .store
             .resources_all()
@@ -566,11 +595,17 @@ impl App {
         Ok(client_view(&row, resources, Some(&secrets)))
     }
 
-    /// A page of clients (without secrets), ordered by id, after `after`.
-    pub async fn clients_list(&self, after: &str, limit: i64) -> Result<Vec<ClientView>, ApiError> {
+    /// A page of clients (without secrets), ordered by id, after `after`; with `search`, those whose id or name
+    /// contains it.
+    pub async fn clients_list(
+        &self,
+        after: &str,
+        search: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ClientView>, ApiError> {
         let rows = self
             .store
-            .clients_page(after, limit.clamp(1, 1_000))
+            .clients_page(after, search, limit.clamp(1, 1_000))
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -595,6 +630,9 @@ impl App {
         if input.client_id.is_some() {
             return Err(ApiError::bad_request("client_id: cannot be changed"));
         }
+        if input.owner_account.is_some() {
+            return Err(ApiError::bad_request("owner_account: cannot be changed"));
+        }
         let now = self.clock.now();
         let catalogue = self.catalogue().await?;
         let detail = serde_json::to_value(InputDetail::from(&input)).unwrap_or_default();
@@ -605,11 +643,20 @@ impl App {
             .client_get(id, true)
             .await
             .map_err(|e| not_found(e, "client"))?;
+        let renamed = input.name.as_ref().is_some_and(|n| *n != row.name);
         merge_client(&mut row, &mut resources, input, &catalogue)?;
         guard_self(actor, id, Some((&row, &resources)))?;
+        if let Some(owner) = row.owner_account.as_deref().filter(|_| renamed) {
+            if tx.owned_name_taken(owner, &row.name).await? {
+                return Err(name_taken());
+            }
+        }
         row.updated_at = now;
         let client = NewClient { row, resources };
-        tx.client_update(&client).await?;
+        tx.client_update(&client).await.map_err(|e| match e {
+            StoreError::Conflict(_) => name_taken(),
+            e => e.into(),
+        })?;
         tx.audit(&actor.entry("client.update", id, detail), now)
             .await?;
         self.finish(tx, "client", id).await?;
@@ -775,15 +822,16 @@ impl App {
         Ok(made)
     }
 
-    /// Audit entries, newest first.
+    /// Audit entries, newest first; with `search`, those whose actor, action or target contains it.
     pub async fn audit_list(
         &self,
         before: Option<i64>,
+        search: Option<&str>,
         limit: i64,
     ) -> Result<Vec<crate::store::AuditEntry>, ApiError> {
         Ok(self
             .store
-            .audit_page(before.unwrap_or(i64::MAX), limit.clamp(1, 1_000))
+            .audit_page(before.unwrap_or(i64::MAX), search, limit.clamp(1, 1_000))
             .await?)
     }
 }
@@ -814,6 +862,7 @@ impl From<&ClientInput> for InputDetail {
         add(i.redirect_uris.is_some(), "redirect_uris");
         add(i.description.is_some(), "description");
         add(i.refresh_token_ttl.is_some(), "refresh_token_ttl");
+        add(i.owner_account.is_some(), "owner_account");
         InputDetail { fields }
     }
 }
@@ -843,6 +892,15 @@ fn guard_self(
         code: "conflict",
         message: "this change would lock the calling admin client out: use another admin client or the CLI".into(),
     })
+}
+
+/// The answer to a second key with the same name in one account.
+pub(crate) fn name_taken() -> ApiError {
+    ApiError::Plain {
+        status: axum::http::StatusCode::CONFLICT,
+        code: "conflict",
+        message: "name: this account already has a key with this name".into(),
+    }
 }
 
 fn not_found(e: StoreError, what: &str) -> ApiError {

@@ -18,6 +18,7 @@ use crate::keys::{self, KeyRing};
 use crate::metrics::Metrics;
 use crate::registry::{LAST_USED_PER_FLUSH, Registry};
 use crate::store::{Expiring, Store, StoreError};
+use crate::usage::Usage;
 
 /// What every request handler shares.
 pub struct App {
@@ -57,6 +58,10 @@ pub struct App {
     pub session_ttl: i64,
     /// Whether cookies are `Secure` (the issuer is https).
     pub secure_cookies: bool,
+    /// Tokens issued per client per hour, not yet flushed.
+    pub usage: Usage,
+    /// How often `usage` is flushed.
+    pub usage_flush_interval: Duration,
 }
 
 /// The admin client created on first start; its secret is shown once.
@@ -129,6 +134,8 @@ impl App {
             refresh_token_ttl: config.refresh_token_ttl,
             session_ttl: config.session_ttl,
             secure_cookies: config.issuer.starts_with("https://"),
+            usage: Usage::default(),
+            usage_flush_interval: config.usage_flush_interval,
         };
         app.metrics.database_up.set(1.0);
         Ok((Arc::new(app), first))
@@ -469,14 +476,20 @@ impl Drop for AbortOnDrop {
 }
 
 /// Writes last-used times every second (a lock and nothing more when there are none; at most
-/// `LAST_USED_PER_FLUSH`, so a burst of first uses is paced) and, every ten, purges expired rows if this node
-/// holds the purge lease; all off the request path.
+/// `LAST_USED_PER_FLUSH`, so a burst of first uses is paced), token counts every `usage_flush_interval`, and
+/// every ten seconds purges expired rows if this node holds the purge lease; all off the request path.
 async fn housekeeping(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let usage_every = app.usage_flush_interval.as_secs().max(1);
     for round in 0u64.. {
         tick.tick().await;
         if let Err(e) = app.flush_last_used(LAST_USED_PER_FLUSH).await {
             tracing::warn!(error = %e, "recording last-used times failed");
+        }
+        if round % usage_every == 0 && round > 0 {
+            if let Err(e) = app.usage.flush(&app.store).await {
+                tracing::warn!(error = %e, "recording token counts failed; kept for the next flush");
+            }
         }
         if round % 10 == 0 {
             purge(&app).await;
@@ -571,6 +584,9 @@ pub async fn serve(
     // back so another node takes it at once.
     if let Err(e) = app.flush_last_used(usize::MAX).await {
         tracing::warn!(error = %e, "recording last-used times at shutdown failed");
+    }
+    if let Err(e) = app.usage.flush(&app.store).await {
+        tracing::warn!(error = %e, "recording token counts at shutdown failed");
     }
     let _ = app.store.lease_release(PURGE_LEASE, &app.node_id).await;
     result.map_err(Into::into)

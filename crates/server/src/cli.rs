@@ -221,8 +221,20 @@ pub enum AccountsCommand {
         /// Read the password from the first line of standard input instead of generating one.
         #[arg(long)]
         password_stdin: bool,
+        /// What the account may give the API keys it makes in the console: RESOURCE=SCOPE[,SCOPE…] (repeatable).
+        #[arg(long, value_name = "RESOURCE=SCOPES")]
+        key_scope: Vec<String>,
         #[command(flatten)]
         out: Output,
+    },
+    /// Set what an account may give the API keys it makes in the console (replaces the earlier allowance; no
+    /// --key-scope takes it away; existing keys keep their scopes).
+    Allow {
+        /// Account id.
+        id: String,
+        /// RESOURCE=SCOPE[,SCOPE…] (repeatable).
+        #[arg(long, value_name = "RESOURCE=SCOPES")]
+        key_scope: Vec<String>,
     },
     /// List accounts.
     List {
@@ -428,7 +440,7 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
             let mut all = Vec::new();
             let mut after = String::new();
             loop {
-                let page = app.clients_list(&after, 1_000).await?;
+                let page = app.clients_list(&after, None, 1_000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.client_id.clone();
                 let full = page.len() == 1_000;
@@ -574,6 +586,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
             partner_id,
             role,
             password_stdin,
+            key_scope,
             out,
         } => {
             let password = if password_stdin {
@@ -587,6 +600,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
                 password,
                 role,
                 enabled: None,
+                key_scopes: Some(parse_key_scopes(&key_scope)?),
             };
             let (view, generated) = app.account_create(actor, input).await?;
             if out.json {
@@ -611,7 +625,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
             let mut all = Vec::new();
             let mut after = String::new();
             loop {
-                let page = app.accounts_list(&after, 1_000).await?;
+                let page = app.accounts_list(&after, None, 1_000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.account_id.clone();
                 let full = page.len() == 1_000;
@@ -635,6 +649,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
                     "role",
                     "enabled",
                     "failed_logins",
+                    "key_scopes",
                     "created_at",
                     "updated_at",
                 ] {
@@ -647,6 +662,14 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
                     &["client_id", "name", "resource", "scopes", "authorized_at"],
                 );
             }
+        }
+        AccountsCommand::Allow { id, key_scope } => {
+            let input = AccountInput {
+                key_scopes: Some(parse_key_scopes(&key_scope)?),
+                ..AccountInput::default()
+            };
+            let view = app.account_update(actor, &id, input).await?;
+            println!("{id} may give its keys: {}", json!(view.key_scopes));
         }
         AccountsCommand::Disable { id } => {
             app.account_update(actor, &id, enabled(false)).await?;
@@ -662,6 +685,24 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+/// `--key-scope RESOURCE=SCOPE[,SCOPE…]` values as an allowance. The resource ends at the last `=`, so an
+/// identifier may hold one (a scope may not).
+fn parse_key_scopes(values: &[String]) -> anyhow::Result<keyward_core::console::KeyScopes> {
+    let mut out = keyward_core::console::KeyScopes::new();
+    for v in values {
+        let (resource, scopes) = v
+            .rsplit_once('=')
+            .with_context(|| format!("--key-scope {v:?}: expected RESOURCE=SCOPE[,SCOPE…]"))?;
+        out.entry(resource.to_owned()).or_default().extend(
+            scopes
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(out)
 }
 
 /// An account change that only enables or disables it.

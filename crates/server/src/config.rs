@@ -41,6 +41,7 @@ pub struct RawConfig {
     metrics_listen: Option<toml::Value>,
     refresh_token_ttl: Option<toml::Value>,
     session_ttl: Option<toml::Value>,
+    usage_flush_interval: Option<toml::Value>,
     /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
     #[serde(default)]
     token_endpoint: Vec<RawTokenEndpoint>,
@@ -50,7 +51,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "listen",
     "database",
     "issuer",
@@ -68,6 +69,7 @@ pub const KEYS: [&str; 17] = [
     "metrics_listen",
     "refresh_token_ttl",
     "session_ttl",
+    "usage_flush_interval",
 ];
 
 /// Values given on the command line, which override everything else.
@@ -129,6 +131,8 @@ pub struct Config {
     pub refresh_token_ttl: i64,
     /// How long a login session lasts, seconds.
     pub session_ttl: i64,
+    /// How often the token counts gathered in memory are added to the database.
+    pub usage_flush_interval: Duration,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -214,6 +218,7 @@ impl RawConfig {
             "metrics_listen" => &mut self.metrics_listen,
             "refresh_token_ttl" => &mut self.refresh_token_ttl,
             "session_ttl" => &mut self.session_ttl,
+            "usage_flush_interval" => &mut self.usage_flush_interval,
             _ => return None,
         })
     }
@@ -305,6 +310,10 @@ impl RawConfig {
         if !(60..=30 * 86_400).contains(&session_ttl) {
             return Err(invalid("session_ttl", "must be from 60s to 30d"));
         }
+        let usage_flush_interval = duration("usage_flush_interval", self.usage_flush_interval, 60)?;
+        if !(1..=3_600).contains(&usage_flush_interval) {
+            return Err(invalid("usage_flush_interval", "must be from 1s to 1h"));
+        }
         let metrics_listen = match text("metrics_listen", self.metrics_listen)? {
             None => None,
             Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
@@ -384,6 +393,7 @@ impl RawConfig {
             metrics_listen,
             refresh_token_ttl,
             session_ttl,
+            usage_flush_interval: Duration::from_secs(usage_flush_interval as u64),
             token_endpoints,
             resources: self.resource,
         })

@@ -78,7 +78,7 @@ impl App {
         partner: PartnerCheck<'_>,
     ) -> Result<TokenResponse, ApiError> {
         let grant_type = params.required("grant_type").map_err(ApiError::oauth)?;
-        match grant_type.parse::<GrantType>() {
+        let issued = match grant_type.parse::<GrantType>() {
             Ok(GrantType::ClientCredentials) => self.client_credentials(client, params),
             Ok(GrantType::AuthorizationCode) => {
                 self.authorization_code(client, params, partner).await
@@ -88,7 +88,12 @@ impl App {
                 ErrorCode::UnsupportedGrantType,
                 "Keyward offers client_credentials, authorization_code and refresh_token",
             ))),
+        };
+        if issued.is_ok() {
+            // Counted in memory for the console's usage chart; housekeeping adds the counts to the database.
+            self.usage.record(&client.client.id, self.clock.now());
         }
+        issued
     }
 
     /// RFC 6749 §4.4: the client_credentials grant.

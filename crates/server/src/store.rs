@@ -11,6 +11,7 @@ mod leases;
 mod meta;
 mod resources;
 mod revoked;
+mod usage;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use clients::{ClientRow, NewClient, SecretRow};
 pub use grants::{CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow};
 pub use keys::KeyRow;
 pub use resources::ResourceRow;
+pub use usage::UsageRow;
 
 /// Runs the same expression on whichever pool is in use.
 macro_rules! on_db {
@@ -170,22 +172,28 @@ pub enum Expiring {
     Grants,
     /// Expired login sessions.
     Sessions,
+    /// Hourly token counts older than `USAGE_KEPT_SECONDS`.
+    Usage,
 }
 
 /// Used and expired codes are kept ten minutes, so a code replayed late still revokes what it issued.
 pub const CODES_KEPT_SECONDS: i64 = 600;
+
+/// Hourly token counts are kept 31 days (the console charts up to 30).
+pub const USAGE_KEPT_SECONDS: i64 = 31 * 86_400;
 
 /// Feed entries are kept a day (a CLI or a node reading the feed late still finds them).
 pub const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 impl Expiring {
     /// Every kind, in the order the purge visits them.
-    pub const ALL: [Expiring; 5] = [
+    pub const ALL: [Expiring; 6] = [
         Expiring::RevokedTokens,
         Expiring::Changes,
         Expiring::AuthCodes,
         Expiring::Grants,
         Expiring::Sessions,
+        Expiring::Usage,
     ];
 
     /// The table's name (the `table` label of the purge metric).
@@ -196,6 +204,7 @@ impl Expiring {
             Expiring::AuthCodes => "auth_codes",
             Expiring::Grants => "grants",
             Expiring::Sessions => "sessions",
+            Expiring::Usage => "token_usage",
         }
     }
 }
@@ -319,6 +328,7 @@ impl Store {
             Expiring::AuthCodes => self.codes_purge(now - CODES_KEPT_SECONDS, limit).await,
             Expiring::Grants => self.grants_purge(now, limit).await,
             Expiring::Sessions => self.sessions_purge(now, limit).await,
+            Expiring::Usage => self.usage_purge(now - USAGE_KEPT_SECONDS, limit).await,
         }
     }
 
@@ -373,6 +383,26 @@ pub enum MigrateError {
     /// A migration failed.
     #[error("{0}")]
     Failed(sqlx::migrate::MigrateError),
+}
+
+/// The `LIKE` pattern (with `ESCAPE '\'`) of "contains `search`, in any case", for a search box; `''` when there is
+/// no search, which the queries read as "everything". The column is compared lower-cased.
+pub(crate) fn contains_pattern(search: Option<&str>) -> String {
+    match search.map(str::trim).filter(|s| !s.is_empty()) {
+        None => String::new(),
+        Some(s) => {
+            let mut p = String::with_capacity(s.len() + 2);
+            p.push('%');
+            for ch in s.to_lowercase().chars() {
+                if matches!(ch, '%' | '_' | '\\') {
+                    p.push('\\');
+                }
+                p.push(ch);
+            }
+            p.push('%');
+            p
+        }
+    }
 }
 
 /// Splits a space-delimited list column.

@@ -189,6 +189,8 @@ async fn openapi() -> Response {
 struct Page {
     after: Option<String>,
     limit: Option<i64>,
+    /// Search: only items whose id, name or email contains it (any case).
+    q: Option<String>,
 }
 
 /// The `next_after` of a page: its last id when it is full (the page size clamped as the service clamps it).
@@ -205,6 +207,8 @@ fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> &str) -> Option<Str
 struct AuditPage {
     before: Option<i64>,
     limit: Option<i64>,
+    /// Search: only entries whose actor, action or target contains it (any case).
+    q: Option<String>,
 }
 
 async fn clients_list(
@@ -214,7 +218,11 @@ async fn clients_list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
     let items = app
-        .clients_list(page.after.as_deref().unwrap_or(""), limit)
+        .clients_list(
+            page.after.as_deref().unwrap_or(""),
+            page.q.as_deref(),
+            limit,
+        )
         .await?;
     let next = next_after(&items, limit, |c| &c.client_id);
     Ok(Json(json!({"items": items, "next_after": next})))
@@ -419,7 +427,9 @@ async fn audit_list(
     Q(page): Q<AuditPage>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
-    let items = app.audit_list(page.before, limit).await?;
+    let items = app
+        .audit_list(page.before, page.q.as_deref(), limit)
+        .await?;
     let next = if items.len() as i64 >= limit.clamp(1, 1_000) {
         items.last().map(|e| e.id)
     } else {
@@ -435,7 +445,11 @@ async fn accounts_list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
     let items = app
-        .accounts_list(page.after.as_deref().unwrap_or(""), limit)
+        .accounts_list(
+            page.after.as_deref().unwrap_or(""),
+            page.q.as_deref(),
+            limit,
+        )
         .await?;
     let next = next_after(&items, limit, |a| &a.account_id);
     Ok(Json(json!({"items": items, "next_after": next})))

@@ -22,6 +22,8 @@ pub struct AccountRow {
     pub failed_logins: i64,
     /// No login is tried before this time (Unix seconds).
     pub locked_until: i64,
+    /// JSON: resource identifier -> the scopes the account may give the keys it makes in the console.
+    pub key_scopes: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -29,7 +31,7 @@ pub struct AccountRow {
 }
 
 const COLUMNS: &str = "id, email, partner_id, password_hash, role, enabled, failed_logins, locked_until, \
-                       created_at, updated_at";
+                       key_scopes, created_at, updated_at";
 
 impl Store {
     /// The account with this (lower-case) email.
@@ -50,15 +52,21 @@ impl Store {
             .await)?)
     }
 
-    /// A page of accounts ordered by id, after `after`.
+    /// A page of accounts ordered by id, after `after`; with `search`, only those whose email or partner id
+    /// contains it (any case).
     pub async fn accounts_page(
         &self,
         after: &str,
+        search: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AccountRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE id > $1 ORDER BY id LIMIT $2");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM accounts WHERE id > $1 AND ($2 = '' OR email LIKE $2 ESCAPE '\\' \
+             OR LOWER(COALESCE(partner_id, '')) LIKE $2 ESCAPE '\\') ORDER BY id LIMIT $3"
+        );
         Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
             .bind(after)
+            .bind(super::contains_pattern(search))
             .bind(limit)
             .fetch_all(p)
             .await)?)
@@ -177,7 +185,7 @@ impl Tx {
         on_tx!(self, |c| {
             sqlx::query(
             "INSERT INTO accounts (id, email, partner_id, password_hash, role, enabled, failed_logins, \
-             locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8)"
+             locked_until, created_at, updated_at, key_scopes) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, $9)"
         )
         .bind(&a.id)
         .bind(&a.email)
@@ -187,6 +195,7 @@ impl Tx {
         .bind(a.enabled)
         .bind(a.created_at)
         .bind(a.updated_at)
+        .bind(&a.key_scopes)
         .execute(c)
         .await
         .map(|r| r.rows_affected())
@@ -211,7 +220,7 @@ impl Tx {
         on_tx!(self, |c| {
             sqlx::query(
             "UPDATE accounts SET email = $2, partner_id = $3, password_hash = $4, role = $5, enabled = $6, \
-             updated_at = $7 WHERE id = $1"
+             updated_at = $7, key_scopes = $8 WHERE id = $1"
         )
         .bind(&a.id)
         .bind(&a.email)
@@ -220,6 +229,7 @@ impl Tx {
         .bind(&a.role)
         .bind(a.enabled)
         .bind(a.updated_at)
+        .bind(&a.key_scopes)
         .execute(c)
         .await
         .map(|r| r.rows_affected())

@@ -57,16 +57,25 @@ impl Tx {
 }
 
 impl Store {
-    /// Audit entries, newest first, before id `before` (exclusive; `i64::MAX` for the first page).
-    pub async fn audit_page(&self, before: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+    /// Audit entries, newest first, before id `before` (exclusive; `i64::MAX` for the first page); with `search`,
+    /// only those whose actor, action or target contains it (any case).
+    pub async fn audit_page(
+        &self,
+        before: i64,
+        search: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(on_db!(&self.db, |p| {
             sqlx::query_as(
-            "SELECT id, at, actor, action, target, detail, source FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2"
-        )
-        .bind(before)
-        .bind(limit)
-        .fetch_all(p)
-        .await
+                "SELECT id, at, actor, action, target, detail, source FROM audit_log WHERE id < $1 \
+             AND ($2 = '' OR LOWER(actor) LIKE $2 ESCAPE '\\' OR LOWER(action) LIKE $2 ESCAPE '\\' \
+             OR LOWER(target) LIKE $2 ESCAPE '\\') ORDER BY id DESC LIMIT $3",
+            )
+            .bind(before)
+            .bind(super::contains_pattern(search))
+            .bind(limit)
+            .fetch_all(p)
+            .await
         })?)
     }
 }

@@ -30,6 +30,8 @@ pub struct ClientRow {
     pub description: String,
     /// Absolute lifetime of its grants, seconds; `None` is the server default.
     pub refresh_token_ttl: Option<i64>,
+    /// The account that made it in the console (`None` for clients an operator made); never changes.
+    pub owner_account: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -64,7 +66,7 @@ pub struct SecretRow {
     pub last_used_at: Option<i64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, created_at, updated_at";
 const SECRET_COLUMNS: &str = "id, client_id, digest, hint, created_at, expires_at, last_used_at";
 
 impl Store {
@@ -80,17 +82,34 @@ impl Store {
         found
     }
 
-    /// A page of clients ordered by id, after `after`.
+    /// A page of clients ordered by id, after `after`; with `search`, only those whose id or name contains it
+    /// (any case).
     pub async fn clients_page(
         &self,
         after: &str,
+        search: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ClientRow>, StoreError> {
-        let sql =
-            format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id > $1 ORDER BY id LIMIT $2");
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE id > $1 \
+             AND ($2 = '' OR LOWER(id) LIKE $2 ESCAPE '\\' OR LOWER(name) LIKE $2 ESCAPE '\\') \
+             ORDER BY id LIMIT $3"
+        );
         Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
             .bind(after)
+            .bind(super::contains_pattern(search))
             .bind(limit)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// The clients an account made in the console, newest first.
+    pub async fn clients_owned(&self, account_id: &str) -> Result<Vec<ClientRow>, StoreError> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE owner_account = $1 ORDER BY created_at DESC, id"
+        );
+        Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
+            .bind(account_id)
             .fetch_all(p)
             .await)?)
     }
@@ -134,7 +153,8 @@ impl Tx {
             on_tx!(self, |conn| {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
-                     serves_resources, redirect_uris, description, refresh_token_ttl, created_at, updated_at) ",
+                     serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, created_at, \
+                     updated_at) ",
                 );
                 q.push_values(chunk, |mut b, c| {
                     let r = &c.row;
@@ -149,6 +169,7 @@ impl Tx {
                         .push_bind(&r.redirect_uris)
                         .push_bind(&r.description)
                         .push_bind(r.refresh_token_ttl)
+                        .push_bind(&r.owner_account)
                         .push_bind(r.created_at)
                         .push_bind(r.updated_at);
                 });
@@ -375,6 +396,56 @@ impl Tx {
 }
 
 impl Tx {
+    /// Ids of the clients an account made, read inside this transaction (deleting the account deletes them).
+    pub async fn clients_owned_ids(&mut self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id FROM clients WHERE owner_account = $1 ORDER BY id"
+        )
+        .bind(account_id)
+        .fetch_all(c)
+        .await)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Disables every enabled key an account made, each with a feed entry; returns their ids.
+    pub async fn owned_clients_disable(
+        &mut self,
+        account_id: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_tx!(self, |c| {
+            sqlx::query_as(
+            "UPDATE clients SET enabled = FALSE, updated_at = $2 WHERE owner_account = $1 AND enabled \
+             RETURNING id"
+        )
+        .bind(account_id)
+        .bind(now)
+        .fetch_all(c)
+        .await
+        })?;
+        let ids: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+        for id in &ids {
+            self.change("client", id, now).await?;
+        }
+        Ok(ids)
+    }
+
+    /// Whether the account already has a key with this name.
+    pub async fn owned_name_taken(
+        &mut self,
+        account_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let (n,): (i64,) = on_tx!(self, |c| sqlx::query_as(
+            "SELECT COUNT(*) FROM clients WHERE owner_account = $1 AND name = $2"
+        )
+        .bind(account_id)
+        .bind(name)
+        .fetch_one(c)
+        .await)?;
+        Ok(n > 0)
+    }
+
     /// Ids of clients whose `serves_resources` names `identifier`.
     pub async fn clients_serving(&mut self, identifier: &str) -> Result<Vec<String>, StoreError> {
         // LIKE narrows the rows (a `%` or `_` in the identifier only widens it); the exact test is below.

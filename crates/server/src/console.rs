@@ -1,0 +1,237 @@
+//! The console's operations on an account's own API keys: listing, creating within what the platform allows the
+//! account, rotating, disabling and deleting, and their usage. Every change goes through the admin service (the
+//! same code path as the admin API and the CLI); this layer adds the ownership check and the allowance.
+
+use keyward_core::client::GrantType;
+use keyward_core::console::{KeyRequestError, check_key_request, hourly_series};
+use serde::Serialize;
+
+use crate::accounts::key_scopes_of;
+use crate::admin::{Actor, ClientInput, ClientView, DurationValue, NewSecret};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::store::AccountRow;
+
+/// The most keys one account may hold.
+pub const MAX_KEYS_PER_ACCOUNT: usize = 50;
+
+/// An API key as its owner sees it: the client, when a secret last worked, and the environment's name.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    /// The client behind the key (with its secrets' hints and dates, never their values).
+    pub client: ClientView,
+    /// The latest use of any of its secrets (recorded to the hour).
+    pub last_used_at: Option<i64>,
+    /// The resource it is for.
+    pub environment: String,
+    /// That resource's display name.
+    pub environment_name: String,
+}
+
+/// A key as asked for in the console's form.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRequest {
+    /// Display name, unique within the account.
+    pub name: String,
+    /// Resource identifier.
+    pub environment: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+}
+
+/// Why a key was not created, by form field.
+#[derive(Debug)]
+pub enum KeyFormError {
+    /// The name is missing, malformed or taken.
+    Name(String),
+    /// The environment is not allowed.
+    Environment(String),
+    /// The scopes are not allowed, or none was chosen.
+    Scopes(String),
+    /// The account holds the most keys it may.
+    TooMany,
+    /// Not the form's fault (the database, for one).
+    Api(ApiError),
+}
+
+impl From<ApiError> for KeyFormError {
+    fn from(e: ApiError) -> Self {
+        KeyFormError::Api(e)
+    }
+}
+
+impl App {
+    /// The keys an account made, newest first.
+    pub async fn keys_of(&self, account_id: &str) -> Result<Vec<KeyView>, ApiError> {
+        let rows = self.store.clients_owned(account_id).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            // The client may be deleted between the two reads (another tab): it is then simply not listed.
+            match self.client_get(&row.id).await {
+                Ok(c) => out.push(self.key_view(c)),
+                Err(ApiError::Plain {
+                    status: axum::http::StatusCode::NOT_FOUND,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn key_view(&self, client: ClientView) -> KeyView {
+        let last_used_at = client
+            .secrets
+            .iter()
+            .flatten()
+            .filter_map(|s| s.last_used_at)
+            .max();
+        let environment = client
+            .default_resource
+            .clone()
+            .or_else(|| client.resources.first().cloned())
+            .unwrap_or_default();
+        let environment_name = self
+            .registry
+            .resources()
+            .get(&environment)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| environment.clone());
+        KeyView {
+            client,
+            last_used_at,
+            environment,
+            environment_name,
+        }
+    }
+
+    /// One of the account's keys. Another account's key, or none, is the same `not_found`, so ids of other
+    /// accounts' keys cannot be probed.
+    pub async fn key_of(&self, account_id: &str, client_id: &str) -> Result<KeyView, ApiError> {
+        let client = self.client_get(client_id).await?;
+        if client.owner_account.as_deref() != Some(account_id) {
+            return Err(ApiError::not_found("key"));
+        }
+        Ok(self.key_view(client))
+    }
+
+    /// Creates a key for the account within its allowance; returns it and its secret (shown once).
+    pub async fn key_create(
+        &self,
+        actor: &Actor,
+        account: &AccountRow,
+        request: KeyRequest,
+    ) -> Result<(KeyView, String), KeyFormError> {
+        let name = request.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(KeyFormError::Name("Enter a name for the key.".into()));
+        }
+        check_key_request(
+            &key_scopes_of(account),
+            &request.environment,
+            &request.scopes,
+        )
+        .map_err(|e| match e {
+            KeyRequestError::Environment(m) => KeyFormError::Environment(m),
+            KeyRequestError::Scopes(m) => KeyFormError::Scopes(m),
+        })?;
+        let held = self
+            .store
+            .clients_owned(&account.id)
+            .await
+            .map_err(ApiError::from)?;
+        if held.len() >= MAX_KEYS_PER_ACCOUNT {
+            return Err(KeyFormError::TooMany);
+        }
+        let input = ClientInput {
+            name: Some(name),
+            grant_types: Some(vec![GrantType::ClientCredentials.to_string()]),
+            resources: Some(vec![request.environment.clone()]),
+            default_resource: Some(request.environment),
+            scopes: Some(request.scopes),
+            owner_account: Some(account.id.clone()),
+            ..ClientInput::default()
+        };
+        let (view, secret) = match self.client_create(actor, input).await {
+            Ok(created) => created,
+            // The admin service's checks name the field first: "name: …".
+            Err(ApiError::Plain { message, .. }) if message.starts_with("name:") => {
+                return Err(KeyFormError::Name(field_message(&message)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // A key made here is confidential, so it always has a first secret.
+        let secret = secret.ok_or_else(|| KeyFormError::Api(ApiError::Unavailable))?;
+        Ok((self.key_view(view), secret))
+    }
+
+    /// Gives one of the account's keys a new secret (shown once); the older ones stop working after `overlap`
+    /// seconds.
+    pub async fn key_rotate(
+        &self,
+        actor: &Actor,
+        account_id: &str,
+        client_id: &str,
+        overlap: i64,
+    ) -> Result<NewSecret, ApiError> {
+        self.key_of(account_id, client_id).await?;
+        self.secret_add(actor, client_id, Some(DurationValue::Seconds(overlap)))
+            .await
+    }
+
+    /// Enables or disables one of the account's keys.
+    pub async fn key_set_enabled(
+        &self,
+        actor: &Actor,
+        account_id: &str,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<(), ApiError> {
+        self.key_of(account_id, client_id).await?;
+        self.client_set_enabled(actor, client_id, enabled).await?;
+        Ok(())
+    }
+
+    /// Deletes one of the account's keys.
+    pub async fn key_delete(
+        &self,
+        actor: &Actor,
+        account_id: &str,
+        client_id: &str,
+    ) -> Result<(), ApiError> {
+        self.key_of(account_id, client_id).await?;
+        self.client_delete(actor, client_id).await
+    }
+
+    /// Tokens issued to a client per hour over the last `hours` hours, oldest first: what every node has flushed
+    /// to the database, plus this node's counts not flushed yet.
+    pub async fn usage_series(
+        &self,
+        client_id: &str,
+        hours: usize,
+    ) -> Result<Vec<(i64, i64)>, ApiError> {
+        let now = self.clock.now();
+        let since = keyward_core::console::hour_start(now)
+            - (hours as i64 - 1) * keyward_core::console::HOUR;
+        let stored = self.store.usage_of(client_id, since).await?;
+        let pending = self.usage.pending_of(client_id);
+        Ok(hourly_series(
+            stored
+                .into_iter()
+                .map(|r| (r.hour, r.tokens))
+                .chain(pending),
+            now,
+            hours,
+        ))
+    }
+}
+
+/// The message of an admin error without its leading `field: `, capitalised for a form.
+fn field_message(message: &str) -> String {
+    let m = message.split_once(": ").map_or(message, |(_, m)| m);
+    let mut c = m.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
