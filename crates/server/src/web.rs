@@ -1,8 +1,9 @@
-//! The server-rendered pages of delegated access: login and logout, the consent screen behind
-//! `/oauth2/authorize`, and the account page where a person sees and revokes the apps they authorized. Every page
-//! carries the headers SECURITY.md pins, and every form a CSRF token bound to the browser's cookie.
+//! The server-rendered pages: login and logout, the consent screen behind `/oauth2/authorize`, and the console
+//! (an account's API keys, usage and authorized apps; the operator's pages). Every page carries the headers
+//! SECURITY.md pins, and every form a CSRF token bound to the browser's cookie.
 
 mod authorize;
+mod console;
 mod pages;
 mod session;
 
@@ -24,15 +25,18 @@ pub fn routes() -> Router<Arc<App>> {
         )
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
-        .route("/account", get(session::account))
-        .route("/account/revoke", post(session::revoke));
-    // SECURITY.md: no framing, no referrer (the authorization request's URL carries state), no caching. Scripts,
-    // plugins and other origins are shut out by the content security policy; styles come from Keyward alone.
+        // The account page of earlier releases is the console's list of authorized apps now.
+        .route("/account", get(|| async { session::see_other("/console/apps") }))
+        .merge(console::routes());
+    // SECURITY.md: no framing, no referrer (the authorization request's URL carries state), no caching. Plugins
+    // and other origins are shut out by the content security policy; styles and the console's one script come
+    // from Keyward alone (no inline script, no inline style).
     let headers: [(header::HeaderName, &'static str); 6] = [
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'self'",
         ),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-store"),
@@ -45,7 +49,9 @@ pub fn routes() -> Router<Arc<App>> {
             HeaderValue::from_static(value),
         ))
     });
-    pages.route("/assets/keyward.css", get(stylesheet))
+    pages
+        .route("/assets/keyward.css", get(stylesheet))
+        .route("/assets/console.js", get(console::script))
 }
 
 /// The one stylesheet, compiled into the binary.

@@ -62,7 +62,7 @@ pub(crate) async fn decide(
     let (session, account) = match signed_in(&app, &headers).await {
         Ok(Some(s)) => s,
         // The session ended while the page was open: sign in again, then the app must start over.
-        Ok(None) => return see_other(&login_url("/account")),
+        Ok(None) => return see_other(&login_url("/console/apps")),
         Err(r) => return r,
     };
     if !session_csrf_ok(&app, &session, &params) {

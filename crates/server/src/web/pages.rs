@@ -39,16 +39,6 @@ pub(crate) struct Error<'a> {
     pub code: &'a str,
 }
 
-/// The apps a person authorized.
-#[derive(Template)]
-#[template(path = "account.html")]
-pub(crate) struct Account<'a> {
-    pub email: &'a str,
-    pub partner_id: Option<&'a str>,
-    pub apps: Vec<crate::accounts::Authorized>,
-    pub csrf: &'a str,
-}
-
 /// Renders a page with a status. A template that fails to render (it cannot, with these types) is a 500.
 pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {

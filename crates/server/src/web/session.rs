@@ -18,7 +18,6 @@ use keyward_core::form::{Params, encode_component};
 
 use super::pages;
 use crate::accounts::LoginError;
-use crate::admin::Actor;
 use crate::app::App;
 use crate::crypto::{digests_equal, new_token};
 use crate::error::ApiError;
@@ -133,12 +132,21 @@ pub(crate) fn see_other(location: &str) -> Response {
     }
 }
 
-/// Where a login may return to: an authorization request, or the account page. Anything else (another site,
-/// `//evil`, a path with a control character) goes to the account page, so `next` is never an open redirect.
+/// Where a login may return to: an authorization request, or a console page. Anything else (another site,
+/// `//evil`, a path with a control character or a backslash) goes to the console, so `next` is never an open
+/// redirect.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/oauth2/authorize?") || n == "/account" => n,
-        _ => "/account",
+        Some(n) if n.starts_with("/oauth2/authorize?") => n,
+        Some(n)
+            if (n == "/console" || n.starts_with("/console/") || n.starts_with("/console?"))
+                && n.chars().all(|c| c.is_ascii_graphic())
+                && !n.contains("//")
+                && !n.contains('\\') =>
+        {
+            n
+        }
+        _ => "/console",
     }
 }
 
@@ -269,56 +277,4 @@ pub(crate) async fn logout(
     r.headers_mut()
         .append(header::SET_COOKIE, set_cookie(&app, SESSION_COOKIE, "", 0));
     r
-}
-
-/// `GET /account`: the apps the person authorized, each with a revoke button.
-pub(crate) async fn account(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let (session, account) = match signed_in(&app, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return see_other(&login_url("/account")),
-        Err(r) => return r,
-    };
-    let apps = match app.authorized_apps(&account.id).await {
-        Ok(a) => a,
-        Err(e) => return unavailable(e),
-    };
-    let csrf = session_csrf(&app, &session);
-    pages::render(
-        StatusCode::OK,
-        &pages::Account {
-            email: &account.email,
-            partner_id: account.partner_id.as_deref(),
-            apps,
-            csrf: &csrf,
-        },
-    )
-}
-
-/// `POST /account/revoke`: withdraws consent to an app and revokes what it holds.
-pub(crate) async fn revoke(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = Params::parse(&body).unwrap_or_default();
-    let (session, account) = match signed_in(&app, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return see_other(&login_url("/account")),
-        Err(r) => return r,
-    };
-    if !session_csrf_ok(&app, &session, &params) {
-        return forbidden_form();
-    }
-    let Some(client_id) = params.single("client_id").ok().flatten() else {
-        return see_other("/account");
-    };
-    let actor = Actor {
-        who: format!("account:{}", account.id),
-        source: "account page".into(),
-    };
-    match app.consent_withdraw(&actor, &account.id, client_id).await {
-        // Already gone (a second click): the page shows the current list either way.
-        Ok(()) | Err(ApiError::Plain { .. }) => see_other("/account"),
-        Err(e) => unavailable(e),
-    }
 }

@@ -1,0 +1,183 @@
+//! The console at `/console`: an account holder's API keys, the apps they authorized and their usage; for
+//! operators, every account, client, resource, signing key and the audit log. Server-rendered pages that work
+//! without JavaScript (one small script adds copy buttons), every form with the session's CSRF token, every change
+//! through the admin service the JSON API uses.
+
+mod keys;
+mod operator;
+mod usage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keyward_core::form::Params;
+
+use super::pages;
+use super::session::{forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in};
+use crate::admin::Actor;
+use crate::app::App;
+use crate::store::AccountRow;
+
+/// The console's routes (the page headers are added by `web::routes`).
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/console", get(|| async { see_other("/console/keys") }))
+        .route("/console/keys", get(keys::list).post(keys::create))
+        .route("/console/keys/new", get(keys::new))
+        .route("/console/keys/{id}", get(keys::show))
+        .route("/console/keys/{id}/rotate", post(keys::rotate))
+        .route("/console/keys/{id}/disable", post(keys::disable))
+        .route("/console/keys/{id}/enable", post(keys::enable))
+        .route("/console/keys/{id}/delete", get(keys::confirm_delete).post(keys::delete))
+        .route("/console/apps", get(keys::apps))
+        .route("/console/apps/revoke", post(keys::revoke_app))
+        .route("/console/usage", get(usage::page))
+        .merge(operator::routes())
+}
+
+/// The console's one script (copy buttons), compiled into the binary.
+pub(crate) async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("../../assets/console.js"),
+    )
+}
+
+/// A signed-in account on a console page: its session, the CSRF token of the page's forms, and who it is in the
+/// audit log (the account, from the peer's address).
+pub(crate) struct Console {
+    pub session: String,
+    pub account: AccountRow,
+    pub csrf: String,
+    pub actor: Actor,
+}
+
+impl FromRequestParts<Arc<App>> for Console {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        match signed_in(app, &parts.headers).await? {
+            Some((session, account)) => {
+                let source = parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip().to_string())
+                    .unwrap_or_else(|| "console".into());
+                Ok(Console {
+                    csrf: session_csrf(app, &session),
+                    actor: Actor::account(&account.id, source),
+                    session,
+                    account,
+                })
+            }
+            None => {
+                // A page comes back after the login; a form's target does not (its body is gone).
+                let here = match parts.method {
+                    Method::GET => parts.uri.path_and_query().map_or("/console", |p| p.as_str()),
+                    _ => "/console",
+                };
+                Err(see_other(&login_url(here)))
+            }
+        }
+    }
+}
+
+impl Console {
+    /// A form's fields, when its CSRF token is this session's; otherwise the answer to give.
+    pub(crate) fn form(&self, app: &App, body: &[u8]) -> Result<Params, Response> {
+        match Params::parse(body) {
+            Ok(p) if session_csrf_ok(app, &self.session, &p) => Ok(p),
+            _ => Err(forbidden_form()),
+        }
+    }
+
+    /// Whether the account may use the operator pages.
+    pub(crate) fn is_operator(&self) -> bool {
+        self.account.role == "operator"
+    }
+
+    /// What every console page's frame shows: who is signed in, the forms' token, and the operator links.
+    pub(crate) fn frame(&self) -> Frame {
+        Frame {
+            email: self.account.email.clone(),
+            csrf: self.csrf.clone(),
+            operator: self.is_operator(),
+        }
+    }
+}
+
+/// The signed-in account of an operator page; anyone else gets 403.
+pub(crate) struct Operator(pub Console);
+
+impl FromRequestParts<Arc<App>> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        let c = Console::from_request_parts(parts, app).await?;
+        if !c.is_operator() {
+            return Err(pages::error(
+                StatusCode::FORBIDDEN,
+                "Operators only",
+                "This page is for the platform's operators.",
+                "forbidden",
+            ));
+        }
+        Ok(Operator(c))
+    }
+}
+
+/// The frame of every console page.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub email: String,
+    pub csrf: String,
+    pub operator: bool,
+}
+
+/// Unix seconds as `2026-11-22 14:05 UTC` (the proleptic Gregorian calendar, from days since 1970-01-01).
+pub(crate) fn when(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3_600,
+        secs % 3_600 / 60
+    )
+}
+
+/// `when` for an optional time, `never` when absent.
+pub(crate) fn when_or_never(t: Option<i64>) -> String {
+    t.map_or_else(|| "never".into(), when)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::when;
+
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        assert_eq!(when(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(when(1_795_392_300), "2026-11-23 00:05 UTC");
+        assert_eq!(when(-60), "1969-12-31 23:59 UTC");
+    }
+}
