@@ -38,6 +38,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/clients/{id}/disable", post(client_disable))
         .route("/clients/{id}/enable", post(client_enable))
         .route("/clients/{id}/secrets", get(secrets_list).post(secret_add))
+        .route("/clients/{id}/usage", get(usage))
         .route(
             "/clients/{id}/secrets/{secret_id}",
             axum::routing::delete(secret_retire),
@@ -304,6 +305,36 @@ async fn secrets_list(
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"items": app.secrets_list(&id).await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageSpan {
+    hours: Option<i64>,
+}
+
+/// Tokens issued to a client per hour (the console's chart): every node's flushed counts and this node's
+/// unflushed ones.
+async fn usage(
+    State(app): Shared,
+    _: Admin,
+    Params(id): Params<String>,
+    Q(span): Q<UsageSpan>,
+) -> Result<Json<Value>, ApiError> {
+    let hours = span.hours.unwrap_or(24);
+    if !(1..=31 * 24).contains(&hours) {
+        return Err(ApiError::bad_request("hours: must be from 1 to 744"));
+    }
+    app.client_get(&id).await?;
+    let series = app.usage_series(&id, hours as usize).await?;
+    let total: i64 = series.iter().map(|(_, n)| n).sum();
+    let items: Vec<Value> = series
+        .iter()
+        .map(|(hour, tokens)| json!({"hour": hour, "tokens": tokens}))
+        .collect();
+    Ok(Json(
+        json!({"client_id": id, "total": total, "items": items}),
+    ))
 }
 
 #[derive(Deserialize, Default)]

@@ -221,7 +221,7 @@ both_engines!(clients_list_pages, |app| {
 });
 
 /// Every operation the router serves, as (method, path under /admin/v1).
-const SERVED: [(&str, &str); 29] = [
+const SERVED: [(&str, &str); 30] = [
     ("get", "/openapi.json"),
     ("get", "/clients"),
     ("post", "/clients"),
@@ -233,6 +233,7 @@ const SERVED: [(&str, &str); 29] = [
     ("get", "/clients/{id}/secrets"),
     ("post", "/clients/{id}/secrets"),
     ("delete", "/clients/{id}/secrets/{secret_id}"),
+    ("get", "/clients/{id}/usage"),
     ("get", "/resources"),
     ("post", "/resources"),
     ("get", "/resources/{id}"),

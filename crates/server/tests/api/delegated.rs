@@ -117,18 +117,23 @@ both_engines!(consent_remembered_deny_and_withdrawal, |app| {
     let wider = with(params.clone(), "scope", Some("orders:read orders:admin"));
     consent_page(agent.authorize(&wider, EMAIL).await).await;
 
-    // The account page lists the app; revoking it withdraws consent and what the app holds.
-    let page = agent.get("/account").await;
+    // The console lists the app (the old account page leads there); revoking it withdraws consent and what the
+    // app holds.
+    assert_eq!(location(&agent.get("/account").await), "/console/apps");
+    let page = agent.get("/console/apps").await;
     assert_eq!(page.status(), StatusCode::OK);
-    assert_page_headers(page.headers(), "account page");
+    assert_page_headers(page.headers(), "authorized apps page");
     let html = page.text().await.unwrap();
     assert!(html.contains("Shop app") && html.contains(&f.id), "{html}");
     let csrf = hidden(&html, "csrf");
     let r = agent
-        .post("/account/revoke", &[("csrf", &csrf), ("client_id", &f.id)])
+        .post(
+            "/console/apps/revoke",
+            &[("csrf", &csrf), ("client_id", &f.id)],
+        )
         .await;
-    assert_eq!(location(&r), "/account");
-    let html = agent.get("/account").await.text().await.unwrap();
+    assert_eq!(location(&r), "/console/apps");
+    let html = agent.get("/console/apps").await.text().await.unwrap();
     assert!(
         html.contains("id=\"no-apps\"") && !html.contains(&f.id),
         "{html}"
@@ -518,7 +523,7 @@ both_engines!(csrf_security_headers_and_cookie_attributes, |app| {
             ("email", EMAIL),
             ("password", PASSWORD),
             ("csrf", &login_csrf),
-            ("next", "/account"),
+            ("next", "/console/keys"),
         ]))
         .send()
         .await
@@ -530,7 +535,7 @@ both_engines!(csrf_security_headers_and_cookie_attributes, |app| {
         let mut form = vec![
             ("email", EMAIL),
             ("password", PASSWORD),
-            ("next", "/account"),
+            ("next", "/console/keys"),
         ];
         form.extend(csrf.map(|c| ("csrf", c)));
         let r = agent.post("/login", &form).await;
@@ -544,15 +549,15 @@ both_engines!(csrf_security_headers_and_cookie_attributes, |app| {
                 ("email", EMAIL),
                 ("password", PASSWORD),
                 ("csrf", &login_csrf),
-                ("next", "/account"),
+                ("next", "/console/keys"),
             ],
         )
         .await;
     assert_cookie_attributes(&set_cookie(r.headers(), "keyward_session"));
-    assert_eq!(location(&r), "/account");
+    assert_eq!(location(&r), "/console/keys");
 
-    // `next` is never an open redirect: anything but an authorization request or the account page goes to the
-    // account page.
+    // `next` is never an open redirect: anything but an authorization request or a console page goes to the
+    // console.
     for next in [
         "https://evil.example/",
         "//evil.example/x",
@@ -560,6 +565,10 @@ both_engines!(csrf_security_headers_and_cookie_attributes, |app| {
         "/login",
         "/oauth2/authorizeX?a=b",
         "javascript:alert(1)",
+        "/console//evil.example",
+        "/console/\\evil",
+        "/consoleX",
+        "/console/\u{7f}",
     ] {
         let other = Agent::new(&app);
         let html = other.get("/login").await.text().await.unwrap();
@@ -575,12 +584,12 @@ both_engines!(csrf_security_headers_and_cookie_attributes, |app| {
                 ],
             )
             .await;
-        assert_eq!(location(&r), "/account", "{next}");
+        assert_eq!(location(&r), "/console", "{next}");
         // The login page, too, offers only a safe `next`.
         let page = other
             .get(&format!("/login?next={}", encode_component(next)))
             .await;
-        assert_eq!(hidden(&page.text().await.unwrap(), "next"), "/account");
+        assert_eq!(hidden(&page.text().await.unwrap(), "next"), "/console");
     }
 
     // The consent form: without its token, with a wrong one, or with another session's, 403 and no code.

@@ -379,8 +379,8 @@ impl Agent {
 
     /// Signs in; the session cookie goes to the jar.
     pub(crate) async fn sign_in(&self, email: &str) {
-        let r = self.login_with(email, PASSWORD, "/account").await;
-        assert_eq!(location(&r), "/account");
+        let r = self.login_with(email, PASSWORD, "/console").await;
+        assert_eq!(location(&r), "/console");
     }
 
     /// GETs an authorization request; when sent to the login page, signs in there (the form's `next` is the
