@@ -30,13 +30,14 @@ pub fn routes() -> Router<Arc<App>> {
         .merge(console::routes());
     // SECURITY.md: no framing, no referrer (the authorization request's URL carries state), no caching. Plugins
     // and other origins are shut out by the content security policy; styles and the console's one script come
-    // from Keyward alone (no inline script, no inline style).
+    // from Keyward alone (no inline script, no inline style). No `form-action`: browsers apply it to the redirect
+    // after the consent form, which goes to the app.
     let headers: [(header::HeaderName, &'static str); 6] = [
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; \
-             base-uri 'none'; form-action 'self'",
+             base-uri 'none'",
         ),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-store"),
