@@ -26,7 +26,10 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         // The account page of earlier releases is the console's list of authorized apps now.
-        .route("/account", get(|| async { session::see_other("/console/apps") }))
+        .route(
+            "/account",
+            get(|| async { session::see_other("/console/apps") }),
+        )
         .merge(console::routes());
     // SECURITY.md: no framing, no referrer (the authorization request's URL carries state), no caching. Plugins
     // and other origins are shut out by the content security policy; styles and the console's one script come

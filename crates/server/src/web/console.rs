@@ -19,7 +19,9 @@ use axum::routing::{get, post};
 use keyward_core::form::Params;
 
 use super::pages;
-use super::session::{forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in};
+use super::session::{
+    forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in,
+};
 use crate::admin::Actor;
 use crate::app::App;
 use crate::store::AccountRow;
@@ -34,7 +36,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/console/keys/{id}/rotate", post(keys::rotate))
         .route("/console/keys/{id}/disable", post(keys::disable))
         .route("/console/keys/{id}/enable", post(keys::enable))
-        .route("/console/keys/{id}/delete", get(keys::confirm_delete).post(keys::delete))
+        .route(
+            "/console/keys/{id}/delete",
+            get(keys::confirm_delete).post(keys::delete),
+        )
         .route("/console/apps", get(keys::apps))
         .route("/console/apps/revoke", post(keys::revoke_app))
         .route("/console/usage", get(usage::page))
@@ -83,7 +88,10 @@ impl FromRequestParts<Arc<App>> for Console {
             None => {
                 // A page comes back after the login; a form's target does not (its body is gone).
                 let here = match parts.method {
-                    Method::GET => parts.uri.path_and_query().map_or("/console", |p| p.as_str()),
+                    Method::GET => parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/console", |p| p.as_str()),
                     _ => "/console",
                 };
                 Err(see_other(&login_url(here)))
@@ -94,6 +102,8 @@ impl FromRequestParts<Arc<App>> for Console {
 
 impl Console {
     /// A form's fields, when its CSRF token is this session's; otherwise the answer to give.
+    // The error is the handler's own response type, returned at once: boxing it would buy nothing.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn form(&self, app: &App, body: &[u8]) -> Result<Params, Response> {
         match Params::parse(body) {
             Ok(p) if session_csrf_ok(app, &self.session, &p) => Ok(p),

@@ -210,6 +210,16 @@ impl Browser {
         }
     }
 
+    /// Resizes the window to `width` × `height` CSS pixels (a phone's, for one), keeping the page.
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.command(
+            Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     /// Saves a PNG screenshot of the window to `path`, creating its folders.
     pub async fn screenshot(&self, path: impl AsRef<Path>) {
         let encoded = self.command(Method::GET, "/screenshot", None).await;

@@ -142,7 +142,10 @@ impl NewKeyPage {
 
 /// `GET /console/keys/new`.
 pub(crate) async fn new(State(app): Shared, c: Console) -> Response {
-    render(StatusCode::OK, &NewKeyPage::new(&app, &c, &KeyRequest::default()))
+    render(
+        StatusCode::OK,
+        &NewKeyPage::new(&app, &c, &KeyRequest::default()),
+    )
 }
 
 #[derive(Template)]
@@ -161,7 +164,8 @@ struct SecretPage {
 /// A page that shows a secret once: never cached, never stored by the browser's history cache.
 fn secret_page(status: StatusCode, page: &SecretPage) -> Response {
     let mut r = render(status, page);
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -223,7 +227,11 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
 
 /// A form field's value, trimmed of nothing (the service trims names), empty when absent or repeated.
 fn text(form: &Params, name: &str) -> String {
-    form.single(name).ok().flatten().unwrap_or_default().to_owned()
+    form.single(name)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A secret of a key, as its page lists it.
@@ -287,9 +295,16 @@ pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>)
             hint: s.hint.clone(),
             created: when(s.created_at),
             last_used: when_or_never(s.last_used_at),
-            expires: s.expires_at.map_or_else(|| "does not expire".into(), |t| {
-                if t > now { format!("retires {}", when(t)) } else { format!("retired {}", when(t)) }
-            }),
+            expires: s.expires_at.map_or_else(
+                || "does not expire".into(),
+                |t| {
+                    if t > now {
+                        format!("retires {}", when(t))
+                    } else {
+                        format!("retired {}", when(t))
+                    }
+                },
+            ),
             live: s.expires_at.is_none_or(|t| t > now),
         })
         .collect();
@@ -351,7 +366,10 @@ async fn set_enabled(app: &App, c: &Console, id: &str, body: &[u8], enabled: boo
     if let Err(r) = c.form(app, body) {
         return r;
     }
-    match app.key_set_enabled(&c.actor, &c.account.id, id, enabled).await {
+    match app
+        .key_set_enabled(&c.actor, &c.account.id, id, enabled)
+        .await
+    {
         Ok(()) => see_other(&format!("/console/keys/{id}")),
         Err(e) => key_error(e),
     }
@@ -447,7 +465,10 @@ pub(crate) async fn revoke_app(State(app): Shared, c: Console, body: Bytes) -> R
         Err(r) => return r,
     };
     let client_id = text(&form, "client_id");
-    match app.consent_withdraw(&c.actor, &c.account.id, &client_id).await {
+    match app
+        .consent_withdraw(&c.actor, &c.account.id, &client_id)
+        .await
+    {
         // Already gone (a second click): the page shows the current list either way.
         Ok(()) | Err(ApiError::Plain { .. }) => see_other("/console/apps"),
         Err(e) => unavailable(e),

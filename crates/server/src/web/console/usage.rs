@@ -79,7 +79,11 @@ impl Chart {
                     y: fmt(base - h),
                     w: fmt((step * 0.8).max(0.5)),
                     h: fmt(h),
-                    label: format!("{}: {n} token{}", when(*hour), if *n == 1 { "" } else { "s" }),
+                    label: format!(
+                        "{}: {n} token{}",
+                        when(*hour),
+                        if *n == 1 { "" } else { "s" }
+                    ),
                 }
             })
             .collect();
@@ -98,9 +102,11 @@ impl Chart {
             .map(|(i, _)| i)
             .collect();
         let every = days.len().div_ceil(8).max(1);
+        // A label needs about 34 units; one too close to the right edge would be cut off.
         let x_ticks = days
             .iter()
             .step_by(every)
+            .filter(|&&i| LEFT + i as f64 * step <= WIDTH - 34.0)
             .map(|&i| Tick {
                 at: fmt(LEFT + i as f64 * step),
                 text: when(series[i].0)[5..10].to_owned(),
@@ -210,7 +216,11 @@ pub(crate) struct Span {
 }
 
 /// `GET /console/usage?days=1|7|30`: a chart per key.
-pub(crate) async fn page(State(app): State<Arc<App>>, c: Console, Query(span): Query<Span>) -> Response {
+pub(crate) async fn page(
+    State(app): State<Arc<App>>,
+    c: Console,
+    Query(span): Query<Span>,
+) -> Response {
     // Anything but the offered spans (a hand-edited address) is a week.
     let days = match span.days.as_deref() {
         Some("1") => 1,
@@ -224,12 +234,17 @@ pub(crate) async fn page(State(app): State<Arc<App>>, c: Console, Query(span): Q
     let resources = app.registry.resources();
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
-        let series = match app.usage_series(&k.client.client_id, days as usize * 24).await {
+        let series = match app
+            .usage_series(&k.client.client_id, days as usize * 24)
+            .await
+        {
             Ok(s) => s,
             Err(e) => return unavailable(e),
         };
         let last_day: i64 = series.iter().rev().take(24).map(|(_, n)| n).sum();
-        let ttl = resources.get(&k.environment).map_or(0, |r| r.access_token_ttl);
+        let ttl = resources
+            .get(&k.environment)
+            .map_or(0, |r| r.access_token_ttl);
         let chart = Chart::new(&k.client.name, &series);
         out.push(KeyUsage {
             total: chart.total,
@@ -266,7 +281,9 @@ mod tests {
 
     #[test]
     fn a_chart_draws_a_bar_per_hour_with_tokens() {
-        let series: Vec<(i64, i64)> = (0..48).map(|i| (i * 3_600, if i == 30 { 12 } else { 0 })).collect();
+        let series: Vec<(i64, i64)> = (0..48)
+            .map(|i| (i * 3_600, if i == 30 { 12 } else { 0 }))
+            .collect();
         let c = Chart::new("shop", &series);
         assert_eq!(c.bars.len(), 1);
         assert_eq!(c.total, 12);
