@@ -218,11 +218,19 @@ impl Registry {
     pub async fn reload_client(&self, store: &Store, id: &str) -> Result<(), StoreError> {
         match store.client_get(id).await {
             Ok((row, resources, secrets)) => {
-                let c = Arc::new(cached(&row, resources, &secrets));
-                self.clients
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id.to_owned(), c);
+                let c = cached(&row, resources, &secrets);
+                let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+                // A use noted in memory but not yet flushed is not in the rows just read: keep it, or the next use
+                // would be noted (and written) again within the hour.
+                if let Some(old) = clients.get(id) {
+                    for s in &c.secrets {
+                        if let Some(o) = old.secrets.iter().find(|o| o.id == s.id) {
+                            s.last_used
+                                .fetch_max(o.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
+                        }
+                    }
+                }
+                clients.insert(id.to_owned(), Arc::new(c));
             }
             Err(StoreError::NotFound) => {
                 self.clients

@@ -278,3 +278,33 @@ pub(crate) async fn logout(
         .append(header::SET_COOKIE, set_cookie(&app, SESSION_COOKIE, "", 0));
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_an_authorization_request_or_a_console_page() {
+        for ok in [
+            "/console",
+            "/console/keys/abc",
+            "/console?x=1",
+            "/oauth2/authorize?client_id=a",
+        ] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/console//evil.example",
+            "/console/\\evil",
+            "/console/\u{7f}",
+            "/console/a b",
+            "/consoleX",
+            "/account",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/console", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/console");
+    }
+}

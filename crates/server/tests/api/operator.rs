@@ -379,6 +379,13 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
         .post("/console/admin/accounts/acct_nobody/disable", &form)
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Not the operator's own account: that would sign them out with no way back in from here.
+    let own = actor.strip_prefix("account:").unwrap();
+    let r = op
+        .post(&format!("/console/admin/accounts/{own}/disable"), &form)
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(app.app.account_get(own).await.unwrap().enabled);
 
     // A client likewise.
     let r = op

@@ -95,6 +95,15 @@ async fn account_set(app: &App, c: &Console, id: &str, body: &[u8], enabled: boo
         Ok(f) => f,
         Err(r) => return r,
     };
+    // An operator who disabled their own account would be signed out mid-click with no way back in here.
+    if !enabled && id == c.account.id {
+        return crate::web::pages::error(
+            axum::http::StatusCode::CONFLICT,
+            "The account was not changed",
+            "You cannot disable the account you are signed in with: use another operator account or the CLI.",
+            "conflict",
+        );
+    }
     let input = AccountInput {
         enabled: Some(enabled),
         ..AccountInput::default()
