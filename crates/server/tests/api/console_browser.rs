@@ -32,6 +32,77 @@ both_engines!(chromium_creates_rotates_disables_and_deletes_a_key, |app| {
     console_in_browser(&app).await;
 });
 
+both_engines!(chromium_shows_the_operator_pages, |app| {
+    operator_in_browser(&app).await;
+});
+
+/// An operator signs in, searches the accounts, rotates the signing keys and finds the rotation in the audit log;
+/// screenshots of each page.
+async fn operator_in_browser(app: &TestApp) {
+    for (email, role) in [
+        ("ops@example.com", "operator"),
+        ("seller@example.com", "user"),
+    ] {
+        app.app
+            .account_create(
+                &Actor::cli(),
+                AccountInput {
+                    email: Some(email.into()),
+                    password: Some(PASSWORD.into()),
+                    role: Some(role.into()),
+                    ..AccountInput::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/console/admin/accounts")).await;
+    browser
+        .find("input#email")
+        .await
+        .send_keys("ops@example.com")
+        .await;
+    browser
+        .find("input#password")
+        .await
+        .send_keys(PASSWORD)
+        .await;
+    browser.find("button#sign-in").await.click().await;
+    landed_on(&browser, "/console/admin/accounts").await;
+    let search = browser.find("form.search input[name=q]").await;
+    search.send_keys("seller").await;
+    browser.find("form.search button").await.click().await;
+    landed_on(&browser, "/console/admin/accounts?q=seller").await;
+    let table = text_containing(&browser, "table", "seller@example.com").await;
+    assert!(!table.contains("ops@example.com"), "{table}");
+    browser.screenshot(shot("console-op-accounts")).await;
+
+    browser.goto(&app.url("/console/admin/keys")).await;
+    let before = app.app.keys_list().len();
+    browser
+        .find("form[action=\"/console/admin/keys/rotate\"] button")
+        .await
+        .click()
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.app.keys_list().len() == before {
+        assert!(Instant::now() < deadline, "no key was added");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    landed_on(&browser, "/console/admin/keys").await;
+    browser.screenshot(shot("console-op-keys")).await;
+
+    browser
+        .goto(&app.url("/console/admin/audit?q=keys.rotate"))
+        .await;
+    text_containing(&browser, "table", "keys.rotate").await;
+    browser.screenshot(shot("console-op-audit")).await;
+    browser.goto(&app.url("/console/admin/clients")).await;
+    browser.screenshot(shot("console-op-clients")).await;
+    browser.quit().await;
+}
+
 /// Waits up to 5 s for the text of the first element matching `css` to contain `needle` (a click that submits a
 /// form may return before the next page replaced the current one, which has the same ids); returns the text.
 async fn text_containing(browser: &Browser, css: &str, needle: &str) -> String {
@@ -259,6 +330,9 @@ async fn console_in_browser(app: &TestApp) {
     text_containing(&browser, "#status", "Active").await;
     token_ok(app, &id, &second_secret).await;
     issued += 1;
+    browser.goto(&app.url(&format!("/console/keys/{id}"))).await;
+    browser.find("svg.usage-chart").await;
+    browser.screenshot(shot("console-key")).await;
 
     // The keys list on a phone.
     browser.goto(&app.url("/console/keys")).await;
