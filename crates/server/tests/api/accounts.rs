@@ -753,6 +753,60 @@ both_engines!(cli_creates_accounts_and_revokes_grants, |app| {
         human.contains("op@example.com") && human.contains("operator"),
         "{human}"
     );
+    // Key allowances: on create, and replaced with `accounts allow`; a scope the resource lacks is refused.
+    app.resource("https://api.cli.example", &["a", "b"]).await;
+    let made: Value = serde_json::from_str(&stdout_of(&keyward(
+        &app,
+        &[
+            "accounts",
+            "create",
+            "--email",
+            "keys@example.com",
+            "--key-scope",
+            "https://api.cli.example=a,b",
+            "--json",
+        ],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(
+        made["key_scopes"],
+        json!({"https://api.cli.example": ["a", "b"]})
+    );
+    let holder = made["account_id"].as_str().unwrap().to_owned();
+    let said = stdout_of(&keyward(
+        &app,
+        &[
+            "accounts",
+            "allow",
+            &holder,
+            "--key-scope",
+            "https://api.cli.example=b",
+        ],
+        "",
+    ));
+    assert!(said.contains("https://api.cli.example"), "{said}");
+    let (_, shown) = app
+        .admin_call(Method::GET, &format!("/accounts/{holder}"), None)
+        .await;
+    assert_eq!(
+        shown["key_scopes"],
+        json!({"https://api.cli.example": ["b"]})
+    );
+    for bad in ["https://api.cli.example=c", "no-equals-sign"] {
+        let out = keyward(
+            &app,
+            &["accounts", "allow", &holder, "--key-scope", bad],
+            "",
+        );
+        assert!(!out.status.success(), "{bad}");
+    }
+    stdout_of(&keyward(&app, &["accounts", "allow", &holder], ""));
+    let (_, shown) = app
+        .admin_call(Method::GET, &format!("/accounts/{holder}"), None)
+        .await;
+    assert_eq!(shown["key_scopes"], json!({}));
+
     stdout_of(&keyward(&app, &["accounts", "disable", &op], ""));
     let (_, shown) = app
         .admin_call(Method::GET, &format!("/accounts/{op}"), None)
