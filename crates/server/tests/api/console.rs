@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 
 use keyward::accounts::AccountInput;
-use keyward::admin::Actor;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::harness::{TestApp, claims};
-use crate::oauth_agent::{Agent, PASSWORD, assert_page_headers, hidden, location, unescape};
+use crate::oauth_agent::{Agent, account_with, assert_page_headers, hidden, location, unescape};
 
 const API: &str = "https://api.shop.example";
 const OTHER: &str = "https://other.example";
@@ -32,25 +31,21 @@ async fn setup(app: &TestApp, email: &str, allowed: &[&str]) -> (String, Agent) 
         assert_eq!(s, StatusCode::CREATED, "{body}");
         app.resource(OTHER, &["other:read"]).await;
     }
-    let (view, _) = app
-        .app
-        .account_create(
-            &Actor::cli(),
-            AccountInput {
-                email: Some(email.into()),
-                password: Some(PASSWORD.into()),
-                key_scopes: Some(BTreeMap::from([(
-                    API.to_owned(),
-                    allowed.iter().map(|s| s.to_string()).collect(),
-                )])),
-                ..AccountInput::default()
-            },
-        )
-        .await
-        .unwrap();
+    let id = account_with(
+        app,
+        AccountInput {
+            email: Some(email.into()),
+            key_scopes: Some(BTreeMap::from([(
+                API.to_owned(),
+                allowed.iter().map(|s| s.to_string()).collect(),
+            )])),
+            ..AccountInput::default()
+        },
+    )
+    .await;
     let agent = Agent::new(app);
     agent.sign_in(email).await;
-    (view.account_id, agent)
+    (id, agent)
 }
 
 /// The CSRF token of a console page.

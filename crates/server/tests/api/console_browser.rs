@@ -8,17 +8,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use keyward::accounts::AccountInput;
-use keyward::admin::Actor;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::browser::Browser;
 use crate::harness::{TestApp, assert_error, claims};
+use crate::oauth_agent::{PASSWORD, account_with};
 
 const RESOURCE: &str = "https://api.shop.example";
 const EMAIL: &str = "integrator@example.com";
-const PASSWORD: &str = "correct horse battery";
 const KEY_NAME: &str = "Order sync, production";
 
 fn shot(name: &str) -> PathBuf {
@@ -43,18 +42,15 @@ async fn operator_in_browser(app: &TestApp) {
         ("ops@example.com", "operator"),
         ("seller@example.com", "user"),
     ] {
-        app.app
-            .account_create(
-                &Actor::cli(),
-                AccountInput {
-                    email: Some(email.into()),
-                    password: Some(PASSWORD.into()),
-                    role: Some(role.into()),
-                    ..AccountInput::default()
-                },
-            )
-            .await
-            .unwrap();
+        account_with(
+            app,
+            AccountInput {
+                email: Some(email.into()),
+                role: Some(role.into()),
+                ..AccountInput::default()
+            },
+        )
+        .await;
     }
     let browser = Browser::start().await;
     browser.goto(&app.url("/console/admin/accounts")).await;
@@ -181,21 +177,18 @@ async fn console_in_browser(app: &TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    app.app
-        .account_create(
-            &Actor::cli(),
-            AccountInput {
-                email: Some(EMAIL.into()),
-                password: Some(PASSWORD.into()),
-                key_scopes: Some(BTreeMap::from([(
-                    RESOURCE.to_owned(),
-                    vec!["orders:read".to_owned(), "orders:write".to_owned()],
-                )])),
-                ..AccountInput::default()
-            },
-        )
-        .await
-        .unwrap();
+    account_with(
+        app,
+        AccountInput {
+            email: Some(EMAIL.into()),
+            key_scopes: Some(BTreeMap::from([(
+                RESOURCE.to_owned(),
+                vec!["orders:read".to_owned(), "orders:write".to_owned()],
+            )])),
+            ..AccountInput::default()
+        },
+    )
+    .await;
 
     let browser = Browser::start().await;
 

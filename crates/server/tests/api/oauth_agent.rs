@@ -76,17 +76,26 @@ pub(crate) fn app_spec(name: &str, redirect_uris: &[&str]) -> Value {
 
 /// Creates an account (through the App: the admin route is not ours to depend on); returns its id.
 pub(crate) async fn account(app: &TestApp, email: &str, partner: &str) -> String {
+    account_with(
+        app,
+        keyward::accounts::AccountInput {
+            email: Some(email.into()),
+            partner_id: Some(partner.into()),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Creates an account from `input`, with [`PASSWORD`] unless it names one; returns its id.
+pub(crate) async fn account_with(app: &TestApp, input: keyward::accounts::AccountInput) -> String {
+    let input = keyward::accounts::AccountInput {
+        password: input.password.or_else(|| Some(PASSWORD.into())),
+        ..input
+    };
     let (view, generated) = app
         .app
-        .account_create(
-            &keyward::admin::Actor::cli(),
-            keyward::accounts::AccountInput {
-                email: Some(email.into()),
-                password: Some(PASSWORD.into()),
-                partner_id: Some(partner.into()),
-                ..Default::default()
-            },
-        )
+        .account_create(&keyward::admin::Actor::cli(), input)
         .await
         .unwrap();
     assert!(generated.is_none());

@@ -5,7 +5,9 @@
 
 use crate::both_engines;
 use crate::harness::TestApp;
-use crate::oauth_agent::{Agent, PASSWORD, assert_page_headers, hidden, location, param, unescape};
+use crate::oauth_agent::{
+    Agent, PASSWORD, account_with, assert_page_headers, hidden, location, param, unescape,
+};
 use keyward::accounts::AccountInput;
 use keyward::admin::{Actor, ClientInput};
 use reqwest::StatusCode;
@@ -25,20 +27,15 @@ const BUYER: &str = "buyer@example.com";
 
 /// Creates an account with `role`; returns its id.
 async fn account(app: &TestApp, email: &str, role: &str) -> String {
-    let (view, _) = app
-        .app
-        .account_create(
-            &Actor::cli(),
-            AccountInput {
-                email: Some(email.into()),
-                password: Some(PASSWORD.into()),
-                role: Some(role.into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    view.account_id
+    account_with(
+        app,
+        AccountInput {
+            email: Some(email.into()),
+            role: Some(role.into()),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// Creates a client named `name`; returns its id.
