@@ -391,10 +391,11 @@ impl App {
         // Its keys go first, one by one with a feed entry each, so every node drops them from memory.
         let keys = tx.clients_owned_ids(id).await?;
         for k in &keys {
-            tx.client_delete(k).await?;
-            tx.change("client", k, now).await?;
-            tx.audit(
-                &audit(actor, "client.delete", k, json!({"why": "account.deleted"})),
+            crate::admin::client_delete_in(
+                &mut tx,
+                actor,
+                k,
+                json!({"why": "account.deleted"}),
                 now,
             )
             .await?;

@@ -493,21 +493,30 @@ pub async fn client_create_in(
 ) -> Result<(ClientView, Option<String>), ApiError> {
     let client = new_client(input, catalogue, now)?;
     let id = client.row.id.clone();
+    // The feed row first: on SQLite it takes the write lock, so the owner's checks below cannot race.
+    tx.change("client", &id, now).await?;
     if let Some(owner) = &client.row.owner_account {
-        // Checked here for a clear answer; the unique index on (owner_account, name) still settles a race.
-        tx.account_get(owner, false).await.map_err(|e| match e {
+        // Locked (PostgreSQL) or under the write lock (SQLite): a key cannot slip in beside a concurrent create,
+        // disable or delete of the account. The unique index on (owner_account, name) backs the name check.
+        let account = tx.account_get(owner, true).await.map_err(|e| match e {
             StoreError::NotFound => {
                 ApiError::bad_request(format!("owner_account: no account has the id {owner:?}"))
             }
             e => e.into(),
         })?;
+        if !account.enabled {
+            return Err(ApiError::bad_request(
+                "owner_account: the account is disabled",
+            ));
+        }
         if tx.owned_name_taken(owner, &client.row.name).await? {
             return Err(name_taken());
         }
+        if tx.clients_owned_ids(owner).await?.len() >= MAX_KEYS_PER_ACCOUNT {
+            return Err(too_many_keys());
+        }
     }
-    let owned = client.row.owner_account.is_some();
     tx.client_insert(&client).await.map_err(|e| match e {
-        StoreError::Conflict(_) if owned => name_taken(),
         StoreError::Conflict(_) => ApiError::Plain {
             status: axum::http::StatusCode::CONFLICT,
             code: "conflict",
@@ -538,13 +547,31 @@ pub async fn client_create_in(
         &actor.entry(
             "client.create",
             &id,
-            json!({"name": view.name, "resources": view.resources, "scopes": view.scopes}),
+            json!({"name": view.name, "resources": view.resources, "scopes": view.scopes,
+                   "owner_account": view.owner_account}),
         ),
         now,
     )
     .await?;
-    tx.change("client", &id, now).await?;
     Ok((view, secret))
+}
+
+/// Deletes a client (its secrets and resource links go with it) inside `tx`, with its audit entry (`detail`) and
+/// feed entry.
+pub async fn client_delete_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    id: &str,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<(), ApiError> {
+    tx.client_delete(id)
+        .await
+        .map_err(|e| not_found(e, "client"))?;
+    tx.audit(&actor.entry("client.delete", id, detail), now)
+        .await?;
+    tx.change("client", id, now).await?;
+    Ok(())
 }
 
 impl App {
@@ -653,8 +680,9 @@ impl App {
         }
         row.updated_at = now;
         let client = NewClient { row, resources };
+        let owned = client.row.owner_account.is_some();
         tx.client_update(&client).await.map_err(|e| match e {
-            StoreError::Conflict(_) => name_taken(),
+            StoreError::Conflict(_) if owned => name_taken(),
             e => e.into(),
         })?;
         tx.audit(&actor.entry("client.update", id, detail), now)
@@ -686,12 +714,7 @@ impl App {
         guard_self(actor, id, None)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        tx.client_delete(id)
-            .await
-            .map_err(|e| not_found(e, "client"))?;
-        tx.audit(&actor.entry("client.delete", id, json!({})), now)
-            .await?;
-        tx.change("client", id, now).await?;
+        client_delete_in(&mut tx, actor, id, json!({}), now).await?;
         self.finish(tx, "client", id).await
     }
 
@@ -894,12 +917,47 @@ fn guard_self(
     })
 }
 
+/// The most keys one account may hold (SECURITY.md).
+pub const MAX_KEYS_PER_ACCOUNT: usize = 50;
+
+const NAME_TAKEN: &str = "name: this account already has a key with this name";
+const TOO_MANY_KEYS: &str = "owner_account: the account holds the most keys it may (50)";
+
 /// The answer to a second key with the same name in one account.
 pub(crate) fn name_taken() -> ApiError {
     ApiError::Plain {
         status: axum::http::StatusCode::CONFLICT,
         code: "conflict",
-        message: "name: this account already has a key with this name".into(),
+        message: NAME_TAKEN.into(),
+    }
+}
+
+/// The answer to a key beyond [`MAX_KEYS_PER_ACCOUNT`].
+fn too_many_keys() -> ApiError {
+    ApiError::Plain {
+        status: axum::http::StatusCode::CONFLICT,
+        code: "conflict",
+        message: TOO_MANY_KEYS.into(),
+    }
+}
+
+/// Why creating an account's key was refused, when it is one of the reasons a form shows beside a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnedRefusal {
+    /// The name is taken in the account.
+    NameTaken,
+    /// The account holds [`MAX_KEYS_PER_ACCOUNT`].
+    TooMany,
+}
+
+impl OwnedRefusal {
+    /// Which of the refusals `e` is, if any.
+    pub fn of(e: &ApiError) -> Option<Self> {
+        match e {
+            ApiError::Plain { message, .. } if message == NAME_TAKEN => Some(Self::NameTaken),
+            ApiError::Plain { message, .. } if message == TOO_MANY_KEYS => Some(Self::TooMany),
+            _ => None,
+        }
     }
 }
 

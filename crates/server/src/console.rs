@@ -3,17 +3,16 @@
 //! same code path as the admin API and the CLI); this layer adds the ownership check and the allowance.
 
 use keyward_core::client::GrantType;
-use keyward_core::console::{KeyRequestError, check_key_request, hourly_series};
+use keyward_core::console::{KeyRequestError, KeyScopes, check_key_request, hourly_series};
 use serde::Serialize;
 
 use crate::accounts::key_scopes_of;
-use crate::admin::{Actor, ClientInput, ClientView, DurationValue, NewSecret};
+use crate::admin::{Actor, ClientInput, ClientView, DurationValue, NewSecret, OwnedRefusal};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::store::AccountRow;
 
-/// The most keys one account may hold.
-pub const MAX_KEYS_PER_ACCOUNT: usize = 50;
+pub use crate::admin::MAX_KEYS_PER_ACCOUNT;
 
 /// An API key as its owner sees it: the client, when a secret last worked, and the environment's name.
 #[derive(Debug, Clone, Serialize)]
@@ -126,39 +125,41 @@ impl App {
         if name.is_empty() {
             return Err(KeyFormError::Name("Enter a name for the key.".into()));
         }
-        check_key_request(
-            &key_scopes_of(account),
-            &request.environment,
-            &request.scopes,
-        )
-        .map_err(|e| match e {
-            KeyRequestError::Environment(m) => KeyFormError::Environment(m),
-            KeyRequestError::Scopes(m) => KeyFormError::Scopes(m),
-        })?;
-        let held = self
-            .store
-            .clients_owned(&account.id)
-            .await
-            .map_err(ApiError::from)?;
-        if held.len() >= MAX_KEYS_PER_ACCOUNT {
-            return Err(KeyFormError::TooMany);
-        }
+        let mut scopes = request.scopes;
+        scopes.sort();
+        scopes.dedup();
+        check_key_request(&self.key_scopes_now(account), &request.environment, &scopes).map_err(
+            |e| match e {
+                KeyRequestError::Environment(m) => KeyFormError::Environment(m),
+                KeyRequestError::Scopes(m) => KeyFormError::Scopes(m),
+            },
+        )?;
         let input = ClientInput {
             name: Some(name),
             grant_types: Some(vec![GrantType::ClientCredentials.to_string()]),
             resources: Some(vec![request.environment.clone()]),
             default_resource: Some(request.environment),
-            scopes: Some(request.scopes),
+            scopes: Some(scopes),
             owner_account: Some(account.id.clone()),
             ..ClientInput::default()
         };
         let (view, secret) = match self.client_create(actor, input).await {
             Ok(created) => created,
-            // The admin service's checks name the field first: "name: …".
-            Err(ApiError::Plain { message, .. }) if message.starts_with("name:") => {
-                return Err(KeyFormError::Name(field_message(&message)));
+            Err(e) => {
+                return Err(match OwnedRefusal::of(&e) {
+                    Some(OwnedRefusal::NameTaken) => {
+                        KeyFormError::Name("This account already has a key with this name.".into())
+                    }
+                    Some(OwnedRefusal::TooMany) => KeyFormError::TooMany,
+                    // The admin service's checks of the name say so first: "name: …".
+                    None => match e {
+                        ApiError::Plain { message, .. } if message.starts_with("name:") => {
+                            KeyFormError::Name(field_message(&message))
+                        }
+                        e => KeyFormError::Api(e),
+                    },
+                });
             }
-            Err(e) => return Err(e.into()),
         };
         // A key made here is confidential, so it always has a first secret.
         let secret = secret.ok_or_else(|| KeyFormError::Api(ApiError::Unavailable))?;
@@ -179,15 +180,45 @@ impl App {
             .await
     }
 
-    /// Enables or disables one of the account's keys.
+    /// What an account may give its keys now: its allowance, less what the resources no longer offer (an
+    /// operator may have changed them since the allowance was set).
+    pub fn key_scopes_now(&self, account: &AccountRow) -> KeyScopes {
+        let resources = self.registry.resources();
+        key_scopes_of(account)
+            .into_iter()
+            .filter_map(|(r, scopes)| {
+                let offered = &resources.get(&r)?.scopes;
+                let scopes: Vec<String> =
+                    scopes.into_iter().filter(|s| offered.contains(s)).collect();
+                (!scopes.is_empty()).then_some((r, scopes))
+            })
+            .collect()
+    }
+
+    /// Enables or disables one of the account's keys. Enabling checks the key against the account's allowance
+    /// again: a key whose scopes the account may no longer give stays disabled.
     pub async fn key_set_enabled(
         &self,
         actor: &Actor,
-        account_id: &str,
+        account: &AccountRow,
         client_id: &str,
         enabled: bool,
     ) -> Result<(), ApiError> {
-        self.key_of(account_id, client_id).await?;
+        let key = self.key_of(&account.id, client_id).await?;
+        let allowed = check_key_request(
+            &self.key_scopes_now(account),
+            &key.environment,
+            &key.client.scopes,
+        );
+        if enabled && allowed.is_err() {
+            return Err(ApiError::Plain {
+                status: axum::http::StatusCode::CONFLICT,
+                code: "conflict",
+                message:
+                    "This key has scopes your account may no longer give: create a new key instead."
+                        .into(),
+            });
+        }
         self.client_set_enabled(actor, client_id, enabled).await?;
         Ok(())
     }

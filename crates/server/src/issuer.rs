@@ -89,8 +89,8 @@ impl App {
                 "Keyward offers client_credentials, authorization_code and refresh_token",
             ))),
         };
-        if issued.is_ok() {
-            // Counted in memory for the console's usage chart; housekeeping adds the counts to the database.
+        if issued.is_ok() && client.is_owned() {
+            // An account's key: counted in memory for its usage chart; housekeeping adds the counts to the database.
             self.usage.record(&client.client.id, self.clock.now());
         }
         issued

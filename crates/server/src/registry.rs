@@ -48,11 +48,18 @@ pub struct CachedClient {
     /// `client.auth_methods` folded into this struct, so with a million clients in memory an authentication
     /// touches as few cache lines as it can.
     accepts: [bool; 3],
+    /// Whether an account owns it (a console key): only those have their tokens counted for the usage charts.
+    owned: bool,
 }
 
 impl CachedClient {
     fn accepts(&self, method: AuthMethod) -> bool {
         self.accepts[method as usize]
+    }
+
+    /// Whether an account owns it (made in the console, or given an `owner_account`).
+    pub fn is_owned(&self) -> bool {
+        self.owned
     }
 }
 
@@ -134,6 +141,7 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
         client,
         secrets: secrets.iter().filter_map(cached_secret).collect(),
         accepts,
+        owned: row.owner_account.is_some(),
     }
 }
 

@@ -385,7 +385,7 @@ pub enum MigrateError {
     Failed(sqlx::migrate::MigrateError),
 }
 
-/// The `LIKE` pattern (with `ESCAPE '\'`) of "contains `search`, in any case", for a search box; `''` when there is
+/// The `LIKE` pattern (with `ESCAPE '\'`) of "contains `search`, in any ASCII case", for a search box; `''` when there is
 /// no search, which the queries read as "everything". The column is compared lower-cased.
 pub(crate) fn contains_pattern(search: Option<&str>) -> String {
     match search.map(str::trim).filter(|s| !s.is_empty()) {
@@ -393,7 +393,8 @@ pub(crate) fn contains_pattern(search: Option<&str>) -> String {
         Some(s) => {
             let mut p = String::with_capacity(s.len() + 2);
             p.push('%');
-            for ch in s.to_lowercase().chars() {
+            // ASCII only: SQLite's LOWER() folds nothing else, and both engines must find the same rows.
+            for ch in s.to_ascii_lowercase().chars() {
                 if matches!(ch, '%' | '_' | '\\') {
                     p.push('\\');
                 }

@@ -1,25 +1,55 @@
-//! Tokens issued per client per hour, counted in memory on the token path (a short lock and an add; no database
-//! write per token) and added to `token_usage` by housekeeping every `usage_flush_interval`. Every node counts its
-//! own tokens and adds them, so the table holds the cluster's totals; this node's unflushed counts are added to
-//! what the console reads, so its own requests show at once.
+//! Tokens issued per account-owned client (a console key) per hour, counted in memory on the token path (an add
+//! under the lock of the calling thread's own shard, which no other request thread takes; no database write per
+//! token) and added to `token_usage` by housekeeping every `usage_flush_interval`. Every node counts its own
+//! tokens and adds them, so the table holds the cluster's totals; this node's unflushed counts are added to what
+//! the console reads, so its own requests show at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keyward_core::console::hour_start;
 
 use crate::store::{Store, StoreError};
 
 /// Counts not yet written: hour start → client id → tokens.
-#[derive(Debug, Default)]
+type Counts = HashMap<i64, HashMap<String, i64>>;
+
+/// Counts not yet written, in shards: each thread adds to its own (threads outnumbering shards share), so request
+/// threads do not wait on each other; the flush and the console take each shard in turn.
+#[derive(Debug)]
 pub struct Usage {
-    pending: Mutex<HashMap<i64, HashMap<String, i64>>>,
+    shards: Box<[Mutex<Counts>]>,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        let n = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+        Usage {
+            shards: (0..n).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+/// This thread's number, given once at its first count.
+fn thread_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SLOT.with(|s| *s)
 }
 
 impl Usage {
+    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Counts> {
+        self.shards[i % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Counts one token issued to `client_id` at `now`. The id is copied only the first time in an hour.
     pub fn record(&self, client_id: &str, now: i64) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.shard(thread_slot());
         let hour = pending.entry(hour_start(now)).or_default();
         match hour.get_mut(client_id) {
             Some(n) => *n += 1,
@@ -29,19 +59,31 @@ impl Usage {
         }
     }
 
-    /// This node's unflushed counts for one client: (hour start, tokens).
+    /// This node's unflushed counts for one client: (hour start, tokens), an hour possibly more than once.
     pub fn pending_of(&self, client_id: &str) -> Vec<(i64, i64)> {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending
-            .iter()
-            .filter_map(|(hour, clients)| clients.get(client_id).map(|n| (*hour, *n)))
+        (0..self.shards.len())
+            .flat_map(|i| {
+                self.shard(i)
+                    .iter()
+                    .filter_map(|(hour, clients)| clients.get(client_id).map(|n| (*hour, *n)))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
-    /// Takes every unflushed count: (client id, hour start, tokens).
+    /// Takes every unflushed count, one row per client and hour: (client id, hour start, tokens).
     fn take(&self) -> Vec<(String, i64, i64)> {
-        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        taken
+        let mut merged = Counts::new();
+        for i in 0..self.shards.len() {
+            let taken = std::mem::take(&mut *self.shard(i));
+            for (hour, clients) in taken {
+                let into = merged.entry(hour).or_default();
+                for (c, n) in clients {
+                    *into.entry(c).or_default() += n;
+                }
+            }
+        }
+        merged
             .into_iter()
             .flat_map(|(hour, clients)| clients.into_iter().map(move |(c, n)| (c, hour, n)))
             .collect()
@@ -49,7 +91,7 @@ impl Usage {
 
     /// Adds counts back (their write failed); they go out with the next flush.
     fn put_back(&self, rows: impl IntoIterator<Item = (String, i64, i64)>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.shard(0);
         for (client, hour, n) in rows {
             *pending.entry(hour).or_default().entry(client).or_default() += n;
         }
@@ -100,8 +142,24 @@ mod tests {
         // Put back beside new counts, they add up.
         u.record("a", 100);
         u.put_back(rows);
-        let mut a = u.pending_of("a");
-        a.sort();
-        assert_eq!(a, vec![(0, 4), (3_600, 1)]);
+        let mut sums = std::collections::BTreeMap::new();
+        for (hour, n) in u.pending_of("a") {
+            *sums.entry(hour).or_insert(0) += n;
+        }
+        assert_eq!(
+            sums.into_iter().collect::<Vec<_>>(),
+            vec![(0, 4), (3_600, 1)]
+        );
+        // Counts from several threads (so several shards) come out as one row per client and hour.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| (0..10).for_each(|_| u.record("c", 7_200)));
+            }
+        });
+        let rows = u.take();
+        assert_eq!(
+            rows.iter().filter(|r| r.0 == "c").collect::<Vec<_>>(),
+            vec![&("c".to_owned(), 7_200, 40)]
+        );
     }
 }

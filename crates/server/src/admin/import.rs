@@ -89,6 +89,13 @@ fn parse_line(line: &str) -> Result<(ClientInput, String), String> {
     if input.client_id.is_none() {
         return Err("client_id: required (an import keeps the ids integrators already use)".into());
     }
+    if input.owner_account.is_some() {
+        // An account's keys are made one by one (its limit, its names): the admin API or the console.
+        return Err(
+            "owner_account: not imported; give keys to an account with POST /admin/v1/clients"
+                .into(),
+        );
+    }
     Ok((input, secret))
 }
 

@@ -144,7 +144,7 @@ const NOT_CORRELATION: [&str; 16] = [
 ];
 
 /// Path prefixes Keyward serves itself.
-const RESERVED_PREFIXES: [&str; 4] = ["/admin", "/.well-known", "/account", "/assets"];
+const RESERVED_PREFIXES: [&str; 5] = ["/admin", "/.well-known", "/account", "/assets", "/console"];
 
 fn header(what: &str, name: &str) -> Result<NamedHeader, String> {
     HeaderName::from_bytes(name.as_bytes())

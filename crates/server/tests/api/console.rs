@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::harness::{TestApp, claims};
-use crate::oauth_agent::{Agent, account_with, assert_page_headers, hidden, location, unescape};
+use crate::oauth_agent::{
+    Agent, PASSWORD, account_with, assert_page_headers, hidden, location, unescape,
+};
 
 const API: &str = "https://api.shop.example";
 const OTHER: &str = "https://other.example";
@@ -215,6 +217,40 @@ both_engines!(keys_are_made_within_the_allowance_and_owned, |app| {
     );
     assert_eq!(token_status(&app, &id, &new_secret).await, StatusCode::OK);
 
+    // The owner disables and enables the key; once the operators take the scope away, it stays disabled.
+    let toggle = async |action: &str| {
+        alice
+            .post(
+                &format!("/console/keys/{id}/{action}"),
+                &[("csrf", &csrf_a)],
+            )
+            .await
+    };
+    assert_eq!(toggle("disable").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(toggle("enable").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(token_status(&app, &id, &new_secret).await, StatusCode::OK);
+    toggle("disable").await;
+    let allow = async |scope: &str| {
+        let (s, _) = app
+            .admin_call(
+                Method::PATCH,
+                &format!("/accounts/{alice_id}"),
+                Some(json!({"key_scopes": {API: [scope]}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    };
+    allow("orders:write").await;
+    let r = toggle("enable").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("may no longer give"));
+    assert_eq!(
+        token_status(&app, &id, &new_secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+    allow("orders:read").await;
+    assert_eq!(toggle("enable").await.status(), StatusCode::SEE_OTHER);
+
     // Disabling the account disables its keys (and re-enabling it does not enable them).
     let (s, _) = app
         .admin_call(
@@ -301,6 +337,28 @@ both_engines!(key_allowances_are_checked_against_the_resources, |app| {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/accounts/{id}"),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let agent = Agent::new(&app);
+    agent.sign_in("c@example.com").await;
+    let html = agent.get("/console/keys/new").await.text().await.unwrap();
+    assert!(
+        html.contains("id=\"no-allowance\"") && !html.contains("name=\"scope\""),
+        "{html}"
+    );
+    let patch = async |body: Value| {
+        let (s, b) = app
+            .admin_call(Method::PATCH, &format!("/accounts/{id}"), Some(body))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    };
+    patch(json!({"key_scopes": {API: ["orders:read"]}})).await;
     // An operator-made key may belong to an account, which must exist; its name is unique in that account.
     let spec = |owner: &str| json!({"name": "k", "resources": [API], "owner_account": owner});
     let (s, body) = app
@@ -315,6 +373,45 @@ both_engines!(key_allowances_are_checked_against_the_resources, |app| {
         .admin_call(Method::POST, "/clients", Some(spec(id)))
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    // No key for a disabled account; at most 50 per account, and the console says so above the form.
+    patch(json!({"enabled": false})).await;
+    let named =
+        |n: usize| json!({"name": format!("k{n}"), "resources": [API], "owner_account": id});
+    let (s, body) = app
+        .admin_call(Method::POST, "/clients", Some(named(1)))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("disabled"),
+        "{body}"
+    );
+    patch(json!({"enabled": true})).await;
+    for n in 1..keyward::console::MAX_KEYS_PER_ACCOUNT {
+        let (s, body) = app
+            .admin_call(Method::POST, "/clients", Some(named(n)))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let (s, body) = app
+        .admin_call(Method::POST, "/clients", Some(named(99)))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("most keys"),
+        "{body}"
+    );
+    let agent = Agent::new(&app);
+    agent.sign_in("c@example.com").await;
+    let csrf = csrf(&agent).await;
+    let r = create(&agent, &csrf, "one more", API, &["orders:read"]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("id=\"form-error\""));
     // Two operator-made keys with no owner may share a name, as before.
     for _ in 0..2 {
         let (s, _) = app
@@ -342,6 +439,15 @@ both_engines!(usage_is_counted_in_memory_and_flushed, |app| {
     for _ in 0..250 {
         assert_eq!(token_status(&app, &id, &secret).await, StatusCode::OK);
     }
+    // A client with no owner is not counted at all.
+    let (other, other_secret) = app
+        .client(json!({"name": "unowned", "resources": [API]}))
+        .await;
+    assert_eq!(
+        token_status(&app, &other, &other_secret).await,
+        StatusCode::OK
+    );
+    assert!(app.app.usage.pending_of(&other).is_empty());
     // A failed request is not a token.
     assert_eq!(
         token_status(&app, &id, "wrong").await,

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use keyward_core::console::cache_advice;
 use keyward_core::form::Params;
 
 use super::usage::{Chart, advice_text};
 use super::{Console, Frame, when, when_or_never};
-use crate::accounts::{Authorized, key_scopes_of};
+use crate::accounts::Authorized;
 use crate::app::App;
 use crate::console::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
 use crate::error::ApiError;
@@ -25,6 +25,8 @@ type Shared = State<Arc<App>>;
 /// A key as a row of the list.
 pub(crate) struct KeyRow {
     pub id: String,
+    /// The id as a path segment (an operator-made key's id may hold `/`, `?` or `#`).
+    pub path: String,
     pub name: String,
     pub created: String,
     pub last_used: String,
@@ -38,6 +40,7 @@ impl From<&KeyView> for KeyRow {
     fn from(k: &KeyView) -> Self {
         KeyRow {
             id: k.client.client_id.clone(),
+            path: keyward_core::form::encode_component(&k.client.client_id),
             name: k.client.name.clone(),
             created: when(k.client.created_at),
             last_used: when_or_never(k.last_used_at),
@@ -65,7 +68,7 @@ pub(crate) async fn list(State(app): Shared, c: Console) -> Response {
             &KeysPage {
                 frame: c.frame(),
                 keys: keys.iter().map(KeyRow::from).collect(),
-                may_create: !key_scopes_of(&c.account).is_empty(),
+                may_create: !app.key_scopes_now(&c.account).is_empty(),
             },
         ),
         Err(e) => unavailable(e),
@@ -103,7 +106,7 @@ impl NewKeyPage {
     /// The form for `c`'s allowance, filled with what was sent (`request`), and its errors.
     fn new(app: &App, c: &Console, request: &KeyRequest) -> Self {
         let resources = app.registry.resources();
-        let allowance = key_scopes_of(&c.account);
+        let allowance = app.key_scopes_now(&c.account);
         let only = allowance.len() == 1;
         let environments = allowance
             .iter()
@@ -154,19 +157,13 @@ struct SecretPage {
     frame: Frame,
     heading: &'static str,
     id: String,
+    /// The id as a path segment.
+    path: String,
     name: String,
     secret: String,
     token_url: String,
     environment: String,
     old_expire: Option<String>,
-}
-
-/// A page that shows a secret once: never cached, never stored by the browser's history cache.
-fn secret_page(status: StatusCode, page: &SecretPage) -> Response {
-    let mut r = render(status, page);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }
 
 /// `POST /console/keys`: creates a key and shows its secret once; a mistake shows the form again with what was
@@ -184,11 +181,12 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
     let mut page = NewKeyPage::new(&app, &c, &request);
     let status = match app.key_create(&c.actor, &c.account, request).await {
         Ok((key, secret)) => {
-            return secret_page(
+            return render(
                 StatusCode::CREATED,
                 &SecretPage {
                     frame: c.frame(),
                     heading: "Your new API key",
+                    path: keyward_core::form::encode_component(&key.client.client_id),
                     id: key.client.client_id,
                     name: key.client.name,
                     secret,
@@ -265,6 +263,13 @@ fn key_error(e: ApiError) -> Response {
             "This key does not exist, or it is not one of yours.",
             "not_found",
         ),
+        ApiError::Plain {
+            status,
+            code,
+            message,
+        } if status.is_client_error() => {
+            crate::web::pages::error(status, "The key was not changed", &message, code)
+        }
         e => unavailable(e),
     }
 }
@@ -345,11 +350,12 @@ pub(crate) async fn rotate(
         Err(e) => return key_error(e),
     };
     match app.key_rotate(&c.actor, &c.account.id, &id, overlap).await {
-        Ok(new) => secret_page(
+        Ok(new) => render(
             StatusCode::CREATED,
             &SecretPage {
                 frame: c.frame(),
                 heading: "Your key's new secret",
+                path: keyward_core::form::encode_component(&new.client_id),
                 id: new.client_id,
                 name: key.client.name,
                 secret: new.client_secret,
@@ -366,11 +372,11 @@ async fn set_enabled(app: &App, c: &Console, id: &str, body: &[u8], enabled: boo
     if let Err(r) = c.form(app, body) {
         return r;
     }
-    match app
-        .key_set_enabled(&c.actor, &c.account.id, id, enabled)
-        .await
-    {
-        Ok(()) => see_other(&format!("/console/keys/{id}")),
+    match app.key_set_enabled(&c.actor, &c.account, id, enabled).await {
+        Ok(()) => see_other(&format!(
+            "/console/keys/{}",
+            keyward_core::form::encode_component(id)
+        )),
         Err(e) => key_error(e),
     }
 }

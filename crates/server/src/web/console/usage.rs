@@ -195,7 +195,8 @@ fn thousands(n: i64) -> String {
 
 /// A key's chart on the usage page.
 pub(crate) struct KeyUsage {
-    pub id: String,
+    /// The key's id as a path segment.
+    pub path: String,
     pub name: String,
     pub total: i64,
     pub chart: String,
@@ -250,7 +251,7 @@ pub(crate) async fn page(
             total: chart.total,
             chart: chart.html(),
             advice: cache_advice(last_day, ttl).map(|a| advice_text(&k.client.name, a)),
-            id: k.client.client_id,
+            path: keyward_core::form::encode_component(&k.client.client_id),
             name: k.client.name,
         });
     }
