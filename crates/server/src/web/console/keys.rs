@@ -218,6 +218,13 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
             ));
             StatusCode::CONFLICT
         }
+        // Anything else the admin service refused (a resource changed while the form was open) is said above it.
+        Err(KeyFormError::Api(ApiError::Plain {
+            status, message, ..
+        })) if status.is_client_error() => {
+            page.form_error = Some(message);
+            status
+        }
         Err(KeyFormError::Api(e)) => return unavailable(e),
     };
     render(status, &page)
