@@ -408,13 +408,10 @@ impl App {
         Ok(())
     }
 
-    /// Applies committed changes to clients to this process's memory (others follow the feed); a failure to
-    /// read them back is caught up by the feed follower.
+    /// Applies committed changes to clients to this process's memory (others follow the feed).
     async fn apply_clients(&self, ids: &[String]) {
         for id in ids {
-            if let Err(e) = self.apply_change("client", id).await {
-                tracing::warn!(error = %e, "a committed change is applied to memory from the feed later");
-            }
+            self.apply_committed("client", id).await;
         }
     }
 

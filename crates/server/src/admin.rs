@@ -588,13 +588,17 @@ impl App {
 
     async fn finish(&self, tx: Tx, kind: &str, key: &str) -> Result<(), ApiError> {
         tx.commit().await?;
-        // This process sees its own change at once; others through the feed. Once committed the change stands:
-        // if reading it back fails (the database went away just after the commit), the answer is still a
-        // success, and this process's feed follower applies it when it reads the feed again.
+        self.apply_committed(kind, key).await;
+        Ok(())
+    }
+
+    /// Applies a committed change to this process's memory at once; others see it through the feed. Once
+    /// committed the change stands: if reading it back fails (the database went away just after the commit), the
+    /// answer is still a success, and this process's feed follower applies it when it reads the feed again.
+    pub(crate) async fn apply_committed(&self, kind: &str, key: &str) {
         if let Err(e) = self.apply_change(kind, key).await {
             tracing::warn!(error = %e, kind, "a committed change is applied to memory from the feed later");
         }
-        Ok(())
     }
 
     /// Creates a client; returns it and its secret (shown once; none for a public client).
