@@ -14,6 +14,8 @@ pub mod grant;
 pub mod introspect;
 pub mod jwt;
 pub mod keys;
+pub mod limit;
+pub mod net;
 pub mod pkce;
 pub mod redirect;
 pub mod resource;

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use keyward_core::client::{AuthMethod, GrantType, check_client_id};
 use keyward_core::duration::parse_seconds;
-use keyward_core::resource::{ADMIN_RESOURCE, SigningAlg};
+use keyward_core::limit::ClientLimits;
+use keyward_core::resource::ADMIN_RESOURCE;
 use keyward_core::scope::is_scope_token;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,8 +18,12 @@ use crate::error::ApiError;
 use crate::store::{ClientRow, NewAudit, NewClient, SecretRow, StoreError, Tx, split_list};
 
 mod import;
+mod platform;
 mod resources;
+mod secrets;
 
+pub use secrets::{NewSecret, SecretView};
+use secrets::secret_view;
 pub use resources::{ResourceInput, ResourcePatch, check_resource, resource_create_in};
 
 /// Who makes a change, and from where (for the audit log).
@@ -144,21 +149,9 @@ pub struct ClientInput {
     /// The account the key belongs to (create only): it appears in that account's console, and names are unique
     /// per account.
     pub owner_account: Option<String>,
-}
-
-/// A secret as listed: never its value.
-#[derive(Debug, Clone, Serialize)]
-pub struct SecretView {
-    /// Secret id.
-    pub id: String,
-    /// First characters.
-    pub hint: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// When it stops working.
-    pub expires_at: Option<i64>,
-    /// Last successful use (recorded within about 10 seconds).
-    pub last_used_at: Option<i64>,
+    /// Its own limits, over the server's: `{"token": "10/s", "introspect": "off", "tokens_per_hour": 1000}`. On
+    /// update the object replaces the one before; `{}` goes back to the server's limits.
+    pub limits: Option<ClientLimits>,
 }
 
 /// A client as the admin API shows it.
@@ -192,6 +185,8 @@ pub struct ClientView {
     pub refresh_token_ttl: Option<i64>,
     /// The account it belongs to, when an account holder made it in the console (or an operator made it for one).
     pub owner_account: Option<String>,
+    /// Its own limits (absent members follow the server's).
+    pub limits: ClientLimits,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -199,29 +194,6 @@ pub struct ClientView {
     /// Secrets, when shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<SecretView>>,
-}
-
-/// A newly made secret, shown once.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewSecret {
-    /// The client.
-    pub client_id: String,
-    /// The secret's id.
-    pub secret_id: String,
-    /// The secret: shown once, never stored.
-    pub client_secret: String,
-    /// When the client's older secrets stop working, if rotation scheduled it.
-    pub old_secrets_expire_at: Option<i64>,
-}
-
-fn secret_view(s: &SecretRow) -> SecretView {
-    SecretView {
-        id: s.id.clone(),
-        hint: s.hint.clone(),
-        created_at: s.created_at,
-        expires_at: s.expires_at,
-        last_used_at: s.last_used_at,
-    }
 }
 
 fn client_view(
@@ -248,6 +220,7 @@ fn client_view(
         description: row.description.clone(),
         refresh_token_ttl: row.refresh_token_ttl,
         owner_account: row.owner_account.clone(),
+        limits: serde_json::from_str(&row.limits).unwrap_or_default(),
         created_at: row.created_at,
         updated_at: row.updated_at,
         secrets: secrets.map(|s| s.iter().map(secret_view).collect()),
@@ -348,6 +321,10 @@ fn merge_client(
             )));
         }
         row.serves_resources = s.join(" ");
+    }
+    if let Some(l) = &input.limits {
+        row.limits = serde_json::to_string(l)
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("limits")))?;
     }
     merge_app(
         row,
@@ -466,6 +443,7 @@ pub(crate) fn new_client(
         description: String::new(),
         refresh_token_ttl: None,
         owner_account: input.owner_account.clone(),
+        limits: "{}".into(),
         created_at: now,
         updated_at: now,
     };
@@ -722,145 +700,6 @@ impl App {
         self.finish(tx, "client", id).await
     }
 
-    /// Adds a secret; with `retire_old_after`, every older secret stops working that many seconds from now
-    /// (rotation with overlap). Issued tokens are never affected.
-    pub async fn secret_add(
-        &self,
-        actor: &Actor,
-        id: &str,
-        retire_old_after: Option<DurationValue>,
-    ) -> Result<NewSecret, ApiError> {
-        let now = self.clock.now();
-        let retire = retire_old_after
-            .map(|d| d.seconds("retire_old_after"))
-            .transpose()?;
-        let (secret, hint) = new_secret();
-        let row = SecretRow {
-            id: random_id("sec_"),
-            client_id: id.to_owned(),
-            digest: self.master.digest(&secret).to_vec(),
-            hint,
-            created_at: now,
-            expires_at: None,
-            last_used_at: None,
-        };
-        let mut tx = self.store.begin().await?;
-        tx.change("client", id, now).await?;
-        // Read under the lock, so a secret added concurrently is retired too.
-        let (client, _, existing) = tx
-            .client_get(id, true)
-            .await
-            .map_err(|e| not_found(e, "client"))?;
-        if client.auth_methods == AuthMethod::None.as_str() {
-            return Err(ApiError::bad_request(
-                "a public client has no secret: make it confidential first (client_type)",
-            ));
-        }
-        tx.secret_insert(&row).await?;
-        let old_expire = retire.map(|r| now + r);
-        if let Some(at) = old_expire {
-            for old in &existing {
-                tx.secret_set_expiry(id, &old.id, at).await?;
-            }
-        }
-        tx.audit(
-            &actor.entry(
-                "client.secret.add",
-                id,
-                json!({"secret_id": row.id, "old_secrets_expire_at": old_expire}),
-            ),
-            now,
-        )
-        .await?;
-        self.finish(tx, "client", id).await?;
-        Ok(NewSecret {
-            client_id: id.to_owned(),
-            secret_id: row.id,
-            client_secret: secret,
-            old_secrets_expire_at: old_expire,
-        })
-    }
-
-    /// Lists a client's secrets (never their values).
-    pub async fn secrets_list(&self, id: &str) -> Result<Vec<SecretView>, ApiError> {
-        let (_, _, secrets) = self
-            .store
-            .client_get(id)
-            .await
-            .map_err(|e| not_found(e, "client"))?;
-        Ok(secrets.iter().map(secret_view).collect())
-    }
-
-    /// Retires a secret now.
-    pub async fn secret_retire(
-        &self,
-        actor: &Actor,
-        id: &str,
-        secret_id: &str,
-    ) -> Result<(), ApiError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        tx.secret_set_expiry(id, secret_id, now)
-            .await
-            .map_err(|e| not_found(e, "secret"))?;
-        tx.audit(
-            &actor.entry("client.secret.retire", id, json!({"secret_id": secret_id})),
-            now,
-        )
-        .await?;
-        tx.change("client", id, now).await?;
-        self.finish(tx, "client", id).await
-    }
-
-    /// Signing keys with their state.
-    pub fn keys_list(&self) -> Vec<serde_json::Value> {
-        self.keys.describe(self.clock.now())
-    }
-
-    /// Rotates signing keys (one algorithm, or all): the new key is published now and signs after
-    /// `key_publish_delay` (publish-then-sign).
-    pub async fn keys_rotate(
-        &self,
-        actor: &Actor,
-        alg: Option<&str>,
-    ) -> Result<Vec<serde_json::Value>, ApiError> {
-        let now = self.clock.now();
-        let algs = match alg {
-            Some(a) => vec![
-                a.parse::<SigningAlg>()
-                    .map_err(|m| ApiError::bad_request(format!("alg: {m}")))?,
-            ],
-            None => SigningAlg::ALL.to_vec(),
-        };
-        let mut tx = self.store.begin().await?;
-        let mut made = Vec::new();
-        for alg in algs {
-            let row = crate::keys::generate(alg, &self.master, now, now + self.key_publish_delay)?;
-            tx.key_insert(&row).await?;
-            made.push(json!({"kid": row.kid, "alg": row.alg, "activates_at": row.activates_at}));
-        }
-        tx.audit(
-            &actor.entry("keys.rotate", "signing_keys", json!({"new": made})),
-            now,
-        )
-        .await?;
-        tx.change("key", "*", now).await?;
-        self.finish(tx, "key", "*").await?;
-        Ok(made)
-    }
-
-    /// Audit entries, newest first; with `search`, those whose actor, action or target contains it.
-    pub async fn audit_list(
-        &self,
-        before: Option<i64>,
-        search: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<crate::store::AuditEntry>, ApiError> {
-        Ok(self
-            .store
-            .audit_page(before.unwrap_or(i64::MAX), search, limit.clamp(1, 1_000))
-            .await?)
-    }
 }
 
 /// What an update asked for, for the audit log.
@@ -890,6 +729,7 @@ impl From<&ClientInput> for InputDetail {
         add(i.description.is_some(), "description");
         add(i.refresh_token_ttl.is_some(), "refresh_token_ttl");
         add(i.owner_account.is_some(), "owner_account");
+        add(i.limits.is_some(), "limits");
         InputDetail { fields }
     }
 }

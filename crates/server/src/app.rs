@@ -15,6 +15,7 @@ use crate::config::{Config, TokenEndpoint};
 use crate::crypto::MasterKeys;
 use crate::feed::{FeedCursor, FeedHealth, GAP_GRACE};
 use crate::keys::{self, KeyRing};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::registry::{LAST_USED_PER_FLUSH, Registry};
 use crate::store::{Expiring, Store, StoreError};
@@ -62,6 +63,10 @@ pub struct App {
     pub usage: Usage,
     /// How often `usage` is flushed.
     pub usage_flush_interval: Duration,
+    /// Rate limits, quotas and failed-authentication limits, with their state.
+    pub limits: Limits,
+    /// How long audit entries are kept, seconds.
+    pub audit_retention: i64,
 }
 
 /// The admin client created on first start; its secret is shown once.
@@ -110,6 +115,14 @@ impl App {
         let max_ttl = config.max_access_token_ttl.max(longest);
         let keys = KeyRing::load(&store.keys_all().await?, &master, max_ttl)?;
         let registry = Registry::load(&store).await?;
+        let metrics = Metrics::new(config.metrics_client_labels);
+        let (refused, lease_failures) = metrics.limit_counters();
+        let limits = Limits::new(
+            config.limits.clone(),
+            store.engine() == "postgres",
+            refused,
+            lease_failures,
+        );
         let app = App {
             store,
             registry,
@@ -129,13 +142,15 @@ impl App {
                 .collect(),
             feed: FeedHealth::default(),
             stale_while_unreachable: config.stale_while_unreachable,
-            metrics: Metrics::new(),
+            metrics,
             node_id: crate::crypto::random_id("node_"),
             refresh_token_ttl: config.refresh_token_ttl,
             session_ttl: config.session_ttl,
             secure_cookies: config.issuer.starts_with("https://"),
             usage: Usage::default(),
             usage_flush_interval: config.usage_flush_interval,
+            limits,
+            audit_retention: config.audit_retention,
         };
         app.metrics.database_up.set(1.0);
         Ok((Arc::new(app), first))
@@ -477,7 +492,8 @@ impl Drop for AbortOnDrop {
 
 /// Writes last-used times every second (a lock and nothing more when there are none; at most
 /// `LAST_USED_PER_FLUSH`, so a burst of first uses is paced), token counts every `usage_flush_interval`, and
-/// every ten seconds purges expired rows if this node holds the purge lease; all off the request path.
+/// every ten seconds drops idle limit buckets and purges expired rows if this node holds the purge lease; all off
+/// the request path.
 async fn housekeeping(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let usage_every = app.usage_flush_interval.as_secs().max(1);
@@ -492,6 +508,7 @@ async fn housekeeping(app: Arc<App>) {
             }
         }
         if round % 10 == 0 {
+            app.limits.sweep(app.clock.now_micros());
             purge(&app).await;
         }
     }
@@ -523,7 +540,9 @@ pub async fn purge(app: &App) {
     for (i, kind) in Expiring::ALL.into_iter().enumerate() {
         let table = kind.table();
         for _ in 0..PURGE_MAX_BATCHES {
-            match app.store.purge_expired(kind, now, PURGE_BATCH).await {
+            match app
+                .store
+                .purge_expired(kind, now, app.audit_retention, PURGE_BATCH).await {
                 Ok(n) => {
                     deleted[i] += n;
                     app.metrics.purged_rows[i].increment(n);

@@ -17,8 +17,10 @@ use crate::admin::ResourceInput;
 use crate::store::PoolSettings;
 
 mod endpoint;
+mod limits;
 
 pub use endpoint::{BodyKind, BodyRules, NamedHeader, RawTokenEndpoint, TokenEndpoint};
+pub use limits::{Endpoint, LimitSettings, Sharing};
 
 /// Every key, as written in a file or the environment; values are checked later.
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +44,21 @@ pub struct RawConfig {
     refresh_token_ttl: Option<toml::Value>,
     session_ttl: Option<toml::Value>,
     usage_flush_interval: Option<toml::Value>,
+    rate_limit_token_client: Option<toml::Value>,
+    rate_limit_token_address: Option<toml::Value>,
+    rate_limit_introspect_client: Option<toml::Value>,
+    rate_limit_introspect_address: Option<toml::Value>,
+    rate_limit_revoke_client: Option<toml::Value>,
+    rate_limit_revoke_address: Option<toml::Value>,
+    quota_tokens_per_hour: Option<toml::Value>,
+    quota_tokens_per_day: Option<toml::Value>,
+    failed_auth_limit_client: Option<toml::Value>,
+    failed_auth_limit_address: Option<toml::Value>,
+    rate_limit_sharing: Option<toml::Value>,
+    trusted_proxies: Option<toml::Value>,
+    audit_retention: Option<toml::Value>,
+    metrics_client_labels: Option<toml::Value>,
+    otlp_endpoint: Option<toml::Value>,
     /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
     #[serde(default)]
     token_endpoint: Vec<RawTokenEndpoint>,
@@ -51,7 +68,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 33] = [
     "listen",
     "database",
     "issuer",
@@ -70,6 +87,21 @@ pub const KEYS: [&str; 18] = [
     "refresh_token_ttl",
     "session_ttl",
     "usage_flush_interval",
+    "rate_limit_token_client",
+    "rate_limit_token_address",
+    "rate_limit_introspect_client",
+    "rate_limit_introspect_address",
+    "rate_limit_revoke_client",
+    "rate_limit_revoke_address",
+    "quota_tokens_per_hour",
+    "quota_tokens_per_day",
+    "failed_auth_limit_client",
+    "failed_auth_limit_address",
+    "rate_limit_sharing",
+    "trusted_proxies",
+    "audit_retention",
+    "metrics_client_labels",
+    "otlp_endpoint",
 ];
 
 /// Values given on the command line, which override everything else.
@@ -133,6 +165,14 @@ pub struct Config {
     pub session_ttl: i64,
     /// How often the token counts gathered in memory are added to the database.
     pub usage_flush_interval: Duration,
+    /// Rate limits, quotas, brute-force limits and trusted proxies.
+    pub limits: LimitSettings,
+    /// How long audit entries are kept, seconds.
+    pub audit_retention: i64,
+    /// How many clients get a label of their own on `keyward_tokens_issued_total` (the rest are `_other`).
+    pub metrics_client_labels: usize,
+    /// Where traces are exported (OTLP over HTTP), when set.
+    pub otlp_endpoint: Option<String>,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -219,6 +259,21 @@ impl RawConfig {
             "refresh_token_ttl" => &mut self.refresh_token_ttl,
             "session_ttl" => &mut self.session_ttl,
             "usage_flush_interval" => &mut self.usage_flush_interval,
+            "rate_limit_token_client" => &mut self.rate_limit_token_client,
+            "rate_limit_token_address" => &mut self.rate_limit_token_address,
+            "rate_limit_introspect_client" => &mut self.rate_limit_introspect_client,
+            "rate_limit_introspect_address" => &mut self.rate_limit_introspect_address,
+            "rate_limit_revoke_client" => &mut self.rate_limit_revoke_client,
+            "rate_limit_revoke_address" => &mut self.rate_limit_revoke_address,
+            "quota_tokens_per_hour" => &mut self.quota_tokens_per_hour,
+            "quota_tokens_per_day" => &mut self.quota_tokens_per_day,
+            "failed_auth_limit_client" => &mut self.failed_auth_limit_client,
+            "failed_auth_limit_address" => &mut self.failed_auth_limit_address,
+            "rate_limit_sharing" => &mut self.rate_limit_sharing,
+            "trusted_proxies" => &mut self.trusted_proxies,
+            "audit_retention" => &mut self.audit_retention,
+            "metrics_client_labels" => &mut self.metrics_client_labels,
+            "otlp_endpoint" => &mut self.otlp_endpoint,
             _ => return None,
         })
     }
@@ -355,6 +410,42 @@ impl RawConfig {
                     || invalid("worker_threads", "expected a whole number from 1 to 1024"),
                 )? as usize),
             };
+        let limits = limits::RawLimits {
+            rate_limit_token_client: self.rate_limit_token_client,
+            rate_limit_token_address: self.rate_limit_token_address,
+            rate_limit_introspect_client: self.rate_limit_introspect_client,
+            rate_limit_introspect_address: self.rate_limit_introspect_address,
+            rate_limit_revoke_client: self.rate_limit_revoke_client,
+            rate_limit_revoke_address: self.rate_limit_revoke_address,
+            quota_tokens_per_hour: self.quota_tokens_per_hour,
+            quota_tokens_per_day: self.quota_tokens_per_day,
+            failed_auth_limit_client: self.failed_auth_limit_client,
+            failed_auth_limit_address: self.failed_auth_limit_address,
+            rate_limit_sharing: self.rate_limit_sharing,
+            trusted_proxies: self.trusted_proxies,
+        }
+        .check()?;
+        let audit_retention = duration("audit_retention", self.audit_retention, 365 * 86_400)?;
+        if audit_retention < 86_400 {
+            return Err(invalid("audit_retention", "must be at least 1d"));
+        }
+        let metrics_client_labels = match self.metrics_client_labels {
+            None => 50,
+            Some(v) => integer(&v)
+                .filter(|n| (0..=10_000).contains(n))
+                .ok_or_else(|| {
+                    invalid("metrics_client_labels", "expected a whole number from 0 to 10000")
+                })? as usize,
+        };
+        let otlp_endpoint = match text("otlp_endpoint", self.otlp_endpoint)? {
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                return Err(invalid(
+                    "otlp_endpoint",
+                    "expected an http(s) URL such as http://127.0.0.1:4318",
+                ));
+            }
+            other => other.map(|u| u.trim_end_matches('/').to_owned()),
+        };
         let token_endpoints = endpoint::check_all(self.token_endpoint)?;
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
@@ -394,6 +485,10 @@ impl RawConfig {
             refresh_token_ttl,
             session_ttl,
             usage_flush_interval: Duration::from_secs(usage_flush_interval as u64),
+            limits,
+            audit_retention,
+            metrics_client_labels,
+            otlp_endpoint,
             token_endpoints,
             resources: self.resource,
         })

@@ -9,6 +9,7 @@ use keyward_core::endpoint::Format;
 use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
+use crate::limits::Refusal;
 use crate::store::StoreError;
 
 /// How a 401 challenges the client.
@@ -43,6 +44,9 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A rate limit, quota or failed-authentication limit refused the request (429 with `Retry-After`).
+    #[error("{}", .0.message())]
+    Limited(Refusal),
     /// The database is unreachable or its pool exhausted.
     #[error("database unavailable")]
     Unavailable,
@@ -68,6 +72,17 @@ impl ApiError {
             message: format!("{what} not found"),
         }
     }
+    /// The `error` code the answer carries (the `outcome` label of the request metrics).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::OAuth(e, _) | ApiError::Bearer(e) => e.code.as_str(),
+            ApiError::NoToken => "invalid_token",
+            ApiError::Plain { code, .. } => code,
+            ApiError::Limited(_) => ErrorCode::RateLimited.as_str(),
+            ApiError::Unavailable | ApiError::Internal(_) => "server_error",
+        }
+    }
+
     /// A token-endpoint-style error without a challenge.
     pub fn oauth(e: OAuthError) -> Self {
         ApiError::OAuth(e, Challenge::None)
@@ -161,6 +176,18 @@ impl ApiError {
                 code,
                 message,
             } => plain(status, code, message.into()),
+            ApiError::Limited(refusal) => {
+                let mut r = plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::RateLimited.as_str(),
+                    refusal.message().into(),
+                );
+                r.headers.push((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(refusal.retry_after),
+                ));
+                r
+            }
             ApiError::Unavailable => {
                 let mut r = plain(
                     StatusCode::SERVICE_UNAVAILABLE,

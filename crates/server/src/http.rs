@@ -1,5 +1,5 @@
 //! The HTTP surface: routes, and the layers every response passes through (body limit, no-store on OAuth
-//! responses, request logging). Handlers live in `http/*.rs` by surface.
+//! responses, the request log and metrics). Handlers live in `http/*.rs` by surface.
 
 mod admin;
 mod alias;
@@ -7,6 +7,7 @@ mod detail;
 mod discovery;
 mod extract;
 mod oauth;
+mod observe;
 
 use std::sync::Arc;
 
@@ -16,8 +17,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 pub use admin::{OPENAPI, resource_json};
 pub use extract::BODY_LIMIT;
@@ -82,17 +81,14 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/admin/v1", admin::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            observe::observe,
+        ))
         .with_state(app)
 }
 
-/// The span every request runs in; its fields appear on the request's log line. A token endpoint alias records
-/// its correlation header's value in `correlation_id`.
+/// The span every request to the gateway runs in; its fields appear on the request's log line.
 pub(crate) fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(
         "request",

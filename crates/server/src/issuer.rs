@@ -15,8 +15,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::app::App;
+use crate::config::Endpoint;
 use crate::crypto::token_id_bytes;
 use crate::error::{ApiError, Challenge};
+use crate::limits::Source;
+use crate::metrics::Lookup;
 use crate::registry::{CachedClient, Credentials};
 
 /// RFC 6749 §5.1 successful token response.
@@ -52,22 +55,64 @@ pub enum PartnerCheck<'a> {
 }
 
 impl App {
-    /// Authenticates a client, keeping the challenge for a 401.
+    /// Authenticates a client, keeping the challenge for a 401, under the limits of `endpoint`: the source's
+    /// request rate first, then whether the source may try this client id at all (failed-authentication
+    /// limits), then the secret (a failure counts against both), then the client's own request rate.
     pub async fn authenticate(
         &self,
         creds: Option<&Credentials>,
         challenge: Challenge,
+        source: &Source,
+        endpoint: Endpoint,
     ) -> Result<Arc<CachedClient>, ApiError> {
+        let now_us = self.clock.now_micros();
+        self.limits
+            .address(&self.store, endpoint, &source.key, now_us)
+            .await
+            .map_err(ApiError::Limited)?;
         let creds = creds.ok_or(ApiError::OAuth(OAuthError::invalid_client(), challenge))?;
+        self.limits
+            .may_try(&creds.client_id, source.ip, &source.key, now_us)
+            .map_err(ApiError::Limited)?;
         // While the database is unreachable the clients in memory keep authenticating, but only for
         // stale_while_unreachable: past it a disabled client or a rotated secret may be missed for too long.
         if self.feed.is_stale(self.stale_while_unreachable) {
             return Err(ApiError::Unavailable);
         }
         let client = self.registry.client(&self.store, &creds.client_id).await?;
-        self.registry
+        let lookup = match (&client, self.registry.is_loaded()) {
+            (None, _) => Lookup::Unknown,
+            (Some(_), true) => Lookup::Memory,
+            (Some(_), false) => Lookup::Database,
+        };
+        self.metrics.client_lookups[lookup as usize].increment(1);
+        match self
+            .registry
             .authenticate(&self.master, creds, client, self.clock.now())
-            .map_err(|e| ApiError::OAuth(e, challenge))
+        {
+            Ok(client) => {
+                self.limits
+                    .client(
+                        &self.store,
+                        endpoint,
+                        &client.client.id,
+                        client.rate(endpoint),
+                        source.ip,
+                        now_us,
+                    )
+                    .await
+                    .map_err(ApiError::Limited)?;
+                Ok(client)
+            }
+            Err(e) => {
+                // An unknown id and a wrong secret take this same path, so neither the answer nor its timing
+                // tells them apart.
+                self.limits
+                    .failed(&self.store, &creds.client_id, &source.key, now_us)
+                    .await;
+                Err(ApiError::OAuth(e, challenge))
+            }
+        }
     }
 
     /// `POST /oauth2/token` (RFC 6749 §3.2).
@@ -78,7 +123,14 @@ impl App {
         partner: PartnerCheck<'_>,
     ) -> Result<TokenResponse, ApiError> {
         let grant_type = params.required("grant_type").map_err(ApiError::oauth)?;
-        let issued = match grant_type.parse::<GrantType>() {
+        let now_us = self.clock.now_micros();
+        let spent = self
+            .limits
+            .quota(&self.store, &client.client.id, client.quotas(), now_us)
+            .await
+            .map_err(ApiError::Limited)?;
+        let grant = grant_type.parse::<GrantType>();
+        let issued = match grant {
             Ok(GrantType::ClientCredentials) => self.client_credentials(client, params),
             Ok(GrantType::AuthorizationCode) => {
                 self.authorization_code(client, params, partner).await
@@ -89,9 +141,17 @@ impl App {
                 "Keyward offers client_credentials, authorization_code and refresh_token",
             ))),
         };
-        if issued.is_ok() && client.is_owned() {
-            // An account's key: counted in memory for its usage chart; housekeeping adds the counts to the database.
-            self.usage.record(&client.client.id, self.clock.now());
+        match (&issued, grant) {
+            (Ok(_), Ok(grant)) => {
+                self.metrics.token_issued(client, grant);
+                if client.is_owned() {
+                    // An account's key: counted in memory for its usage chart; housekeeping adds the counts to
+                    // the database.
+                    self.usage.record(&client.client.id, self.clock.now());
+                }
+            }
+            // Only tokens issued count against a quota.
+            _ => self.limits.give_back_all(&spent, now_us),
         }
         issued
     }

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod http;
 pub mod issuer;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod store;

@@ -1,19 +1,34 @@
 //! Prometheus metrics: one recorder per `App` (several apps share a test process, so nothing is global), with
 //! handles registered once at start and bumped on the paths that count. Served as text on `--metrics-listen`.
+//! Every label has a bounded set of values: endpoints and outcomes are fixed lists, and only the first
+//! `metrics_client_labels` clients that get a token have a `client` label of their own.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use keyward_core::client::GrantType;
 use metrics::{Counter, Gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::app::App;
+use crate::limits::Limit;
+use crate::registry::CachedClient;
 use crate::store::Expiring;
+
+/// Request latency buckets, seconds: a token is typically well under a millisecond, a login a hash's worth.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The `client` label of the clients past the labelled ones.
+pub const OTHER_CLIENTS: &str = "_other";
 
 /// Every metric Keyward records.
 pub struct Metrics {
+    recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     /// Rows deleted by the purge, per kind of `Expiring::ALL`.
     pub purged_rows: [Counter; Expiring::ALL.len()],
@@ -31,36 +46,40 @@ pub struct Metrics {
     pub feed_notifications: Counter,
     /// Tokens issued while the database was unreachable (from the clients held in memory).
     pub stale_tokens: Counter,
+    /// Client lookups answered from memory, from the database, and for ids that do not exist.
+    pub client_lookups: [Counter; 3],
+    /// Clients with a `client` label of their own.
+    labelled: Mutex<HashSet<String>>,
+    /// How many may have one.
+    client_labels: usize,
+}
+
+/// Where a client lookup was answered (the `result` label of `keyward_client_lookups_total`).
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup {
+    /// From the clients held in memory.
+    Memory = 0,
+    /// From the database (before the registry has loaded).
+    Database = 1,
+    /// No such client.
+    Unknown = 2,
 }
 
 impl Metrics {
-    /// A recorder of its own, with every metric registered and described.
-    pub fn new() -> Self {
-        let recorder: PrometheusRecorder = PrometheusBuilder::new().build_recorder();
+    /// A recorder of its own, with every metric registered and described; `client_labels` clients get a label
+    /// of their own on `keyward_tokens_issued_total`.
+    pub fn new(client_labels: usize) -> Self {
+        let recorder: PrometheusRecorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("keyward_request_duration_seconds".into()),
+                &LATENCY_BUCKETS,
+            )
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            metrics::describe_counter!(
-                "keyward_purged_rows_total",
-                "Expired rows deleted by the purge, by table"
-            );
-            metrics::describe_gauge!(
-                "keyward_purge_lease_held",
-                "1 while this node holds the purge lease"
-            );
-            metrics::describe_gauge!(
-                "keyward_database_up",
-                "1 while the last read of the change feed succeeded"
-            );
-            metrics::describe_gauge!(
-                "keyward_feed_age_seconds",
-                "Seconds since this node last read the change feed"
-            );
-            metrics::describe_counter!(
-                "keyward_stale_tokens_total",
-                "Tokens issued from memory while the database was unreachable"
-            );
-            Metrics {
-                handle: handle.clone(),
+        let metrics = metrics::with_local_recorder(&recorder, || {
+            describe();
+            Parts {
                 purged_rows: Expiring::ALL.map(
                     |kind| metrics::counter!("keyward_purged_rows_total", "table" => kind.table()),
                 ),
@@ -71,8 +90,90 @@ impl Metrics {
                 feed_applied: metrics::counter!("keyward_feed_applied_total"),
                 feed_notifications: metrics::counter!("keyward_feed_notifications_total"),
                 stale_tokens: metrics::counter!("keyward_stale_tokens_total"),
+                client_lookups: ["memory", "database", "unknown"].map(
+                    |r| metrics::counter!("keyward_client_lookups_total", "result" => r),
+                ),
             }
+        });
+        Metrics {
+            recorder,
+            handle,
+            purged_rows: metrics.purged_rows,
+            purge_runs: metrics.purge_runs,
+            purge_lease_held: metrics.purge_lease_held,
+            database_up: metrics.database_up,
+            feed_age_seconds: metrics.feed_age_seconds,
+            feed_applied: metrics.feed_applied,
+            feed_notifications: metrics.feed_notifications,
+            stale_tokens: metrics.stale_tokens,
+            client_lookups: metrics.client_lookups,
+            labelled: Mutex::default(),
+            client_labels,
+        }
+    }
+
+    /// The rejection counters of the limits, in `Limit::ALL` order, and the counter of failed leases.
+    pub fn limit_counters(&self) -> ([Counter; 10], Counter) {
+        metrics::with_local_recorder(&self.recorder, || {
+            (
+                Limit::ALL.map(|l| metrics::counter!("keyward_rate_limited_total", "limit" => l.label())),
+                metrics::counter!("keyward_limit_lease_failures_total"),
+            )
         })
+    }
+
+    /// Counts one answered request: `endpoint` and `outcome` (`ok` or the error code) from fixed lists, `grant`
+    /// on the token endpoint.
+    pub fn request(&self, endpoint: &'static str, grant: &'static str, outcome: &'static str, seconds: f64) {
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::counter!("keyward_requests_total", "endpoint" => endpoint, "grant" => grant, "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!("keyward_request_duration_seconds", "endpoint" => endpoint).record(seconds);
+        });
+    }
+
+    /// Counts a token issued to `client`. The client's counters are made once per cached client: the first
+    /// `client_labels` clients get their own label, the rest share `_other`.
+    pub fn token_issued(&self, client: &CachedClient, grant: GrantType) {
+        let counters = client.issued.get_or_init(|| {
+            let id = &client.client.id;
+            let label = {
+                let mut labelled = self.labelled.lock().unwrap_or_else(|e| e.into_inner());
+                if labelled.contains(id) || labelled.len() < self.client_labels {
+                    labelled.insert(id.clone());
+                    id.clone()
+                } else {
+                    OTHER_CLIENTS.to_owned()
+                }
+            };
+            metrics::with_local_recorder(&self.recorder, || {
+                [
+                    GrantType::ClientCredentials,
+                    GrantType::AuthorizationCode,
+                    GrantType::RefreshToken,
+                ]
+                .map(|g| {
+                    metrics::counter!("keyward_tokens_issued_total", "client" => label.clone(), "grant" => g.as_str())
+                })
+            })
+        });
+        let i = match grant {
+            GrantType::ClientCredentials => 0,
+            GrantType::AuthorizationCode => 1,
+            GrantType::RefreshToken => 2,
+        };
+        counters[i].increment(1);
+    }
+
+    /// Sets a gauge by name and labels (values read when scraped).
+    fn set(&self, name: &'static str, labels: &[(&'static str, String)], value: f64) {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, v.clone()))
+            .collect();
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::gauge!(name, labels).set(value);
+        });
     }
 
     /// The Prometheus text exposition of every metric.
@@ -81,20 +182,92 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The handles `Metrics::new` registers, made inside the recorder's scope.
+struct Parts {
+    purged_rows: [Counter; Expiring::ALL.len()],
+    purge_runs: Counter,
+    purge_lease_held: Gauge,
+    database_up: Gauge,
+    feed_age_seconds: Gauge,
+    feed_applied: Counter,
+    feed_notifications: Counter,
+    stale_tokens: Counter,
+    client_lookups: [Counter; 3],
 }
 
-/// `GET /metrics` on the metrics listener.
+fn describe() {
+    metrics::describe_counter!("keyward_purged_rows_total", "Expired rows deleted by the purge, by table");
+    metrics::describe_gauge!("keyward_purge_lease_held", "1 while this node holds the purge lease");
+    metrics::describe_gauge!("keyward_database_up", "1 while the last read of the change feed succeeded");
+    metrics::describe_gauge!("keyward_feed_age_seconds", "Seconds since this node last read the change feed");
+    metrics::describe_counter!(
+        "keyward_stale_tokens_total",
+        "Tokens issued from memory while the database was unreachable"
+    );
+    metrics::describe_counter!(
+        "keyward_requests_total",
+        "Answered requests by endpoint, grant type (token endpoint) and outcome (ok or the error code)"
+    );
+    metrics::describe_histogram!(
+        "keyward_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from a request's arrival to its answer, by endpoint"
+    );
+    metrics::describe_counter!(
+        "keyward_tokens_issued_total",
+        "Tokens issued by client (the first metrics_client_labels clients; the rest as _other) and grant type"
+    );
+    metrics::describe_counter!(
+        "keyward_rate_limited_total",
+        "Requests refused by a rate limit, quota or failed-authentication limit, by limit"
+    );
+    metrics::describe_counter!(
+        "keyward_limit_lease_failures_total",
+        "Leases of shared limit allowance that failed (the node enforced its limits alone meanwhile)"
+    );
+    metrics::describe_counter!(
+        "keyward_client_lookups_total",
+        "Client lookups by where they were answered: memory, database, or unknown id"
+    );
+    metrics::describe_gauge!("keyward_db_pool_connections", "Database pool connections by state (idle, busy)");
+    metrics::describe_gauge!("keyward_limit_buckets", "Rate-limit and quota buckets held in memory");
+    metrics::describe_gauge!(
+        "keyward_signing_key_age_seconds",
+        "Seconds since the active signing key of each algorithm started signing"
+    );
+    metrics::describe_gauge!("keyward_signing_keys", "Signing keys by state (active, pending, retiring, retired)");
+}
+
+/// `GET /metrics` on the metrics listener: sets the gauges read at scrape time, then renders everything.
 pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
-    app.metrics
-        .feed_age_seconds
-        .set(app.feed.age().as_secs_f64());
+    let m = &app.metrics;
+    m.feed_age_seconds.set(app.feed.age().as_secs_f64());
+    let (size, idle) = app.store.pool_stats();
+    m.set("keyward_db_pool_connections", &[("state", "idle".into())], idle as f64);
+    m.set(
+        "keyward_db_pool_connections",
+        &[("state", "busy".into())],
+        size.saturating_sub(idle as u32) as f64,
+    );
+    m.set("keyward_limit_buckets", &[], app.limits.buckets() as f64);
+    let now = app.clock.now();
+    let keys = app.keys.describe(now);
+    for state in ["active", "pending", "retiring", "retired"] {
+        let n = keys.iter().filter(|k| k["state"] == state).count();
+        m.set("keyward_signing_keys", &[("state", state.into())], n as f64);
+    }
+    for k in keys.iter().filter(|k| k["state"] == "active") {
+        if let (Some(alg), Some(at)) = (k["alg"].as_str(), k["activates_at"].as_i64()) {
+            m.set(
+                "keyward_signing_key_age_seconds",
+                &[("alg", alg.to_owned())],
+                (now - at).max(0) as f64,
+            );
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        m.render(),
     )
 }
 

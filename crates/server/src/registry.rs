@@ -4,13 +4,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use keyward_core::OAuthError;
 use keyward_core::client::{AuthMethod, Client};
+use keyward_core::limit::{ClientLimits, Rate, RateSetting};
 use keyward_core::resource::Resource;
 use keyward_core::scope::ScopeSet;
 
+use crate::config::Endpoint;
 use crate::crypto::{MasterKeys, digests_equal};
 use crate::store::{ClientRow, ResourceRow, SecretRow, Store, StoreError, split_list};
 
@@ -50,6 +52,10 @@ pub struct CachedClient {
     accepts: [bool; 3],
     /// Whether an account owns it (a console key): only those have their tokens counted for the usage charts.
     owned: bool,
+    /// Its own limits over the server's.
+    limits: ClientLimits,
+    /// Its `keyward_tokens_issued_total` counters by grant type, made at its first token.
+    pub(crate) issued: OnceLock<[metrics::Counter; 3]>,
 }
 
 impl CachedClient {
@@ -60,6 +66,21 @@ impl CachedClient {
     /// Whether an account owns it (made in the console, or given an `owner_account`).
     pub fn is_owned(&self) -> bool {
         self.owned
+    }
+
+    /// Its own request rate on `endpoint`: `None` follows the server; `Some(None)` is no limit.
+    pub fn rate(&self, endpoint: Endpoint) -> Option<Option<Rate>> {
+        let own = match endpoint {
+            Endpoint::Token => self.limits.token,
+            Endpoint::Introspect => self.limits.introspect,
+            Endpoint::Revoke => self.limits.revoke,
+        };
+        own.map(RateSetting::rate)
+    }
+
+    /// Its own token quotas per hour and per day (`None` follows the server; 0 is none).
+    pub fn quotas(&self) -> [Option<u64>; 2] {
+        [self.limits.tokens_per_hour, self.limits.tokens_per_day]
     }
 }
 
@@ -142,6 +163,9 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
         secrets: secrets.iter().filter_map(cached_secret).collect(),
         accepts,
         owned: row.owner_account.is_some(),
+        // Checked on write; limits a newer version wrote and this one cannot read fall back to the server's.
+        limits: serde_json::from_str(&row.limits).unwrap_or_default(),
+        issued: OnceLock::new(),
     }
 }
 

@@ -8,6 +8,7 @@ mod clients;
 mod grants;
 mod keys;
 mod leases;
+mod limits;
 mod meta;
 mod resources;
 mod revoked;
@@ -174,6 +175,10 @@ pub enum Expiring {
     Sessions,
     /// Hourly token counts older than `USAGE_KEPT_SECONDS`.
     Usage,
+    /// Shared rate-limit and quota state that no longer limits anything.
+    LimitState,
+    /// Audit entries older than the configured retention (`audit_retention`).
+    Audit,
 }
 
 /// Used and expired codes are kept ten minutes, so a code replayed late still revokes what it issued.
@@ -187,13 +192,15 @@ pub const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 impl Expiring {
     /// Every kind, in the order the purge visits them.
-    pub const ALL: [Expiring; 6] = [
+    pub const ALL: [Expiring; 8] = [
         Expiring::RevokedTokens,
         Expiring::Changes,
         Expiring::AuthCodes,
         Expiring::Grants,
         Expiring::Sessions,
         Expiring::Usage,
+        Expiring::LimitState,
+        Expiring::Audit,
     ];
 
     /// The table's name (the `table` label of the purge metric).
@@ -205,6 +212,8 @@ impl Expiring {
             Expiring::Grants => "grants",
             Expiring::Sessions => "sessions",
             Expiring::Usage => "token_usage",
+            Expiring::LimitState => "limit_state",
+            Expiring::Audit => "audit_log",
         }
     }
 }
@@ -315,11 +324,13 @@ impl Store {
         )
     }
 
-    /// Deletes up to `limit` expired rows of `kind` at `now` (one small batch); returns how many.
+    /// Deletes up to `limit` expired rows of `kind` at `now` (one small batch), audit entries once older than
+    /// `audit_retention` seconds; returns how many.
     pub async fn purge_expired(
         &self,
         kind: Expiring,
         now: i64,
+        audit_retention: i64,
         limit: i64,
     ) -> Result<u64, StoreError> {
         match kind {
@@ -329,6 +340,8 @@ impl Store {
             Expiring::Grants => self.grants_purge(now, limit).await,
             Expiring::Sessions => self.sessions_purge(now, limit).await,
             Expiring::Usage => self.usage_purge(now - USAGE_KEPT_SECONDS, limit).await,
+            Expiring::LimitState => self.limit_purge(now, limit).await,
+            Expiring::Audit => self.audit_purge(now - audit_retention, limit).await,
         }
     }
 
@@ -355,6 +368,11 @@ impl Store {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
+    }
+
+    /// The pool's open connections and how many of them are idle (for the metrics).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        on_db!(&self.db, |p| (p.size(), p.num_idle()))
     }
 
     /// Closes the pool.

@@ -14,13 +14,12 @@ use keyward_core::OAuthError;
 use keyward_core::endpoint::{Format, negotiate};
 
 use super::extract::OAuthRequest;
+use super::observe::{CORRELATION_MAX, Observed, correlation_text};
 use crate::app::App;
-use crate::config::{NamedHeader, TokenEndpoint};
+use crate::config::{Endpoint, NamedHeader, TokenEndpoint};
 use crate::error::{ApiError, Challenge};
 use crate::issuer::{PartnerCheck, TokenResponse};
 
-/// The longest correlation value echoed and logged.
-const CORRELATION_MAX: usize = 200;
 
 /// `POST` on an alias path.
 pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
@@ -29,13 +28,17 @@ pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Bo
     let Some(format) = negotiate(accept(&parts.headers).as_deref(), ep.xml) else {
         return finish(&ep, not_acceptable(&ep), correlation);
     };
-    let response = match issue(&app, &ep, &parts, body, correlation.is_some()).await {
+    let mut seen = Observed::new("token", None);
+    let result = issue(&app, &ep, &parts, body, correlation.is_some(), &mut seen).await;
+    let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code());
+    let mut response = match result {
         Ok(t) if format.is_xml() => {
             crate::xml::response(StatusCode::OK, format, crate::xml::token(&t))
         }
         Ok(t) => axum::Json(t).into_response(),
         Err(e) => e.render(format),
     };
+    seen.attach(outcome, &mut response);
     finish(&ep, response, correlation)
 }
 
@@ -64,6 +67,7 @@ async fn issue(
     parts: &Parts,
     body: Body,
     correlation_ok: bool,
+    seen: &mut Observed,
 ) -> Result<TokenResponse, ApiError> {
     let invalid = |message: String| ApiError::oauth(OAuthError::invalid_request(message));
     if let Some(h) = &ep.correlation_header {
@@ -93,7 +97,8 @@ async fn issue(
         }
         _ => None,
     };
-    let req = OAuthRequest::read(parts, body, &ep.body).await?;
+    let req = OAuthRequest::read(parts, body, &ep.body, app).await?;
+    *seen = Observed::new("token", req.params.single("grant_type").ok().flatten());
     if let Some(c) = &req.credentials {
         if !ep.auth_methods.contains(&c.method) {
             let accepted: Vec<&str> = ep.auth_methods.iter().map(|m| m.as_str()).collect();
@@ -110,8 +115,14 @@ async fn issue(
         }
     }
     let client = app
-        .authenticate(req.credentials.as_ref(), challenge(ep, req.challenge))
+        .authenticate(
+            req.credentials.as_ref(),
+            challenge(ep, req.challenge),
+            &req.source,
+            Endpoint::Token,
+        )
         .await?;
+    seen.client_id = Some(client.client.id.clone());
     let grant_type = req.params.required("grant_type").map_err(ApiError::oauth)?;
     ep.grants
         .check(grant_type, market)
@@ -170,20 +181,11 @@ fn accept(headers: &HeaderMap) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-/// The correlation value when it is safe to echo and log: visible ASCII and spaces, not too long. It is
-/// recorded on the request's span, so the request's log line carries it.
+/// The correlation value when it is safe to echo (the request's log line carries it too: `observe`).
 fn correlation(ep: &TokenEndpoint, headers: &HeaderMap) -> Option<HeaderValue> {
     let h = ep.correlation_header.as_ref()?;
     let v = headers.get(&h.name)?;
-    let text = v.to_str().ok()?;
-    if text.is_empty()
-        || text.len() > CORRELATION_MAX
-        || !text.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
-    {
-        return None;
-    }
-    tracing::Span::current().record("correlation_id", text);
-    Some(v.clone())
+    correlation_text(v).map(|_| v.clone())
 }
 
 fn not_acceptable(ep: &TokenEndpoint) -> Response {

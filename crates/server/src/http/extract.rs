@@ -2,8 +2,11 @@
 //! Basic or the body, with every SECURITY.md rule on malformed and conflicting input. Rejections are `ApiError`s,
 //! so they come out as RFC 6749 §5.2 JSON like everything else.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
 use axum::body::Body;
-use axum::extract::FromRequest;
+use axum::extract::{ConnectInfo, FromRequest};
 use axum::http::request::Parts;
 use axum::http::{Request, header};
 use keyward_core::OAuthError;
@@ -12,8 +15,10 @@ use keyward_core::client::AuthMethod;
 use keyward_core::form::Params;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
+use crate::app::App;
 use crate::config::{BodyKind, BodyRules};
 use crate::error::{ApiError, Challenge};
+use crate::limits::Source;
 use crate::registry::Credentials;
 
 /// Largest accepted body (SECURITY.md).
@@ -28,19 +33,40 @@ pub(crate) struct OAuthRequest {
     pub credentials: Option<Credentials>,
     /// Whether a 401 must carry `WWW-Authenticate: Basic`.
     pub challenge: Challenge,
+    /// Where it came from, as the per-address limits count it.
+    pub source: Source,
 }
 
 fn bad(description: &'static str) -> ApiError {
     ApiError::oauth(OAuthError::invalid_request(description))
 }
 
-impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
+impl FromRequest<Arc<App>> for OAuthRequest {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request<Body>, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request<Body>, app: &Arc<App>) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        OAuthRequest::read(&parts, body, &BodyRules::default()).await
+        OAuthRequest::read(&parts, body, &BodyRules::default(), app).await
     }
+}
+
+/// The request's source: the TCP peer, or the client a trusted proxy names in `X-Forwarded-For`.
+pub(crate) fn source(parts: &Parts, app: &App) -> Source {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let trusted = &app.limits.settings().trusted_proxies;
+    if trusted.is_empty() {
+        return Source::new(peer);
+    }
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Source::new(keyward_core::net::source(peer, &forwarded, trusted))
 }
 
 impl OAuthRequest {
@@ -49,6 +75,7 @@ impl OAuthRequest {
         parts: &Parts,
         body: Body,
         rules: &BodyRules,
+        app: &App,
     ) -> Result<Self, ApiError> {
         // RFC 6749 §2.3.1 / §3.2: credentials and parameters never travel in the URL.
         if parts.uri.query().is_some_and(|q| !q.is_empty()) {
@@ -103,6 +130,7 @@ impl OAuthRequest {
             params,
             credentials,
             challenge,
+            source: source(parts, app),
         })
     }
 }

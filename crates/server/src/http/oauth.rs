@@ -6,50 +6,79 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use keyward_core::endpoint::Format;
-use keyward_core::introspect::Introspection;
 
 use super::extract::OAuthRequest;
+use super::observe::Observed;
 use crate::app::App;
+use crate::config::Endpoint;
 use crate::error::ApiError;
-use crate::issuer::{PartnerCheck, TokenResponse};
+use crate::issuer::PartnerCheck;
 
 /// `POST /oauth2/token`.
-pub(crate) async fn token(
-    State(app): State<Arc<App>>,
-    req: OAuthRequest,
-) -> Result<Json<TokenResponse>, ApiError> {
-    let client = app
-        .authenticate(req.credentials.as_ref(), req.challenge)
-        .await?;
-    app.token(&client, &req.params, PartnerCheck::None)
-        .await
-        .map(Json)
+pub(crate) async fn token(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
+    let mut seen = Observed::new("token", req.params.single("grant_type").ok().flatten());
+    let result = async {
+        let client = app
+            .authenticate(
+                req.credentials.as_ref(),
+                req.challenge,
+                &req.source,
+                Endpoint::Token,
+            )
+            .await?;
+        seen.client_id = Some(client.client.id.clone());
+        app.token(&client, &req.params, PartnerCheck::None).await
+    }
+    .await;
+    answer(seen, result.map(Json))
 }
 
 /// `POST /oauth2/introspect`.
-pub(crate) async fn introspect(
-    State(app): State<Arc<App>>,
-    req: OAuthRequest,
-) -> Result<Json<Introspection>, ApiError> {
-    let client = app
-        .authenticate(req.credentials.as_ref(), req.challenge)
-        .await?;
-    app.introspect(&client, &req.params).await.map(Json)
+pub(crate) async fn introspect(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
+    let mut seen = Observed::new("introspect", None);
+    let result = async {
+        let client = app
+            .authenticate(
+                req.credentials.as_ref(),
+                req.challenge,
+                &req.source,
+                Endpoint::Introspect,
+            )
+            .await?;
+        seen.client_id = Some(client.client.id.clone());
+        app.introspect(&client, &req.params).await
+    }
+    .await;
+    answer(seen, result.map(Json))
 }
 
 /// `POST /oauth2/revoke`: 200 with an empty body (RFC 7009 §2.2).
-pub(crate) async fn revoke(
-    State(app): State<Arc<App>>,
-    req: OAuthRequest,
-) -> Result<StatusCode, ApiError> {
-    let client = app
-        .authenticate(req.credentials.as_ref(), req.challenge)
-        .await?;
-    app.revoke(&client, &req.params)
-        .await
-        .map(|()| StatusCode::OK)
+pub(crate) async fn revoke(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
+    let mut seen = Observed::new("revoke", None);
+    let result = async {
+        let client = app
+            .authenticate(
+                req.credentials.as_ref(),
+                req.challenge,
+                &req.source,
+                Endpoint::Revoke,
+            )
+            .await?;
+        seen.client_id = Some(client.client.id.clone());
+        app.revoke(&client, &req.params).await
+    }
+    .await;
+    answer(seen, result.map(|()| StatusCode::OK))
+}
+
+/// Renders a handler's result with what the request log and metrics need to know of it.
+fn answer<T: IntoResponse>(seen: Observed, result: Result<T, ApiError>) -> Response {
+    let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code());
+    let mut response = result.into_response();
+    seen.attach(outcome, &mut response);
+    response
 }
 
 /// Any other method on an OAuth endpoint: 405 with `Allow: POST`, in the same JSON error shape.

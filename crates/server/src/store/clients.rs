@@ -32,6 +32,8 @@ pub struct ClientRow {
     pub refresh_token_ttl: Option<i64>,
     /// The account that made it in the console (`None` for clients an operator made); never changes.
     pub owner_account: Option<String>,
+    /// JSON: its own limits (`keyward_core::limit::ClientLimits`; `{}` follows the server).
+    pub limits: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -66,7 +68,7 @@ pub struct SecretRow {
     pub last_used_at: Option<i64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, created_at, updated_at";
 const SECRET_COLUMNS: &str = "id, client_id, digest, hint, created_at, expires_at, last_used_at";
 
 impl Store {
@@ -153,8 +155,8 @@ impl Tx {
             on_tx!(self, |conn| {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
-                     serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, created_at, \
-                     updated_at) ",
+                     serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, \
+                     created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut b, c| {
                     let r = &c.row;
@@ -170,6 +172,7 @@ impl Tx {
                         .push_bind(&r.description)
                         .push_bind(r.refresh_token_ttl)
                         .push_bind(&r.owner_account)
+                        .push_bind(&r.limits)
                         .push_bind(r.created_at)
                         .push_bind(r.updated_at);
                 });
@@ -191,7 +194,7 @@ impl Tx {
             sqlx::query(
             "UPDATE clients SET name = $2, enabled = $3, grant_types = $4, auth_methods = $5, scopes = $6, \
              default_resource = $7, serves_resources = $8, updated_at = $9, redirect_uris = $10, \
-             description = $11, refresh_token_ttl = $12 WHERE id = $1"
+             description = $11, refresh_token_ttl = $12, limits = $13 WHERE id = $1"
         )
         .bind(&r.id)
         .bind(&r.name)
@@ -205,6 +208,7 @@ impl Tx {
         .bind(&r.redirect_uris)
         .bind(&r.description)
         .bind(r.refresh_token_ttl)
+        .bind(&r.limits)
         .execute(conn)
         .await.map(|r| r.rows_affected())
         })?;

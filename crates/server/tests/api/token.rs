@@ -574,13 +574,19 @@ both_engines!(
             method: keyward_core::client::AuthMethod::ClientSecretBasic,
         };
         let basic = keyward::error::Challenge::Basic;
-        let found = twin.authenticate(Some(&creds(&id, &secret)), basic).await;
+        let here = keyward::limits::Source::new(std::net::Ipv4Addr::LOCALHOST.into());
+        let token = keyward::config::Endpoint::Token;
+        let found = twin
+            .authenticate(Some(&creds(&id, &secret)), basic, &here, token)
+            .await;
         assert_eq!(found.map(|c| c.client.id.clone()).ok(), Some(id.clone()));
         for (who, secret) in [
             (id.as_str(), "kw_sk_wrong"),
             ("no-such-client", secret.as_str()),
         ] {
-            let refused = twin.authenticate(Some(&creds(who, secret)), basic).await;
+            let refused = twin
+                .authenticate(Some(&creds(who, secret)), basic, &here, token)
+                .await;
             assert!(
                 matches!(&refused, Err(keyward::error::ApiError::OAuth(e, _)) if e.code.as_str() == "invalid_client"),
                 "{who}: {refused:?}"

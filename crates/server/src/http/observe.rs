@@ -1,0 +1,149 @@
+//! What every request leaves behind: one log line (method, path, status, latency, client id, correlation id) and
+//! the request metrics (by endpoint, grant type and outcome, with a latency histogram). The correlation id comes
+//! from the request's correlation header or is generated, and is echoed in `X-Correlation-ID`. Handlers of the
+//! OAuth endpoints say which client and grant a request was for through an `Observed` response extension; no
+//! secret or token is ever put in one.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use keyward_core::client::GrantType;
+use tracing::Instrument;
+
+use crate::app::App;
+
+/// The longest correlation value echoed and logged.
+pub(crate) const CORRELATION_MAX: usize = 200;
+
+/// The header a generated (or received) correlation id is echoed in.
+static CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
+
+/// Request headers read as a correlation id, besides the token endpoint aliases' own.
+const CORRELATION_HEADERS: [&str; 2] = ["x-correlation-id", "x-request-id"];
+
+/// What an OAuth handler tells the log and the metrics about a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed {
+    /// `token`, `introspect` or `revoke`.
+    pub endpoint: &'static str,
+    /// The grant type asked for, on the token endpoint (`none` elsewhere, `other` when unknown).
+    pub grant: &'static str,
+    /// `ok`, or the answer's error code.
+    pub outcome: &'static str,
+    /// The client that authenticated, if one did.
+    pub client_id: Option<String>,
+}
+
+impl Observed {
+    /// A request to `endpoint` with the `grant_type` it sent, if any.
+    pub(crate) fn new(endpoint: &'static str, grant_type: Option<&str>) -> Self {
+        let grant = match grant_type.map(str::parse::<GrantType>) {
+            None => "none",
+            Some(Ok(g)) => g.as_str(),
+            Some(Err(_)) => "other",
+        };
+        Observed {
+            endpoint,
+            grant,
+            outcome: "ok",
+            client_id: None,
+        }
+    }
+
+    /// Notes the outcome (`Err` holds the error code) and attaches itself to `response`.
+    pub(crate) fn attach(mut self, outcome: Result<(), &'static str>, response: &mut Response) {
+        if let Err(code) = outcome {
+            self.outcome = code;
+        }
+        response.extensions_mut().insert(self);
+    }
+}
+
+/// The endpoint label of a request no handler described.
+fn endpoint_of(path: &str) -> &'static str {
+    match path {
+        "/oauth2/authorize" | "/oauth2/consent" => "authorize",
+        "/oauth2/jwks" => "jwks",
+        "/healthz" | "/readyz" => "health",
+        p if p.starts_with("/.well-known/") => "discovery",
+        p if p.starts_with("/oauth2/token/detail") => "token_detail",
+        p if p.starts_with("/admin/") => "admin",
+        p if p.starts_with("/console") || p.starts_with("/assets/") => "console",
+        "/login" | "/logout" | "/account" => "console",
+        _ => "other",
+    }
+}
+
+/// A received correlation value when it is safe to echo and log: visible ASCII and spaces, not too long.
+pub(crate) fn correlation_text(v: &HeaderValue) -> Option<&str> {
+    let text = v.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= CORRELATION_MAX
+        && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    ok.then_some(text)
+}
+
+fn correlation(app: &App, headers: &HeaderMap) -> Option<String> {
+    let configured = app
+        .token_endpoints
+        .iter()
+        .filter_map(|e| e.correlation_header.as_ref())
+        .map(|h| &h.name);
+    CORRELATION_HEADERS
+        .iter()
+        .filter_map(|h| headers.get(*h))
+        .chain(configured.filter_map(|h| headers.get(h)))
+        .find_map(correlation_text)
+        .map(str::to_owned)
+}
+
+/// The layer: runs the request in a span carrying its correlation id, then logs and counts it.
+pub(crate) async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let correlation = correlation(&app, req.headers()).unwrap_or_else(|| {
+        let id: [u8; 12] = crate::crypto::random();
+        id.iter().map(|b| format!("{b:02x}")).collect()
+    });
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", correlation_id = %correlation);
+    let mut response = next.run(req).instrument(span).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status();
+    let observed = response.extensions_mut().remove::<Observed>();
+    let (endpoint, grant, outcome, client_id) = match &observed {
+        Some(o) => (o.endpoint, o.grant, o.outcome, o.client_id.as_deref()),
+        None => (endpoint_of(&path), "none", outcome_of(status), None),
+    };
+    app.metrics.request(endpoint, grant, outcome, seconds);
+    tracing::info!(
+        method = %method,
+        // Debug formatting quotes and escapes what a client put in the path.
+        path = ?path,
+        status = status.as_u16(),
+        latency_ms = seconds * 1_000.0,
+        client_id = client_id.unwrap_or(""),
+        correlation_id = ?correlation,
+        "request"
+    );
+    if !response.headers().contains_key(&CORRELATION_HEADER) {
+        if let Ok(v) = HeaderValue::from_str(&correlation) {
+            response.headers_mut().insert(CORRELATION_HEADER.clone(), v);
+        }
+    }
+    response
+}
+
+/// The outcome label of a response no handler described: its status class.
+fn outcome_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=399 => "ok",
+        429 => "rate_limited",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}
