@@ -295,7 +295,17 @@ mod tests {
         assert_eq!(rate("6000/min"), Rate::new(6000, 60, 6000).unwrap());
         assert_eq!(rate("20/h burst 5"), Rate::new(20, 3600, 5).unwrap());
         assert_eq!(rate("  3/d  "), Rate::new(3, 86_400, 3).unwrap());
-        for bad in ["", "100", "0/s", "10/week", "x/s", "10/s burst", "10/s burst 0", "10/s up 3", "-1/s"] {
+        for bad in [
+            "",
+            "100",
+            "0/s",
+            "10/week",
+            "x/s",
+            "10/s burst",
+            "10/s burst 0",
+            "10/s up 3",
+            "-1/s",
+        ] {
             assert!(Rate::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(rate("20/h burst 5").to_string(), "20/h burst 5");

@@ -18,7 +18,9 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -135,7 +137,14 @@ mod tests {
         assert!(all.contains(ip("8.8.8.8")));
         let v6: Cidr = "fd00::/8".parse().unwrap();
         assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
-        for bad in ["", "10.0.0.0/33", "fd00::/129", "10.0.0/8", "host/8", "10.0.0.0/x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "fd00::/129",
+            "10.0.0/8",
+            "host/8",
+            "10.0.0.0/x",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
         }
     }
@@ -144,12 +153,22 @@ mod tests {
     fn forwarded_for_only_from_trusted_proxies() {
         let trusted = nets(&["10.0.0.0/8"]);
         // An untrusted peer's header is ignored, whatever it says.
-        assert_eq!(source(ip("203.0.113.9"), &["1.2.3.4"], &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            source(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
+            ip("203.0.113.9")
+        );
         // A trusted proxy's header names the client.
-        assert_eq!(source(ip("10.0.0.2"), &["198.51.100.7"], &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            source(ip("10.0.0.2"), &["198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
         // A client cannot prepend a spoofed address: the rightmost untrusted hop wins.
         assert_eq!(
-            source(ip("10.0.0.2"), &["6.6.6.6, 198.51.100.7, 10.0.0.5"], &trusted),
+            source(
+                ip("10.0.0.2"),
+                &["6.6.6.6, 198.51.100.7, 10.0.0.5"],
+                &trusted
+            ),
             ip("198.51.100.7")
         );
         // Several headers read as one list, in order.
@@ -158,7 +177,10 @@ mod tests {
             ip("198.51.100.7")
         );
         // Garbage stops the walk at the last trusted hop.
-        assert_eq!(source(ip("10.0.0.2"), &["1.1.1.1, junk"], &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            source(ip("10.0.0.2"), &["1.1.1.1, junk"], &trusted),
+            ip("10.0.0.2")
+        );
         assert_eq!(source(ip("10.0.0.2"), &[], &trusted), ip("10.0.0.2"));
         // Nothing trusted: the peer.
         assert_eq!(source(ip("10.0.0.2"), &["1.1.1.1"], &[]), ip("10.0.0.2"));

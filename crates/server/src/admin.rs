@@ -22,9 +22,9 @@ mod platform;
 mod resources;
 mod secrets;
 
-pub use secrets::{NewSecret, SecretView};
-use secrets::secret_view;
 pub use resources::{ResourceInput, ResourcePatch, check_resource, resource_create_in};
+use secrets::secret_view;
+pub use secrets::{NewSecret, SecretView};
 
 /// Who makes a change, and from where (for the audit log).
 #[derive(Debug, Clone)]
@@ -699,7 +699,6 @@ impl App {
         client_delete_in(&mut tx, actor, id, json!({}), now).await?;
         self.finish(tx, "client", id).await
     }
-
 }
 
 /// What an update asked for, for the audit log.

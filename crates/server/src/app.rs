@@ -542,7 +542,9 @@ pub async fn purge(app: &App) {
         for _ in 0..PURGE_MAX_BATCHES {
             match app
                 .store
-                .purge_expired(kind, now, app.audit_retention, PURGE_BATCH).await {
+                .purge_expired(kind, now, app.audit_retention, PURGE_BATCH)
+                .await
+            {
                 Ok(n) => {
                     deleted[i] += n;
                     app.metrics.purged_rows[i].increment(n);

@@ -434,7 +434,10 @@ impl RawConfig {
             Some(v) => integer(&v)
                 .filter(|n| (0..=10_000).contains(n))
                 .ok_or_else(|| {
-                    invalid("metrics_client_labels", "expected a whole number from 0 to 10000")
+                    invalid(
+                        "metrics_client_labels",
+                        "expected a whole number from 0 to 10000",
+                    )
                 })? as usize,
         };
         let otlp_endpoint = match text("otlp_endpoint", self.otlp_endpoint)? {

@@ -182,10 +182,8 @@ impl ApiError {
                     ErrorCode::RateLimited.as_str(),
                     refusal.message().into(),
                 );
-                r.headers.push((
-                    header::RETRY_AFTER,
-                    HeaderValue::from(refusal.retry_after),
-                ));
+                r.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from(refusal.retry_after)));
                 r
             }
             ApiError::Unavailable => {

@@ -17,7 +17,7 @@ use keyward_core::limit::{self, LEASE_TTL_US, Rate, Take, Window};
 use metrics::Counter;
 
 use crate::config::{Endpoint, LimitSettings, Sharing};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 const SHARDS: usize = 16;
 
@@ -310,6 +310,7 @@ impl Limits {
             Err(e) => {
                 // The database is unreachable: the node goes on alone on credit (and tells the database what it
                 // spent once it can), rather than refusing every client for an outage that is not theirs.
+                eprintln!("DEBUG lease error {e:?}");
                 tracing::warn!(error = %e, key, "cannot lease a limit's allowance; enforcing on this node alone");
                 self.lease_failures.increment(1);
                 *b = Bucket::new(leased, now_us);
@@ -335,7 +336,7 @@ impl Limits {
         kind: Kind,
         owed: u64,
         now_us: i64,
-    ) -> Result<Take, crate::store::StoreError> {
+    ) -> Result<Take, StoreError> {
         match kind {
             Kind::Rate(rate) => {
                 let want = rate.lease();
@@ -352,7 +353,10 @@ impl Limits {
                 let expires = w.start(now) + w.seconds() + 3_600;
                 store
                     .limit_take(key, |used| {
-                        (limit::quota(q, w, used, now, owed, limit::quota_lease(q)), expires)
+                        (
+                            limit::quota(q, w, used, now, owed, limit::quota_lease(q)),
+                            expires,
+                        )
                     })
                     .await
             }
@@ -426,14 +430,26 @@ impl Limits {
             return Ok(());
         };
         let key = format!("{}/address/{address}", endpoint.name());
-        self.take(store, &key, Kind::Rate(rate), Limit::Address(endpoint), now_us)
-            .await
+        self.take(
+            store,
+            &key,
+            Kind::Rate(rate),
+            Limit::Address(endpoint),
+            now_us,
+        )
+        .await
     }
 
     /// Before the secret is checked: whether `address` may try to authenticate as `client_id` at all. An address
     /// that failed too often is refused; a client id that failed too often from everywhere is refused to every
     /// address except those that have authenticated as it, so an attacker cannot lock its owner out.
-    pub fn may_try(&self, client_id: &str, ip: IpAddr, address: &str, now_us: i64) -> Result<(), Refusal> {
+    pub fn may_try(
+        &self,
+        client_id: &str,
+        ip: IpAddr,
+        address: &str,
+        now_us: i64,
+    ) -> Result<(), Refusal> {
         if let Some(rate) = self.settings.failed_auth_address {
             let key = format!("failed/address/{address}");
             if let Some(wait) = self.refused_now(&key, Kind::Rate(rate), now_us) {
@@ -486,8 +502,14 @@ impl Limits {
             return Ok(());
         };
         let key = format!("{}/client/{client_id}", endpoint.name());
-        self.take(store, &key, Kind::Rate(rate), Limit::Client(endpoint), now_us)
-            .await
+        self.take(
+            store,
+            &key,
+            Kind::Rate(rate),
+            Limit::Client(endpoint),
+            now_us,
+        )
+        .await
     }
 
     /// Before a token is issued: one token of each quota in force (the client's own, else the server's; 0 is
@@ -509,7 +531,13 @@ impl Limits {
             let start = window.start(now_us / 1_000_000);
             let key = format!("quota/{}/{client_id}/{start}", window.name());
             if let Err(r) = self
-                .take(store, &key, Kind::Quota(q, window), Limit::Quota(window), now_us)
+                .take(
+                    store,
+                    &key,
+                    Kind::Quota(q, window),
+                    Limit::Quota(window),
+                    now_us,
+                )
                 .await
             {
                 self.give_back_all(&spent, now_us);
@@ -538,7 +566,12 @@ impl Limits {
             return;
         }
         if sources.len() >= KNOWN_SOURCES_PER_CLIENT {
-            if let Some(oldest) = sources.iter().enumerate().min_by_key(|(_, (_, at))| *at).map(|(i, _)| i) {
+            if let Some(oldest) = sources
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(i, _)| i)
+            {
                 sources.swap_remove(oldest);
             }
         }
@@ -548,7 +581,10 @@ impl Limits {
     fn is_known(&self, client_id: &str, ip: IpAddr, now: i64) -> bool {
         lock(self.shard(&self.known, client_id))
             .get(client_id)
-            .is_some_and(|s| s.iter().any(|(a, at)| *a == ip && now - at < KNOWN_SOURCE_SECONDS))
+            .is_some_and(|s| {
+                s.iter()
+                    .any(|(a, at)| *a == ip && now - at < KNOWN_SOURCE_SECONDS)
+            })
     }
 }
 

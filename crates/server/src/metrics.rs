@@ -11,7 +11,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use keyward_core::client::GrantType;
 use metrics::{Counter, Gauge};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::app::App;
 use crate::limits::Limit;
@@ -90,9 +92,8 @@ impl Metrics {
                 feed_applied: metrics::counter!("keyward_feed_applied_total"),
                 feed_notifications: metrics::counter!("keyward_feed_notifications_total"),
                 stale_tokens: metrics::counter!("keyward_stale_tokens_total"),
-                client_lookups: ["memory", "database", "unknown"].map(
-                    |r| metrics::counter!("keyward_client_lookups_total", "result" => r),
-                ),
+                client_lookups: ["memory", "database", "unknown"]
+                    .map(|r| metrics::counter!("keyward_client_lookups_total", "result" => r)),
             }
         });
         Metrics {
@@ -116,7 +117,8 @@ impl Metrics {
     pub fn limit_counters(&self) -> ([Counter; 10], Counter) {
         metrics::with_local_recorder(&self.recorder, || {
             (
-                Limit::ALL.map(|l| metrics::counter!("keyward_rate_limited_total", "limit" => l.label())),
+                Limit::ALL
+                    .map(|l| metrics::counter!("keyward_rate_limited_total", "limit" => l.label())),
                 metrics::counter!("keyward_limit_lease_failures_total"),
             )
         })
@@ -124,11 +126,18 @@ impl Metrics {
 
     /// Counts one answered request: `endpoint` and `outcome` (`ok` or the error code) from fixed lists, `grant`
     /// on the token endpoint.
-    pub fn request(&self, endpoint: &'static str, grant: &'static str, outcome: &'static str, seconds: f64) {
+    pub fn request(
+        &self,
+        endpoint: &'static str,
+        grant: &'static str,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
         metrics::with_local_recorder(&self.recorder, || {
             metrics::counter!("keyward_requests_total", "endpoint" => endpoint, "grant" => grant, "outcome" => outcome)
                 .increment(1);
-            metrics::histogram!("keyward_request_duration_seconds", "endpoint" => endpoint).record(seconds);
+            metrics::histogram!("keyward_request_duration_seconds", "endpoint" => endpoint)
+                .record(seconds);
         });
     }
 
@@ -196,10 +205,22 @@ struct Parts {
 }
 
 fn describe() {
-    metrics::describe_counter!("keyward_purged_rows_total", "Expired rows deleted by the purge, by table");
-    metrics::describe_gauge!("keyward_purge_lease_held", "1 while this node holds the purge lease");
-    metrics::describe_gauge!("keyward_database_up", "1 while the last read of the change feed succeeded");
-    metrics::describe_gauge!("keyward_feed_age_seconds", "Seconds since this node last read the change feed");
+    metrics::describe_counter!(
+        "keyward_purged_rows_total",
+        "Expired rows deleted by the purge, by table"
+    );
+    metrics::describe_gauge!(
+        "keyward_purge_lease_held",
+        "1 while this node holds the purge lease"
+    );
+    metrics::describe_gauge!(
+        "keyward_database_up",
+        "1 while the last read of the change feed succeeded"
+    );
+    metrics::describe_gauge!(
+        "keyward_feed_age_seconds",
+        "Seconds since this node last read the change feed"
+    );
     metrics::describe_counter!(
         "keyward_stale_tokens_total",
         "Tokens issued from memory while the database was unreachable"
@@ -229,13 +250,22 @@ fn describe() {
         "keyward_client_lookups_total",
         "Client lookups by where they were answered: memory, database, or unknown id"
     );
-    metrics::describe_gauge!("keyward_db_pool_connections", "Database pool connections by state (idle, busy)");
-    metrics::describe_gauge!("keyward_limit_buckets", "Rate-limit and quota buckets held in memory");
+    metrics::describe_gauge!(
+        "keyward_db_pool_connections",
+        "Database pool connections by state (idle, busy)"
+    );
+    metrics::describe_gauge!(
+        "keyward_limit_buckets",
+        "Rate-limit and quota buckets held in memory"
+    );
     metrics::describe_gauge!(
         "keyward_signing_key_age_seconds",
         "Seconds since the active signing key of each algorithm started signing"
     );
-    metrics::describe_gauge!("keyward_signing_keys", "Signing keys by state (active, pending, retiring, retired)");
+    metrics::describe_gauge!(
+        "keyward_signing_keys",
+        "Signing keys by state (active, pending, retiring, retired)"
+    );
 }
 
 /// `GET /metrics` on the metrics listener: sets the gauges read at scrape time, then renders everything.
@@ -243,7 +273,11 @@ pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
     let m = &app.metrics;
     m.feed_age_seconds.set(app.feed.age().as_secs_f64());
     let (size, idle) = app.store.pool_stats();
-    m.set("keyward_db_pool_connections", &[("state", "idle".into())], idle as f64);
+    m.set(
+        "keyward_db_pool_connections",
+        &[("state", "idle".into())],
+        idle as f64,
+    );
     m.set(
         "keyward_db_pool_connections",
         &[("state", "busy".into())],

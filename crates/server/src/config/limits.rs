@@ -81,7 +81,11 @@ pub(super) struct RawLimits {
 const FAILED_AUTH_CLIENT: &str = "60/min";
 const FAILED_AUTH_ADDRESS: &str = "20/min";
 
-fn rate(key: &'static str, v: Option<toml::Value>, default: Option<&str>) -> Result<Option<Rate>, ConfigError> {
+fn rate(
+    key: &'static str,
+    v: Option<toml::Value>,
+    default: Option<&str>,
+) -> Result<Option<Rate>, ConfigError> {
     match text(key, v)?.as_deref().or(default) {
         None => Ok(None),
         Some(s) if s.trim() == "off" => Ok(None),
@@ -125,7 +129,10 @@ impl RawLimits {
                 .into_iter()
                 .map(|v| match v {
                     toml::Value::String(s) => Ok(s),
-                    _ => Err(invalid("trusted_proxies", "expected addresses or networks as strings")),
+                    _ => Err(invalid(
+                        "trusted_proxies",
+                        "expected addresses or networks as strings",
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
             Some(_) => {
@@ -141,14 +148,38 @@ impl RawLimits {
             .collect::<Result<_, _>>()?;
         Ok(LimitSettings {
             per_client: [
-                rate("rate_limit_token_client", self.rate_limit_token_client, None)?,
-                rate("rate_limit_introspect_client", self.rate_limit_introspect_client, None)?,
-                rate("rate_limit_revoke_client", self.rate_limit_revoke_client, None)?,
+                rate(
+                    "rate_limit_token_client",
+                    self.rate_limit_token_client,
+                    None,
+                )?,
+                rate(
+                    "rate_limit_introspect_client",
+                    self.rate_limit_introspect_client,
+                    None,
+                )?,
+                rate(
+                    "rate_limit_revoke_client",
+                    self.rate_limit_revoke_client,
+                    None,
+                )?,
             ],
             per_address: [
-                rate("rate_limit_token_address", self.rate_limit_token_address, None)?,
-                rate("rate_limit_introspect_address", self.rate_limit_introspect_address, None)?,
-                rate("rate_limit_revoke_address", self.rate_limit_revoke_address, None)?,
+                rate(
+                    "rate_limit_token_address",
+                    self.rate_limit_token_address,
+                    None,
+                )?,
+                rate(
+                    "rate_limit_introspect_address",
+                    self.rate_limit_introspect_address,
+                    None,
+                )?,
+                rate(
+                    "rate_limit_revoke_address",
+                    self.rate_limit_revoke_address,
+                    None,
+                )?,
             ],
             tokens_per_hour: count("quota_tokens_per_hour", self.quota_tokens_per_hour)?,
             tokens_per_day: count("quota_tokens_per_day", self.quota_tokens_per_day)?,

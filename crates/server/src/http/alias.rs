@@ -20,7 +20,6 @@ use crate::config::{Endpoint, NamedHeader, TokenEndpoint};
 use crate::error::{ApiError, Challenge};
 use crate::issuer::{PartnerCheck, TokenResponse};
 
-
 /// `POST` on an alias path.
 pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();

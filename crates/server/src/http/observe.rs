@@ -120,14 +120,15 @@ pub(crate) async fn observe(State(app): State<Arc<App>>, req: Request, next: Nex
         None => (endpoint_of(&path), "none", outcome_of(status), None),
     };
     app.metrics.request(endpoint, grant, outcome, seconds);
+    // Strings go in as `&str`: the text format quotes and escapes them (so what a client put in the path or
+    // the correlation header cannot forge a field), JSON writes them as strings.
     tracing::info!(
-        method = %method,
-        // Debug formatting quotes and escapes what a client put in the path.
-        path = ?path,
+        method = method.as_str(),
+        path = path.as_str(),
         status = status.as_u16(),
         latency_ms = seconds * 1_000.0,
         client_id = client_id.unwrap_or(""),
-        correlation_id = ?correlation,
+        correlation_id = correlation.as_str(),
         "request"
     );
     if !response.headers().contains_key(&CORRELATION_HEADER) {

@@ -6,8 +6,12 @@ use keyward_core::limit::Take;
 
 use super::{Store, StoreError, on_db};
 
-/// How often a lease retries when other nodes keep changing the row under it.
-const ATTEMPTS: usize = 8;
+/// How often a lease retries when other nodes keep changing the row under it; each retry waits a random
+/// moment of up to one more millisecond than the last, so nodes racing for one row fall out of step.
+const ATTEMPTS: u64 = 24;
+
+/// The conflict `limit_take` gives up with.
+const CONTENDED: &str = "the limit's state kept changing; try again";
 
 impl Store {
     /// Reads `key`'s state (0 when absent), asks `decide` what to grant and until when (Unix seconds) the new
@@ -17,7 +21,11 @@ impl Store {
         key: &str,
         decide: impl Fn(i64) -> (Take, i64),
     ) -> Result<Take, StoreError> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                let jitter = u64::from(crate::crypto::random::<1>()[0]) * attempt * 1_000 / 255;
+                tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
+            }
             let current: Option<(i64,)> = on_db!(&self.db, |p| sqlx::query_as(
                 "SELECT value FROM limit_state WHERE key = $1"
             )
@@ -39,7 +47,8 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected()))?,
                 Some((old,)) if old == take.state => return Ok(take),
-                Some((old,)) => on_db!(&self.db, |p| sqlx::query(
+                Some((old,)) => on_db!(&self.db, |p| {
+                    sqlx::query(
                     "UPDATE limit_state SET value = $2, expires_at = $3 WHERE key = $1 AND value = $4"
                 )
                 .bind(key)
@@ -48,13 +57,14 @@ impl Store {
                 .bind(old)
                 .execute(p)
                 .await
-                .map(|r| r.rows_affected()))?,
+                .map(|r| r.rows_affected())
+                })?,
             };
             if written == 1 {
                 return Ok(take);
             }
         }
-        Err(StoreError::Conflict("the limit's state kept changing; try again"))
+        Err(StoreError::Conflict(CONTENDED))
     }
 
     /// Deletes up to `limit` rows that expired before `now`.

@@ -176,9 +176,15 @@ impl Served {
     pub fn spawn(command: Command, ready: &str) -> Self {
         let mut process = Process::spawn("keyward", command);
         let line = process.wait_for(ready);
+        // `listen=ADDR` in text logs, `"listen":"ADDR"` among the fields of JSON logs.
         let addr = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("listen="))
+            .map(str::to_owned)
+            .or_else(|| {
+                let entry: serde_json::Value = serde_json::from_str(&line).ok()?;
+                entry["fields"]["listen"].as_str().map(str::to_owned)
+            })
             .unwrap_or_else(|| panic!("listen= in the serving line: {line}"));
         Served {
             process,

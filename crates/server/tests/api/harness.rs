@@ -139,6 +139,32 @@ impl TestApp {
         Self::on(engine, Some(path)).await
     }
 
+    /// A server on `engine` with extra `KEYWARD_*` settings.
+    pub async fn with_env(engine: Engine, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (database, pg_database) = match engine {
+            Engine::Sqlite => (
+                dir.path().join("keyward.db").to_string_lossy().into_owned(),
+                None,
+            ),
+            Engine::Postgres => {
+                let (name, url) = fresh_pg_database().await;
+                (url, Some(name))
+            }
+        };
+        Self::launch(Launch {
+            dir,
+            database,
+            pg_database,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Launch::default()
+        })
+        .await
+    }
+
     async fn on(engine: Engine, config: Option<std::path::PathBuf>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         match engine {
