@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use crate::child::{FreshPg, Process, Served, token_request};
 use crate::harness::claims;
 
-/// Keyward's line for each request it answered (tower-http's response event).
-const ANSWERED: &str = "finished processing request";
+/// Keyward's log line for each request it answered (`http/observe.rs`).
+const ANSWERED: &str = "request method=";
 
 /// The resource the test's client is allowed.
 const API: &str = "https://api.example.com";
