@@ -203,6 +203,8 @@ pub(crate) struct Keyward {
 /// How Keyward is started: its data, its database, its threads, and the admin client when not a first start.
 pub(crate) struct Launch {
     pub(crate) data: PathBuf,
+    /// Extra `KEYWARD_*` settings.
+    pub(crate) env: Vec<(&'static str, String)>,
     pub(crate) database: Option<String>,
     pub(crate) threads: Option<usize>,
     pub(crate) admin: Option<(String, String)>,
@@ -215,6 +217,7 @@ impl Launch {
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Launch {
             data: procs.dir.join(format!("keyward-{n}")),
+            env: Vec::new(),
             database,
             threads,
             admin: None,
@@ -253,6 +256,7 @@ impl Keyward {
         if let Some(n) = launch.threads {
             c.env("KEYWARD_WORKER_THREADS", n.to_string());
         }
+        c.envs(launch.env.iter().map(|(k, v)| (*k, v)));
         let mut child = c.spawn().context("starting keyward serve")?;
         let pid = child.id();
         let stderr = child.stderr.take().context("stderr")?;
@@ -297,6 +301,7 @@ impl Keyward {
     pub(crate) fn relaunch(&self, threads: Option<usize>) -> Launch {
         Launch {
             data: self.data.clone(),
+            env: Vec::new(),
             database: self.database.clone(),
             threads,
             admin: Some(self.admin_creds.clone()),

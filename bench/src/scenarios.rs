@@ -191,6 +191,56 @@ pub(crate) async fn keyward_cc(
     Ok(())
 }
 
+/// Every limit on, high enough that none refuses: rates per client and per address, hourly and daily quotas (the
+/// failed-authentication limits are on by default in both runs).
+const LIMITS_ON: [(&str, &str); 4] = [
+    ("KEYWARD_RATE_LIMIT_TOKEN_CLIENT", "1000000/s"),
+    ("KEYWARD_RATE_LIMIT_TOKEN_ADDRESS", "1000000/s"),
+    ("KEYWARD_QUOTA_TOKENS_PER_HOUR", "1000000000"),
+    ("KEYWARD_QUOTA_TOKENS_PER_DAY", "1000000000"),
+];
+
+/// `keyward-cc` ES256 with every limit on, beside the same deployment without them in alternating slices: on
+/// SQLite (rates counted per node, quotas leased from the database) and on PostgreSQL (rates and quotas leased).
+pub(crate) async fn limits(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    for engine in ["sqlite", "pg"] {
+        let (plain_db, limited_db) = match engine {
+            "pg" => (
+                Some(procs.postgres_database()?),
+                Some(procs.postgres_database()?),
+            ),
+            _ => (None, None),
+        };
+        let plain = Keyward::start(procs, &o.bin_dir, plain_db, None).await?;
+        let mut launch = crate::procs::Launch::fresh(procs, limited_db, None);
+        launch.env = LIMITS_ON
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect();
+        let limited = Keyward::launch(procs, &o.bin_dir, launch).await?;
+        let plain_shot = one_client_shot(&plain, "ES256").await?;
+        let shot = one_client_shot(&limited, "ES256").await?;
+        let reference = Reference {
+            label: match engine {
+                "pg" => "keyward-cc-pg ES256, limits off",
+                _ => "keyward-cc-sqlite ES256, limits off",
+            },
+            shot: plain_shot,
+            pid: plain.pid,
+        };
+        let target = format!("keyward-cc-{engine} ES256, limits on");
+        let row = token_row(o, rows, &limited, target, shot, Some(reference), None).await?;
+        rows.push(row);
+        procs.stop(plain.pid);
+        procs.stop(limited.pid);
+    }
+    Ok(())
+}
+
 /// `keyward-introspect`: introspection of an ES256 token by the client it was issued to.
 pub(crate) async fn introspect(
     o: &Options,

@@ -201,10 +201,11 @@ pub fn quota(limit: u64, window: Window, used: i64, now: i64, spent: u64, want: 
     }
 }
 
-/// How many tokens of a quota a node leases at once: a twentieth of it, between 1 and 1000, so the cells one
-/// node holds unspent at the end of a window are a small part of the quota.
+/// How many tokens of a quota a node leases at once: a twentieth of it, between 1 and 10,000, so the cells one
+/// node holds unspent at the end of a window are a small part of the quota, and a node issuing tens of thousands of
+/// tokens a second leases a few times a second.
 pub fn quota_lease(limit: u64) -> u64 {
-    (limit / 20).clamp(1, 1000)
+    (limit / 20).clamp(1, 10_000)
 }
 
 /// Whole seconds for a `Retry-After` header: rounded up, at least 1.
@@ -353,7 +354,7 @@ mod tests {
         assert_eq!(rate("10/min").lease(), 1);
         assert_eq!(quota_lease(40), 2);
         assert_eq!(quota_lease(10), 1);
-        assert_eq!(quota_lease(10_000_000), 1000);
+        assert_eq!(quota_lease(10_000_000), 10_000);
     }
 
     #[test]

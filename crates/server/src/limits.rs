@@ -116,6 +116,14 @@ enum Kind {
     Quota(u64, Window),
 }
 
+/// How many cells one lease of `kind` brings.
+fn lease_size(kind: Kind) -> u64 {
+    match kind {
+        Kind::Rate(r) => r.lease(),
+        Kind::Quota(q, _) => limit::quota_lease(q),
+    }
+}
+
 #[derive(Debug)]
 struct Bucket {
     /// Node-only rates: the GCRA arrival time (µs).
@@ -153,13 +161,17 @@ impl Bucket {
         }
     }
 
-    /// Spends one leased cell if there is a valid one.
-    fn spend(&mut self, kind: Kind, now_us: i64) -> bool {
-        let valid = match kind {
+    /// Whether `left` may still be spent: a rate's lease has not lapsed, a quota's is for this window.
+    fn is_valid(&self, kind: Kind, now_us: i64) -> bool {
+        match kind {
             Kind::Rate(_) => now_us < self.valid,
             Kind::Quota(_, w) => self.valid == w.start(now_us / 1_000_000),
-        };
-        if !valid || self.left == 0 {
+        }
+    }
+
+    /// Spends one leased cell if there is a valid one.
+    fn spend(&mut self, kind: Kind, now_us: i64) -> bool {
+        if !self.is_valid(kind, now_us) || self.left == 0 {
             return false;
         }
         self.left -= 1;
@@ -241,90 +253,126 @@ impl Limits {
         limit: Limit,
         now_us: i64,
     ) -> Result<(), Refusal> {
-        let leased = match kind {
-            Kind::Rate(rate) if !self.shared => {
-                let mut shard = lock(self.shard(&self.shards, key));
-                let b = shard
-                    .entry(key.to_owned())
-                    .or_insert_with(|| Bucket::new(kind, now_us));
-                b.last_seen = now_us;
-                let t = limit::gcra(&rate, b.tat, now_us, 0, 1);
-                if t.granted == 1 {
-                    b.tat = t.state;
-                    return Ok(());
-                }
-                return Err(self.refuse(limit, t.retry_after));
-            }
-            _ => kind,
-        };
-        let gate = {
+        if let (Kind::Rate(rate), false) = (kind, self.shared) {
             let mut shard = lock(self.shard(&self.shards, key));
             let b = shard
                 .entry(key.to_owned())
-                .or_insert_with(|| Bucket::new(leased, now_us));
+                .or_insert_with(|| Bucket::new(kind, now_us));
             b.last_seen = now_us;
-            if now_us < b.denied_until {
-                return Err(self.refuse(limit, b.denied_until - now_us));
-            }
-            if b.spend(leased, now_us) {
+            let t = limit::gcra(&rate, b.tat, now_us, 0, 1);
+            if t.granted == 1 {
+                b.tat = t.state;
                 return Ok(());
             }
-            b.gate.clone()
-        };
-        // One request leases for the bucket; the others wait for it and then spend what it brought.
-        let _leasing = gate.lock().await;
-        let owed = {
+            return Err(self.refuse(limit, t.retry_after));
+        }
+        let (gate, topping_up) = {
             let mut shard = lock(self.shard(&self.shards, key));
             let b = shard
                 .entry(key.to_owned())
-                .or_insert_with(|| Bucket::new(leased, now_us));
+                .or_insert_with(|| Bucket::new(kind, now_us));
+            b.last_seen = now_us;
+            // Cells in hand are spent even while refused: a quota cell given back after a refused token.
+            if b.spend(kind, now_us) {
+                // Half the lease spent: this request (its cell already spent) tops the bucket up while the
+                // others go on spending what is left, so none of them waits for the database.
+                let low = !b.credit && b.left <= lease_size(kind) / 2;
+                match low.then(|| b.gate.clone().try_lock_owned().ok()).flatten() {
+                    Some(guard) => (None, Some(guard)),
+                    None => return Ok(()),
+                }
+            } else if now_us < b.denied_until {
+                return Err(self.refuse(limit, b.denied_until - now_us));
+            } else {
+                (Some(b.gate.clone()), None)
+            }
+        };
+        if let Some(_leasing) = topping_up {
+            self.refill(store, key, kind, now_us).await;
+            return Ok(());
+        }
+        let Some(gate) = gate else {
+            return Ok(());
+        };
+        // The bucket is empty: one request leases for it; the others wait for it and then spend what it brought.
+        let _leasing = gate.lock().await;
+        {
+            let mut shard = lock(self.shard(&self.shards, key));
+            let b = shard
+                .entry(key.to_owned())
+                .or_insert_with(|| Bucket::new(kind, now_us));
+            if b.spend(kind, now_us) {
+                return Ok(());
+            }
             if now_us < b.denied_until {
                 return Err(self.refuse(limit, b.denied_until - now_us));
             }
-            if b.spend(leased, now_us) {
-                return Ok(());
-            }
-            std::mem::take(&mut b.owed)
-        };
-        let answer = self.lease(store, key, leased, owed, now_us).await;
+        }
+        self.refill(store, key, kind, now_us).await;
         let mut shard = lock(self.shard(&self.shards, key));
         let b = shard
             .entry(key.to_owned())
-            .or_insert_with(|| Bucket::new(leased, now_us));
+            .or_insert_with(|| Bucket::new(kind, now_us));
+        if b.spend(kind, now_us) {
+            Ok(())
+        } else {
+            Err(self.refuse(limit, (b.denied_until - now_us).max(1)))
+        }
+    }
+
+    /// Reports what the node spent on credit and adds a lease to the bucket (the caller holds its gate).
+    async fn refill(&self, store: &Store, key: &str, kind: Kind, now_us: i64) {
+        let owed = {
+            let mut shard = lock(self.shard(&self.shards, key));
+            shard
+                .get_mut(key)
+                .map_or(0, |b| std::mem::take(&mut b.owed))
+        };
+        let answer = self.lease(store, key, kind, owed, now_us).await;
+        let mut shard = lock(self.shard(&self.shards, key));
+        let b = shard
+            .entry(key.to_owned())
+            .or_insert_with(|| Bucket::new(kind, now_us));
+        // Cells left of an earlier lease still count while it is valid.
+        if !b.is_valid(kind, now_us) {
+            b.left = 0;
+        }
         match answer {
             Ok(t) => {
-                b.left = t.granted;
+                b.left += t.granted;
                 b.credit = false;
-                b.valid = match leased {
+                b.valid = match kind {
                     Kind::Rate(_) => now_us + LEASE_TTL_US,
                     Kind::Quota(_, w) => w.start(now_us / 1_000_000),
                 };
-                if t.granted == 0 {
-                    let retry_us = match leased {
+                if b.left == 0 {
+                    let retry_us = match kind {
                         Kind::Rate(_) => t.retry_after,
                         Kind::Quota(..) => t.retry_after.saturating_mul(1_000_000),
                     };
                     b.denied_until = now_us + retry_us;
                 }
             }
+            Err(StoreError::Conflict(_)) => {
+                // Nodes kept racing for this key: refused for a moment rather than admitted uncounted.
+                b.owed += owed;
+                if b.left == 0 {
+                    b.denied_until = now_us + 1_000_000;
+                }
+            }
             Err(e) => {
                 // The database is unreachable: the node goes on alone on credit (and tells the database what it
                 // spent once it can), rather than refusing every client for an outage that is not theirs.
-                eprintln!("DEBUG lease error {e:?}");
                 tracing::warn!(error = %e, key, "cannot lease a limit's allowance; enforcing on this node alone");
                 self.lease_failures.increment(1);
-                *b = Bucket::new(leased, now_us);
-                b.owed = owed;
-                if let Kind::Quota(q, w) = leased {
-                    b.left = limit::quota_lease(q);
-                    b.valid = w.start(now_us / 1_000_000);
-                }
+                b.owed += owed;
+                b.left += lease_size(kind);
+                b.credit = true;
+                b.valid = match kind {
+                    Kind::Rate(_) => now_us + LEASE_TTL_US,
+                    Kind::Quota(_, w) => w.start(now_us / 1_000_000),
+                };
             }
-        }
-        if b.spend(leased, now_us) {
-            Ok(())
-        } else {
-            Err(self.refuse(limit, (b.denied_until - now_us).max(1)))
         }
     }
 
