@@ -18,59 +18,51 @@ use crate::issuer::PartnerCheck;
 
 /// `POST /oauth2/token`.
 pub(crate) async fn token(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
-    let mut seen = Observed::new("token", req.params.single("grant_type").ok().flatten());
-    let result = async {
-        let client = app
-            .authenticate(
-                req.credentials.as_ref(),
-                req.challenge,
-                &req.source,
-                Endpoint::Token,
-            )
-            .await?;
-        seen.client_id = Some(client.client.id.clone());
-        app.token(&client, &req.params, PartnerCheck::None).await
-    }
-    .await;
-    answer(seen, result.map(Json))
+    handle(&app, req, Endpoint::Token).await
 }
 
 /// `POST /oauth2/introspect`.
 pub(crate) async fn introspect(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
-    let mut seen = Observed::new("introspect", None);
-    let result = async {
-        let client = app
-            .authenticate(
-                req.credentials.as_ref(),
-                req.challenge,
-                &req.source,
-                Endpoint::Introspect,
-            )
-            .await?;
-        seen.client_id = Some(client.client.id.clone());
-        app.introspect(&client, &req.params).await
-    }
-    .await;
-    answer(seen, result.map(Json))
+    handle(&app, req, Endpoint::Introspect).await
 }
 
 /// `POST /oauth2/revoke`: 200 with an empty body (RFC 7009 §2.2).
 pub(crate) async fn revoke(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
-    let mut seen = Observed::new("revoke", None);
+    handle(&app, req, Endpoint::Revoke).await
+}
+
+/// Authenticates the client under `endpoint`'s limits, then runs the endpoint.
+async fn handle(app: &App, req: OAuthRequest, endpoint: Endpoint) -> Response {
+    let grant = match endpoint {
+        Endpoint::Token => req.params.single("grant_type").ok().flatten(),
+        _ => None,
+    };
+    let mut seen = Observed::new(endpoint.name(), grant);
     let result = async {
         let client = app
             .authenticate(
                 req.credentials.as_ref(),
                 req.challenge,
                 &req.source,
-                Endpoint::Revoke,
+                endpoint,
             )
             .await?;
         seen.client_id = Some(client.client.id.clone());
-        app.revoke(&client, &req.params).await
+        Ok(match endpoint {
+            Endpoint::Token => {
+                Json(app.token(&client, &req.params, PartnerCheck::None).await?).into_response()
+            }
+            Endpoint::Introspect => {
+                Json(app.introspect(&client, &req.params).await?).into_response()
+            }
+            Endpoint::Revoke => {
+                app.revoke(&client, &req.params).await?;
+                StatusCode::OK.into_response()
+            }
+        })
     }
     .await;
-    answer(seen, result.map(|()| StatusCode::OK))
+    answer(seen, result)
 }
 
 /// Renders a handler's result with what the request log and metrics need to know of it.

@@ -142,16 +142,7 @@ impl TestApp {
     /// A server on `engine` with extra `KEYWARD_*` settings.
     pub async fn with_env(engine: Engine, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (database, pg_database) = match engine {
-            Engine::Sqlite => (
-                dir.path().join("keyward.db").to_string_lossy().into_owned(),
-                None,
-            ),
-            Engine::Postgres => {
-                let (name, url) = fresh_pg_database().await;
-                (url, Some(name))
-            }
-        };
+        let (database, pg_database) = database_on(engine, &dir).await;
         Self::launch(Launch {
             dir,
             database,
@@ -167,29 +158,12 @@ impl TestApp {
 
     async fn on(engine: Engine, config: Option<std::path::PathBuf>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        match engine {
-            Engine::Sqlite => {
-                let db = dir.path().join("keyward.db").to_string_lossy().into_owned();
-                Self::start(dir, db, None, config).await
-            }
-            Engine::Postgres => {
-                let (name, url) = fresh_pg_database().await;
-                Self::start(dir, url, Some(name), config).await
-            }
-        }
-    }
-
-    async fn start(
-        dir: tempfile::TempDir,
-        database: String,
-        pg_database: Option<String>,
-        config_file: Option<std::path::PathBuf>,
-    ) -> Self {
+        let (database, pg_database) = database_on(engine, &dir).await;
         Self::launch(Launch {
             dir,
             database,
             pg_database,
-            config_file,
+            config_file: config,
             ..Launch::default()
         })
         .await
@@ -502,6 +476,21 @@ impl Drop for TestApp {
         self.server.abort();
         if let Some(name) = self.pg_database.take() {
             drop_pg_database(name);
+        }
+    }
+}
+
+/// A database for a new server on `engine`: a SQLite file in `dir`, or a fresh PostgreSQL database (with its name,
+/// to drop).
+async fn database_on(engine: Engine, dir: &tempfile::TempDir) -> (String, Option<String>) {
+    match engine {
+        Engine::Sqlite => (
+            dir.path().join("keyward.db").to_string_lossy().into_owned(),
+            None,
+        ),
+        Engine::Postgres => {
+            let (name, url) = fresh_pg_database().await;
+            (url, Some(name))
         }
     }
 }
