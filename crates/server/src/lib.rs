@@ -18,6 +18,7 @@ pub mod issuer;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod otel;
 pub mod registry;
 pub mod store;
 pub mod usage;

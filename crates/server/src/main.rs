@@ -8,6 +8,7 @@ use keyward::app::{self, App};
 use keyward::cli::{Cli, Command, ConfigCommand, run_admin};
 use keyward::clock::Clock;
 use keyward::config::{Config, EXAMPLE, LogFormat};
+use keyward::otel::Traces;
 use keyward::store::Store;
 
 fn main() -> ExitCode {
@@ -33,9 +34,25 @@ fn main() -> ExitCode {
     } else {
         "warn".into()
     };
-    init_logs(config.log_format, &level);
-    let threads = config.worker_threads;
-    block_on(run(cli.command, config), threads)
+    let runtime = match runtime(config.worker_threads) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    // Only `serve` exports traces, and only when an OTLP endpoint is configured.
+    let traces = match (&cli.command, &config.otlp_endpoint) {
+        (Command::Serve, Some(endpoint)) => {
+            match Traces::start(endpoint, runtime.handle().clone()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("keyward: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
+    init_logs(config.log_format, &level, traces.as_ref());
+    exit_code(runtime.block_on(run(cli.command, config, traces)))
 }
 
 /// `keyward gateway --config FILE`.
@@ -53,7 +70,7 @@ fn gateway(cli: &Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(LogFormat::Text, &config.log_level);
+    init_logs(LogFormat::Text, &config.log_level, None);
     block_on(keyward::gateway::run(config, shutdown_signal()), None)
 }
 
@@ -62,18 +79,28 @@ fn block_on(
     work: impl std::future::Future<Output = anyhow::Result<()>>,
     threads: Option<usize>,
 ) -> ExitCode {
+    match runtime(threads) {
+        Ok(runtime) => exit_code(runtime.block_on(work)),
+        Err(code) => code,
+    }
+}
+
+/// A multi-threaded runtime with `threads` workers (one per core when `None`), or the exit code of a failure to
+/// start one (said on stderr).
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, ExitCode> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
         builder.worker_threads(n);
     }
-    let runtime = match builder.enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("keyward: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(work) {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("keyward: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The exit code of a command's result, saying the error on stderr.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keyward: {e:#}");
@@ -82,9 +109,16 @@ fn block_on(
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, config: Config, traces: Option<Traces>) -> anyhow::Result<()> {
     match command {
-        Command::Serve => serve(config).await,
+        Command::Serve => {
+            let served = serve(config).await;
+            // Once the server has stopped (or failed to start): send the spans still queued.
+            if let Some(traces) = traces {
+                traces.shutdown().await;
+            }
+            served
+        }
         Command::Migrate => {
             config.create_data_dir()?;
             let store = Store::connect(&config.database, &config.pool).await?;
@@ -148,15 +182,23 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_logs(format: LogFormat, level: &str) {
+/// Logs to stderr at `level`, and exports spans to `traces` when given (the log level does not filter those).
+fn init_logs(format: LogFormat, level: &str, traces: Option<&Traces>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| "info".into());
     // Colour codes only for a person at a terminal, never in a file or a pipe.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let logs = match format {
+        LogFormat::Json => logs.json().boxed(),
+        LogFormat::Text => logs.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces.map(Traces::layer))
+        .init();
 }

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use keyward_core::client::GrantType;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::app::App;
 
@@ -105,15 +106,34 @@ fn correlation(app: &App, headers: &HeaderMap) -> Option<String> {
 pub(crate) async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let correlation = correlation(&app, req.headers()).unwrap_or_else(|| {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let id: [u8; 12] = crate::crypto::random();
-        id.iter().map(|b| format!("{b:02x}")).collect()
+        id.iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            .map(char::from)
+            .collect()
     });
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", correlation_id = %correlation);
-    let mut response = next.run(req).instrument(span).await;
+    // For an OpenTelemetry export (`otlp_endpoint`): a server span (`otel.kind`, the one field added for it) with
+    // the method, the path and the status as attributes, set on the span's OpenTelemetry side only so that log
+    // lines do not repeat them. No secret or token goes in.
+    let span = tracing::info_span!("request", correlation_id = %correlation, otel.kind = "server");
+    // A disabled span (no INFO logs, no export) costs nothing more.
+    let traced = !span.is_disabled();
+    if traced {
+        span.set_attribute("http.request.method", method.as_str().to_owned());
+        span.set_attribute("url.path", path.clone());
+    }
+    let mut response = next.run(req).instrument(span.clone()).await;
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status();
+    if traced {
+        span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            span.set_status(opentelemetry::trace::Status::error(""));
+        }
+    }
     let observed = response.extensions_mut().remove::<Observed>();
     let (endpoint, grant, outcome, client_id) = match &observed {
         Some(o) => (o.endpoint, o.grant, o.outcome, o.client_id.as_deref()),

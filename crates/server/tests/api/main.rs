@@ -29,6 +29,7 @@ mod nginx;
 mod oauth_agent;
 mod observability;
 mod operator;
+mod otel;
 mod outage;
 mod pg;
 mod serve;
