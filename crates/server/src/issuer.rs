@@ -92,14 +92,7 @@ impl App {
         {
             Ok(client) => {
                 self.limits
-                    .client(
-                        &self.store,
-                        endpoint,
-                        &client.client.id,
-                        client.rate(endpoint),
-                        source.ip,
-                        now_us,
-                    )
+                    .client(&self.store, endpoint, &client, source.ip, now_us)
                     .await
                     .map_err(ApiError::Limited)?;
                 Ok(client)

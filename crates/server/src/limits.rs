@@ -11,12 +11,14 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keyward_core::limit::{self, LEASE_TTL_US, Rate, Take, Window};
 use metrics::Counter;
 
 use crate::config::{Endpoint, LimitSettings, Sharing};
+use crate::registry::CachedClient;
 use crate::store::{Store, StoreError};
 
 const SHARDS: usize = 16;
@@ -195,6 +197,8 @@ pub struct Limits {
     hasher: RandomState,
     refused: [Counter; 10],
     lease_failures: Counter,
+    /// Until when (µs) a failed authentication may still hold something back.
+    failures_until: AtomicI64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -224,6 +228,7 @@ impl Limits {
             hasher: RandomState::new(),
             refused,
             lease_failures,
+            failures_until: AtomicI64::new(0),
         }
     }
 
@@ -498,6 +503,10 @@ impl Limits {
         address: &str,
         now_us: i64,
     ) -> Result<(), Refusal> {
+        // No failure lately: nothing can refuse, and nothing is looked up.
+        if now_us > self.failures_until.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if let Some(rate) = self.settings.failed_auth_address {
             let key = format!("failed/address/{address}");
             if let Some(wait) = self.refused_now(&key, Kind::Rate(rate), now_us) {
@@ -518,6 +527,20 @@ impl Limits {
     /// After a wrong secret or an unknown client id (the same path for both): counts the failure against the
     /// address and the client id.
     pub async fn failed(&self, store: &Store, client_id: &str, address: &str, now_us: i64) {
+        // Until the slowest failure limit has refilled from a whole burst, `may_try` must look.
+        let refill = [
+            self.settings.failed_auth_address,
+            self.settings.failed_auth_client,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|r| (r.burst() as i64).saturating_mul(r.interval_us()))
+        .max()
+        .unwrap_or(0);
+        self.failures_until.fetch_max(
+            now_us.saturating_add(refill).saturating_add(1_000_000),
+            Ordering::Relaxed,
+        );
         if let Some(rate) = self.settings.failed_auth_address {
             let key = format!("failed/address/{address}");
             let _ = self
@@ -538,14 +561,20 @@ impl Limits {
         &self,
         store: &Store,
         endpoint: Endpoint,
-        client_id: &str,
-        own: Option<Option<Rate>>,
+        client: &CachedClient,
         ip: IpAddr,
         now_us: i64,
     ) -> Result<(), Refusal> {
+        let client_id = client.client.id.as_str();
         if self.settings.failed_auth_client.is_some() {
-            self.remember(client_id, ip, now_us / 1_000_000);
+            // Once a minute per client and address is enough to know it; the common case is one atomic swap.
+            let now = now_us / 1_000_000;
+            let mark = ((now / 60) as u64) << 32 | u64::from(fold(ip));
+            if client.remembered.swap(mark, Ordering::Relaxed) != mark {
+                self.remember(client_id, ip, now);
+            }
         }
+        let own = client.rate(endpoint);
         let Some(rate) = own.unwrap_or(self.settings.per_client[endpoint as usize]) else {
             return Ok(());
         };
@@ -652,6 +681,15 @@ impl Source {
             ip,
             key: keyward_core::net::limit_key(ip),
         }
+    }
+}
+
+/// An address folded into 32 bits (FNV-1a), to tell one address from another in a marker.
+fn fold(ip: IpAddr) -> u32 {
+    let step = |h: u32, b: &u8| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    match ip {
+        IpAddr::V4(v4) => v4.octets().iter().fold(0x811c_9dc5, step),
+        IpAddr::V6(v6) => v6.octets().iter().fold(0x811c_9dc5, step),
     }
 }
 

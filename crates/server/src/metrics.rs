@@ -185,6 +185,13 @@ impl Metrics {
         });
     }
 
+    /// Drains the histograms' recorded samples into their buckets. A recorder built without the exporter's own
+    /// upkeep task keeps every sample until this runs: housekeeping calls it every few seconds, so memory stays flat
+    /// when nothing scrapes.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.render()

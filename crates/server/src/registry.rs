@@ -3,7 +3,7 @@
 //! (which keeps unknown-client and wrong-secret answers equally fast). Changes arrive through the `changes` feed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use keyward_core::OAuthError;
@@ -56,6 +56,9 @@ pub struct CachedClient {
     limits: ClientLimits,
     /// Its `keyward_tokens_issued_total` counters by grant type, made at its first token.
     pub(crate) issued: OnceLock<[metrics::Counter; 3]>,
+    /// The minute and address it last authenticated from, folded (`Limits::client` remembers an address once a
+    /// minute).
+    pub(crate) remembered: AtomicU64,
 }
 
 impl CachedClient {
@@ -166,6 +169,7 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
         // Checked on write; limits a newer version wrote and this one cannot read fall back to the server's.
         limits: serde_json::from_str(&row.limits).unwrap_or_default(),
         issued: OnceLock::new(),
+        remembered: AtomicU64::new(0),
     }
 }
 
