@@ -81,10 +81,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/admin/v1", admin::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            observe::observe,
-        ))
+        .layer(observe::ObserveLayer(app.clone()))
         .with_state(app)
 }
 

@@ -3,14 +3,14 @@
 //! Every label has a bounded set of values: endpoints and outcomes are fixed lists, and only the first
 //! `metrics_client_labels` clients that get a token have a `client` label of their own.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use keyward_core::client::GrantType;
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -24,6 +24,9 @@ use crate::store::Expiring;
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+
+/// A request's labels: endpoint, grant, outcome.
+type RequestKey = (&'static str, &'static str, &'static str);
 
 /// The `client` label of the clients past the labelled ones.
 pub const OTHER_CLIENTS: &str = "_other";
@@ -52,6 +55,9 @@ pub struct Metrics {
     pub client_lookups: [Counter; 3],
     /// Clients with a `client` label of their own.
     labelled: Mutex<HashSet<String>>,
+    /// The request counter and latency histogram of each endpoint, grant and outcome seen, made once: making a
+    /// handle allocates its labels and looks it up, which a request should not pay for.
+    requests: RwLock<HashMap<RequestKey, (Counter, Histogram)>>,
     /// How many may have one.
     client_labels: usize,
 }
@@ -109,6 +115,7 @@ impl Metrics {
             stale_tokens: metrics.stale_tokens,
             client_lookups: metrics.client_lookups,
             labelled: Mutex::default(),
+            requests: RwLock::default(),
             client_labels,
         }
     }
@@ -133,12 +140,28 @@ impl Metrics {
         outcome: &'static str,
         seconds: f64,
     ) {
-        metrics::with_local_recorder(&self.recorder, || {
-            metrics::counter!("keyward_requests_total", "endpoint" => endpoint, "grant" => grant, "outcome" => outcome)
-                .increment(1);
-            metrics::histogram!("keyward_request_duration_seconds", "endpoint" => endpoint)
-                .record(seconds);
+        let key = (endpoint, grant, outcome);
+        let known = self
+            .requests
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let (counter, histogram) = known.unwrap_or_else(|| {
+            let made = metrics::with_local_recorder(&self.recorder, || {
+                (
+                    metrics::counter!("keyward_requests_total", "endpoint" => endpoint, "grant" => grant, "outcome" => outcome),
+                    metrics::histogram!("keyward_request_duration_seconds", "endpoint" => endpoint),
+                )
+            });
+            self.requests
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, made.clone());
+            made
         });
+        counter.increment(1);
+        histogram.record(seconds);
     }
 
     /// Counts a token issued to `client`. The client's counters are made once per cached client: the first

@@ -4,12 +4,15 @@
 //! OAuth endpoints say which client and grant a request was for through an `Observed` response extension; no
 //! secret or token is ever put in one.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use keyward_core::client::GrantType;
 use tracing::Instrument;
@@ -102,61 +105,105 @@ fn correlation(app: &App, headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The layer: runs the request in a span carrying its correlation id, then logs and counts it.
-pub(crate) async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let correlation = correlation(&app, req.headers()).unwrap_or_else(|| {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let id: [u8; 12] = crate::crypto::random();
-        id.iter()
-            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-            .map(char::from)
-            .collect()
-    });
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    // For an OpenTelemetry export (`otlp_endpoint`): a server span (`otel.kind`, the one field added for it) with
-    // the method, the path and the status as attributes, set on the span's OpenTelemetry side only so that log
-    // lines do not repeat them. No secret or token goes in.
-    let span = tracing::info_span!("request", correlation_id = %correlation, otel.kind = "server");
-    // A disabled span (no INFO logs, no export) costs nothing more.
-    let traced = !span.is_disabled();
-    if traced {
-        span.set_attribute("http.request.method", method.as_str().to_owned());
-        span.set_attribute("url.path", path.clone());
-    }
-    let mut response = next.run(req).instrument(span.clone()).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let status = response.status();
-    if traced {
-        span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
-        if status.is_server_error() {
-            span.set_status(opentelemetry::trace::Status::error(""));
+/// The layer: runs each request in a span carrying its correlation id, then logs and counts it. A plain tower
+/// layer rather than `from_fn`, which boxes and clones the inner service on every request.
+#[derive(Clone)]
+pub(crate) struct ObserveLayer(pub(crate) Arc<App>);
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observing<S>;
+
+    fn layer(&self, inner: S) -> Observing<S> {
+        Observing {
+            app: self.0.clone(),
+            inner,
         }
     }
-    let observed = response.extensions_mut().remove::<Observed>();
-    let (endpoint, grant, outcome, client_id) = match &observed {
-        Some(o) => (o.endpoint, o.grant, o.outcome, o.client_id.as_deref()),
-        None => (endpoint_of(&path), "none", outcome_of(status), None),
-    };
-    app.metrics.request(endpoint, grant, outcome, seconds);
-    // Strings go in as `&str`: the text format quotes and escapes them (so what a client put in the path or
-    // the correlation header cannot forge a field), JSON writes them as strings.
-    tracing::info!(
-        method = method.as_str(),
-        path = path.as_str(),
-        status = status.as_u16(),
-        latency_ms = seconds * 1_000.0,
-        client_id = client_id.unwrap_or(""),
-        correlation_id = correlation.as_str(),
-        "request"
-    );
-    if !response.headers().contains_key(&CORRELATION_HEADER) {
-        if let Ok(v) = HeaderValue::from_str(&correlation) {
-            response.headers_mut().insert(CORRELATION_HEADER.clone(), v);
-        }
+}
+
+/// The service `ObserveLayer` wraps around the routes.
+#[derive(Clone)]
+pub(crate) struct Observing<S> {
+    app: Arc<App>,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Observing<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let app = self.app.clone();
+        let started = Instant::now();
+        let correlation = correlation(&app, req.headers()).unwrap_or_else(generated_id);
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        // For an OpenTelemetry export (`otlp_endpoint`): a server span (`otel.kind`, the one field added for it)
+        // with the method, the path and the status as attributes, set on the span's OpenTelemetry side only so
+        // that log lines do not repeat them. No secret or token goes in.
+        let span =
+            tracing::info_span!("request", correlation_id = %correlation, otel.kind = "server");
+        // A disabled span (no INFO logs, no export) costs nothing more.
+        let traced = !span.is_disabled();
+        if traced {
+            span.set_attribute("http.request.method", method.as_str().to_owned());
+            span.set_attribute("url.path", path.clone());
+        }
+        let answer = self.inner.call(req).instrument(span.clone());
+        Box::pin(async move {
+            let Ok(mut response) = answer.await;
+            let seconds = started.elapsed().as_secs_f64();
+            let status = response.status();
+            if traced {
+                span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+                if status.is_server_error() {
+                    span.set_status(opentelemetry::trace::Status::error(""));
+                }
+            }
+            let observed = response.extensions_mut().remove::<Observed>();
+            let (endpoint, grant, outcome, client_id) = match &observed {
+                Some(o) => (o.endpoint, o.grant, o.outcome, o.client_id.as_deref()),
+                None => (endpoint_of(&path), "none", outcome_of(status), None),
+            };
+            app.metrics.request(endpoint, grant, outcome, seconds);
+            // Strings go in as `&str`: the text format quotes and escapes them (so what a client put in the path
+            // or the correlation header cannot forge a field), JSON writes them as strings.
+            tracing::info!(
+                method = method.as_str(),
+                path = path.as_str(),
+                status = status.as_u16(),
+                latency_ms = seconds * 1_000.0,
+                client_id = client_id.unwrap_or(""),
+                correlation_id = correlation.as_str(),
+                "request"
+            );
+            if !response.headers().contains_key(&CORRELATION_HEADER) {
+                if let Ok(v) = HeaderValue::from_str(&correlation) {
+                    response.headers_mut().insert(CORRELATION_HEADER.clone(), v);
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// A new correlation id: 24 hex digits, a random prefix drawn once per process and a counter, unique within the
+/// process and unlikely to meet another process's. Not a secret, so no random draw per request.
+fn generated_id() -> String {
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| u64::from_be_bytes(crate::crypto::random()));
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:08x}{n:016x}", prefix >> 32)
 }
 
 /// The outcome label of a response no handler described: its status class.
