@@ -26,6 +26,9 @@ const SHARDS: usize = 16;
 /// A bucket unused this long (µs) is dropped by `sweep` once it no longer holds anything back.
 const IDLE_US: i64 = 60_000_000;
 
+/// How long (µs) an idle bucket with unreported use on credit is kept for its next lease.
+const OWED_KEPT_US: i64 = 3_600_000_000;
+
 /// How long (seconds) an address that authenticated as a client stays trusted for it while the client is under a
 /// password-guessing attack.
 const KNOWN_SOURCE_SECONDS: i64 = 86_400;
@@ -346,6 +349,10 @@ impl Limits {
             Ok(t) => {
                 b.left += t.granted;
                 b.credit = false;
+                if let Kind::Rate(_) = kind {
+                    // The shared arrival time: `sweep` keeps the bucket while it still holds something back.
+                    b.tat = t.state;
+                }
                 b.valid = match kind {
                     Kind::Rate(_) => now_us + LEASE_TTL_US,
                     Kind::Quota(_, w) => w.start(now_us / 1_000_000),
@@ -371,8 +378,25 @@ impl Limits {
                 tracing::warn!(error = %e, key, "cannot lease a limit's allowance; enforcing on this node alone");
                 self.lease_failures.increment(1);
                 b.owed += owed;
-                b.left += lease_size(kind);
                 b.credit = true;
+                // Enforced on this node alone meanwhile: a rate by its own arithmetic on the bucket's arrival
+                // time, a quota by what this node spent unreported in the window.
+                let (granted, retry_us) = match kind {
+                    Kind::Rate(rate) => {
+                        let t = limit::gcra(&rate, b.tat, now_us, 0, lease_size(kind));
+                        b.tat = t.state;
+                        (t.granted, t.retry_after)
+                    }
+                    Kind::Quota(q, w) => {
+                        let now = now_us / 1_000_000;
+                        let t = limit::quota(q, w, 0, now, b.owed, lease_size(kind));
+                        (t.granted, t.retry_after.saturating_mul(1_000_000))
+                    }
+                };
+                b.left += granted;
+                if b.left == 0 {
+                    b.denied_until = now_us + retry_us.max(1);
+                }
                 b.valid = match kind {
                     Kind::Rate(_) => now_us + LEASE_TTL_US,
                     Kind::Quota(_, w) => w.start(now_us / 1_000_000),
@@ -451,7 +475,10 @@ impl Limits {
         for shard in self.shards.iter() {
             lock(shard).retain(|_, b| {
                 let idle = now_us - b.last_seen > IDLE_US;
-                !(idle && b.tat <= now_us && b.denied_until <= now_us)
+                // Use spent on credit and not yet reported is kept for its next lease, for an hour at most (so
+                // a slow rate cannot be beaten by pausing between requests; memory still follows live keys).
+                let owes = b.owed > 0 && now_us - b.last_seen < OWED_KEPT_US;
+                !(idle && !owes && b.tat <= now_us && b.denied_until <= now_us)
             });
         }
         let now = now_us / 1_000_000;
@@ -514,7 +541,7 @@ impl Limits {
             }
         }
         if let Some(rate) = self.settings.failed_auth_client {
-            let key = format!("failed/client/{client_id}");
+            let key = self.failed_client_key(client_id);
             if let Some(wait) = self.refused_now(&key, Kind::Rate(rate), now_us) {
                 if !self.is_known(client_id, ip, now_us / 1_000_000) {
                     return Err(self.refuse(Limit::FailedClient, wait));
@@ -548,7 +575,7 @@ impl Limits {
                 .await;
         }
         if let Some(rate) = self.settings.failed_auth_client {
-            let key = format!("failed/client/{client_id}");
+            let key = self.failed_client_key(client_id);
             let _ = self
                 .take(store, &key, Kind::Rate(rate), Limit::FailedClient, now_us)
                 .await;
@@ -629,6 +656,16 @@ impl Limits {
     pub fn give_back_all(&self, spent: &Spent, now_us: i64) {
         for (key, window) in &spent.keys {
             self.give_back(key, now_us, *window);
+        }
+    }
+
+    /// The failure key of a presented client id. An id longer than any real one (the caller chose it) is keyed by
+    /// its hash, so a bucket's key stays short whatever was sent.
+    fn failed_client_key(&self, client_id: &str) -> String {
+        if client_id.len() <= 255 {
+            format!("failed/client/{client_id}")
+        } else {
+            format!("failed/client/#{:016x}", self.hasher.hash_one(client_id))
         }
     }
 
