@@ -67,12 +67,12 @@ impl App {
     ) -> Result<Arc<CachedClient>, ApiError> {
         let now_us = self.clock.now_micros();
         self.limits
-            .address(&self.store, endpoint, &source.key, now_us)
+            .address(&self.store, endpoint, source, now_us)
             .await
             .map_err(ApiError::Limited)?;
         let creds = creds.ok_or(ApiError::OAuth(OAuthError::invalid_client(), challenge))?;
         self.limits
-            .may_try(&creds.client_id, source.ip, &source.key, now_us)
+            .may_try(&creds.client_id, source, now_us)
             .map_err(ApiError::Limited)?;
         // While the database is unreachable the clients in memory keep authenticating, but only for
         // stale_while_unreachable: past it a disabled client or a rotated secret may be missed for too long.
@@ -101,7 +101,7 @@ impl App {
                 // An unknown id and a wrong secret take this same path, so neither the answer nor its timing
                 // tells them apart.
                 self.limits
-                    .failed(&self.store, &creds.client_id, &source.key, now_us)
+                    .failed(&self.store, &creds.client_id, source, now_us)
                     .await;
                 Err(ApiError::OAuth(e, challenge))
             }

@@ -503,13 +503,13 @@ impl Limits {
         &self,
         store: &Store,
         endpoint: Endpoint,
-        address: &str,
+        source: &Source,
         now_us: i64,
     ) -> Result<(), Refusal> {
         let Some(rate) = self.settings.per_address[endpoint as usize] else {
             return Ok(());
         };
-        let key = format!("{}/address/{address}", endpoint.name());
+        let key = format!("{}/address/{}", endpoint.name(), source.key());
         self.take(
             store,
             &key,
@@ -523,19 +523,13 @@ impl Limits {
     /// Before the secret is checked: whether `address` may try to authenticate as `client_id` at all. An address
     /// that failed too often is refused; a client id that failed too often from everywhere is refused to every
     /// address except those that have authenticated as it, so an attacker cannot lock its owner out.
-    pub fn may_try(
-        &self,
-        client_id: &str,
-        ip: IpAddr,
-        address: &str,
-        now_us: i64,
-    ) -> Result<(), Refusal> {
+    pub fn may_try(&self, client_id: &str, source: &Source, now_us: i64) -> Result<(), Refusal> {
         // No failure lately: nothing can refuse, and nothing is looked up.
         if now_us > self.failures_until.load(Ordering::Relaxed) {
             return Ok(());
         }
         if let Some(rate) = self.settings.failed_auth_address {
-            let key = format!("failed/address/{address}");
+            let key = format!("failed/address/{}", source.key());
             if let Some(wait) = self.refused_now(&key, Kind::Rate(rate), now_us) {
                 return Err(self.refuse(Limit::FailedAddress, wait));
             }
@@ -543,7 +537,7 @@ impl Limits {
         if let Some(rate) = self.settings.failed_auth_client {
             let key = self.failed_client_key(client_id);
             if let Some(wait) = self.refused_now(&key, Kind::Rate(rate), now_us) {
-                if !self.is_known(client_id, ip, now_us / 1_000_000) {
+                if !self.is_known(client_id, source.ip, now_us / 1_000_000) {
                     return Err(self.refuse(Limit::FailedClient, wait));
                 }
             }
@@ -553,7 +547,7 @@ impl Limits {
 
     /// After a wrong secret or an unknown client id (the same path for both): counts the failure against the
     /// address and the client id.
-    pub async fn failed(&self, store: &Store, client_id: &str, address: &str, now_us: i64) {
+    pub async fn failed(&self, store: &Store, client_id: &str, source: &Source, now_us: i64) {
         // Until the slowest failure limit has refilled from a whole burst, `may_try` must look.
         let refill = [
             self.settings.failed_auth_address,
@@ -569,7 +563,7 @@ impl Limits {
             Ordering::Relaxed,
         );
         if let Some(rate) = self.settings.failed_auth_address {
-            let key = format!("failed/address/{address}");
+            let key = format!("failed/address/{}", source.key());
             let _ = self
                 .take(store, &key, Kind::Rate(rate), Limit::FailedAddress, now_us)
                 .await;
@@ -707,17 +701,17 @@ impl Limits {
 pub struct Source {
     /// The client's address (the TCP peer, or what a trusted proxy forwarded).
     pub ip: IpAddr,
-    /// The key it is counted under (`keyward_core::net::limit_key`).
-    pub key: String,
 }
 
 impl Source {
     /// The source at `ip`.
     pub fn new(ip: IpAddr) -> Self {
-        Source {
-            ip,
-            key: keyward_core::net::limit_key(ip),
-        }
+        Source { ip }
+    }
+
+    /// The key it is counted under (`keyward_core::net::limit_key`), made only when a limit needs it.
+    pub fn key(&self) -> String {
+        keyward_core::net::limit_key(self.ip)
     }
 }
 

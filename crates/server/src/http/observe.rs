@@ -146,15 +146,16 @@ where
         let started = Instant::now();
         let correlation = correlation(&app, req.headers()).unwrap_or_else(generated_id);
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let endpoint_guess = endpoint_of(req.uri().path());
         // For an OpenTelemetry export (`otlp_endpoint`): a server span (`otel.kind`, the one field added for it)
         // with the method, the path and the status as attributes, set on the span's OpenTelemetry side only so
         // that log lines do not repeat them. No secret or token goes in.
         let span =
             tracing::info_span!("request", correlation_id = %correlation, otel.kind = "server");
-        // A disabled span (no INFO logs, no export) costs nothing more.
+        // A disabled span means no INFO log line and no export: then the path is not even copied.
         let traced = !span.is_disabled();
-        if traced {
+        let path = traced.then(|| req.uri().path().to_owned());
+        if let Some(path) = &path {
             span.set_attribute("http.request.method", method.as_str().to_owned());
             span.set_attribute("url.path", path.clone());
         }
@@ -163,31 +164,32 @@ where
             let Ok(mut response) = answer.await;
             let seconds = started.elapsed().as_secs_f64();
             let status = response.status();
-            if traced {
+            let observed = response.extensions_mut().remove::<Observed>();
+            let (endpoint, grant, outcome, client_id) = match &observed {
+                Some(o) => (o.endpoint, o.grant, o.outcome, o.client_id.as_deref()),
+                None => (endpoint_guess, "none", outcome_of(status), None),
+            };
+            app.metrics.request(endpoint, grant, outcome, seconds);
+            if let Some(path) = &path {
                 span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
                 if status.is_server_error() {
                     span.set_status(opentelemetry::trace::Status::error(""));
                 }
+                // Strings go in as `&str`: the text format quotes and escapes them (so what a client put in the
+                // path or the correlation header cannot forge a field), JSON writes them as strings.
+                tracing::info!(
+                    method = method.as_str(),
+                    path = path.as_str(),
+                    status = status.as_u16(),
+                    latency_ms = seconds * 1_000.0,
+                    client_id = client_id.unwrap_or(""),
+                    correlation_id = correlation.as_str(),
+                    "request"
+                );
             }
-            let observed = response.extensions_mut().remove::<Observed>();
-            let (endpoint, grant, outcome, client_id) = match &observed {
-                Some(o) => (o.endpoint, o.grant, o.outcome, o.client_id.as_deref()),
-                None => (endpoint_of(&path), "none", outcome_of(status), None),
-            };
-            app.metrics.request(endpoint, grant, outcome, seconds);
-            // Strings go in as `&str`: the text format quotes and escapes them (so what a client put in the path
-            // or the correlation header cannot forge a field), JSON writes them as strings.
-            tracing::info!(
-                method = method.as_str(),
-                path = path.as_str(),
-                status = status.as_u16(),
-                latency_ms = seconds * 1_000.0,
-                client_id = client_id.unwrap_or(""),
-                correlation_id = correlation.as_str(),
-                "request"
-            );
             if !response.headers().contains_key(&CORRELATION_HEADER) {
-                if let Ok(v) = HeaderValue::from_str(&correlation) {
+                // The string becomes the header's bytes without a copy.
+                if let Ok(v) = HeaderValue::try_from(correlation) {
                     response.headers_mut().insert(CORRELATION_HEADER.clone(), v);
                 }
             }
