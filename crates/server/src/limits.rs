@@ -137,6 +137,8 @@ struct Bucket {
     left: u64,
     /// Leased: cells spent on credit the database has not been told of.
     owed: u64,
+    /// Of `owed`, the cells already counted in `tat` by the node's own arithmetic (while the database is away).
+    folded: u64,
     /// Leased: whether `left` is credit (spending it adds to `owed`) rather than allowance the database granted.
     credit: bool,
     /// Leased: until when `left` may be spent (µs for rates; the window's start, in seconds, for quotas).
@@ -158,6 +160,7 @@ impl Bucket {
             tat: 0,
             left,
             owed: 0,
+            folded: 0,
             credit: matches!(kind, Kind::Rate(_)),
             valid,
             denied_until: 0,
@@ -353,6 +356,8 @@ impl Limits {
                     // The shared arrival time: `sweep` keeps the bucket while it still holds something back.
                     b.tat = t.state;
                 }
+                // What was owed is reported: none of what is owed now was counted by the node alone.
+                b.folded = 0;
                 b.valid = match kind {
                     Kind::Rate(_) => now_us + LEASE_TTL_US,
                     Kind::Quota(_, w) => w.start(now_us / 1_000_000),
@@ -383,8 +388,11 @@ impl Limits {
                 // time, a quota by what this node spent unreported in the window.
                 let (granted, retry_us) = match kind {
                     Kind::Rate(rate) => {
-                        let t = limit::gcra(&rate, b.tat, now_us, 0, lease_size(kind));
+                        // What was spent on credit since the last count goes into the arrival time first.
+                        let unfolded = b.owed.saturating_sub(b.folded);
+                        let t = limit::gcra(&rate, b.tat, now_us, unfolded, lease_size(kind));
                         b.tat = t.state;
+                        b.folded = b.owed + t.granted;
                         (t.granted, t.retry_after)
                     }
                     Kind::Quota(q, w) => {

@@ -376,3 +376,39 @@ async fn introspection_has_its_own_address_limit() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+async fn unreachable(engine: Engine) {
+    let app = TestApp::with_env(engine, &[("KEYWARD_RATE_LIMIT_SHARING", "database")]).await;
+    app.resource(API, &["read"]).await;
+    let (r, r_secret) = limited_client(&app, "rate", json!({"token": "5/min"})).await;
+    let (q, q_secret) = limited_client(&app, "quota", json!({"tokens_per_hour": 3})).await;
+    app.wait_loaded().await;
+    // The database goes away: tokens keep coming from memory (stale_while_unreachable), and every lease fails.
+    app.app.store.close().await;
+    let statuses = |id: String, secret: String, n: usize| {
+        let app = &app;
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(app.token(&id, &secret, &[]).await.status().as_u16());
+            }
+            out
+        }
+    };
+    // Each node enforces the limits alone meanwhile: the rate's burst, the quota's count, then 429.
+    let rate = statuses(r.clone(), r_secret.clone(), 8).await;
+    assert_eq!(rate, [200, 200, 200, 200, 200, 429, 429, 429], "{rate:?}");
+    let quota = statuses(q.clone(), q_secret.clone(), 5).await;
+    assert_eq!(quota, [200, 200, 200, 429, 429], "{quota:?}");
+    let failures = app.app.metrics.render();
+    assert!(
+        failures
+            .lines()
+            .any(|l| l.starts_with("keyward_limit_lease_failures_total ") && !l.ends_with(" 0")),
+        "{failures}"
+    );
+}
+on_both!(
+    with_the_database_unreachable_each_node_enforces_the_limits_alone,
+    unreachable
+);
