@@ -129,6 +129,23 @@ fn lease_size(kind: Kind) -> u64 {
     }
 }
 
+/// Until when cells leased at `now_us` may be spent: a second for a rate (µs), the window (its start, in
+/// seconds) for a quota.
+fn valid_until(kind: Kind, now_us: i64) -> i64 {
+    match kind {
+        Kind::Rate(_) => now_us + LEASE_TTL_US,
+        Kind::Quota(_, w) => w.start(now_us / 1_000_000),
+    }
+}
+
+/// A refused `Take`'s wait in µs (`keyward_core::limit` answers rates in µs, windows in seconds).
+fn retry_us(kind: Kind, t: &Take) -> i64 {
+    match kind {
+        Kind::Rate(_) => t.retry_after,
+        Kind::Quota(..) => t.retry_after.saturating_mul(1_000_000),
+    }
+}
+
 #[derive(Debug)]
 struct Bucket {
     /// Node-only rates: the GCRA arrival time (µs).
@@ -152,8 +169,9 @@ struct Bucket {
 
 impl Bucket {
     fn new(kind: Kind, now_us: i64) -> Self {
+        // A rate starts with one lease of credit; a quota with nothing (leased before it is spent).
         let (left, valid) = match kind {
-            Kind::Rate(r) => (r.lease(), now_us + LEASE_TTL_US),
+            Kind::Rate(r) => (r.lease(), valid_until(kind, now_us)),
             Kind::Quota(..) => (0, 0),
         };
         Bucket {
@@ -173,7 +191,7 @@ impl Bucket {
     fn is_valid(&self, kind: Kind, now_us: i64) -> bool {
         match kind {
             Kind::Rate(_) => now_us < self.valid,
-            Kind::Quota(_, w) => self.valid == w.start(now_us / 1_000_000),
+            Kind::Quota(..) => self.valid == valid_until(kind, now_us),
         }
     }
 
@@ -247,6 +265,21 @@ impl Limits {
         &shards[self.hasher.hash_one(key) as usize % shards.len()]
     }
 
+    /// Runs `f` on `key`'s bucket under its shard's lock, making the bucket if there is none.
+    fn with_bucket<R>(
+        &self,
+        key: &str,
+        kind: Kind,
+        now_us: i64,
+        f: impl FnOnce(&mut Bucket) -> R,
+    ) -> R {
+        let mut shard = lock(self.shard(&self.shards, key));
+        let b = shard
+            .entry(key.to_owned())
+            .or_insert_with(|| Bucket::new(kind, now_us));
+        f(b)
+    }
+
     fn refuse(&self, limit: Limit, retry_after_us: i64) -> Refusal {
         self.refused[limit.index()].increment(1);
         Refusal {
@@ -265,23 +298,21 @@ impl Limits {
         now_us: i64,
     ) -> Result<(), Refusal> {
         if let (Kind::Rate(rate), false) = (kind, self.shared) {
-            let mut shard = lock(self.shard(&self.shards, key));
-            let b = shard
-                .entry(key.to_owned())
-                .or_insert_with(|| Bucket::new(kind, now_us));
-            b.last_seen = now_us;
-            let t = limit::gcra(&rate, b.tat, now_us, 0, 1);
-            if t.granted == 1 {
-                b.tat = t.state;
-                return Ok(());
-            }
-            return Err(self.refuse(limit, t.retry_after));
+            let t = self.with_bucket(key, kind, now_us, |b| {
+                b.last_seen = now_us;
+                let t = limit::gcra(&rate, b.tat, now_us, 0, 1);
+                if t.granted == 1 {
+                    b.tat = t.state;
+                }
+                t
+            });
+            return if t.granted == 1 {
+                Ok(())
+            } else {
+                Err(self.refuse(limit, t.retry_after))
+            };
         }
-        let (gate, topping_up) = {
-            let mut shard = lock(self.shard(&self.shards, key));
-            let b = shard
-                .entry(key.to_owned())
-                .or_insert_with(|| Bucket::new(kind, now_us));
+        let step = self.with_bucket(key, kind, now_us, |b| {
             b.last_seen = now_us;
             // Cells in hand are spent even while refused: a quota cell given back after a refused token.
             if b.spend(kind, now_us) {
@@ -289,128 +320,116 @@ impl Limits {
                 // others go on spending what is left, so none of them waits for the database.
                 let low = !b.credit && b.left <= lease_size(kind) / 2;
                 match low.then(|| b.gate.clone().try_lock_owned().ok()).flatten() {
-                    Some(guard) => (None, Some(guard)),
-                    None => return Ok(()),
+                    Some(guard) => Step::TopUp(guard),
+                    None => Step::Done,
                 }
             } else if now_us < b.denied_until {
-                return Err(self.refuse(limit, b.denied_until - now_us));
+                Step::Refused(b.denied_until - now_us)
             } else {
-                (Some(b.gate.clone()), None)
+                Step::Wait(b.gate.clone())
             }
-        };
-        if let Some(_leasing) = topping_up {
-            self.refill(store, key, kind, now_us).await;
-            return Ok(());
-        }
-        let Some(gate) = gate else {
-            return Ok(());
+        });
+        let gate = match step {
+            Step::Done => return Ok(()),
+            Step::Refused(wait) => return Err(self.refuse(limit, wait)),
+            Step::TopUp(_leasing) => {
+                self.refill(store, key, kind, now_us).await;
+                return Ok(());
+            }
+            Step::Wait(gate) => gate,
         };
         // The bucket is empty: one request leases for it; the others wait for it and then spend what it brought.
         let _leasing = gate.lock().await;
-        {
-            let mut shard = lock(self.shard(&self.shards, key));
-            let b = shard
-                .entry(key.to_owned())
-                .or_insert_with(|| Bucket::new(kind, now_us));
+        let ready = self.with_bucket(key, kind, now_us, |b| {
             if b.spend(kind, now_us) {
-                return Ok(());
+                Some(Ok(()))
+            } else if now_us < b.denied_until {
+                Some(Err(b.denied_until - now_us))
+            } else {
+                None
             }
-            if now_us < b.denied_until {
-                return Err(self.refuse(limit, b.denied_until - now_us));
+        });
+        let spent = match ready {
+            Some(r) => r,
+            None => {
+                self.refill(store, key, kind, now_us).await;
+                self.with_bucket(key, kind, now_us, |b| {
+                    if b.spend(kind, now_us) {
+                        Ok(())
+                    } else {
+                        Err((b.denied_until - now_us).max(1))
+                    }
+                })
             }
-        }
-        self.refill(store, key, kind, now_us).await;
-        let mut shard = lock(self.shard(&self.shards, key));
-        let b = shard
-            .entry(key.to_owned())
-            .or_insert_with(|| Bucket::new(kind, now_us));
-        if b.spend(kind, now_us) {
-            Ok(())
-        } else {
-            Err(self.refuse(limit, (b.denied_until - now_us).max(1)))
-        }
+        };
+        spent.map_err(|wait| self.refuse(limit, wait))
     }
 
     /// Reports what the node spent on credit and adds a lease to the bucket (the caller holds its gate).
     async fn refill(&self, store: &Store, key: &str, kind: Kind, now_us: i64) {
-        let owed = {
-            let mut shard = lock(self.shard(&self.shards, key));
-            shard
-                .get_mut(key)
-                .map_or(0, |b| std::mem::take(&mut b.owed))
-        };
+        let owed = self.with_bucket(key, kind, now_us, |b| std::mem::take(&mut b.owed));
         let answer = self.lease(store, key, kind, owed, now_us).await;
-        let mut shard = lock(self.shard(&self.shards, key));
-        let b = shard
-            .entry(key.to_owned())
-            .or_insert_with(|| Bucket::new(kind, now_us));
-        // Cells left of an earlier lease still count while it is valid.
-        if !b.is_valid(kind, now_us) {
-            b.left = 0;
-        }
-        match answer {
-            Ok(t) => {
-                b.left += t.granted;
-                b.credit = false;
-                if let Kind::Rate(_) = kind {
-                    // The shared arrival time: `sweep` keeps the bucket while it still holds something back.
-                    b.tat = t.state;
-                }
-                // What was owed is reported: none of what is owed now was counted by the node alone.
-                b.folded = 0;
-                b.valid = match kind {
-                    Kind::Rate(_) => now_us + LEASE_TTL_US,
-                    Kind::Quota(_, w) => w.start(now_us / 1_000_000),
-                };
-                if b.left == 0 {
-                    let retry_us = match kind {
-                        Kind::Rate(_) => t.retry_after,
-                        Kind::Quota(..) => t.retry_after.saturating_mul(1_000_000),
-                    };
-                    b.denied_until = now_us + retry_us;
-                }
-            }
-            Err(StoreError::Conflict(_)) => {
-                // Nodes kept racing for this key: refused for a moment rather than admitted uncounted.
-                b.owed += owed;
-                if b.left == 0 {
-                    b.denied_until = now_us + 1_000_000;
-                }
-            }
-            Err(e) => {
-                // The database is unreachable: the node goes on alone on credit (and tells the database what it
-                // spent once it can), rather than refusing every client for an outage that is not theirs.
+        if let Err(e) = &answer {
+            if !matches!(e, StoreError::Conflict(_)) {
                 tracing::warn!(error = %e, key, "cannot lease a limit's allowance; enforcing on this node alone");
                 self.lease_failures.increment(1);
-                b.owed += owed;
-                b.credit = true;
-                // Enforced on this node alone meanwhile: a rate by its own arithmetic on the bucket's arrival
-                // time, a quota by what this node spent unreported in the window.
-                let (granted, retry_us) = match kind {
-                    Kind::Rate(rate) => {
-                        // What was spent on credit since the last count goes into the arrival time first.
-                        let unfolded = b.owed.saturating_sub(b.folded);
-                        let t = limit::gcra(&rate, b.tat, now_us, unfolded, lease_size(kind));
-                        b.tat = t.state;
-                        b.folded = b.owed + t.granted;
-                        (t.granted, t.retry_after)
-                    }
-                    Kind::Quota(q, w) => {
-                        let now = now_us / 1_000_000;
-                        let t = limit::quota(q, w, 0, now, b.owed, lease_size(kind));
-                        (t.granted, t.retry_after.saturating_mul(1_000_000))
-                    }
-                };
-                b.left += granted;
-                if b.left == 0 {
-                    b.denied_until = now_us + retry_us.max(1);
-                }
-                b.valid = match kind {
-                    Kind::Rate(_) => now_us + LEASE_TTL_US,
-                    Kind::Quota(_, w) => w.start(now_us / 1_000_000),
-                };
             }
         }
+        self.with_bucket(key, kind, now_us, |b| {
+            // Cells left of an earlier lease still count while it is valid.
+            if !b.is_valid(kind, now_us) {
+                b.left = 0;
+            }
+            match answer {
+                Ok(t) => {
+                    b.left += t.granted;
+                    b.credit = false;
+                    if let Kind::Rate(_) = kind {
+                        // The shared arrival time: `sweep` keeps the bucket while it still holds something back.
+                        b.tat = t.state;
+                    }
+                    // What was owed is reported: none of what is owed now was counted by the node alone.
+                    b.folded = 0;
+                    b.valid = valid_until(kind, now_us);
+                    if b.left == 0 {
+                        b.denied_until = now_us + retry_us(kind, &t);
+                    }
+                }
+                Err(StoreError::Conflict(_)) => {
+                    // Nodes kept racing for this key: refused for a moment rather than admitted uncounted.
+                    b.owed += owed;
+                    if b.left == 0 {
+                        b.denied_until = now_us + 1_000_000;
+                    }
+                }
+                Err(_) => {
+                    // The database is unreachable: rather than refuse every client for an outage that is not
+                    // theirs, the node enforces each limit alone (and tells the database what it spent once it
+                    // can): a rate by its own arithmetic on the bucket's arrival time, a quota by what this node
+                    // spent unreported in the window.
+                    b.owed += owed;
+                    b.credit = true;
+                    let t = match kind {
+                        Kind::Rate(rate) => {
+                            // What was spent on credit since the last count goes into the arrival time first.
+                            let unfolded = b.owed.saturating_sub(b.folded);
+                            let t = limit::gcra(&rate, b.tat, now_us, unfolded, lease_size(kind));
+                            b.tat = t.state;
+                            b.folded = b.owed + t.granted;
+                            t
+                        }
+                        Kind::Quota(q, w) => {
+                            limit::quota(q, w, 0, now_us / 1_000_000, b.owed, lease_size(kind))
+                        }
+                    };
+                    b.left += t.granted;
+                    if b.left == 0 {
+                        b.denied_until = now_us + retry_us(kind, &t).max(1);
+                    }
+                    b.valid = valid_until(kind, now_us);
+                }
+            }
+        });
     }
 
     /// Reports `owed` cells and leases a batch from the database.
@@ -439,7 +458,7 @@ impl Limits {
                 store
                     .limit_take(key, |used| {
                         (
-                            limit::quota(q, w, used, now, owed, limit::quota_lease(q)),
+                            limit::quota(q, w, used, now, owed, lease_size(kind)),
                             expires,
                         )
                     })
@@ -702,6 +721,18 @@ impl Limits {
                     .any(|(a, at)| *a == ip && now - at < KNOWN_SOURCE_SECONDS)
             })
     }
+}
+
+/// What `take` does after its first look at a bucket.
+enum Step {
+    /// A cell was spent.
+    Done,
+    /// A cell was spent, and this request tops the bucket up (holding its gate).
+    TopUp(tokio::sync::OwnedMutexGuard<()>),
+    /// Refused for this many µs.
+    Refused(i64),
+    /// Empty: wait on the gate, then lease.
+    Wait(Arc<tokio::sync::Mutex<()>>),
 }
 
 /// Where a request came from, as the per-address limits count it.
