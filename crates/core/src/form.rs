@@ -65,14 +65,26 @@ pub struct Params {
 }
 
 impl Params {
-    /// Parses a whole form body. Empty segments (`a=1&&b=2`) are skipped as browsers do.
+    /// Parses a whole form body (or a query string). An empty body has no parameters; a parameter with an empty
+    /// name (`a=1&&b=2`, `=value`, a trailing `&`) is `invalid_request`: RFC 6749 Appendix B names every
+    /// parameter, and a lenient parser that skipped such segments would read a different request than a strict one
+    /// in front of it.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let body = std::str::from_utf8(body)
             .map_err(|_| OAuthError::invalid_request("the body is not valid UTF-8"))?;
         let mut pairs = Vec::new();
-        for segment in body.split('&').filter(|s| !s.is_empty()) {
+        if body.is_empty() {
+            return Ok(Self { pairs });
+        }
+        for segment in body.split('&') {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
-            pairs.push((decode_component(name)?, decode_component(value)?));
+            let name = decode_component(name)?;
+            if name.is_empty() {
+                return Err(OAuthError::invalid_request(
+                    "a parameter has an empty name (`&&`, `=value` or a trailing `&`)",
+                ));
+            }
+            pairs.push((name, decode_component(value)?));
         }
         Ok(Self { pairs })
     }
@@ -174,10 +186,29 @@ mod tests {
 
     #[test]
     fn empty_value_counts_as_omitted() {
-        let p = Params::parse(b"scope=&a=1&&").unwrap();
+        let p = Params::parse(b"scope=&a=1").unwrap();
         assert_eq!(p.single("scope").unwrap(), None);
         assert!(p.required("scope").is_err());
         assert!(p.contains("scope"));
+        assert!(Params::parse(b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn empty_names_are_invalid_request() {
+        for bad in [
+            &b"a=b&&c=d"[..],
+            b"=value",
+            b"a=b&",
+            b"&a=b",
+            b"&",
+            b"a=b&=c",
+            b"%20=x&=",
+        ] {
+            let e = Params::parse(bad).unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::InvalidRequest, "{bad:?}");
+        }
+        // A name of one space is a name.
+        assert!(Params::parse(b"+=x").is_ok());
     }
 
     proptest! {

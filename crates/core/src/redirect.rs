@@ -98,9 +98,45 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// RFC 6749 §3.1.2.3, RFC 9700 §4.1.3: a presented redirect URI is accepted only when it equals a registered one,
-/// byte for byte.
+/// byte for byte; except that for a registered `http` URI on a loopback IP literal (`127.0.0.1` or `[::1]`) the
+/// port is ignored (RFC 8252 §7.3: a native app listens on whatever port the system gives it). Path and query
+/// are still compared exactly, and `localhost`, `127.0.0.1` and `[::1]` stay three different hosts.
 pub fn is_registered(registered: &[String], presented: &str) -> bool {
-    registered.iter().any(|r| r == presented)
+    registered.iter().any(|r| {
+        r == presented
+            || loopback_without_port(r)
+                .is_some_and(|reg| loopback_without_port(presented) == Some(reg))
+    })
+}
+
+/// For `http://127.0.0.1[:port]REST` or `http://[::1][:port]REST`, the URI with the port taken out
+/// (`("http://127.0.0.1", REST)`); `None` for anything else, `localhost` included (RFC 8252 §8.3 prefers the IP
+/// literals, which no DNS or hosts file can redirect).
+fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
+    for host in ["http://127.0.0.1", "http://[::1]"] {
+        let Some(rest) = uri.strip_prefix(host) else {
+            continue;
+        };
+        let rest = match rest.strip_prefix(':') {
+            Some(port_and_rest) => {
+                let end = port_and_rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(port_and_rest.len());
+                // A port is 1 to 5 digits, and what follows it starts the path or the query (or nothing).
+                if !(1..=5).contains(&end) {
+                    return None;
+                }
+                &port_and_rest[end..]
+            }
+            None => rest,
+        };
+        return match rest.as_bytes().first() {
+            None | Some(b'/' | b'?') => Some((host, rest)),
+            // `http://127.0.0.1.evil.example/`, `http://127.0.0.1@evil.example/`: another host.
+            _ => None,
+        };
+    }
+    None
 }
 
 #[cfg(test)]
@@ -158,6 +194,48 @@ mod tests {
             "https://app.example:443/cb",
         ] {
             assert!(!is_registered(&reg, near), "{near} matched");
+        }
+    }
+
+    #[test]
+    fn loopback_ip_literals_match_any_port() {
+        let reg = vec![
+            "http://127.0.0.1:8080/cb".to_owned(),
+            "http://[::1]/cb?x=1".to_owned(),
+            "http://localhost:3000/cb".to_owned(),
+        ];
+        for ok in [
+            "http://127.0.0.1:8080/cb",
+            "http://127.0.0.1:51234/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]:1/cb?x=1",
+            "http://[::1]:65535/cb?x=1",
+            "http://localhost:3000/cb",
+        ] {
+            assert!(is_registered(&reg, ok), "{ok} refused");
+        }
+        for bad in [
+            // Path and query stay exact.
+            "http://127.0.0.1:51234/cb/",
+            "http://127.0.0.1:51234/CB",
+            "http://127.0.0.1:51234/cb?x=1",
+            "http://[::1]:51234/cb",
+            "http://[::1]:51234/cb?x=2",
+            // The three loopback names stay distinct.
+            "http://[::1]:8080/cb",
+            "http://localhost:8080/cb",
+            "http://localhost:51234/cb",
+            "http://127.0.0.1:51234/cb?x=1",
+            // Nothing else is loosened.
+            "https://127.0.0.1:8080/cb",
+            "http://127.0.0.2:8080/cb",
+            "http://127.0.0.1.evil.example:8080/cb",
+            "http://127.0.0.1:8080@evil.example/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:123456/cb",
+            "http://127.0.0.1:80a/cb",
+        ] {
+            assert!(!is_registered(&reg, bad), "{bad} matched");
         }
     }
 }

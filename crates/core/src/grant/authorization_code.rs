@@ -26,6 +26,11 @@ pub struct Authorization {
     pub audience: String,
     /// The S256 challenge.
     pub code_challenge: String,
+    /// Whether consent the account gave this client before may stand in for the consent page. Never for a
+    /// public client (RFC 8252 §8.6, RFC 6749 §10.2): it proves nothing but its id, so any program on the
+    /// user's machine can start a flow under that id with a PKCE challenge of its own, and only the user's click
+    /// on the consent page tells the real app from it.
+    pub consent_may_be_remembered: bool,
 }
 
 /// Why an authorization request cannot proceed.
@@ -155,6 +160,7 @@ pub fn check_authorize<'r>(
         scope,
         audience: resource.identifier.clone(),
         code_challenge,
+        consent_may_be_remembered: !client.is_public(),
     })
 }
 

@@ -38,6 +38,10 @@ pub(crate) async fn show(State(app): State<Arc<App>>, uri: Uri, headers: HeaderM
         }
         Err(r) => return r,
     };
+    if !auth.consent_may_be_remembered {
+        // A public client: the person clicks every time, whatever they agreed to before.
+        return consent_page(&app, &auth, &account, &session).await;
+    }
     match app
         .consented(&account.id, &auth.client_id, &auth.audience, &auth.scope)
         .await

@@ -358,6 +358,7 @@ both_engines!(walmart_marketplace_delegated, example "walmart-marketplace", |app
             audience: MARKETPLACE.to_owned(),
             code_challenge: base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode(keyward::crypto::sha256(verifier.as_bytes())),
+            consent_may_be_remembered: true,
         };
         app.app.issue_code(&auth, &seller.account_id).await.unwrap()
     };
