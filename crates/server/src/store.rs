@@ -75,8 +75,8 @@ pub enum Tx {
 }
 
 impl Tx {
-    /// `sql` with `FOR UPDATE` appended on PostgreSQL when `lock` is set. On SQLite a transaction that has written
-    /// holds the database's write lock, and every admin transaction writes its change-feed row first.
+    /// `sql` with `FOR UPDATE` appended on PostgreSQL when `lock` is set. On SQLite every transaction that may
+    /// write holds the database's write lock from its start (`Store::begin`), so nothing can change under it.
     pub(crate) fn lockable(&self, sql: String, lock: bool) -> String {
         match self {
             Tx::Postgres(_) if lock => format!("{sql} FOR UPDATE"),
@@ -114,8 +114,25 @@ pub enum StoreError {
 /// PostgreSQL error codes that mean "the server cannot take this now", not "this request is wrong": class 08
 /// (connection exception), 57P01–57P03 (shutting down, crash recovery, cannot connect now) and 53300 (too many
 /// connections). They become 503, like a pool timeout.
+/// The same holds for a transaction that lost a race and should simply be tried again: PostgreSQL's 40001
+/// (serialization failure) and 40P01 (deadlock detected), and SQLite's busy and locked codes (5, 6, and the
+/// extended 261, 517, 773), which a writer only meets once it waited the whole busy timeout for the write lock.
 fn is_unavailable_code(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01"
+                | "57P02"
+                | "57P03"
+                | "53300"
+                | "40001"
+                | "40P01"
+                | "5"
+                | "6"
+                | "261"
+                | "517"
+                | "773"
+        )
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -345,8 +362,21 @@ impl Store {
         }
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction that may write. On SQLite it takes the database's write lock at once (`BEGIN
+    /// IMMEDIATE`, waiting up to the busy timeout for it): a deferred transaction that reads first and writes
+    /// later fails at once with "database is locked" when another connection wrote in between, since its read
+    /// snapshot cannot become a write. On PostgreSQL it is a plain `BEGIN` (rows are locked as they are read
+    /// with `FOR UPDATE` where a decision depends on them).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Starts a transaction that only reads, so several reads agree with each other; on SQLite it takes no write
+    /// lock and runs beside the writer.
+    pub async fn begin_read(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),

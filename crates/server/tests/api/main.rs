@@ -13,6 +13,7 @@ mod browser;
 mod child;
 mod cli;
 mod cluster;
+mod concurrency;
 mod consent;
 mod console;
 mod console_browser;
