@@ -67,6 +67,8 @@ pub struct App {
     pub limits: Limits,
     /// How long audit entries are kept, seconds.
     pub audit_retention: i64,
+    /// How long a connection may take over a request, sit idle, or leave a response unread.
+    pub timeouts: crate::conn::Timeouts,
 }
 
 /// The admin client created on first start; its secret is shown once.
@@ -151,6 +153,7 @@ impl App {
             usage_flush_interval: config.usage_flush_interval,
             limits,
             audit_retention: config.audit_retention,
+            timeouts: config.timeouts,
         };
         app.metrics.database_up.set(1.0);
         Ok((Arc::new(app), first))
@@ -589,18 +592,7 @@ pub async fn serve(
         tokio::spawn(housekeeping(app.clone())),
     ];
     let router = crate::http::router(app.clone());
-    // Each response leaves in one write; Nagle's algorithm would only hold back the rare one that does not.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    crate::conn::serve(listener, router, app.timeouts, shutdown).await;
     for t in tasks {
         t.abort();
     }
@@ -613,5 +605,5 @@ pub async fn serve(
         tracing::warn!(error = %e, "recording token counts at shutdown failed");
     }
     let _ = app.store.lease_release(PURGE_LEASE, &app.node_id).await;
-    result.map_err(Into::into)
+    Ok(())
 }

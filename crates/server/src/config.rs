@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use serde::Deserialize;
 
 use crate::admin::ResourceInput;
+use crate::conn::Timeouts;
 use crate::store::PoolSettings;
 
 mod endpoint;
@@ -59,6 +60,10 @@ pub struct RawConfig {
     audit_retention: Option<toml::Value>,
     metrics_client_labels: Option<toml::Value>,
     otlp_endpoint: Option<toml::Value>,
+    request_header_timeout: Option<toml::Value>,
+    request_body_timeout: Option<toml::Value>,
+    keep_alive_timeout: Option<toml::Value>,
+    response_write_timeout: Option<toml::Value>,
     /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
     #[serde(default)]
     token_endpoint: Vec<RawTokenEndpoint>,
@@ -68,7 +73,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 33] = [
+pub const KEYS: [&str; 37] = [
     "listen",
     "database",
     "issuer",
@@ -102,6 +107,10 @@ pub const KEYS: [&str; 33] = [
     "audit_retention",
     "metrics_client_labels",
     "otlp_endpoint",
+    "request_header_timeout",
+    "request_body_timeout",
+    "keep_alive_timeout",
+    "response_write_timeout",
 ];
 
 /// Values given on the command line, which override everything else.
@@ -173,6 +182,8 @@ pub struct Config {
     pub metrics_client_labels: usize,
     /// Where traces are exported (OTLP over HTTP), when set.
     pub otlp_endpoint: Option<String>,
+    /// How long a connection may take over a request's head and body, sit idle, or leave a response unread.
+    pub timeouts: Timeouts,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -274,6 +285,10 @@ impl RawConfig {
             "audit_retention" => &mut self.audit_retention,
             "metrics_client_labels" => &mut self.metrics_client_labels,
             "otlp_endpoint" => &mut self.otlp_endpoint,
+            "request_header_timeout" => &mut self.request_header_timeout,
+            "request_body_timeout" => &mut self.request_body_timeout,
+            "keep_alive_timeout" => &mut self.keep_alive_timeout,
+            "response_write_timeout" => &mut self.response_write_timeout,
             _ => return None,
         })
     }
@@ -449,6 +464,28 @@ impl RawConfig {
             }
             other => other.map(|u| u.trim_end_matches('/').to_owned()),
         };
+        let defaults = Timeouts::default();
+        let seconds = |key, v, default: Duration| {
+            duration(key, v, default.as_secs() as i64).map(|s| Duration::from_secs(s as u64))
+        };
+        let timeouts = Timeouts {
+            header: seconds(
+                "request_header_timeout",
+                self.request_header_timeout,
+                defaults.header,
+            )?,
+            body: seconds(
+                "request_body_timeout",
+                self.request_body_timeout,
+                defaults.body,
+            )?,
+            idle: seconds("keep_alive_timeout", self.keep_alive_timeout, defaults.idle)?,
+            write: seconds(
+                "response_write_timeout",
+                self.response_write_timeout,
+                defaults.write,
+            )?,
+        };
         let token_endpoints = endpoint::check_all(self.token_endpoint)?;
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
@@ -492,6 +529,7 @@ impl RawConfig {
             audit_retention,
             metrics_client_labels,
             otlp_endpoint,
+            timeouts,
             token_endpoints,
             resources: self.resource,
         })

@@ -113,6 +113,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let timeouts = gateway.config.timeouts;
     let router = Router::new()
         .fallback(handle)
         .layer(
@@ -122,13 +123,8 @@ pub async fn serve(
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .with_state(gateway);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(Into::into)
+    crate::conn::serve(listener, router, timeouts, shutdown).await;
+    Ok(())
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -246,6 +242,12 @@ async fn forward(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "the API did not answer in time",
+        ),
+        // The caller's body came too slowly to be forwarded: the caller's fault, not the API's.
+        Ok(Err(e)) if crate::conn::BodyTimedOut::caused(&e) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
         ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "upstream request failed");

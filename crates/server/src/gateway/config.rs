@@ -27,6 +27,10 @@ struct RawGateway {
     introspection_client_id: Option<String>,
     introspection_client_secret: Option<String>,
     introspection_cache: Option<String>,
+    request_header_timeout: Option<String>,
+    request_body_timeout: Option<String>,
+    keep_alive_timeout: Option<String>,
+    response_write_timeout: Option<String>,
     #[serde(default)]
     route: Vec<RawRoute>,
 }
@@ -75,6 +79,9 @@ pub struct GatewayConfig {
     pub log_level: String,
     /// Credentials for routes that introspect: a Keyward client serving the audience.
     pub introspection: Option<(String, String, Duration)>,
+    /// How long a client connection may take over a request, sit idle, or leave a response unread (the same
+    /// settings and defaults as `keyward serve`).
+    pub timeouts: crate::conn::Timeouts,
     /// The route table, in file order; the first match wins.
     pub routes: Vec<Route>,
 }
@@ -125,6 +132,32 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
     };
     let upstream_timeout = seconds("upstream_timeout", raw.upstream_timeout, 30)?;
     let jwks_min_refetch = seconds("jwks_min_refetch", raw.jwks_min_refetch, 10)?;
+    let defaults = crate::conn::Timeouts::default();
+    let positive = |key: &str, v: Option<String>, default: Duration| {
+        let d = seconds(key, v, default.as_secs())?;
+        if d.is_zero() {
+            return Err(format!("{key}: must be positive"));
+        }
+        Ok(d)
+    };
+    let timeouts = crate::conn::Timeouts {
+        header: positive(
+            "request_header_timeout",
+            raw.request_header_timeout,
+            defaults.header,
+        )?,
+        body: positive(
+            "request_body_timeout",
+            raw.request_body_timeout,
+            defaults.body,
+        )?,
+        idle: positive("keep_alive_timeout", raw.keep_alive_timeout, defaults.idle)?,
+        write: positive(
+            "response_write_timeout",
+            raw.response_write_timeout,
+            defaults.write,
+        )?,
+    };
     let log_level = raw.log_level.unwrap_or_else(|| "info".into());
     if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
         return Err(
@@ -197,6 +230,7 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
         jwks_min_refetch,
         log_level,
         introspection,
+        timeouts,
         routes,
     })
 }

@@ -105,11 +105,7 @@ impl OAuthRequest {
         };
         let bytes = axum::body::to_bytes(body, BODY_LIMIT)
             .await
-            .map_err(|_| ApiError::Plain {
-                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                code: "invalid_request",
-                message: format!("the body is larger than {BODY_LIMIT} bytes"),
-            })?;
+            .map_err(|e| body_error(&e))?;
         // Media types are case-insensitive (RFC 9110 §8.3.1).
         let kind = match content_type {
             Some(t) if t.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
@@ -133,6 +129,43 @@ impl OAuthRequest {
             source: source(parts, app),
         })
     }
+}
+
+/// Why a body could not be read: too large (413), too slow (408, and the connection closes), or cut off.
+pub(crate) fn body_error(e: &axum::Error) -> ApiError {
+    use axum::http::StatusCode;
+    let (status, message) = if crate::conn::BodyTimedOut::caused(e) {
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time".to_owned(),
+        )
+    } else if is_too_large(e) {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {BODY_LIMIT} bytes"),
+        )
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read".to_owned(),
+        )
+    };
+    ApiError::Plain {
+        status,
+        code: "invalid_request",
+        message,
+    }
+}
+
+fn is_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn content_type_message(accepted: &[BodyKind]) -> &'static str {

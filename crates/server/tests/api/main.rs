@@ -36,5 +36,6 @@ mod otel;
 mod outage;
 mod pg;
 mod serve;
+mod slow;
 mod token;
 mod verify;
