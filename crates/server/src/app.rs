@@ -43,6 +43,9 @@ pub struct App {
     pub jwks_max_age: i64,
     /// The change-feed position the in-memory state was loaded at.
     pub feed_start: i64,
+    /// The positions among the newest `FEED_RECENT` before `feed_start` that existed then: the others may belong
+    /// to transactions that were still committing, and are watched.
+    pub feed_recent: Vec<i64>,
     /// Token endpoint aliases from the configuration.
     pub token_endpoints: Vec<Arc<TokenEndpoint>>,
     /// Whether the database was reachable at the last read of the change feed, and when that was.
@@ -105,6 +108,9 @@ impl App {
         declare_resources(&store, config, clock.now()).await?;
         // The feed position is read before the state, so whatever changes while loading is replayed after.
         let feed_start = store.changes_head().await?;
+        let feed_recent = store
+            .changes_present_after(feed_start - FEED_RECENT)
+            .await?;
         // Keys stay published while any token they signed can live: a resource may still have a lifetime
         // set before max_access_token_ttl was lowered.
         let longest = store
@@ -136,6 +142,7 @@ impl App {
             key_publish_delay: config.key_publish_delay,
             jwks_max_age: config.jwks_max_age,
             feed_start,
+            feed_recent,
             token_endpoints: config
                 .token_endpoints
                 .iter()
@@ -329,6 +336,9 @@ impl App {
 /// The most feed entries read at a time.
 const FEED_BATCH: usize = 1_000;
 
+/// How many of the newest feed positions a starting node checks for gaps (transactions still committing).
+const FEED_RECENT: i64 = 1_000;
+
 /// How often a server reads the change feed on SQLite, which has no notifications.
 pub const FEED_POLL: Duration = Duration::from_millis(250);
 
@@ -420,11 +430,19 @@ async fn follow_changes(app: Arc<App>) {
         "postgres" => FEED_CATCH_UP,
         _ => FEED_POLL,
     };
-    let mut cursor = FeedCursor::new(app.feed_start);
+    let mut cursor = FeedCursor::new(
+        app.feed_start,
+        FEED_RECENT,
+        &app.feed_recent,
+        std::time::Instant::now(),
+    );
     // Dropping the follower (at shutdown) stops its listener too.
     let _listener = AbortOnDrop(listener);
     loop {
-        read_changes(&app, &mut cursor).await;
+        // A full batch means more is waiting: read on at once.
+        if read_changes(&app, &mut cursor).await {
+            continue;
+        }
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(catch_up) => {}
@@ -432,43 +450,68 @@ async fn follow_changes(app: Arc<App>) {
     }
 }
 
-/// One read of the feed: applies every new entry, records the database's health.
-async fn read_changes(app: &App, cursor: &mut FeedCursor) {
-    let read = tokio::time::timeout(
-        FEED_READ_TIMEOUT,
-        app.store.changes_since(cursor.after(), FEED_BATCH as i64),
-    )
+/// One read of the feed: the gaps being watched (a transaction that committed late), then the new entries in order;
+/// applies each, records the database's health. Returns whether more entries are waiting.
+async fn read_changes(app: &App, cursor: &mut FeedCursor) -> bool {
+    let read = tokio::time::timeout(FEED_READ_TIMEOUT, async {
+        let late = app.store.changes_at(&cursor.watched()).await?;
+        let fresh = app
+            .store
+            .changes_since(cursor.after(), FEED_BATCH as i64)
+            .await?;
+        Ok::<_, StoreError>((late, fresh))
+    })
     .await
     .unwrap_or_else(|_| Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)));
-    match read {
-        Ok(changes) => {
-            if app.feed.is_down() {
-                tracing::info!("the database answers again");
-            }
-            app.feed.ok();
-            app.metrics.database_up.set(1.0);
-            let mut caught_up = changes.len() < FEED_BATCH;
-            for c in &changes {
-                if !cursor.is_new(c.seq) {
-                    continue;
-                }
-                if let Err(e) = app.apply_change(&c.kind, &c.key).await {
-                    // Not marked: it is read and applied again on the next tick.
-                    tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
-                    caught_up = false;
-                    continue;
-                }
-                app.metrics.feed_applied.increment(1);
-                cursor.mark(c.seq);
-            }
-            cursor.advance(std::time::Instant::now(), GAP_GRACE);
-            // Once a read has replayed everything that changed during the load, memory is current.
-            if caught_up {
-                app.registry.mark_loaded();
-            }
+    let (late, fresh) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            database_unreachable(app, &e);
+            return false;
         }
-        Err(e) => database_unreachable(app, &e),
+    };
+    if app.feed.is_down() {
+        tracing::info!("the database answers again");
     }
+    app.feed.ok();
+    app.metrics.database_up.set(1.0);
+    let now = std::time::Instant::now();
+    let mut caught_up = fresh.len() < FEED_BATCH;
+    let mut failed = false;
+    for c in &late {
+        if let Err(e) = app.apply_change(&c.kind, &c.key).await {
+            // It exists, so it is watched afresh rather than given up, and applied on a later read.
+            tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
+            cursor.retry(c.seq, now);
+            failed = true;
+            continue;
+        }
+        app.metrics.feed_applied.increment(1);
+        cursor.mark(c.seq, now);
+    }
+    for c in &fresh {
+        if failed {
+            break;
+        }
+        if !cursor.is_new(c.seq) {
+            continue;
+        }
+        if let Err(e) = app.apply_change(&c.kind, &c.key).await {
+            // Not marked, and nothing after it either: the next read starts again from here, in order.
+            tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
+            failed = true;
+            break;
+        }
+        app.metrics.feed_applied.increment(1);
+        cursor.mark(c.seq, now);
+    }
+    cursor.expire(now, GAP_GRACE);
+    caught_up &= !failed;
+    // Once a read has replayed everything that changed during the load, memory is current.
+    if caught_up {
+        app.registry.mark_loaded();
+    }
+    !caught_up && !failed
 }
 
 /// Records a failed read of the database; the first of an outage is logged.

@@ -51,6 +51,45 @@ impl Store {
         .await)?)
     }
 
+    /// The entries at these positions that exist (the gaps a follower watches for late commits).
+    /// PostgreSQL binds the positions as an array; SQLite reads them from a JSON array.
+    pub async fn changes_at(&self, seqs: &[i64]) -> Result<Vec<Change>, StoreError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(match &self.db {
+            super::Db::Postgres(p) => {
+                sqlx::query_as(
+                    "SELECT seq, kind, key FROM changes WHERE seq = ANY($1) ORDER BY seq",
+                )
+                .bind(seqs)
+                .fetch_all(p)
+                .await?
+            }
+            super::Db::Sqlite(p) => {
+                let list = serde_json::to_string(seqs).unwrap_or_else(|_| "[]".into());
+                sqlx::query_as(
+                    "SELECT seq, kind, key FROM changes WHERE seq IN (SELECT value FROM json_each($1)) \
+                     ORDER BY seq",
+                )
+                .bind(list)
+                .fetch_all(p)
+                .await?
+            }
+        })
+    }
+
+    /// The positions that exist after `seq` (at start: which of the newest positions are still missing).
+    pub async fn changes_present_after(&self, seq: i64) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> = on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT seq FROM changes WHERE seq > $1"
+        )
+        .bind(seq)
+        .fetch_all(p)
+        .await)?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
     /// Deletes up to `limit` feed entries older than `before` (Unix seconds), oldest first, keeping the newest so
     /// the head never goes back.
     pub async fn changes_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {

@@ -333,3 +333,49 @@ both_engines!(one_node_at_a_time_purges_in_batches_and_counts_it, |a| {
     let (holder, _) = a.app.store.lease_holder("purge").await.unwrap().unwrap();
     assert_eq!(holder, other.app.node_id);
 });
+
+both_engines!(failed_writes_never_hold_back_the_changes_after_them, |a| {
+    let b = polled_node(&a).await;
+    b.wait_loaded().await;
+    let (id, _) = a.api_client().await;
+    let actor = keyward::admin::Actor::cli();
+    // Twenty admin writes that fail inside their transaction (on PostgreSQL each leaves an unused feed position),
+    // then more successful changes than the follower reads in one batch.
+    for i in 0..20 {
+        let missing = keyward::admin::ClientInput {
+            name: Some(format!("n{i}")),
+            ..Default::default()
+        };
+        assert!(
+            a.app
+                .client_update(&actor, "no-such-client", missing)
+                .await
+                .is_err()
+        );
+    }
+    for i in 0..1_001 {
+        let rename = keyward::admin::ClientInput {
+            name: Some(format!("renamed {i}")),
+            ..Default::default()
+        };
+        a.app.client_update(&actor, &id, rename).await.unwrap();
+    }
+    // A client made by another process (the CLI's path) reaches B within a second.
+    let cli = a.unserved_twin().await;
+    let (view, secret) = cli
+        .client_create(
+            &actor,
+            keyward::admin::ClientInput {
+                name: Some("made by the CLI".into()),
+                resources: Some(vec!["https://api.example.com".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let secret = secret.unwrap();
+    within_a_second("a client created after failed writes, on B", || async {
+        token_status(&b, &view.client_id, &secret).await == StatusCode::OK
+    })
+    .await;
+});
