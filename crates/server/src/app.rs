@@ -166,19 +166,23 @@ impl App {
         Ok((Arc::new(app), first))
     }
 
-    /// Applies one entry of the change feed to the in-memory state.
+    /// Applies one entry of the change feed to the in-memory state, reading what changed from the request pool.
     pub async fn apply_change(&self, kind: &str, key: &str) -> anyhow::Result<()> {
+        self.apply_change_from(&self.store, kind, key).await
+    }
+
+    /// Applies one entry of the change feed, reading what changed through `store` (the feed follower passes the
+    /// control connections, so changes keep arriving while requests hold every pooled connection).
+    async fn apply_change_from(&self, store: &Store, kind: &str, key: &str) -> anyhow::Result<()> {
         match kind {
             // Until the clients are read into memory they come from the store, and the load replays the feed.
             "client" | "clients" if !self.registry.is_populated() => {}
-            "client" => self.registry.reload_client(&self.store, key).await?,
+            "client" => self.registry.reload_client(store, key).await?,
             "clients" => {
-                self.registry.reload_clients(&self.store).await?;
+                self.registry.reload_clients(store).await?;
             }
-            "resource" => self.registry.reload_resources(&self.store).await?,
-            "key" => self
-                .keys
-                .reload(&self.store.keys_all().await?, &self.master)?,
+            "resource" => self.registry.reload_resources(store).await?,
+            "key" => self.keys.reload(&store.keys_all().await?, &self.master)?,
             _ => {}
         }
         Ok(())
@@ -365,7 +369,7 @@ const FEED_READ_TIMEOUT: Duration = Duration::from_secs(5);
 async fn load_clients(app: &App) {
     let started = std::time::Instant::now();
     loop {
-        match app.registry.reload_clients(&app.store).await {
+        match app.registry.reload_clients(&app.store.control()).await {
             Ok(count) => {
                 app.feed.ok();
                 tracing::info!(
@@ -430,6 +434,9 @@ async fn follow_changes(app: Arc<App>) {
         "postgres" => FEED_CATCH_UP,
         _ => FEED_POLL,
     };
+    // The follower's reads use the control connections: requests holding every pooled connection must not hold
+    // back the changes that concern them, nor make the database look unreachable.
+    let control = app.store.control();
     let mut cursor = FeedCursor::new(
         app.feed_start,
         FEED_RECENT,
@@ -440,7 +447,7 @@ async fn follow_changes(app: Arc<App>) {
     let _listener = AbortOnDrop(listener);
     loop {
         // A full batch means more is waiting: read on at once.
-        if read_changes(&app, &mut cursor).await {
+        if read_changes(&app, &control, &mut cursor).await {
             continue;
         }
         tokio::select! {
@@ -452,11 +459,10 @@ async fn follow_changes(app: Arc<App>) {
 
 /// One read of the feed: the gaps being watched (a transaction that committed late), then the new entries in order;
 /// applies each, records the database's health. Returns whether more entries are waiting.
-async fn read_changes(app: &App, cursor: &mut FeedCursor) -> bool {
+async fn read_changes(app: &App, control: &Store, cursor: &mut FeedCursor) -> bool {
     let read = tokio::time::timeout(FEED_READ_TIMEOUT, async {
-        let late = app.store.changes_at(&cursor.watched()).await?;
-        let fresh = app
-            .store
+        let late = control.changes_at(&cursor.watched()).await?;
+        let fresh = control
             .changes_since(cursor.after(), FEED_BATCH as i64)
             .await?;
         Ok::<_, StoreError>((late, fresh))
@@ -479,7 +485,7 @@ async fn read_changes(app: &App, cursor: &mut FeedCursor) -> bool {
     let mut caught_up = fresh.len() < FEED_BATCH;
     let mut failed = false;
     for c in &late {
-        if let Err(e) = app.apply_change(&c.kind, &c.key).await {
+        if let Err(e) = app.apply_change_from(control, &c.kind, &c.key).await {
             // It exists, so it is watched afresh rather than given up, and applied on a later read.
             tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
             cursor.retry(c.seq, now);
@@ -496,7 +502,7 @@ async fn read_changes(app: &App, cursor: &mut FeedCursor) -> bool {
         if !cursor.is_new(c.seq) {
             continue;
         }
-        if let Err(e) = app.apply_change(&c.kind, &c.key).await {
+        if let Err(e) = app.apply_change_from(control, &c.kind, &c.key).await {
             // Not marked, and nothing after it either: the next read starts again from here, in order.
             tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
             failed = true;

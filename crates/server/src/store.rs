@@ -172,9 +172,15 @@ pub struct PoolSettings {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: Db,
+    /// Two connections of their own for the node's upkeep (the change feed, readiness), so that requests holding
+    /// every connection of `db` can neither hold back changes nor make a busy node look unreachable.
+    control: Db,
     /// PostgreSQL: how to open the change listener's own connection.
     listen: Option<(PgConnectOptions, Duration)>,
 }
+
+/// Connections of the control pool: one for the change feed, one for readiness checks.
+const CONTROL_CONNECTIONS: u32 = 2;
 
 /// The tables whose rows expire, which the purge deletes in small batches. A new short-lived table is a variant
 /// here and a branch of `Store::purge_expired`; the purge and its metrics follow.
@@ -246,15 +252,22 @@ impl Store {
     /// Connects to `url`: `postgres://…`/`postgresql://…`, `sqlite://PATH`, `sqlite:PATH`, or a plain file path.
     pub async fn connect(url: &str, pool: &PoolSettings) -> Result<Self, sqlx::Error> {
         let mut listen = None;
-        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (db, control) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?.application_name("keyward");
             listen = Some((options.clone(), pool.acquire_timeout));
-            Db::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(pool.max_connections)
-                    .acquire_timeout(pool.acquire_timeout)
-                    .connect_with(options)
-                    .await?,
+            let control = PgPoolOptions::new()
+                .max_connections(CONTROL_CONNECTIONS)
+                .acquire_timeout(pool.acquire_timeout)
+                .connect_lazy_with(options.clone());
+            (
+                Db::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(pool.max_connections)
+                        .acquire_timeout(pool.acquire_timeout)
+                        .connect_with(options)
+                        .await?,
+                ),
+                Db::Postgres(control),
             )
         } else {
             let path = url
@@ -272,15 +285,35 @@ impl Store {
                 // clients at start is several times faster.
                 .row_buffer_size(4_096)
                 .foreign_keys(true);
-            Db::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(pool.max_connections)
-                    .acquire_timeout(pool.acquire_timeout)
-                    .connect_with(options)
-                    .await?,
+            let control = SqlitePoolOptions::new()
+                .max_connections(CONTROL_CONNECTIONS)
+                .acquire_timeout(pool.acquire_timeout)
+                .connect_lazy_with(options.clone());
+            (
+                Db::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(pool.max_connections)
+                        .acquire_timeout(pool.acquire_timeout)
+                        .connect_with(options)
+                        .await?,
+                ),
+                Db::Sqlite(control),
             )
         };
-        Ok(Self { db, listen })
+        Ok(Self {
+            db,
+            control,
+            listen,
+        })
+    }
+
+    /// The same store over the control connections: for the change feed and readiness, never for requests.
+    pub fn control(&self) -> Store {
+        Store {
+            db: self.control.clone(),
+            control: self.control.clone(),
+            listen: None,
+        }
     }
 
     /// Applies the migrations of the engine in use. On PostgreSQL sqlx holds an advisory lock meanwhile, so
@@ -405,9 +438,10 @@ impl Store {
         on_db!(&self.db, |p| (p.size(), p.num_idle()))
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(&self) {
-        on_db!(&self.db, |p| p.close().await)
+        on_db!(&self.db, |p| p.close().await);
+        on_db!(&self.control, |p| p.close().await);
     }
 }
 

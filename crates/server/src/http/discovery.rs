@@ -66,13 +66,16 @@ pub(crate) async fn healthz() -> Json<Value> {
 }
 
 /// `GET /readyz`: the database answers. Not ready at once while the change feed's last read failed (a load
-/// balancer's check should not wait for a connection timeout), otherwise after a ping of at most a second.
+/// balancer's check should not wait for a connection timeout), otherwise after a ping of at most 800 ms over the
+/// control connections, which requests never hold: a node whose request pool is exhausted is busy, not
+/// unreachable, and stays in the load balancer.
 pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
     let ping = async {
         if app.feed.is_down() {
             return Err(());
         }
-        match tokio::time::timeout(std::time::Duration::from_secs(1), app.store.ping()).await {
+        let control = app.store.control();
+        match tokio::time::timeout(std::time::Duration::from_millis(800), control.ping()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
         }

@@ -35,6 +35,7 @@ mod operator;
 mod otel;
 mod outage;
 mod pg;
+mod readiness;
 mod serve;
 mod slow;
 mod token;
