@@ -60,6 +60,8 @@ pub struct App {
     pub refresh_token_ttl: i64,
     /// Login session lifetime, seconds.
     pub session_ttl: i64,
+    /// Authorization code lifetime, seconds.
+    pub code_ttl: i64,
     /// Whether cookies are `Secure` (the issuer is https).
     pub secure_cookies: bool,
     /// Tokens issued per client per hour, not yet flushed.
@@ -104,6 +106,15 @@ impl App {
             tracing::info!(path = %config.data_dir.join("keyward.secret").display(), "generated a new master key");
         }
         let master = MasterKeys::derive(&master_key)?;
+        // Everything the cluster shares is timed by the database's clock, from the first write on.
+        sync_clock(&clock, &store).await?;
+        let off = clock.wall_offset();
+        if off.abs() >= WALL_OFFSET_WARNING {
+            tracing::warn!(
+                seconds = off,
+                "this machine's clock differs from the database's; Keyward uses the database's"
+            );
+        }
         let first = bootstrap(&store, &master, clock.now()).await?;
         declare_resources(&store, config, clock.now()).await?;
         // The feed position is read before the state, so whatever changes while loading is replayed after.
@@ -155,6 +166,7 @@ impl App {
             node_id: crate::crypto::random_id("node_"),
             refresh_token_ttl: config.refresh_token_ttl,
             session_ttl: config.session_ttl,
+            code_ttl: config.authorization_code_ttl,
             secure_cookies: config.issuer.starts_with("https://"),
             usage: Usage::default(),
             usage_flush_interval: config.usage_flush_interval,
@@ -189,6 +201,35 @@ impl App {
     }
 }
 
+/// A node whose wall clock is this many seconds off the database's says so at start.
+const WALL_OFFSET_WARNING: i64 = 2;
+
+/// How often the clock is set from the database's again (it is carried on the monotonic clock meanwhile, which
+/// drifts by milliseconds an hour at most).
+const CLOCK_SYNC_EVERY: u64 = 10;
+
+/// Sets `clock` from the database's clock. A sample whose query took longer than a second says too little about
+/// when it was read, and is skipped.
+pub async fn sync_clock(clock: &Clock, store: &Store) -> Result<(), StoreError> {
+    let before = std::time::Instant::now();
+    let sample = store.clock_us().await?;
+    let after = std::time::Instant::now();
+    if after.duration_since(before) > Duration::from_secs(1) {
+        return Ok(());
+    }
+    let moved = clock.sync(sample, before, after);
+    if moved.abs() > 1_000_000 {
+        tracing::info!(
+            seconds = moved as f64 / 1e6,
+            "the clock was set from the database's"
+        );
+    }
+    Ok(())
+}
+
+/// How far back the first signing keys are made active.
+const FIRST_KEYS_BACKDATED: i64 = 86_400;
+
 /// First start: in one transaction, claims the `bootstrapped` marker, then creates the admin resource, an admin
 /// client and a signing key per algorithm. Nodes starting together do it once.
 async fn bootstrap(
@@ -205,7 +246,9 @@ async fn bootstrap(
     }
     let actor = Actor::system();
     for alg in SigningAlg::ALL {
-        let row = keys::generate(alg, master, now, now)?;
+        // The first keys sign from a day back: nothing was published before them, and a node whose time is
+        // behind the first node's still has a key to sign with.
+        let row = keys::generate(alg, master, now, now - FIRST_KEYS_BACKDATED)?;
         tx.key_insert(&row).await?;
     }
     tx.change("key", "*", now).await?;
@@ -560,6 +603,11 @@ async fn housekeeping(app: Arc<App>) {
         if round % usage_every == 0 && round > 0 {
             if let Err(e) = app.usage.flush(&app.store).await {
                 tracing::warn!(error = %e, "recording token counts failed; kept for the next flush");
+            }
+        }
+        if round % CLOCK_SYNC_EVERY == 0 && round > 0 {
+            if let Err(e) = sync_clock(&app.clock, &app.store.control()).await {
+                tracing::debug!(error = %e, "the database's clock could not be read; kept the last sample");
             }
         }
         if round % 10 == 0 {

@@ -341,7 +341,7 @@ impl Cli {
 
 /// Runs an admin command against the database and prints the result.
 pub async fn run_admin(command: Command, config: &Config) -> anyhow::Result<()> {
-    let (app, first) = App::open(config, Clock::System).await?;
+    let (app, first) = App::open(config, Clock::system()).await?;
     if let Some(first) = &first {
         app::print_first_start(first);
     }

@@ -1,55 +1,159 @@
-//! The only place that reads the wall clock. Everything else receives `now` (Unix seconds) from a `Clock`, so
-//! tests move time forward instead of sleeping.
+//! The only place that reads the wall clock, and the one clock of a cluster. Nodes' clocks differ and jump, so
+//! what the cluster shares (when a code, a refresh token, a session, a throttle or a lease expires; when a key
+//! starts signing; the times in a token) is decided by the database's clock: each node samples it at start and
+//! every few seconds, and carries it forward between samples on its own monotonic clock, which no step of the
+//! wall clock moves. Everything else receives `now` from a `Clock`, so tests move time instead of sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
 
 /// Where the time comes from.
 #[derive(Clone, Debug)]
 pub enum Clock {
-    /// The system's wall clock.
-    System,
-    /// A time set and advanced by a test.
+    /// The database's clock as this node last sampled it (`Clock::sync`), carried forward on the monotonic clock.
+    Synced(Arc<Synced>),
+    /// A time set and advanced by a test (the cluster's clock in tests: nodes of a test share it).
     Fixed(Arc<AtomicI64>),
 }
 
+/// The database's time as an offset from this process's monotonic clock.
+#[derive(Debug)]
+pub struct Synced {
+    origin: Instant,
+    /// Unix microseconds at `origin`, as the last sample puts it.
+    offset_us: AtomicI64,
+    /// How far this node's wall clock is off (a test's stand-in for a machine whose clock is wrong, or is
+    /// stepped); 0 in production.
+    wall_skew_us: AtomicI64,
+}
+
+/// Unix microseconds on this machine's wall clock.
+#[allow(clippy::disallowed_methods)]
+// This is the one sanctioned reading of the wall clock.
+fn wall_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 impl Clock {
+    /// The production clock: this machine's wall clock until the first `sync`, the database's from then on.
+    pub fn system() -> Self {
+        Self::system_skewed(0)
+    }
+
+    /// A production clock on a machine whose wall clock is `seconds` off (negative: behind). For tests of nodes
+    /// with wrong clocks: once synced, the skew no longer matters.
+    pub fn system_skewed(seconds: i64) -> Self {
+        let origin = Instant::now();
+        let wall_skew_us = seconds.saturating_mul(1_000_000);
+        Clock::Synced(Arc::new(Synced {
+            origin,
+            offset_us: AtomicI64::new(wall_us() + wall_skew_us),
+            wall_skew_us: AtomicI64::new(wall_skew_us),
+        }))
+    }
+
     /// A fixed clock at `now`.
     pub fn fixed(now: i64) -> Self {
         Clock::Fixed(Arc::new(AtomicI64::new(now)))
     }
 
+    /// This machine's wall clock in Unix seconds, for what is not shared (a test's starting point).
+    pub fn wall() -> i64 {
+        wall_us() / 1_000_000
+    }
+
     /// The current time in Unix seconds.
     pub fn now(&self) -> i64 {
-        match self {
-            #[allow(clippy::disallowed_methods)]
-            // This is the one sanctioned reading of the wall clock.
-            Clock::System => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-            Clock::Fixed(t) => t.load(Ordering::Relaxed),
-        }
+        self.now_micros().div_euclid(1_000_000)
     }
 
     /// The current time in Unix microseconds, for rate limits finer than a second. A fixed clock has whole
     /// seconds only, so a test's limits refill exactly when it moves the clock.
     pub fn now_micros(&self) -> i64 {
         match self {
-            #[allow(clippy::disallowed_methods)]
-            // This is the one sanctioned reading of the wall clock.
-            Clock::System => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0),
+            Clock::Synced(s) => {
+                s.offset_us.load(Ordering::Relaxed) + s.origin.elapsed().as_micros() as i64
+            }
             Clock::Fixed(t) => t.load(Ordering::Relaxed).saturating_mul(1_000_000),
         }
     }
 
-    /// Moves a fixed clock forward; a system clock cannot be moved.
+    /// Sets the clock from a sample of the database's time: `sample_us` read by a query sent `before` and answered
+    /// `after` (this process's monotonic clock), taken as the midpoint. Returns how far the clock moved, in
+    /// microseconds (the node's error until then). A fixed clock is left alone.
+    pub fn sync(&self, sample_us: i64, before: Instant, after: Instant) -> i64 {
+        let Clock::Synced(s) = self else {
+            return 0;
+        };
+        let mid = before + (after.saturating_duration_since(before)) / 2;
+        let offset = sample_us - mid.saturating_duration_since(s.origin).as_micros() as i64;
+        offset - s.offset_us.swap(offset, Ordering::Relaxed)
+    }
+
+    /// How far this node's own wall clock is from the cluster's, in seconds (positive: ahead), for a metric and a
+    /// warning. Zero for a fixed clock.
+    pub fn wall_offset(&self) -> i64 {
+        match self {
+            Clock::Synced(s) => {
+                (wall_us() + s.wall_skew_us.load(Ordering::Relaxed) - self.now_micros()) / 1_000_000
+            }
+            Clock::Fixed(_) => 0,
+        }
+    }
+
+    /// Steps this machine's wall clock as an operator or a bad NTP server would (a test's stand-in): a synced clock
+    /// does not move, since it never reads the wall clock again.
+    pub fn step_wall(&self, seconds: i64) {
+        if let Clock::Synced(s) = self {
+            s.wall_skew_us
+                .fetch_add(seconds.saturating_mul(1_000_000), Ordering::Relaxed);
+        }
+    }
+
+    /// Moves a fixed clock forward; a synced clock cannot be moved.
     pub fn advance(&self, seconds: i64) {
         if let Clock::Fixed(t) = self {
             t.fetch_add(seconds, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_synced_clock_follows_the_sample_not_the_wall() {
+        // A node whose wall clock is an hour behind reads the database's time once synced.
+        let clock = Clock::system_skewed(-3_600);
+        assert!((clock.now() - (Clock::wall() - 3_600)).abs() <= 1);
+        let before = Instant::now();
+        let after = before + Duration::from_millis(2);
+        let database = wall_us();
+        clock.sync(database, before, after);
+        assert!((clock.now() - Clock::wall()).abs() <= 1, "{}", clock.now());
+        assert!(
+            (clock.wall_offset() + 3_600).abs() <= 1,
+            "{}",
+            clock.wall_offset()
+        );
+        // Carried forward on the monotonic clock.
+        let t0 = clock.now_micros();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(clock.now_micros() - t0 >= 20_000);
+    }
+
+    #[test]
+    fn a_fixed_clock_ignores_samples() {
+        let clock = Clock::fixed(1_000);
+        assert_eq!(clock.sync(5_000_000_000, Instant::now(), Instant::now()), 0);
+        assert_eq!(clock.now(), 1_000);
+        clock.advance(5);
+        assert_eq!(clock.now_micros(), 1_005_000_000);
     }
 }

@@ -44,6 +44,7 @@ pub struct RawConfig {
     metrics_listen: Option<toml::Value>,
     refresh_token_ttl: Option<toml::Value>,
     session_ttl: Option<toml::Value>,
+    authorization_code_ttl: Option<toml::Value>,
     usage_flush_interval: Option<toml::Value>,
     rate_limit_token_client: Option<toml::Value>,
     rate_limit_token_address: Option<toml::Value>,
@@ -73,7 +74,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 37] = [
+pub const KEYS: [&str; 38] = [
     "listen",
     "database",
     "issuer",
@@ -91,6 +92,7 @@ pub const KEYS: [&str; 37] = [
     "metrics_listen",
     "refresh_token_ttl",
     "session_ttl",
+    "authorization_code_ttl",
     "usage_flush_interval",
     "rate_limit_token_client",
     "rate_limit_token_address",
@@ -184,6 +186,8 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     /// How long a connection may take over a request's head and body, sit idle, or leave a response unread.
     pub timeouts: Timeouts,
+    /// How long an authorization code can be redeemed, seconds (RFC 6749 §4.1.2).
+    pub authorization_code_ttl: i64,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -269,6 +273,7 @@ impl RawConfig {
             "metrics_listen" => &mut self.metrics_listen,
             "refresh_token_ttl" => &mut self.refresh_token_ttl,
             "session_ttl" => &mut self.session_ttl,
+            "authorization_code_ttl" => &mut self.authorization_code_ttl,
             "usage_flush_interval" => &mut self.usage_flush_interval,
             "rate_limit_token_client" => &mut self.rate_limit_token_client,
             "rate_limit_token_address" => &mut self.rate_limit_token_address,
@@ -486,6 +491,17 @@ impl RawConfig {
                 defaults.write,
             )?,
         };
+        let authorization_code_ttl = duration(
+            "authorization_code_ttl",
+            self.authorization_code_ttl,
+            keyward_core::grant::authorization_code::CODE_TTL,
+        )?;
+        if authorization_code_ttl > 600 {
+            return Err(invalid(
+                "authorization_code_ttl",
+                "must be from 1s to 10m (RFC 6749 §4.1.2)",
+            ));
+        }
         let token_endpoints = endpoint::check_all(self.token_endpoint)?;
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
@@ -530,6 +546,7 @@ impl RawConfig {
             metrics_client_labels,
             otlp_endpoint,
             timeouts,
+            authorization_code_ttl,
             token_endpoints,
             resources: self.resource,
         })

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyward_core::client::GrantType;
 use keyward_core::form::Params;
 use keyward_core::grant::authorization_code::{
-    Authorization, CODE_TTL, IssuedCode, check_redemption, refresh_scope,
+    Authorization, IssuedCode, check_redemption, refresh_scope,
 };
 use keyward_core::jwt::{AccessTokenClaims, LEEWAY_SECONDS};
 use keyward_core::resource::Resource;
@@ -88,7 +88,7 @@ impl App {
                 scopes: auth.scope.to_string(),
                 code_challenge: auth.code_challenge.clone(),
                 created_at: now,
-                expires_at: now + CODE_TTL,
+                expires_at: now + self.code_ttl,
                 used_at: None,
                 grant_id: None,
             })
@@ -285,7 +285,10 @@ impl App {
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             nbf: None,
         };
-        let access_token = self.keys.sign(resource.signing_alg, &claims, now)?;
+        let access_token = self
+            .keys
+            .sign(resource.signing_alg, &claims, now)
+            .map_err(ApiError::signing)?;
         let refresh = new_token(REFRESH_PREFIX);
         tx.refresh_insert(&RefreshRow {
             digest: self.master.digest(&refresh).to_vec(),

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The database is unreachable or its pool exhausted.
     #[error("database unavailable")]
     Unavailable,
+    /// No signing key is active at this node's time: 503 with `Retry-After`, not a 500.
+    #[error("no signing key is active")]
+    NoSigningKey,
     /// A bug or an unexpected failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -79,7 +82,18 @@ impl ApiError {
             ApiError::NoToken => "invalid_token",
             ApiError::Plain { code, .. } => code,
             ApiError::Limited(_) => ErrorCode::RateLimited.as_str(),
-            ApiError::Unavailable | ApiError::Internal(_) => "server_error",
+            ApiError::Unavailable | ApiError::NoSigningKey | ApiError::Internal(_) => {
+                "server_error"
+            }
+        }
+    }
+
+    /// A signing failure: 503 when no key is active yet, 500 for anything else.
+    pub fn signing(e: anyhow::Error) -> Self {
+        if e.is::<crate::keys::NoActiveKey>() {
+            ApiError::NoSigningKey
+        } else {
+            ApiError::Internal(e)
         }
     }
 
@@ -194,6 +208,17 @@ impl ApiError {
                 );
                 r.headers
                     .push((header::RETRY_AFTER, HeaderValue::from_static("2")));
+                r
+            }
+            ApiError::NoSigningKey => {
+                tracing::warn!("a token was refused: no signing key is active at this node's time");
+                let mut r = plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "no signing key is active yet; retry shortly".into(),
+                );
+                r.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from_static("5")));
                 r
             }
             ApiError::Internal(e) => {

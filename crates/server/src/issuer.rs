@@ -176,7 +176,10 @@ impl App {
             scope: scope.clone(),
             nbf: None,
         };
-        let access_token = self.keys.sign(grant.alg, &claims, now)?;
+        let access_token = self
+            .keys
+            .sign(grant.alg, &claims, now)
+            .map_err(ApiError::signing)?;
         if self.feed.is_down() {
             self.metrics.stale_tokens.increment(1);
         }

@@ -46,6 +46,12 @@ struct Ring {
     plan: Arc<KeyPlan>,
 }
 
+/// No key of the algorithm signs at the time asked (every key of it activates later): the node cannot sign now,
+/// and the answer is 503, never 500.
+#[derive(Debug, thiserror::Error)]
+#[error("no {0} signing key is active yet")]
+pub struct NoActiveKey(pub SigningAlg);
+
 /// Parsed signing keys and the rotation plan at the current second.
 pub struct KeyRing {
     ring: RwLock<Ring>,
@@ -208,7 +214,7 @@ impl KeyRing {
         let kid = plan
             .active
             .get(&alg)
-            .ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
+            .ok_or_else(|| anyhow::Error::new(NoActiveKey(alg)))?;
         let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
         let key = ring
             .keys

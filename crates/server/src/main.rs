@@ -140,7 +140,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     if config.issuer_is_default {
         config.issuer = format!("http://{bound}");
     }
-    let (app, first) = App::open(&config, Clock::System).await?;
+    let (app, first) = App::open(&config, Clock::system()).await?;
     if let Some(first) = &first {
         app::print_first_start(first);
     }

@@ -416,6 +416,19 @@ impl Store {
         })
     }
 
+    /// The database's clock in Unix microseconds: the one clock of a cluster (`clock.rs`). SQLite reads the
+    /// machine's clock (to the millisecond); PostgreSQL its server's.
+    pub async fn clock_us(&self) -> Result<i64, StoreError> {
+        let sql = match self.db {
+            Db::Postgres(_) => "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT",
+            Db::Sqlite(_) => {
+                "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000000.0) AS INTEGER)"
+            }
+        };
+        let (us,): (i64,) = on_db!(&self.db, |p| sqlx::query_as(sql).fetch_one(p).await)?;
+        Ok(us)
+    }
+
     /// `/readyz`: whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_db!(&self.db, |p| sqlx::query("SELECT 1")

@@ -177,7 +177,8 @@ pub struct IssuedCode<'a> {
     pub expires_at: i64,
 }
 
-/// The lifetime of an authorization code (RFC 6749 §4.1.2 recommends at most 10 minutes; SECURITY.md pins 60 s).
+/// The default lifetime of an authorization code (RFC 6749 §4.1.2 recommends at most 10 minutes; SECURITY.md pins
+/// 60 s; `authorization_code_ttl` changes it).
 pub const CODE_TTL: i64 = 60;
 
 /// RFC 6749 §4.1.3, RFC 7636 §4.6: whether `client` may redeem `code` with this `redirect_uri` and verifier at

@@ -204,7 +204,7 @@ async fn nodes_starting_together_migrate_and_bootstrap_once() {
     let opened = futures_util::future::join_all(
         configs
             .iter()
-            .map(|c| App::open(c, Clock::fixed(Clock::System.now()))),
+            .map(|c| App::open(c, Clock::fixed(Clock::wall()))),
     )
     .await;
     let mut first_starts = 0;

@@ -202,7 +202,7 @@ impl TestApp {
         env.extend(extra);
         let config =
             config::load(config_file.as_deref(), &env, &config::Flags::default()).expect("config");
-        let clock = clock.unwrap_or_else(|| Clock::fixed(Clock::System.now()));
+        let clock = clock.unwrap_or_else(|| Clock::fixed(Clock::wall()));
         let (app, first) = App::open(&config, clock.clone()).await.expect("open");
         let server = tokio::spawn({
             let app = app.clone();
@@ -246,6 +246,11 @@ impl TestApp {
 
     /// `node` with extra `KEYWARD_*` settings.
     pub async fn node_with(&self, env: &[(&str, &str)]) -> TestApp {
+        self.node_on(self.clock.clone(), env).await
+    }
+
+    /// `node_with` on a clock of its own (a machine whose clock differs).
+    pub async fn node_on(&self, clock: Clock, env: &[(&str, &str)]) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::copy(
             self.dir.path().join("keyward.secret"),
@@ -256,7 +261,7 @@ impl TestApp {
             dir,
             database: self.database.clone(),
             issuer: Some(self.app.issuer.clone()),
-            clock: Some(self.clock.clone()),
+            clock: Some(clock),
             admin: Some(FirstStart {
                 client_id: self.admin.client_id.clone(),
                 client_secret: self.admin.client_secret.clone(),

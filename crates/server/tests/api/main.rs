@@ -12,6 +12,7 @@ mod admin;
 mod browser;
 mod child;
 mod cli;
+mod clocks;
 mod cluster;
 mod concurrency;
 mod consent;
