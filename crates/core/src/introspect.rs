@@ -25,7 +25,27 @@ struct Details {
     sub: String,
     aud: String,
     iss: String,
-    jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+}
+
+/// What introspection says of an active refresh token (RFC 7662 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshDetails {
+    /// The scopes of its grant.
+    pub scope: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The account that authorized the grant.
+    pub sub: String,
+    /// The resource its access tokens are for.
+    pub aud: String,
+    /// The issuer.
+    pub iss: String,
+    /// When it was issued (Unix seconds).
+    pub iat: i64,
+    /// When it stops working: the grant's end, or sooner when an idle timeout applies.
+    pub exp: i64,
 }
 
 impl Introspection {
@@ -50,10 +70,34 @@ impl Introspection {
                 sub: claims.sub,
                 aud: claims.aud,
                 iss: claims.iss,
-                jti: claims.jti,
+                jti: Some(claims.jti),
             }),
         }
     }
+
+    /// An active refresh token's members, `token_type` `refresh_token` (RFC 7662 §2.2).
+    pub fn refresh(d: RefreshDetails) -> Self {
+        Self {
+            active: true,
+            details: Some(Details {
+                scope: (!d.scope.is_empty()).then_some(d.scope),
+                client_id: d.client_id,
+                token_type: "refresh_token",
+                exp: d.exp,
+                iat: d.iat,
+                sub: d.sub,
+                aud: d.aud,
+                iss: d.iss,
+                jti: None,
+            }),
+        }
+    }
+}
+
+/// RFC 7662 §2.1, SECURITY.md: a refresh token is shown only to the client it was issued to (a resource server
+/// never sees one, nor holds one).
+pub fn may_see_refresh(caller: &Client, issued_to: &str) -> bool {
+    caller.id == issued_to
 }
 
 /// SECURITY.md: a caller sees a token only if it was issued the token, or serves the token's audience.

@@ -444,6 +444,7 @@ pub(crate) fn new_client(
         refresh_token_ttl: None,
         owner_account: input.owner_account.clone(),
         limits: "{}".into(),
+        instance: crate::crypto::random_instance(),
         created_at: now,
         updated_at: now,
     };
@@ -543,7 +544,7 @@ pub async fn client_delete_in(
     detail: serde_json::Value,
     now: i64,
 ) -> Result<(), ApiError> {
-    tx.client_delete(id)
+    tx.client_delete(id, now)
         .await
         .map_err(|e| not_found(e, "client"))?;
     tx.audit(&actor.entry("client.delete", id, detail), now)

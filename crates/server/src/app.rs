@@ -62,6 +62,8 @@ pub struct App {
     pub session_ttl: i64,
     /// Authorization code lifetime, seconds.
     pub code_ttl: i64,
+    /// How long a grant may go unused before its refresh token stops working, seconds (`None`: no limit).
+    pub refresh_token_idle_ttl: Option<i64>,
     /// Whether cookies are `Secure` (the issuer is https).
     pub secure_cookies: bool,
     /// Tokens issued per client per hour, not yet flushed.
@@ -167,6 +169,7 @@ impl App {
             refresh_token_ttl: config.refresh_token_ttl,
             session_ttl: config.session_ttl,
             code_ttl: config.authorization_code_ttl,
+            refresh_token_idle_ttl: config.refresh_token_idle_ttl,
             secure_cookies: config.issuer.starts_with("https://"),
             usage: Usage::default(),
             usage_flush_interval: config.usage_flush_interval,

@@ -43,6 +43,7 @@ pub struct RawConfig {
     stale_while_unreachable: Option<toml::Value>,
     metrics_listen: Option<toml::Value>,
     refresh_token_ttl: Option<toml::Value>,
+    refresh_token_idle_ttl: Option<toml::Value>,
     session_ttl: Option<toml::Value>,
     authorization_code_ttl: Option<toml::Value>,
     usage_flush_interval: Option<toml::Value>,
@@ -74,7 +75,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 38] = [
+pub const KEYS: [&str; 39] = [
     "listen",
     "database",
     "issuer",
@@ -91,6 +92,7 @@ pub const KEYS: [&str; 38] = [
     "stale_while_unreachable",
     "metrics_listen",
     "refresh_token_ttl",
+    "refresh_token_idle_ttl",
     "session_ttl",
     "authorization_code_ttl",
     "usage_flush_interval",
@@ -188,6 +190,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// How long an authorization code can be redeemed, seconds (RFC 6749 §4.1.2).
     pub authorization_code_ttl: i64,
+    /// How long a grant may go unused before its refresh token stops working (RFC 9700 §4.14.2), seconds; `None` is no idle limit.
+    pub refresh_token_idle_ttl: Option<i64>,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -272,6 +276,7 @@ impl RawConfig {
             "stale_while_unreachable" => &mut self.stale_while_unreachable,
             "metrics_listen" => &mut self.metrics_listen,
             "refresh_token_ttl" => &mut self.refresh_token_ttl,
+            "refresh_token_idle_ttl" => &mut self.refresh_token_idle_ttl,
             "session_ttl" => &mut self.session_ttl,
             "authorization_code_ttl" => &mut self.authorization_code_ttl,
             "usage_flush_interval" => &mut self.usage_flush_interval,
@@ -502,6 +507,20 @@ impl RawConfig {
                 "must be from 1s to 10m (RFC 6749 §4.1.2)",
             ));
         }
+        let refresh_token_idle_ttl = match self.refresh_token_idle_ttl {
+            None => None,
+            Some(toml::Value::String(s)) if s == "off" => None,
+            v => {
+                let t = duration("refresh_token_idle_ttl", v, 0)?;
+                if !(60..=3_650 * 86_400).contains(&t) {
+                    return Err(invalid(
+                        "refresh_token_idle_ttl",
+                        "must be from 60s to 3650d, or \"off\"",
+                    ));
+                }
+                Some(t)
+            }
+        };
         let token_endpoints = endpoint::check_all(self.token_endpoint)?;
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
@@ -547,6 +566,7 @@ impl RawConfig {
             otlp_endpoint,
             timeouts,
             authorization_code_ttl,
+            refresh_token_idle_ttl,
             token_endpoints,
             resources: self.resource,
         })

@@ -244,8 +244,15 @@ impl App {
         let now = self.clock.now();
         let since = keyward_core::console::hour_start(now)
             - (hours as i64 - 1) * keyward_core::console::HOUR;
-        let stored = self.store.usage_of(client_id, since).await?;
-        let pending = self.usage.pending_of(client_id);
+        // The counts of this instance of the client only: one deleted before it, with the same id, left its own.
+        let instance = self
+            .registry
+            .client(&self.store, client_id)
+            .await?
+            .map(|c| c.instance)
+            .ok_or_else(|| ApiError::not_found("client"))?;
+        let stored = self.store.usage_of(client_id, instance, since).await?;
+        let pending = self.usage.pending_of(client_id, instance);
         Ok(hourly_series(
             stored
                 .into_iter()

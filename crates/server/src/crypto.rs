@@ -38,6 +38,28 @@ pub fn token_id_bytes() -> [u8; 16] {
     })
 }
 
+/// A token's `jti`: base64url of the client's instance (8 bytes) then 12 random bytes. Introspection reads the
+/// instance back, so a client created later with the same id never sees the tokens of the one deleted before it.
+pub fn token_id(instance: i64) -> String {
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(&instance.to_be_bytes());
+    id[8..].copy_from_slice(&token_id_bytes()[..12]);
+    B64.encode(id)
+}
+
+/// The client instance a `jti` made by [`token_id`] names; `None` for a `jti` of another shape (tokens issued
+/// before instances existed: 16 random bytes).
+pub fn token_instance(jti: &str) -> Option<i64> {
+    let bytes = B64.decode(jti).ok()?;
+    let head: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    (bytes.len() == 20).then(|| i64::from_be_bytes(head))
+}
+
+/// A random client instance (`ClientRow::instance`).
+pub fn random_instance() -> i64 {
+    i64::from_be_bytes(random::<8>())
+}
+
 /// A random identifier: `prefix` then base64url of 12 random bytes.
 pub fn random_id(prefix: &str) -> String {
     format!("{prefix}{}", B64.encode(random::<12>()))
@@ -80,10 +102,14 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Bytes of a refresh token's HMAC: 192 bits, beyond guessing.
+pub const REFRESH_MAC_LEN: usize = 24;
+
 /// Keys derived from the master key. Debug never shows them.
 pub struct MasterKeys {
     pepper: hmac::Key,
     kek: LessSafeKey,
+    refresh: hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -119,7 +145,15 @@ impl MasterKeys {
         );
         let kek_bytes = derive(master, b"key-encryption-key-v1").map_err(err)?;
         let kek = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &kek_bytes).map_err(err)?);
-        Ok(Self { pepper, kek })
+        let refresh = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &derive(master, b"refresh-token-key-v1").map_err(err)?,
+        );
+        Ok(Self {
+            pepper,
+            kek,
+            refresh,
+        })
     }
 
     /// HMAC-SHA-256 of a client secret under the pepper: what is stored.
@@ -127,6 +161,18 @@ impl MasterKeys {
         let tag = hmac::sign(&self.pepper, secret.as_bytes());
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// The secret part of a refresh token of `grant` at `generation`: an HMAC under a key of its own, so a token
+    /// is recognised, spent or not, from the grant's row alone, and none can be made without the master key.
+    pub fn refresh_mac(&self, grant: &[u8], generation: u32) -> [u8; REFRESH_MAC_LEN] {
+        let mut input = Vec::with_capacity(grant.len() + 4);
+        input.extend_from_slice(grant);
+        input.extend_from_slice(&generation.to_be_bytes());
+        let tag = hmac::sign(&self.refresh, &input);
+        let mut out = [0u8; REFRESH_MAC_LEN];
+        out.copy_from_slice(&tag.as_ref()[..REFRESH_MAC_LEN]);
         out
     }
 

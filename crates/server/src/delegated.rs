@@ -3,13 +3,12 @@
 //! revoking a grant, which denylists every access token its family issued. Each use of a code or refresh token is
 //! one transaction that starts with the conditional `UPDATE` deciding the one winner.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyward_core::client::GrantType;
 use keyward_core::form::Params;
 use keyward_core::grant::authorization_code::{
     Authorization, IssuedCode, check_redemption, refresh_scope,
 };
+use keyward_core::introspect::{Introspection, RefreshDetails, may_see_refresh};
 use keyward_core::jwt::{AccessTokenClaims, LEEWAY_SECONDS};
 use keyward_core::resource::Resource;
 use keyward_core::scope::ScopeSet;
@@ -18,14 +17,12 @@ use serde_json::json;
 
 use crate::admin::Actor;
 use crate::app::App;
-use crate::crypto::{new_token, random_id, sha256, token_id_bytes};
+use crate::crypto::{new_token, random_id, sha256, token_id};
 use crate::error::ApiError;
 use crate::issuer::{PartnerCheck, TokenResponse};
+use crate::refresh::{self, Presented};
 use crate::registry::CachedClient;
-use crate::store::{CodeRow, GrantRow, NewAudit, RefreshRow, StoreError, Tx, split_list};
-
-/// The prefix of every refresh token, which tells `/oauth2/revoke` what it was given.
-pub const REFRESH_PREFIX: &str = "kwr_";
+use crate::store::{Advance, CodeRow, GrantRow, NewAudit, StoreError, Tx, split_list};
 
 /// The one answer for a code that cannot be used, whatever the reason, so a client learns nothing about codes it
 /// does not hold.
@@ -76,6 +73,16 @@ impl App {
         auth: &Authorization,
         account_id: &str,
     ) -> Result<String, ApiError> {
+        // The code belongs to this instance of the client: one created later with the same id cannot redeem it.
+        let client = self
+            .registry
+            .client(&self.store, &auth.client_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::oauth(OAuthError::invalid_request(
+                    "the client is unknown or disabled",
+                ))
+            })?;
         let now = self.clock.now();
         let code = new_token("kwc_");
         self.store
@@ -87,6 +94,7 @@ impl App {
                 resource: auth.audience.clone(),
                 scopes: auth.scope.to_string(),
                 code_challenge: auth.code_challenge.clone(),
+                client_instance: client.instance,
                 created_at: now,
                 expires_at: now + self.code_ttl,
                 used_at: None,
@@ -135,7 +143,13 @@ impl App {
         };
         let checked =
             check_redemption(&issued, &client.client, redirect_uri, verifier, now, sha256)
-                .map_err(ApiError::oauth);
+                .map_err(ApiError::oauth)
+                // A code of a deleted client with the same id (spent at the deletion anyway).
+                .and_then(|()| {
+                    (row.client_instance == client.instance)
+                        .then_some(())
+                        .ok_or_else(unusable_code)
+                });
         // A deleted account fails the check; a database failure is a 503, and the code stays unspent.
         let account = match tx.account_get(&row.account_id, false).await {
             Ok(a) => Some(a),
@@ -163,11 +177,14 @@ impl App {
             id: random_id("grt_"),
             account_id: row.account_id.clone(),
             client_id: client.client.id.clone(),
+            client_instance: client.instance,
             resource: row.resource.clone(),
             scopes: row.scopes.clone(),
             created_at: now,
             expires_at: now + lifetime,
             revoked_at: None,
+            refresh_gen: 0,
+            refreshed_at: now,
         };
         tx.grant_insert(&grant).await?;
         tx.code_set_grant(&digest, &grant.id).await?;
@@ -179,8 +196,9 @@ impl App {
         Ok(response)
     }
 
-    /// RFC 6749 §6: rotates a refresh token. Exactly one of any number of concurrent uses wins; a used token
-    /// presented again (a replay, or a loser of that race) revokes the whole family (RFC 9700 §4.14.2).
+    /// RFC 6749 §6: rotates a refresh token. Exactly one of any number of concurrent uses wins; a spent token
+    /// presented again by its client (a replay, or a loser of that race) revokes the whole family (RFC 9700
+    /// §4.14.2). A family unused for `refresh_token_idle_ttl` is refused like an expired one.
     pub(crate) async fn refresh_token(
         &self,
         client: &CachedClient,
@@ -190,38 +208,56 @@ impl App {
         may_use(client, GrantType::RefreshToken)?;
         let token = params.required("refresh_token").map_err(ApiError::oauth)?;
         let asked_scope = params.single("scope").map_err(ApiError::oauth)?;
+        let presented = refresh::read(&self.master, token);
         let digest = self.master.digest(token);
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let Some(grant_id) = tx.refresh_use(&digest, &client.client.id, now).await? else {
-            match tx.refresh_find(&digest).await? {
-                // Used before, presented by its own client: someone holds a copy. Revoke the family.
-                Some((row, owner)) if owner == client.client.id && row.used_at.is_some() => {
-                    self.revoke_grant_in(
-                        &mut tx,
-                        &row.grant_id,
-                        "refresh.reused",
-                        &client_actor(client),
-                        now,
-                    )
-                    .await?;
-                    tx.commit().await?;
-                    tracing::warn!(client_id = %client.client.id, grant_id = %row.grant_id, "a used refresh token was presented again: its grant is revoked");
-                }
-                // Unknown, or another client's: nothing changes.
-                _ => {}
+        let advance = |grant_id, generation| Advance {
+            grant_id,
+            generation,
+            client_id: &client.client.id,
+            client_instance: client.instance,
+            now,
+            idle_ttl: self.refresh_token_idle_ttl,
+        };
+        let won = match &presented {
+            Presented::Derived {
+                grant_id,
+                generation,
+            } => {
+                tx.grant_advance(&advance(grant_id, Some(*generation)))
+                    .await?
+            }
+            Presented::Stored => match tx
+                .refresh_use(&digest, &client.client.id, client.instance, now)
+                .await?
+            {
+                // Spent now; the grant refuses (revoked, past its end, idle): roll back, nothing changes.
+                Some(grant_id) => match tx.grant_advance(&advance(&grant_id, None)).await? {
+                    Some(g) => Some(g),
+                    None => return Err(unusable_refresh()),
+                },
+                None => None,
+            },
+            Presented::Unknown => None,
+        };
+        let Some(grant) = won else {
+            if let Some(grant_id) = self.reused(&mut tx, client, &presented, &digest).await? {
+                self.revoke_grant_in(
+                    &mut tx,
+                    &grant_id,
+                    "refresh.reused",
+                    &client_actor(client),
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::warn!(client_id = %client.client.id, grant_id, "a used refresh token was presented again: its grant is revoked");
             }
             return Err(unusable_refresh());
         };
         // Checks that fail from here roll the transaction back (dropped uncommitted): the token stays unused,
         // since nothing was issued and the caller may be its rightful holder asking for too much.
-        let grant = tx
-            .grant_get(&grant_id)
-            .await?
-            .ok_or_else(unusable_refresh)?;
-        if grant.revoked_at.is_some() || now >= grant.expires_at {
-            return Err(unusable_refresh());
-        }
         let account = tx.account_get(&grant.account_id, false).await?;
         if !account.enabled {
             return Err(unusable_refresh());
@@ -242,6 +278,66 @@ impl App {
         Ok(response)
     }
 
+    /// The grant whose spent refresh token `client` presented again, if it did: a replay (or a loser of a race
+    /// for the token). Unknown tokens, current ones refused for another reason, and another client's are not.
+    async fn reused(
+        &self,
+        tx: &mut Tx,
+        client: &CachedClient,
+        presented: &Presented,
+        digest: &[u8],
+    ) -> Result<Option<String>, ApiError> {
+        let mine = |id: &str, instance: i64| id == client.client.id && instance == client.instance;
+        Ok(match presented {
+            Presented::Derived {
+                grant_id,
+                generation,
+            } => tx
+                .grant_get(grant_id)
+                .await?
+                .filter(|g| mine(&g.client_id, g.client_instance) && g.refresh_gen > *generation)
+                .map(|g| g.id),
+            Presented::Stored => tx
+                .refresh_find(digest)
+                .await?
+                .filter(|(row, owner, instance)| mine(owner, *instance) && row.used_at.is_some())
+                .map(|(row, ..)| row.grant_id),
+            Presented::Unknown => None,
+        })
+    }
+
+    /// The grant a refresh token belongs to, when it is `caller`'s, with when the token was issued and whether
+    /// it is its family's live one. Any token of the family counts, spent or not.
+    async fn family_of(
+        &self,
+        tx: &mut Tx,
+        caller: &CachedClient,
+        token: &str,
+    ) -> Result<Option<(GrantRow, i64, bool)>, ApiError> {
+        let mine = |g: &GrantRow| {
+            may_see_refresh(&caller.client, &g.client_id) && g.client_instance == caller.instance
+        };
+        Ok(match refresh::read(&self.master, token) {
+            Presented::Derived {
+                grant_id,
+                generation,
+            } => tx.grant_get(&grant_id).await?.filter(mine).map(|g| {
+                let live = g.refresh_gen == generation;
+                let issued = g.refreshed_at;
+                (g, issued, live)
+            }),
+            Presented::Stored => match tx.refresh_find(&self.master.digest(token)).await? {
+                Some((row, ..)) => tx
+                    .grant_get(&row.grant_id)
+                    .await?
+                    .filter(mine)
+                    .map(|g| (g, row.created_at, row.used_at.is_none())),
+                None => None,
+            },
+            Presented::Unknown => None,
+        })
+    }
+
     /// RFC 7009 §2.1 for a refresh token: revokes its whole grant (every refresh token of the family and the access
     /// tokens they issued). Only the client it was issued to may; anything else, or an unknown token, is a success
     /// that changes nothing (§2.2).
@@ -252,18 +348,55 @@ impl App {
     ) -> Result<(), ApiError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        if let Some((row, owner)) = tx.refresh_find(&self.master.digest(token)).await? {
-            if owner == caller.client.id {
-                let actor = Actor::client(&caller.client.id, "oauth2/revoke".into());
-                self.revoke_grant_in(&mut tx, &row.grant_id, "refresh.revoked", &actor, now)
-                    .await?;
-                tx.commit().await?;
-            }
+        if let Some((grant, ..)) = self.family_of(&mut tx, caller, token).await? {
+            let actor = Actor::client(&caller.client.id, "oauth2/revoke".into());
+            self.revoke_grant_in(&mut tx, &grant.id, "refresh.revoked", &actor, now)
+                .await?;
+            tx.commit().await?;
         }
         Ok(())
     }
 
-    /// Signs an access token of `grant` with `scope`, and makes the family's next refresh token, recording both.
+    /// RFC 7662 §2.1 for a refresh token: active while it is its family's live token, the family is neither
+    /// revoked nor past its end (nor idle past `refresh_token_idle_ttl`), and its account may still use it; shown
+    /// only to the client it was issued to.
+    pub(crate) async fn introspect_refresh(
+        &self,
+        caller: &CachedClient,
+        token: &str,
+    ) -> Result<Introspection, ApiError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin_read().await?;
+        let Some((grant, iat, live)) = self.family_of(&mut tx, caller, token).await? else {
+            return Ok(Introspection::inactive());
+        };
+        let exp = match self.refresh_token_idle_ttl {
+            Some(idle) => grant.expires_at.min(grant.refreshed_at + idle),
+            None => grant.expires_at,
+        };
+        let account = match tx.account_get(&grant.account_id, false).await {
+            Ok(a) => Some(a),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
+        if !live || grant.revoked_at.is_some() || now >= exp || !account.is_some_and(|a| a.enabled)
+        {
+            return Ok(Introspection::inactive());
+        }
+        Ok(Introspection::refresh(RefreshDetails {
+            scope: grant.scopes,
+            client_id: grant.client_id,
+            sub: grant.account_id,
+            aud: grant.resource,
+            iss: self.issuer.clone(),
+            iat,
+            exp,
+        }))
+    }
+
+    /// Signs an access token of `grant` with `scope`, records it with its family, and returns it with the family's
+    /// refresh token of the grant's current generation.
     async fn issue_in(
         &self,
         tx: &mut Tx,
@@ -280,7 +413,7 @@ impl App {
             aud: resource.identifier.clone(),
             exp: now + ttl,
             iat: now,
-            jti: B64.encode(token_id_bytes()),
+            jti: token_id(grant.client_instance),
             client_id: grant.client_id.clone(),
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             nbf: None,
@@ -289,16 +422,16 @@ impl App {
             .keys
             .sign(resource.signing_alg, &claims, now)
             .map_err(ApiError::signing)?;
-        let refresh = new_token(REFRESH_PREFIX);
-        tx.refresh_insert(&RefreshRow {
-            digest: self.master.digest(&refresh).to_vec(),
-            grant_id: grant.id.clone(),
-            created_at: now,
-            used_at: None,
-            access_jti: claims.jti.clone(),
-            access_expires_at: claims.exp,
-        })
-        .await?;
+        tx.grant_token_insert(&grant.id, &claims.jti, claims.exp + LEEWAY_SECONDS)
+            .await?;
+        let refresh =
+            refresh::make(&self.master, &grant.id, grant.refresh_gen).ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "grant {} cannot carry a refresh token (generation {})",
+                    grant.id,
+                    grant.refresh_gen
+                ))
+            })?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
@@ -318,9 +451,9 @@ impl App {
         actor: &Actor,
         now: i64,
     ) -> Result<(), ApiError> {
-        let alive = tx.grant_revoke(grant_id, now).await?;
-        for (jti, exp) in &alive {
-            tx.revoke_jti(jti, exp + LEEWAY_SECONDS).await?;
+        let alive = tx.grant_revoke(grant_id, now, LEEWAY_SECONDS).await?;
+        for (jti, until) in &alive {
+            tx.revoke_jti(jti, *until).await?;
         }
         tx.audit(
             &NewAudit {

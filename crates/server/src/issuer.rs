@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use keyward_core::client::GrantType;
+use keyward_core::client::{AuthMethod, GrantType};
 use keyward_core::form::Params;
 use keyward_core::grant::client_credentials;
 use keyward_core::introspect::{Introspection, may_revoke, may_see};
@@ -16,10 +14,11 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::config::Endpoint;
-use crate::crypto::token_id_bytes;
+use crate::crypto::{token_id, token_instance};
 use crate::error::{ApiError, Challenge};
 use crate::limits::Source;
 use crate::metrics::Lookup;
+use crate::refresh::REFRESH_PREFIX;
 use crate::registry::{CachedClient, Credentials};
 
 /// RFC 6749 §5.1 successful token response.
@@ -71,6 +70,11 @@ impl App {
             .await
             .map_err(ApiError::Limited)?;
         let creds = creds.ok_or(ApiError::OAuth(OAuthError::invalid_client(), challenge))?;
+        // RFC 7662 §2.1: introspection needs a client that proves who it is; a public client's id alone does not
+        // (it may revoke its own tokens with it, RFC 7009 §2.1, and use its grants).
+        if endpoint == Endpoint::Introspect && creds.method == AuthMethod::None {
+            return Err(ApiError::OAuth(OAuthError::invalid_client(), challenge));
+        }
         self.limits
             .may_try(&creds.client_id, source, now_us)
             .map_err(ApiError::Limited)?;
@@ -119,7 +123,7 @@ impl App {
         let now_us = self.clock.now_micros();
         let spent = self
             .limits
-            .quota(&self.store, &client.client.id, client.quotas(), now_us)
+            .quota(&self.store, client, now_us)
             .await
             .map_err(ApiError::Limited)?;
         let grant = grant_type.parse::<GrantType>();
@@ -140,7 +144,8 @@ impl App {
                 if client.is_owned() {
                     // An account's key: counted in memory for its usage chart; housekeeping adds the counts to
                     // the database.
-                    self.usage.record(&client.client.id, self.clock.now());
+                    self.usage
+                        .record(&client.client.id, client.instance, self.clock.now());
                 }
             }
             // Only tokens issued count against a quota.
@@ -171,7 +176,7 @@ impl App {
             aud: grant.audience,
             exp: now + grant.ttl,
             iat: now,
-            jti: B64.encode(token_id_bytes()),
+            jti: token_id(client.instance),
             client_id: client.client.id.clone(),
             scope: scope.clone(),
             nbf: None,
@@ -193,17 +198,23 @@ impl App {
     }
 
     /// Verifies a token we issued: signature, claims, the client's state, and the denylist. A token of a client
-    /// that has been disabled or deleted is refused (re-enabling the client restores its unexpired tokens).
+    /// that has been disabled or deleted is refused (re-enabling the client restores its unexpired tokens), and so
+    /// is a token of a deleted client's instance when a client with the same id exists again.
     pub async fn verify_token(&self, token: &str) -> Result<AccessTokenClaims, ApiError> {
         let claims = self
             .keys
             .verify(token, &self.issuer, self.clock.now())
             .map_err(ApiError::Bearer)?;
+        let issued_to = |c: &CachedClient| match token_instance(&claims.jti) {
+            Some(instance) => instance == c.instance,
+            // Issued before token ids named the instance: not before this client existed.
+            None => claims.iat >= c.created_at,
+        };
         if !self
             .registry
             .client(&self.store, &claims.client_id)
             .await?
-            .is_some_and(|c| c.client.enabled)
+            .is_some_and(|c| c.client.enabled && issued_to(&c))
         {
             return Err(ApiError::Bearer(OAuthError::new(
                 ErrorCode::InvalidToken,
@@ -219,15 +230,18 @@ impl App {
         Ok(claims)
     }
 
-    /// `POST /oauth2/introspect` (RFC 7662 §2).
+    /// `POST /oauth2/introspect` (RFC 7662 §2): access tokens (JWTs) and refresh tokens.
     pub async fn introspect(
         &self,
         caller: &CachedClient,
         params: &Params,
     ) -> Result<Introspection, ApiError> {
         let token = params.required("token").map_err(ApiError::oauth)?;
-        // The hint is optional and only an optimisation (RFC 7662 §2.1); every token is a JWT here.
+        // The hint is optional and only an optimisation (RFC 7662 §2.1): the token's own form says what it is.
         params.single("token_type_hint").map_err(ApiError::oauth)?;
+        if token.starts_with(REFRESH_PREFIX) {
+            return self.introspect_refresh(caller, token).await;
+        }
         match self.verify_token(token).await {
             Ok(claims) if may_see(&caller.client, &claims) => Ok(Introspection::active(claims)),
             Ok(_) | Err(ApiError::Bearer(_)) => Ok(Introspection::inactive()),
@@ -239,7 +253,7 @@ impl App {
     pub async fn revoke(&self, caller: &CachedClient, params: &Params) -> Result<(), ApiError> {
         let token = params.required("token").map_err(ApiError::oauth)?;
         params.single("token_type_hint").map_err(ApiError::oauth)?;
-        if token.starts_with(crate::delegated::REFRESH_PREFIX) {
+        if token.starts_with(REFRESH_PREFIX) {
             return self.revoke_refresh(caller, token).await;
         }
         let claims = match self.verify_token(token).await {

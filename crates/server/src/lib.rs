@@ -20,6 +20,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod otel;
+pub mod refresh;
 pub mod registry;
 pub mod store;
 pub mod usage;

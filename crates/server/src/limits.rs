@@ -626,7 +626,12 @@ impl Limits {
         let Some(rate) = own.unwrap_or(self.settings.per_client[endpoint as usize]) else {
             return Ok(());
         };
-        let key = format!("{}/client/{client_id}", endpoint.name());
+        // Keyed by the client's instance too: a client made again with the same id starts afresh.
+        let key = format!(
+            "{}/client/{client_id}/{:x}",
+            endpoint.name(),
+            client.instance
+        );
         self.take(
             store,
             &key,
@@ -642,10 +647,10 @@ impl Limits {
     pub async fn quota(
         &self,
         store: &Store,
-        client_id: &str,
-        own: [Option<u64>; 2],
+        client: &CachedClient,
         now_us: i64,
     ) -> Result<Spent, Refusal> {
+        let (client_id, own) = (&client.client.id, client.quotas());
         let mut spent = Spent::default();
         let server = [self.settings.tokens_per_hour, self.settings.tokens_per_day];
         for (i, window) in [Window::Hour, Window::Day].into_iter().enumerate() {
@@ -654,7 +659,11 @@ impl Limits {
                 continue;
             }
             let start = window.start(now_us / 1_000_000);
-            let key = format!("quota/{}/{client_id}/{start}", window.name());
+            let key = format!(
+                "quota/{}/{client_id}/{:x}/{start}",
+                window.name(),
+                client.instance
+            );
             if let Err(r) = self
                 .take(
                     store,

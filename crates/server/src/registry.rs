@@ -54,6 +54,11 @@ pub struct CachedClient {
     owned: bool,
     /// Its own limits over the server's.
     limits: ClientLimits,
+    /// Random per creation (`ClientRow::instance`): token ids, codes, grants, usage and limits carry it, so a client
+    /// created later with the same id inherits nothing.
+    pub instance: i64,
+    /// When it was created (Unix seconds): tokens issued before instances existed are judged by it.
+    pub created_at: i64,
     /// Its `keyward_tokens_issued_total` counters by grant type, made at its first token.
     pub(crate) issued: OnceLock<[metrics::Counter; 3]>,
     /// The minute and address it last authenticated from, folded (`Limits::client` remembers an address once a
@@ -114,6 +119,10 @@ pub struct Registry {
     /// Last-used times noted and not yet written, oldest first. Each secret is noted at most once an hour, so
     /// this holds no duplicates unless a backlog outlives an hour (the flush keeps the latest).
     used: Mutex<VecDeque<(Arc<str>, i64)>>,
+    /// Held from the read of a client (or of all) to its insert into memory, so reloads do not interleave: the
+    /// feed follower's read of a client that started before a write committed could otherwise land after the
+    /// writer's own reload and put the older state back in memory until the next read of the feed.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// Builds the core view of a client from its rows.
@@ -168,6 +177,8 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
         owned: row.owner_account.is_some(),
         // Checked on write; limits a newer version wrote and this one cannot read fall back to the server's.
         limits: serde_json::from_str(&row.limits).unwrap_or_default(),
+        instance: row.instance,
+        created_at: row.created_at,
         issued: OnceLock::new(),
         remembered: AtomicU64::new(0),
     }
@@ -217,6 +228,7 @@ impl Registry {
     /// Reads every client into memory and replaces what was there (at start, and after an import). The caller
     /// replays the change feed from before the call, so a change made while this reads is not lost.
     pub async fn reload_clients(&self, store: &Store) -> Result<usize, StoreError> {
+        let _reloading = self.reloading.lock().await;
         // Clients first, then their resource links and secrets straight into them, each row dropped as soon as it
         // is used: no map of rows outlives the load, which keeps the peak memory down and leaves no heap full of
         // freed rows for the token path's allocations to search through. A link or secret whose client arrived
@@ -252,6 +264,7 @@ impl Registry {
 
     /// Re-reads one client after a change (removing it when it is gone).
     pub async fn reload_client(&self, store: &Store, id: &str) -> Result<(), StoreError> {
+        let _reloading = self.reloading.lock().await;
         match store.client_get(id).await {
             Ok((row, resources, secrets)) => {
                 let c = cached(&row, resources, &secrets);

@@ -26,7 +26,7 @@ pub use accounts::AccountRow;
 pub use audit::{AuditEntry, NewAudit};
 pub use changes::Change;
 pub use clients::{ClientRow, NewClient, SecretRow};
-pub use grants::{CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow};
+pub use grants::{Advance, CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow};
 pub use keys::KeyRow;
 pub use resources::ResourceRow;
 pub use usage::UsageRow;
@@ -194,6 +194,8 @@ pub enum Expiring {
     AuthCodes,
     /// Grants (refresh-token families) past their absolute lifetime, with their refresh tokens.
     Grants,
+    /// The records of a family's access tokens, once those tokens have expired.
+    GrantTokens,
     /// Expired login sessions.
     Sessions,
     /// Hourly token counts older than `USAGE_KEPT_SECONDS`.
@@ -215,11 +217,12 @@ pub const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 impl Expiring {
     /// Every kind, in the order the purge visits them.
-    pub const ALL: [Expiring; 8] = [
+    pub const ALL: [Expiring; 9] = [
         Expiring::RevokedTokens,
         Expiring::Changes,
         Expiring::AuthCodes,
         Expiring::Grants,
+        Expiring::GrantTokens,
         Expiring::Sessions,
         Expiring::Usage,
         Expiring::LimitState,
@@ -233,6 +236,7 @@ impl Expiring {
             Expiring::Changes => "changes",
             Expiring::AuthCodes => "auth_codes",
             Expiring::Grants => "grants",
+            Expiring::GrantTokens => "grant_tokens",
             Expiring::Sessions => "sessions",
             Expiring::Usage => "token_usage",
             Expiring::LimitState => "limit_state",
@@ -388,6 +392,7 @@ impl Store {
             Expiring::Changes => self.changes_purge(now - CHANGES_KEPT_SECONDS, limit).await,
             Expiring::AuthCodes => self.codes_purge(now - CODES_KEPT_SECONDS, limit).await,
             Expiring::Grants => self.grants_purge(now, limit).await,
+            Expiring::GrantTokens => self.grant_tokens_purge(now, limit).await,
             Expiring::Sessions => self.sessions_purge(now, limit).await,
             Expiring::Usage => self.usage_purge(now - USAGE_KEPT_SECONDS, limit).await,
             Expiring::LimitState => self.limit_purge(now, limit).await,

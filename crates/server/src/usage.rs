@@ -12,8 +12,12 @@ use keyward_core::console::hour_start;
 
 use crate::store::{Store, StoreError};
 
-/// Counts not yet written: hour start → client id → tokens.
-type Counts = HashMap<i64, HashMap<String, i64>>;
+/// Counts not yet written: hour start → client id → (client instance, tokens) for each instance counted (one,
+/// unless the client was deleted and made again with the same id within the hour).
+type Counts = HashMap<i64, HashMap<String, Vec<(i64, i64)>>>;
+
+/// One row to write: (client id, client instance, hour start, tokens).
+type Row = (String, i64, i64, i64);
 
 /// Counts not yet written, in shards: each thread adds to its own (threads outnumbering shards share), so request
 /// threads do not wait on each other; the flush and the console take each shard in turn.
@@ -40,6 +44,14 @@ fn thread_slot() -> usize {
     SLOT.with(|s| *s)
 }
 
+/// Adds `n` to the count of `instance` in `counts`.
+fn add(counts: &mut Vec<(i64, i64)>, instance: i64, n: i64) {
+    match counts.iter_mut().find(|(i, _)| *i == instance) {
+        Some((_, c)) => *c += n,
+        None => counts.push((instance, n)),
+    }
+}
+
 impl Usage {
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Counts> {
         self.shards[i % self.shards.len()]
@@ -47,53 +59,72 @@ impl Usage {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one token issued to `client_id` at `now`. The id is copied only the first time in an hour.
-    pub fn record(&self, client_id: &str, now: i64) {
+    /// Counts one token issued to `client_id` (its instance `instance`) at `now`. The id is copied only the
+    /// first time in an hour.
+    pub fn record(&self, client_id: &str, instance: i64, now: i64) {
         let mut pending = self.shard(thread_slot());
         let hour = pending.entry(hour_start(now)).or_default();
         match hour.get_mut(client_id) {
-            Some(n) => *n += 1,
+            Some(counts) => add(counts, instance, 1),
             None => {
-                hour.insert(client_id.to_owned(), 1);
+                hour.insert(client_id.to_owned(), vec![(instance, 1)]);
             }
         }
     }
 
-    /// This node's unflushed counts for one client: (hour start, tokens), an hour possibly more than once.
-    pub fn pending_of(&self, client_id: &str) -> Vec<(i64, i64)> {
+    /// This node's unflushed counts for one instance of a client: (hour start, tokens), an hour possibly more
+    /// than once.
+    pub fn pending_of(&self, client_id: &str, instance: i64) -> Vec<(i64, i64)> {
         (0..self.shards.len())
             .flat_map(|i| {
                 self.shard(i)
                     .iter()
-                    .filter_map(|(hour, clients)| clients.get(client_id).map(|n| (*hour, *n)))
+                    .filter_map(|(hour, clients)| {
+                        let counts = clients.get(client_id)?;
+                        let (_, n) = counts.iter().find(|(i, _)| *i == instance)?;
+                        Some((*hour, *n))
+                    })
                     .collect::<Vec<_>>()
             })
             .collect()
     }
 
-    /// Takes every unflushed count, one row per client and hour: (client id, hour start, tokens).
-    fn take(&self) -> Vec<(String, i64, i64)> {
+    /// Takes every unflushed count, one row per client instance and hour.
+    fn take(&self) -> Vec<Row> {
         let mut merged = Counts::new();
         for i in 0..self.shards.len() {
             let taken = std::mem::take(&mut *self.shard(i));
             for (hour, clients) in taken {
                 let into = merged.entry(hour).or_default();
-                for (c, n) in clients {
-                    *into.entry(c).or_default() += n;
+                for (c, counts) in clients {
+                    let slot = into.entry(c).or_default();
+                    for (instance, n) in counts {
+                        add(slot, instance, n);
+                    }
                 }
             }
         }
         merged
             .into_iter()
-            .flat_map(|(hour, clients)| clients.into_iter().map(move |(c, n)| (c, hour, n)))
+            .flat_map(|(hour, clients)| {
+                clients.into_iter().flat_map(move |(c, counts)| {
+                    counts
+                        .into_iter()
+                        .map(move |(instance, n)| (c.clone(), instance, hour, n))
+                })
+            })
             .collect()
     }
 
     /// Adds counts back (their write failed); they go out with the next flush.
-    fn put_back(&self, rows: impl IntoIterator<Item = (String, i64, i64)>) {
+    fn put_back(&self, rows: impl IntoIterator<Item = Row>) {
         let mut pending = self.shard(0);
-        for (client, hour, n) in rows {
-            *pending.entry(hour).or_default().entry(client).or_default() += n;
+        for (client, instance, hour, n) in rows {
+            add(
+                pending.entry(hour).or_default().entry(client).or_default(),
+                instance,
+                n,
+            );
         }
     }
 
@@ -119,31 +150,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_gather_per_client_and_hour_and_survive_a_failed_write() {
+    fn counts_gather_per_client_instance_and_hour_and_survive_a_failed_write() {
         let u = Usage::default();
         for t in [10, 20, 3_599, 3_600] {
-            u.record("a", t);
+            u.record("a", 1, t);
         }
-        u.record("b", 30);
-        let mut a = u.pending_of("a");
+        u.record("b", 1, 30);
+        // The same id, another instance (deleted and made again within the hour): counted apart.
+        u.record("a", 2, 40);
+        let mut a = u.pending_of("a", 1);
         a.sort();
         assert_eq!(a, vec![(0, 3), (3_600, 1)]);
+        assert_eq!(u.pending_of("a", 2), vec![(0, 1)]);
         let mut rows = u.take();
         rows.sort();
         assert_eq!(
             rows,
             vec![
-                ("a".into(), 0, 3),
-                ("a".into(), 3_600, 1),
-                ("b".into(), 0, 1)
+                ("a".into(), 1, 0, 3),
+                ("a".into(), 1, 3_600, 1),
+                ("a".into(), 2, 0, 1),
+                ("b".into(), 1, 0, 1)
             ]
         );
-        assert!(u.pending_of("a").is_empty());
+        assert!(u.pending_of("a", 1).is_empty());
         // Put back beside new counts, they add up.
-        u.record("a", 100);
+        u.record("a", 1, 100);
         u.put_back(rows);
         let mut sums = std::collections::BTreeMap::new();
-        for (hour, n) in u.pending_of("a") {
+        for (hour, n) in u.pending_of("a", 1) {
             *sums.entry(hour).or_insert(0) += n;
         }
         assert_eq!(
@@ -153,13 +188,13 @@ mod tests {
         // Counts from several threads (so several shards) come out as one row per client and hour.
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| (0..10).for_each(|_| u.record("c", 7_200)));
+                s.spawn(|| (0..10).for_each(|_| u.record("c", 1, 7_200)));
             }
         });
         let rows = u.take();
         assert_eq!(
             rows.iter().filter(|r| r.0 == "c").collect::<Vec<_>>(),
-            vec![&("c".to_owned(), 7_200, 40)]
+            vec![&("c".to_owned(), 1, 7_200, 40)]
         );
     }
 }

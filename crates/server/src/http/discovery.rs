@@ -14,7 +14,10 @@ use crate::error::ApiError;
 /// RFC 8414 §2 metadata, listing only what is implemented.
 pub(crate) async fn metadata(State(app): State<Arc<App>>) -> Json<Value> {
     let i = &app.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    // Exactly what each endpoint accepts: a public client authenticates with its id alone (`none`) at the token
+    // and revocation endpoints (RFC 7009 §2.1), never at introspection (RFC 7662 §2.1).
+    let secret_methods = ["client_secret_basic", "client_secret_post"];
+    let with_none = ["client_secret_basic", "client_secret_post", "none"];
     Json(json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/oauth2/authorize"),
@@ -27,9 +30,9 @@ pub(crate) async fn metadata(State(app): State<Arc<App>>) -> Json<Value> {
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": with_none,
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "revocation_endpoint_auth_methods_supported": with_none,
         "scopes_supported": scopes(&app),
     }))
 }

@@ -34,6 +34,9 @@ pub struct ClientRow {
     pub owner_account: Option<String>,
     /// JSON: its own limits (`keyward_core::limit::ClientLimits`; `{}` follows the server).
     pub limits: String,
+    /// Random per creation: what a client created later with the same id does not share. Its codes, grants,
+    /// token ids, usage counts and limit state carry it.
+    pub instance: i64,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -68,7 +71,7 @@ pub struct SecretRow {
     pub last_used_at: Option<i64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, instance, created_at, updated_at";
 const SECRET_COLUMNS: &str = "id, client_id, digest, hint, created_at, expires_at, last_used_at";
 
 impl Store {
@@ -156,7 +159,7 @@ impl Tx {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
                      serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, \
-                     created_at, updated_at) ",
+                     instance, created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut b, c| {
                     let r = &c.row;
@@ -173,6 +176,7 @@ impl Tx {
                         .push_bind(r.refresh_token_ttl)
                         .push_bind(&r.owner_account)
                         .push_bind(&r.limits)
+                        .push_bind(r.instance)
                         .push_bind(r.created_at)
                         .push_bind(r.updated_at);
                 });
@@ -249,8 +253,17 @@ impl Tx {
         Ok(())
     }
 
-    /// Deletes a client; its secrets and resource links go with it.
-    pub async fn client_delete(&mut self, id: &str) -> Result<(), StoreError> {
+    /// Deletes a client; its secrets, resource links, consents and grants (with their refresh tokens) go with it,
+    /// and its unredeemed codes are spent.
+    pub async fn client_delete(&mut self, id: &str, now: i64) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE auth_codes SET used_at = $2 WHERE client_id = $1 AND used_at IS NULL"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
         let done = on_tx!(self, |c| sqlx::query("DELETE FROM clients WHERE id = $1")
             .bind(id)
             .execute(c)

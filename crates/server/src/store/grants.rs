@@ -1,6 +1,8 @@
 //! Delegated access: `consents` (which apps an account authorized, for which scopes), `auth_codes`, `grants` (what
-//! one authorization issued: a refresh-token family) and `refresh_tokens`. Codes and refresh tokens are kept as
-//! digests; using one is a single conditional `UPDATE` whose row count decides the one winner.
+//! one authorization issued: a refresh-token family, with the generation of its one live refresh token),
+//! `grant_tokens` (the access tokens a family issued, while they live) and `refresh_tokens` (refresh tokens of the
+//! earlier form, one row each). Codes are kept as digests; using a code or a refresh token is a single conditional
+//! `UPDATE` whose row count decides the one winner.
 
 use super::{Store, StoreError, Tx, on_db, on_tx};
 
@@ -38,6 +40,8 @@ pub struct CodeRow {
     pub scopes: String,
     /// The PKCE S256 challenge.
     pub code_challenge: String,
+    /// The instance of the client it was issued to (`ClientRow::instance`).
+    pub client_instance: i64,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -57,6 +61,9 @@ pub struct GrantRow {
     pub account_id: String,
     /// The app.
     pub client_id: String,
+    /// The instance of the app (`ClientRow::instance`): a client created later with the same id has another.
+    #[serde(skip)]
+    pub client_instance: i64,
     /// The resource identifier.
     pub resource: String,
     /// Space-delimited scopes.
@@ -67,9 +74,14 @@ pub struct GrantRow {
     pub expires_at: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// The generation of the family's live refresh token (`crate::refresh`); every use moves it on by one.
+    #[serde(skip)]
+    pub refresh_gen: i64,
+    /// When the family was last used (created, or refreshed): the idle timeout counts from here.
+    pub refreshed_at: i64,
 }
 
-/// A refresh token of a grant, by digest.
+/// A refresh token of the earlier form (before `crate::refresh`), by digest: one row each, no longer written.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct RefreshRow {
     /// HMAC of the token under the pepper.
@@ -92,12 +104,30 @@ struct RefreshOf {
     #[sqlx(flatten)]
     row: RefreshRow,
     client_id: String,
+    client_instance: i64,
 }
 
 const CODE_COLUMNS: &str = "digest, client_id, account_id, redirect_uri, resource, scopes, code_challenge, \
-                            created_at, expires_at, used_at, grant_id";
-const GRANT_COLUMNS: &str =
-    "id, account_id, client_id, resource, scopes, created_at, expires_at, revoked_at";
+                            client_instance, created_at, expires_at, used_at, grant_id";
+const GRANT_COLUMNS: &str = "id, account_id, client_id, client_instance, resource, scopes, created_at, \
+                             expires_at, revoked_at, refresh_gen, refreshed_at";
+
+/// The use of a grant's refresh token (`Tx::grant_advance`).
+#[derive(Debug, Clone, Copy)]
+pub struct Advance<'a> {
+    /// The grant.
+    pub grant_id: &'a str,
+    /// The generation presented; `None` for a token of the earlier form (already spent by the caller).
+    pub generation: Option<i64>,
+    /// The client using it.
+    pub client_id: &'a str,
+    /// That client's instance.
+    pub client_instance: i64,
+    /// Now (the cluster's clock).
+    pub now: i64,
+    /// The idle timeout in seconds, if one is set.
+    pub idle_ttl: Option<i64>,
+}
 
 /// Which grants a listing wants.
 #[derive(Debug, Clone, Default)]
@@ -145,7 +175,7 @@ impl Store {
         on_db!(&self.db, |p| {
             sqlx::query(
             "INSERT INTO auth_codes (digest, client_id, account_id, redirect_uri, resource, scopes, code_challenge, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+             client_instance, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
         .bind(&c.digest)
         .bind(&c.client_id)
@@ -154,6 +184,7 @@ impl Store {
         .bind(&c.resource)
         .bind(&c.scopes)
         .bind(&c.code_challenge)
+        .bind(c.client_instance)
         .bind(c.created_at)
         .bind(c.expires_at)
         .execute(p)
@@ -200,6 +231,20 @@ impl Store {
         Ok(on_db!(&self.db, |p| sqlx::query(
             "DELETE FROM auth_codes WHERE digest IN \
              (SELECT digest FROM auth_codes WHERE expires_at < $1 LIMIT $2)"
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+
+    /// Removes up to `limit` records of a family's access tokens that expired before `before` (one purge batch):
+    /// past its expiry a token needs no revoking.
+    pub async fn grant_tokens_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query(
+            "DELETE FROM grant_tokens WHERE jti IN \
+             (SELECT jti FROM grant_tokens WHERE expires_at < $1 LIMIT $2)"
         )
         .bind(before)
         .bind(limit)
@@ -312,16 +357,19 @@ impl Tx {
     pub async fn grant_insert(&mut self, g: &GrantRow) -> Result<(), StoreError> {
         on_tx!(self, |c| {
             sqlx::query(
-            "INSERT INTO grants (id, account_id, client_id, resource, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO grants (id, account_id, client_id, client_instance, resource, scopes, created_at, \
+             expires_at, refresh_gen, refreshed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
         .bind(&g.id)
         .bind(&g.account_id)
         .bind(&g.client_id)
+        .bind(g.client_instance)
         .bind(&g.resource)
         .bind(&g.scopes)
         .bind(g.created_at)
         .bind(g.expires_at)
+        .bind(g.refresh_gen)
+        .bind(g.refreshed_at)
         .execute(c)
         .await
         .map(|r| r.rows_affected())
@@ -367,12 +415,15 @@ impl Tx {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Marks a grant revoked and returns the access tokens of its family still alive at `now` (`jti`, `exp`), for
-    /// the denylist. Revoking a revoked grant returns them again (harmless: the denylist ignores repeats).
+    /// Marks a grant revoked and returns the access tokens of its family that still verify at `now` (`jti`, and
+    /// until when: its `exp` plus `leeway`), for the denylist: those recorded in `grant_tokens` (which hold that
+    /// time already), and those of refresh tokens of the earlier form. Revoking a revoked grant returns them again
+    /// (harmless: the denylist ignores repeats).
     pub async fn grant_revoke(
         &mut self,
         id: &str,
         now: i64,
+        leeway: i64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         on_tx!(self, |c| sqlx::query(
             "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
@@ -384,68 +435,102 @@ impl Tx {
         .map(|r| r.rows_affected()))?;
         Ok(on_tx!(self, |c| {
             sqlx::query_as(
-            "SELECT access_jti, access_expires_at FROM refresh_tokens WHERE grant_id = $1 AND access_expires_at > $2"
-        )
-        .bind(id)
-        .bind(now)
-        .fetch_all(c)
-        .await
+                "SELECT jti, expires_at FROM grant_tokens WHERE grant_id = $1 AND expires_at > $2 \
+                 UNION SELECT access_jti, access_expires_at + $3 FROM refresh_tokens \
+                 WHERE grant_id = $1 AND access_expires_at + $3 > $2",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(leeway)
+            .fetch_all(c)
+            .await
         })?)
     }
 
-    /// Inserts a refresh token of a grant.
-    pub async fn refresh_insert(&mut self, r: &RefreshRow) -> Result<(), StoreError> {
-        on_tx!(self, |c| {
-            sqlx::query(
-            "INSERT INTO refresh_tokens (digest, grant_id, created_at, access_jti, access_expires_at) \
-             VALUES ($1, $2, $3, $4, $5)"
+    /// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): moves a grant's refresh token from `advance.generation` (any,
+    /// when `None`: a token of the earlier form was spent just before) to the next, if the grant is the client's
+    /// (that instance's), not revoked, not past its end, and, with an idle timeout, used within it. Exactly one
+    /// caller gets the grant back (as it is after the move), however many try at once.
+    pub async fn grant_advance(
+        &mut self,
+        advance: &Advance<'_>,
+    ) -> Result<Option<GrantRow>, StoreError> {
+        let sql = format!(
+            "UPDATE grants SET refresh_gen = refresh_gen + 1, refreshed_at = $5 WHERE id = $1 \
+             AND ($2 < 0 OR refresh_gen = $2) AND client_id = $3 AND client_instance = $4 \
+             AND revoked_at IS NULL AND expires_at > $5 AND ($6 = 0 OR refreshed_at + $6 > $5) \
+             RETURNING {GRANT_COLUMNS}"
+        );
+        Ok(on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(advance.grant_id)
+            .bind(advance.generation.unwrap_or(-1))
+            .bind(advance.client_id)
+            .bind(advance.client_instance)
+            .bind(advance.now)
+            .bind(advance.idle_ttl.unwrap_or(0))
+            .fetch_optional(c)
+            .await)?)
+    }
+
+    /// Records an access token a family issued, until `until` (its `exp` and the verifiers' leeway), so that
+    /// revoking the family (`Tx::grant_revoke`) denylists it.
+    pub async fn grant_token_insert(
+        &mut self,
+        grant_id: &str,
+        jti: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO grant_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)"
         )
-        .bind(&r.digest)
-        .bind(&r.grant_id)
-        .bind(r.created_at)
-        .bind(&r.access_jti)
-        .bind(r.access_expires_at)
+        .bind(jti)
+        .bind(grant_id)
+        .bind(until)
         .execute(c)
         .await
-        .map(|r| r.rows_affected())
-        })?;
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
-    /// RFC 6749 §6 with rotation: spends a refresh token of `client_id`. Exactly one caller gets its grant id,
-    /// however many try at once; others get `None` and look with [`Tx::refresh_find`].
+    /// A refresh token of the earlier form (one row each), spent by its use, if it is `client_id`'s (that
+    /// instance's): exactly one caller gets its grant id, however many try at once; others get `None` and look
+    /// with [`Tx::refresh_find`]. The caller then moves the grant on with [`Tx::grant_advance`].
     pub async fn refresh_use(
         &mut self,
         digest: &[u8],
         client_id: &str,
+        client_instance: i64,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = on_tx!(self, |c| sqlx::query_as(
-            "UPDATE refresh_tokens SET used_at = $3 WHERE digest = $1 AND used_at IS NULL \
-             AND grant_id IN (SELECT id FROM grants WHERE client_id = $2) RETURNING grant_id"
+            "UPDATE refresh_tokens SET used_at = $4 WHERE digest = $1 AND used_at IS NULL \
+             AND grant_id IN (SELECT id FROM grants WHERE client_id = $2 AND client_instance = $3) \
+             RETURNING grant_id"
         )
         .bind(digest)
         .bind(client_id)
+        .bind(client_instance)
         .bind(now)
         .fetch_optional(c)
         .await)?;
         Ok(row.map(|(g,)| g))
     }
 
-    /// A refresh token with the client of its grant, used or not.
+    /// A refresh token of the earlier form with the client (id and instance) of its grant, used or not.
     pub async fn refresh_find(
         &mut self,
         digest: &[u8],
-    ) -> Result<Option<(RefreshRow, String)>, StoreError> {
+    ) -> Result<Option<(RefreshRow, String, i64)>, StoreError> {
         let found: Option<RefreshOf> = on_tx!(self, |c| {
             sqlx::query_as(
-            "SELECT r.digest, r.grant_id, r.created_at, r.used_at, r.access_jti, r.access_expires_at, \
-             g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = $1"
-        )
-        .bind(digest)
-        .fetch_optional(c)
-        .await
+                "SELECT r.digest, r.grant_id, r.created_at, r.used_at, r.access_jti, r.access_expires_at, \
+                 g.client_id, g.client_instance FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+                 WHERE r.digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(c)
+            .await
         })?;
-        Ok(found.map(|f| (f.row, f.client_id)))
+        Ok(found.map(|f| (f.row, f.client_id, f.client_instance)))
     }
 }

@@ -16,23 +16,28 @@ pub struct UsageRow {
 }
 
 impl Store {
-    /// Adds counts to their (client, hour) rows, creating them as needed; one statement per thousand rows, each
-    /// atomic on its own. Returns how many rows were written before a failure, with the failure, so the caller
-    /// keeps only the rest for the next flush and nothing is counted twice.
+    /// Adds counts to their (client, instance, hour) rows, creating them as needed; one statement per thousand
+    /// rows, each atomic on its own. Returns how many rows were written before a failure, with the failure, so the
+    /// caller keeps only the rest for the next flush and nothing is counted twice.
     pub async fn usage_add(
         &self,
-        counts: &[(String, i64, i64)],
+        counts: &[(String, i64, i64, i64)],
     ) -> Result<(), (usize, StoreError)> {
         let mut written = 0;
         for chunk in counts.chunks(UPSERT_ROWS) {
             let done = on_db!(&self.db, |p| {
-                let mut q =
-                    sqlx::QueryBuilder::new("INSERT INTO token_usage (client_id, hour, tokens) ");
-                q.push_values(chunk, |mut b, (client, hour, n)| {
-                    b.push_bind(client).push_bind(*hour).push_bind(*n);
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO token_usage (client_id, client_instance, hour, tokens) ",
+                );
+                q.push_values(chunk, |mut b, (client, instance, hour, n)| {
+                    b.push_bind(client)
+                        .push_bind(*instance)
+                        .push_bind(*hour)
+                        .push_bind(*n);
                 });
                 q.push(
-                    " ON CONFLICT (client_id, hour) DO UPDATE SET tokens = token_usage.tokens + excluded.tokens",
+                    " ON CONFLICT (client_id, client_instance, hour) \
+                     DO UPDATE SET tokens = token_usage.tokens + excluded.tokens",
                 );
                 q.build().execute(p).await.map(|_| ())
             });
@@ -44,12 +49,19 @@ impl Store {
         Ok(())
     }
 
-    /// One client's hours from `since` (inclusive), oldest first.
-    pub async fn usage_of(&self, client_id: &str, since: i64) -> Result<Vec<UsageRow>, StoreError> {
+    /// One client instance's hours from `since` (inclusive), oldest first.
+    pub async fn usage_of(
+        &self,
+        client_id: &str,
+        instance: i64,
+        since: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
         Ok(on_db!(&self.db, |p| sqlx::query_as(
-            "SELECT hour, tokens FROM token_usage WHERE client_id = $1 AND hour >= $2 ORDER BY hour"
+            "SELECT hour, tokens FROM token_usage WHERE client_id = $1 AND client_instance = $2 \
+             AND hour >= $3 ORDER BY hour"
         )
         .bind(client_id)
+        .bind(instance)
         .bind(since)
         .fetch_all(p)
         .await)?)
@@ -58,8 +70,8 @@ impl Store {
     /// Deletes up to `limit` rows of hours before `before`.
     pub async fn usage_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
         Ok(on_db!(&self.db, |p| sqlx::query(
-            "DELETE FROM token_usage WHERE (client_id, hour) IN \
-             (SELECT client_id, hour FROM token_usage WHERE hour < $1 LIMIT $2)"
+            "DELETE FROM token_usage WHERE (client_id, client_instance, hour) IN \
+             (SELECT client_id, client_instance, hour FROM token_usage WHERE hour < $1 LIMIT $2)"
         )
         .bind(before)
         .bind(limit)

@@ -343,11 +343,14 @@ async fn grant(
         id: id.clone(),
         account_id: account.to_owned(),
         client_id: client.to_owned(),
+        client_instance: app.instance(client).await,
         resource: resource.to_owned(),
         scopes: "read".into(),
         created_at: now,
         expires_at: now + expires_in,
         revoked_at: None,
+        refresh_gen: 0,
+        refreshed_at: now,
     })
     .await
     .unwrap();

@@ -313,11 +313,14 @@ async fn call_documented(app: &TestApp, method: &str, path: &str, op: &Value) {
         id: grant_id.clone(),
         account_id: account.clone(),
         client_id: client.clone(),
+        client_instance: app.instance(&client).await,
         resource: resource.to_owned(),
         scopes: "read".into(),
         created_at: now,
         expires_at: now + 3_600,
         revoked_at: None,
+        refresh_gen: 0,
+        refreshed_at: now,
     })
     .await
     .unwrap();

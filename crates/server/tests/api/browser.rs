@@ -33,6 +33,8 @@ pub struct Browser {
 pub struct Element<'a> {
     browser: &'a Browser,
     id: String,
+    /// The selector that found it, to find it again when a page load replaced it.
+    css: String,
 }
 
 impl Browser {
@@ -191,7 +193,11 @@ impl Browser {
             {
                 Ok(found) => {
                     let id = found[ELEMENT_KEY].as_str().unwrap().to_owned();
-                    return Element { browser: self, id };
+                    return Element {
+                        browser: self,
+                        id,
+                        css: css.to_owned(),
+                    };
                 }
                 Err((error, message)) if error != "no such element" => {
                     panic!("find {css:?}: {error}: {message}")
@@ -290,11 +296,29 @@ impl Element<'_> {
             .await;
     }
 
-    /// The element's visible text.
+    /// The element's visible text. An element a page load replaced between `find` and now (a click's navigation
+    /// still finishing) is found again, for up to 5 s.
     pub async fn text(&self) -> String {
-        self.browser
-            .string(&format!("/element/{}/text", self.id))
-            .await
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut id = self.id.clone();
+        loop {
+            let path = format!("/element/{id}/text");
+            match self.browser.try_command(Method::GET, &path, None).await {
+                Ok(value) => {
+                    return value
+                        .as_str()
+                        .unwrap_or_else(|| panic!("GET {path}: not a string: {value}"))
+                        .to_owned();
+                }
+                Err((error, _))
+                    if error == "stale element reference" && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    id = Box::pin(self.browser.find(&self.css)).await.id;
+                }
+                Err((error, message)) => panic!("WebDriver GET {path}: {error}: {message}"),
+            }
+        }
     }
 
     /// The element's attribute `name`, or `None` when it has none.

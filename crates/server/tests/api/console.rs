@@ -447,7 +447,12 @@ both_engines!(usage_is_counted_in_memory_and_flushed, |app| {
         token_status(&app, &other, &other_secret).await,
         StatusCode::OK
     );
-    assert!(app.app.usage.pending_of(&other).is_empty());
+    assert!(
+        app.app
+            .usage
+            .pending_of(&other, app.instance(&other).await)
+            .is_empty()
+    );
     // A failed request is not a token.
     assert_eq!(
         token_status(&app, &id, "wrong").await,
@@ -455,7 +460,14 @@ both_engines!(usage_is_counted_in_memory_and_flushed, |app| {
     );
     // Nothing was written per token: the table is empty until the flush.
     let since = app.clock.now() - 7_200;
-    assert!(app.app.store.usage_of(&id, since).await.unwrap().is_empty());
+    assert!(
+        app.app
+            .store
+            .usage_of(&id, app.instance(&id).await, since)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The node's own unflushed counts are shown at once.
     let (_, usage) = app
         .admin_call(Method::GET, &format!("/clients/{id}/usage?hours=3"), None)
@@ -479,12 +491,22 @@ both_engines!(usage_is_counted_in_memory_and_flushed, |app| {
     // The flush writes a row per client and hour (the admin client's tokens are counted too), and later counts
     // add to it; a flush with nothing new writes nothing.
     assert!(app.app.usage.flush(&app.app.store).await.unwrap() >= 1);
-    let rows = app.app.store.usage_of(&id, since).await.unwrap();
+    let rows = app
+        .app
+        .store
+        .usage_of(&id, app.instance(&id).await, since)
+        .await
+        .unwrap();
     assert_eq!(rows.iter().map(|r| r.tokens).sum::<i64>(), 250);
     assert_eq!(app.app.usage.flush(&app.app.store).await.unwrap(), 0);
     assert_eq!(token_status(&app, &id, &secret).await, StatusCode::OK);
     app.app.usage.flush(&app.app.store).await.unwrap();
-    let rows = app.app.store.usage_of(&id, since).await.unwrap();
+    let rows = app
+        .app
+        .store
+        .usage_of(&id, app.instance(&id).await, since)
+        .await
+        .unwrap();
     assert_eq!(rows.iter().map(|r| r.tokens).sum::<i64>(), 251);
     let (_, usage) = app
         .admin_call(Method::GET, &format!("/clients/{id}/usage"), None)

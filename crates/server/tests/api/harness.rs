@@ -294,6 +294,17 @@ impl TestApp {
             .0
     }
 
+    /// The instance of a client (`ClientRow::instance`), as its store row has it.
+    pub async fn instance(&self, client_id: &str) -> i64 {
+        self.app
+            .store
+            .client_get(client_id)
+            .await
+            .expect("client")
+            .0
+            .instance
+    }
+
     /// Verifies a token with an independent JWT library against this server's JWKS, requiring `aud` and this
     /// server's issuer; returns the claims.
     pub async fn verify_jwt(&self, token: &str, aud: &str) -> Value {
