@@ -34,4 +34,5 @@ mod outage;
 mod pg;
 mod serve;
 mod token;
+mod unstorable;
 mod verify;
