@@ -64,6 +64,10 @@ impl Actor {
             source,
         }
     }
+    /// Whether this is the admin API caller authenticated as client `id`.
+    pub fn is_client(&self, id: &str) -> bool {
+        self.who.strip_prefix("client:") == Some(id)
+    }
     /// An account holder (the console), or an operator acting through the console's operator pages.
     pub fn account(id: &str, source: String) -> Self {
         Actor {
@@ -734,30 +738,37 @@ impl From<&ClientInput> for InputDetail {
 }
 
 /// Refuses a change by which an admin API caller would lock itself out: deleting or disabling the client it is
-/// authenticated as, or taking the admin resource or scope away from it.
+/// authenticated as, or taking from it the admin resource, the admin scope, the client_credentials grant or a way
+/// to present a secret.
 fn guard_self(
     actor: &Actor,
     id: &str,
     after: Option<(&ClientRow, &Vec<String>)>,
 ) -> Result<(), ApiError> {
-    if actor.who != format!("client:{id}") {
+    if !actor.is_client(id) {
         return Ok(());
     }
     let keeps_access = after.is_some_and(|(row, resources)| {
+        let has = |list: &str, item: &str| split_list(list).iter().any(|x| x == item);
         row.enabled
             && resources.iter().any(|r| r == ADMIN_RESOURCE)
-            && split_list(&row.scopes)
-                .iter()
-                .any(|s| s == keyward_core::resource::ADMIN_SCOPE)
+            && has(&row.scopes, keyward_core::resource::ADMIN_SCOPE)
+            && has(&row.grant_types, GrantType::ClientCredentials.as_str())
+            && row.auth_methods != AuthMethod::None.as_str()
     });
     if keeps_access {
         return Ok(());
     }
-    Err(ApiError::Plain {
+    Err(lockout())
+}
+
+/// The answer to a change that would lock the calling admin client out of the admin API.
+pub(crate) fn lockout() -> ApiError {
+    ApiError::Plain {
         status: axum::http::StatusCode::CONFLICT,
         code: "conflict",
         message: "this change would lock the calling admin client out: use another admin client or the CLI".into(),
-    })
+    }
 }
 
 /// The most keys one account may hold (SECURITY.md).

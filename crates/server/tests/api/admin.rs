@@ -382,16 +382,222 @@ both_engines!(admin_cannot_lock_itself_out, |app| {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    // Harmless changes to itself are fine.
-    let (s, _) = app
+    // Nor may it take away its own way to get a token.
+    for body in [
+        json!({"grant_types": []}),
+        json!({"resources": [], "scopes": []}),
+    ] {
+        let (s, e) = app
+            .admin_call(Method::PATCH, &format!("/clients/{me}"), Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}: {e}");
+        assert!(
+            e["error_description"].as_str().unwrap().contains("lock"),
+            "{e}"
+        );
+    }
+    // Its last secret that works cannot be retired; once another exists, the old one can.
+    let (_, secrets) = app
+        .admin_call(Method::GET, &format!("/clients/{me}/secrets"), None)
+        .await;
+    let first = secrets["items"][0]["id"].as_str().unwrap().to_owned();
+    let (s, e) = app
         .admin_call(
-            Method::PATCH,
-            &format!("/clients/{me}"),
-            Some(json!({"name": "root"})),
+            Method::DELETE,
+            &format!("/clients/{me}/secrets/{first}"),
+            None,
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
-    app.admin_token().await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    let token = app.admin_token().await;
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/clients/{me}/secrets")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let fresh: Value = r.json().await.unwrap();
+    let r = app
+        .bearer(
+            Method::DELETE,
+            &app.url(&format!("/admin/v1/clients/{me}/secrets/{first}")),
+            &token,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let new_secret = fresh["client_secret"].as_str().unwrap();
+    let token = app.access_token(&me, new_secret, &[]).await;
+    // The admin API's own resource keeps the admin scope.
+    for scopes in [json!(["keyward:admin:read"]), json!([])] {
+        let r = app
+            .http
+            .patch(app.url("/admin/v1/resources/urn:keyward:admin"))
+            .bearer_auth(&token)
+            .json(&json!({ "scopes": scopes }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT, "{scopes}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("keyward:admin"),
+            "{e}"
+        );
+    }
+    // Harmless changes to itself and to its resource are fine, and it keeps its access.
+    for (path, body) in [
+        (format!("/clients/{me}"), json!({"name": "root"})),
+        (
+            "/resources/urn:keyward:admin".to_owned(),
+            json!({"scopes": ["keyward:admin", "keyward:admin:read", "extra"]}),
+        ),
+    ] {
+        let r = app
+            .http
+            .patch(app.url(&format!("/admin/v1{path}")))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let token = app.access_token(&me, new_secret, &[]).await;
+    let r = app
+        .bearer(Method::GET, &app.url("/admin/v1/clients"), &token)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+});
+
+both_engines!(the_api_documents_and_refuses_null_and_clamps_pages, |app| {
+    // `null` where a member is not nullable is refused, not read as "absent" (it rotated every key).
+    let before = app.app.keys_list().len();
+    let (s, e) = app
+        .admin_call(Method::POST, "/keys/rotate", Some(json!({"alg": null})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error_description"], "alg: must not be null");
+    assert_eq!(before, app.app.keys_list().len());
+    let (s, e) = app
+        .admin_call(
+            Method::POST,
+            "/clients",
+            Some(json!({"name": "n", "scopes": null})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error_description"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("scopes: must not be null"))
+    );
+    // `owner_account` is nullable on create, and refused on update whatever its value.
+    let (s, e) = app
+        .admin_call(
+            Method::POST,
+            "/clients",
+            Some(json!({"name": "n", "owner_account": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+    let id = e["client_id"].as_str().unwrap();
+    for owner in [json!(null), json!("acct_x")] {
+        let (s, e) = app
+            .admin_call(
+                Method::PATCH,
+                &format!("/clients/{id}"),
+                Some(json!({"owner_account": owner})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        assert!(
+            e["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("owner_account"),
+            "{e}"
+        );
+    }
+    // Paging numbers out of range are clamped as documented; none shows framework text.
+    for query in [
+        "limit=0",
+        "limit=-5",
+        "limit=1000000",
+        "limit=99999999999999999999999",
+    ] {
+        let (s, page) = app
+            .admin_call(Method::GET, &format!("/clients?{query}"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{query}: {page}");
+        let (s, page) = app
+            .admin_call(
+                Method::GET,
+                &format!("/audit?{query}&before=99999999999999999999"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{query}: {page}");
+        assert!(!page["items"].as_array().unwrap().is_empty());
+    }
+    let (_, one) = app.admin_call(Method::GET, "/clients?limit=0", None).await;
+    assert_eq!(one["items"].as_array().unwrap().len(), 1);
+    for (query, field) in [
+        ("/clients?limit=many", "`limit`"),
+        ("/grants?live=yes", "`live`"),
+        ("/clients?limit=1&limit=2", "`limit` is repeated"),
+        ("/clients?colour=red", "colour"),
+        ("/clients/x/usage?hours=0", "hours"),
+    ] {
+        let (s, e) = app.admin_call(Method::GET, query, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
+        let said = e["error_description"].as_str().unwrap();
+        assert!(
+            said.contains(field) && !said.contains("Failed to"),
+            "{query}: {said}"
+        );
+    }
+    // A body that is not JSON, or too large, or not sent as JSON, says so in the admin error shape.
+    let token = app.admin_token().await;
+    let url = app.url("/admin/v1/clients");
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .body("{\"name\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let big = json!({"name": "x".repeat(70 * 1024)});
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    // Overlaps that would overflow a time are refused.
+    let (s, e) = app
+        .admin_call(
+            Method::POST,
+            &format!("/clients/{id}/secrets"),
+            Some(json!({"retire_old_after": i64::MAX})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("retire_old_after")
+    );
 });
 
 both_engines!(concurrent_rotations_lose_no_update, |app| {
