@@ -141,6 +141,15 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unavailable_code(&c)) => {
                 StoreError::Unavailable(e)
             }
+            // SQLite busy or locked past the busy timeout: the database cannot take the write now (503, not 500).
+            sqlx::Error::Database(ref d)
+                if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    && d.code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+            {
+                StoreError::Unavailable(e)
+            }
             sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unstorable_code(&c)) => {
                 StoreError::Unstorable(e)
             }
@@ -358,8 +367,18 @@ impl Store {
         }
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred
+    /// transaction that reads first and then writes cannot wait for a concurrent writer (SQLite answers "database
+    /// is locked" at once, whatever the busy timeout), which made concurrent account changes fail with 500.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Starts a transaction that only reads (several reads that must agree), without SQLite's write lock.
+    pub(crate) async fn begin_read(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),

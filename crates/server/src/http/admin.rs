@@ -142,8 +142,20 @@ fn bearer_error(code: ErrorCode, description: &'static str) -> ApiError {
 
 type Shared = State<Arc<App>>;
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// The description as this server applies it: the longest access-token lifetime a resource may have is this
+/// server's `max_access_token_ttl`, not the default the file names.
+async fn openapi(State(app): Shared) -> Response {
+    let Ok(mut doc) = serde_json::from_str::<Value>(OPENAPI) else {
+        // The file is compiled in and parsed by a test; were it broken, serve it as it is.
+        return ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response();
+    };
+    for schema in ["ResourceInput", "ResourcePatch"] {
+        let ttl = &mut doc["components"]["schemas"][schema]["properties"]["access_token_ttl"];
+        if let Some(seconds) = ttl["oneOf"].get_mut(0) {
+            seconds["maximum"] = json!(app.max_access_token_ttl);
+        }
+    }
+    Json(doc).into_response()
 }
 
 /// A page of a listing ordered by id (clients, accounts): `after` the last id of the previous page.

@@ -78,7 +78,7 @@ impl Store {
         id: &str,
     ) -> Result<(ClientRow, Vec<String>, Vec<SecretRow>), StoreError> {
         // One read transaction, so the three reads agree with each other.
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_read().await?;
         let found = tx.client_get(id, false).await;
         tx.commit().await?;
         found

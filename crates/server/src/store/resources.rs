@@ -38,7 +38,7 @@ impl Store {
 
     /// One resource by internal id or identifier.
     pub async fn resource_get(&self, id_or_identifier: &str) -> Result<ResourceRow, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_read().await?;
         let found = tx.resource_get(id_or_identifier, false).await;
         tx.commit().await?;
         found

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod admin;
+mod admin_input;
 mod browser;
 mod child;
 mod cli;
@@ -32,6 +33,7 @@ mod operator;
 mod otel;
 mod outage;
 mod pg;
+mod schemathesis;
 mod serve;
 mod token;
 mod unstorable;

@@ -3,11 +3,13 @@
 //! character) and `null` where the API description marks no member nullable are refused before anything reads the
 //! input. Not the OAuth endpoints' parser (`http/extract.rs`), which never names what a client sent.
 
+use std::collections::HashSet;
+
 use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, Deserializer, Error as _};
+use serde::de::{DeserializeOwned, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -79,46 +81,103 @@ async fn read(req: Request) -> Result<axum::body::Bytes, ApiError> {
         })
 }
 
-/// Reads a body: JSON, an object, no NUL in any text, `null` only where `T` allows it, then `T` itself with the
-/// path of any member it refuses.
+/// Reads a body: JSON, an object, no member given twice, no NUL in any text, `null` only where `T` allows it,
+/// then `T` itself with the path of any member it refuses.
 fn parse<T: Input>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
+    // `Value` keeps the last of two members with one name; this walk refuses them first.
+    serde_json::from_slice::<Distinct>(bytes).map_err(|e| {
+        let text = e.to_string();
+        let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
+        match e.classify() {
+            serde_json::error::Category::Data => ApiError::bad_request(text),
+            _ => ApiError::bad_request(format!("the body is not valid JSON: {text}")),
+        }
+    })?;
+    let mut value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(members) = &value else {
+    let Value::Object(members) = &mut value else {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     };
-    for (name, member) in members {
+    for (name, member) in members.iter_mut() {
         if member.is_null() && T::NULLABLE.contains(&name.as_str()) {
             continue;
         }
         check_member(name, member)?;
     }
-    // Read again from the bytes rather than from `value`, so a member given twice is refused, not overwritten.
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        // serde_json's message ends with where in the text it stopped, which the field's path already says.
-        let text = inner.to_string();
-        let text = text.split(" at line ").next().unwrap_or(&text);
-        if path == "." {
-            ApiError::bad_request(text.to_owned())
-        } else {
-            ApiError::bad_request(format!("{path}: {text}"))
+        match path.as_str() {
+            "." => ApiError::bad_request(e.into_inner().to_string()),
+            _ => ApiError::bad_request(format!("{path}: {}", e.into_inner())),
         }
     })
 }
 
-/// Refuses NUL in text and `null` at `path` and below.
-fn check_member(path: &str, value: &Value) -> Result<(), ApiError> {
+/// A JSON document walked for one rule: no object gives a member twice.
+struct Distinct;
+
+impl<'de> Deserialize<'de> for Distinct {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Walk;
+        impl<'de> Visitor<'de> for Walk {
+            type Value = Distinct;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Distinct, A::Error> {
+                let mut seen = HashSet::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    map.next_value::<Distinct>()?;
+                    if !seen.insert(name.clone()) {
+                        return Err(A::Error::custom(format!("{name}: given twice")));
+                    }
+                }
+                Ok(Distinct)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Distinct, A::Error> {
+                while seq.next_element::<Distinct>()?.is_some() {}
+                Ok(Distinct)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Distinct, E> {
+                Ok(Distinct)
+            }
+            fn visit_unit<E>(self) -> Result<Distinct, E> {
+                Ok(Distinct)
+            }
+        }
+        d.deserialize_any(Walk)
+    }
+}
+
+/// Refuses NUL in text and `null` at `path` and below, and writes a number with no fraction (`15.0`, which JSON
+/// Schema's `integer` admits) as the integer it is.
+fn check_member(path: &str, value: &mut Value) -> Result<(), ApiError> {
     match value {
         Value::Null => Err(ApiError::bad_request(format!("{path}: must not be null"))),
         Value::String(s) if s.contains('\0') => Err(nul(path)),
+        Value::Number(n) => {
+            if let Some(whole) = n.as_f64().filter(|_| n.is_f64()).and_then(integral) {
+                *value = whole;
+            }
+            Ok(())
+        }
         Value::Array(items) => items
-            .iter()
+            .iter_mut()
             .enumerate()
             .try_for_each(|(i, v)| check_member(&format!("{path}[{i}]"), v)),
-        Value::Object(members) => members.iter().try_for_each(|(k, v)| {
+        Value::Object(members) => members.iter_mut().try_for_each(|(k, v)| {
             if k.contains('\0') {
                 return Err(ApiError::bad_request(format!(
                     "{path}: a member's name must not contain NUL (U+0000)"
@@ -127,6 +186,23 @@ fn check_member(path: &str, value: &Value) -> Result<(), ApiError> {
             check_member(&format!("{path}.{k}"), v)
         }),
         _ => Ok(()),
+    }
+}
+
+/// The integer a float with no fraction stands for, when 64 bits hold it exactly.
+fn integral(f: f64) -> Option<Value> {
+    // 2^63 and 2^64 as floats: the bounds of i64 and u64, exclusive above.
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    if !f.is_finite() || f.fract() != 0.0 {
+        return None;
+    }
+    if (0.0..U64_END).contains(&f) {
+        Some(Value::from(f as u64))
+    } else if (-I64_END..0.0).contains(&f) {
+        Some(Value::from(f as i64))
+    } else {
+        None
     }
 }
 
@@ -226,21 +302,34 @@ fn decode(raw: &str) -> Result<String, &'static str> {
     Ok(text)
 }
 
-/// An integer given as text, any number of digits: beyond the range of 64 bits it saturates, so a page position
-/// past every id reads as "past every id" rather than as an error.
+/// An integer given as text, any number of digits, or a number with no fraction (`15.0`, `1e3`, which JSON
+/// Schema's `integer` admits): beyond the range of 64 bits it saturates, so a page position past every id reads as
+/// "past every id" rather than as an error.
 fn saturating(text: &str) -> Result<i64, String> {
+    let not_integer = || format!("must be an integer, not {text:?}");
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("must be an integer, not {text:?}"));
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(match (text.parse::<i64>(), negative) {
+            (Ok(n), _) => n,
+            (Err(_), true) => i64::MIN,
+            (Err(_), false) => i64::MAX,
+        });
     }
-    Ok(match (text.parse::<i64>(), negative) {
-        (Ok(n), _) => n,
-        (Err(_), true) => i64::MIN,
-        (Err(_), false) => i64::MAX,
-    })
+    // Only digits, a point, an exponent and signs, so `inf` and `NaN` (which Rust's parser reads) stay refused.
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
+        return Err(not_integer());
+    }
+    match text.parse::<f64>() {
+        // `as` saturates at the bounds of i64, as the digits above do.
+        Ok(f) if f.is_finite() && f.fract() == 0.0 => Ok(f as i64),
+        _ => Err(not_integer()),
+    }
 }
 
 /// An optional integer query member (`before`, `hours`).
@@ -289,19 +378,31 @@ mod tests {
         assert_eq!(saturating("-3").unwrap(), -3);
         assert_eq!(saturating("99999999999999999999999").unwrap(), i64::MAX);
         assert_eq!(saturating("-99999999999999999999999").unwrap(), i64::MIN);
-        for bad in ["", "-", "1.5", "1e3", "ten", " 1"] {
+        assert_eq!(saturating("15.0").unwrap(), 15);
+        assert_eq!(saturating("1e3").unwrap(), 1_000);
+        assert_eq!(saturating("-2.5e40").unwrap(), i64::MIN);
+        for bad in ["", "-", "1.5", "ten", " 1", "inf", "NaN", "1e400"] {
             assert!(saturating(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn nul_and_null_are_named() {
-        let e = check_member("scopes", &serde_json::json!(["a", "b\u{0}"])).unwrap_err();
+        let e = check_member("scopes", &mut serde_json::json!(["a", "b\u{0}"])).unwrap_err();
         assert!(e.to_string().contains("scopes[1]"), "{e}");
-        let e = check_member("limits", &serde_json::json!({"token": null})).unwrap_err();
+        let e = check_member("limits", &mut serde_json::json!({"token": null})).unwrap_err();
         assert!(
             e.to_string().contains("limits.token: must not be null"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_repeats_are_refused() {
+        let mut v = serde_json::json!({"n": 15340.0, "m": 1.5, "k": -3.0});
+        check_member("body", &mut v).unwrap();
+        assert_eq!(v, serde_json::json!({"n": 15340, "m": 1.5, "k": -3}));
+        assert!(serde_json::from_str::<Distinct>(r#"{"a": {"b": 1, "b": 2}}"#).is_err());
+        assert!(serde_json::from_str::<Distinct>(r#"{"a": [{"b": 1}, {"b": 2}]}"#).is_ok());
     }
 }
