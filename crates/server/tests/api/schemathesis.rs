@@ -36,6 +36,7 @@ async fn run(app: &TestApp, label: &str, authorization: Option<String>, extra: &
         "schemathesis is missing at {} (set KEYWARD_SCHEMATHESIS, or run `bash scripts/test`, which installs it)",
         st.display()
     );
+    let work = tempfile::tempdir().unwrap();
     let mut command = Command::new(&st);
     command
         .arg("--config-file")
@@ -46,6 +47,9 @@ async fn run(app: &TestApp, label: &str, authorization: Option<String>, extra: &
         .args(extra)
         .env("SCHEMATHESIS_HOOKS", "keyward_checks")
         .env("PYTHONPATH", files())
+        // Nothing written into the source tree: schemathesis keeps its cache in the working directory.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(work.path())
         .stdin(Stdio::null());
     if let Some(value) = authorization {
         command.arg("-H").arg(format!("Authorization: {value}"));
