@@ -92,13 +92,37 @@ impl Actor {
 }
 
 /// A duration given as seconds or as text such as `"15m"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum DurationValue {
     /// Seconds.
     Seconds(i64),
     /// Text.
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    // By hand, so a wrong value is refused in words ("expected whole seconds or …"), not as an untagged enum.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl serde::de::Visitor<'_> for Either {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("whole seconds, or text such as \"90s\", \"15m\", \"24h\" or \"7d\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationValue, E> {
+                i64::try_from(v)
+                    .map(DurationValue::Seconds)
+                    .map_err(|_| E::custom("duration too large"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                Ok(DurationValue::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 impl DurationValue {

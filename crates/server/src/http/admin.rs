@@ -86,6 +86,17 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/grants", get(grants_list))
         .route("/grants/{id}", get(grant_get).delete(grant_revoke))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// 405 in the admin error shape (axum's own has an empty body); the `Allow` header axum adds names the methods.
+async fn method_not_allowed() -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "invalid_request",
+        message: "this path does not take this method (the Allow header lists those it takes)"
+            .into(),
+    }
 }
 
 /// An authenticated admin caller.

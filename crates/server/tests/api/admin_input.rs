@@ -117,6 +117,11 @@ both_engines!(the_api_documents_and_refuses_null_and_clamps_pages, |app| {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error_description"], "token: given twice", "{e}");
+    // A method the path does not take: 405 in the same shape, with Allow.
+    let r = app.bearer(Method::PUT, &url, &token).await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET,HEAD,POST");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
     let big = json!({"name": "x".repeat(70 * 1024)});
     let r = app
         .http
@@ -142,6 +147,19 @@ both_engines!(the_api_documents_and_refuses_null_and_clamps_pages, |app| {
             .as_str()
             .unwrap()
             .starts_with("retire_old_after")
+    );
+    let (s, e) = app
+        .admin_call(
+            Method::POST,
+            &format!("/clients/{id}/secrets"),
+            Some(json!({"retire_old_after": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let said = e["error_description"].as_str().unwrap();
+    assert!(
+        said.starts_with("retire_old_after: ") && said.contains("whole seconds"),
+        "{said}"
     );
 });
 
