@@ -13,10 +13,10 @@ use crate::harness::TestApp;
 /// The longest one schemathesis run may take before the test fails (on two cores a run takes 12 to 30 s).
 const RUN_LIMIT: Duration = Duration::from_secs(150);
 
-/// The `st` command: `KEYWARD_SCHEMATHESIS` (set by `scripts/test`), else the virtualenv `scripts/test` makes
+/// The `st` command: `SCHEMATHESIS_EXE` (set by `scripts/test`), else the virtualenv `scripts/test` makes
 /// under `target/`.
 fn st() -> PathBuf {
-    if let Some(path) = std::env::var_os("KEYWARD_SCHEMATHESIS") {
+    if let Some(path) = std::env::var_os("SCHEMATHESIS_EXE") {
         return PathBuf::from(path);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/schemathesis/bin/st")
@@ -33,7 +33,7 @@ async fn run(app: &TestApp, label: &str, authorization: Option<String>, extra: &
     let st = st();
     assert!(
         st.exists(),
-        "schemathesis is missing at {} (set KEYWARD_SCHEMATHESIS, or run `bash scripts/test`, which installs it)",
+        "schemathesis is missing at {} (set SCHEMATHESIS_EXE, or run `bash scripts/test`, which installs it)",
         st.display()
     );
     let work = tempfile::tempdir().unwrap();
