@@ -75,8 +75,8 @@ pub enum Tx {
 }
 
 impl Tx {
-    /// `sql` with `FOR UPDATE` appended on PostgreSQL when `lock` is set. On SQLite a transaction that has written
-    /// holds the database's write lock, and every admin transaction writes its change-feed row first.
+    /// `sql` with `FOR UPDATE` appended on PostgreSQL when `lock` is set. On SQLite every transaction that may
+    /// write holds the database's write lock from its start (`Store::begin`), so nothing can change under it.
     pub(crate) fn lockable(&self, sql: String, lock: bool) -> String {
         match self {
             Tx::Postgres(_) if lock => format!("{sql} FOR UPDATE"),
@@ -118,8 +118,25 @@ pub enum StoreError {
 /// PostgreSQL error codes that mean "the server cannot take this now", not "this request is wrong": class 08
 /// (connection exception), 57P01–57P03 (shutting down, crash recovery, cannot connect now) and 53300 (too many
 /// connections). They become 503, like a pool timeout.
+/// The same holds for a transaction that lost a race and should simply be tried again: PostgreSQL's 40001
+/// (serialization failure) and 40P01 (deadlock detected), and SQLite's busy and locked codes (5, 6, and the
+/// extended 261, 517, 773), which a writer only meets once it waited the whole busy timeout for the write lock.
 fn is_unavailable_code(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01"
+                | "57P02"
+                | "57P03"
+                | "53300"
+                | "40001"
+                | "40P01"
+                | "5"
+                | "6"
+                | "261"
+                | "517"
+                | "773"
+        )
 }
 
 /// PostgreSQL error codes of text it cannot hold: 22021 (`character_not_in_repertoire`: a NUL byte in `TEXT`) and
@@ -139,15 +156,6 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
             sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unavailable_code(&c)) => {
-                StoreError::Unavailable(e)
-            }
-            // SQLite busy or locked past the busy timeout: the database cannot take the write now (503, not 500).
-            sqlx::Error::Database(ref d)
-                if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
-                    && d.code()
-                        .and_then(|c| c.parse::<i32>().ok())
-                        .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
-            {
                 StoreError::Unavailable(e)
             }
             sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unstorable_code(&c)) => {
@@ -367,9 +375,11 @@ impl Store {
         }
     }
 
-    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred
-    /// transaction that reads first and then writes cannot wait for a concurrent writer (SQLite answers "database
-    /// is locked" at once, whatever the busy timeout), which made concurrent account changes fail with 500.
+    /// Starts a transaction that may write. On SQLite it takes the database's write lock at once (`BEGIN
+    /// IMMEDIATE`, waiting up to the busy timeout for it): a deferred transaction that reads first and writes
+    /// later fails at once with "database is locked" when another connection wrote in between, since its read
+    /// snapshot cannot become a write. On PostgreSQL it is a plain `BEGIN` (rows are locked as they are read
+    /// with `FOR UPDATE` where a decision depends on them).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
@@ -377,8 +387,9 @@ impl Store {
         })
     }
 
-    /// Starts a transaction that only reads (several reads that must agree), without SQLite's write lock.
-    pub(crate) async fn begin_read(&self) -> Result<Tx, StoreError> {
+    /// Starts a transaction that only reads, so several reads agree with each other; on SQLite it takes no write
+    /// lock and runs beside the writer.
+    pub async fn begin_read(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
