@@ -139,12 +139,6 @@ fn is_unavailable_code(code: &str) -> bool {
         )
 }
 
-/// PostgreSQL error codes of text it cannot hold: 22021 (`character_not_in_repertoire`: a NUL byte in `TEXT`) and
-/// 22P05 (`untranslatable_character`: `\u0000` in JSON). Only a request can bring such text, so they become 400.
-fn is_unstorable_code(code: &str) -> bool {
-    matches!(code, "22021" | "22P05")
-}
-
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
@@ -170,6 +164,12 @@ impl From<sqlx::Error> for StoreError {
             e => StoreError::Db(e),
         }
     }
+}
+
+/// PostgreSQL error codes of text it cannot hold: 22021 (`character_not_in_repertoire`: a NUL byte in `TEXT`) and
+/// 22P05 (`untranslatable_character`: `\u0000` in JSON). Only a request can bring such text, so they become 400.
+fn is_unstorable_code(code: &str) -> bool {
+    matches!(code, "22021" | "22P05")
 }
 
 /// Pool settings from the configuration.
