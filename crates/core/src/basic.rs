@@ -38,8 +38,9 @@ pub fn parse(header: &str) -> Result<Option<BasicCredentials>, OAuthError> {
     let raw = String::from_utf8(raw).map_err(|_| malformed())?;
     // The id cannot contain a raw `:` (it is form-encoded as %3A), so the first one separates id and secret.
     let (id, secret) = raw.split_once(':').ok_or_else(malformed)?;
-    let client_id = decode_component(id).map_err(|_| malformed())?;
-    let client_secret = decode_component(secret).map_err(|_| malformed())?;
+    let client_id = decode_component(id).map_err(|e| malformed_part("client id", &e))?;
+    let client_secret =
+        decode_component(secret).map_err(|e| malformed_part("client secret", &e))?;
     if client_id.is_empty() {
         return Err(malformed());
     }
@@ -78,6 +79,15 @@ pub fn form_encode(s: &str) -> String {
 
 fn malformed() -> OAuthError {
     OAuthError::invalid_request("malformed Basic authorization header")
+}
+
+/// A part that does not decode (a broken `%` escape, not UTF-8, a control character such as NUL): the message says
+/// which part and why, never what it held.
+fn malformed_part(part: &str, e: &OAuthError) -> OAuthError {
+    OAuthError::invalid_request(format!(
+        "malformed Basic authorization header: the {part}: {}",
+        e.description
+    ))
 }
 
 #[cfg(test)]

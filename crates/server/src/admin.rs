@@ -64,6 +64,10 @@ impl Actor {
             source,
         }
     }
+    /// Whether this is the admin API caller authenticated as client `id`.
+    pub fn is_client(&self, id: &str) -> bool {
+        self.who.strip_prefix("client:") == Some(id)
+    }
     /// An account holder (the console), or an operator acting through the console's operator pages.
     pub fn account(id: &str, source: String) -> Self {
         Actor {
@@ -88,13 +92,37 @@ impl Actor {
 }
 
 /// A duration given as seconds or as text such as `"15m"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum DurationValue {
     /// Seconds.
     Seconds(i64),
     /// Text.
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    // By hand, so a wrong value is refused in words ("expected whole seconds or …"), not as an untagged enum.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl serde::de::Visitor<'_> for Either {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("whole seconds, or text such as \"90s\", \"15m\", \"24h\" or \"7d\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationValue, E> {
+                i64::try_from(v)
+                    .map(DurationValue::Seconds)
+                    .map_err(|_| E::custom("duration too large"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                Ok(DurationValue::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 impl DurationValue {
@@ -735,30 +763,37 @@ impl From<&ClientInput> for InputDetail {
 }
 
 /// Refuses a change by which an admin API caller would lock itself out: deleting or disabling the client it is
-/// authenticated as, or taking the admin resource or scope away from it.
+/// authenticated as, or taking from it the admin resource, the admin scope, the client_credentials grant or a way
+/// to present a secret.
 fn guard_self(
     actor: &Actor,
     id: &str,
     after: Option<(&ClientRow, &Vec<String>)>,
 ) -> Result<(), ApiError> {
-    if actor.who != format!("client:{id}") {
+    if !actor.is_client(id) {
         return Ok(());
     }
     let keeps_access = after.is_some_and(|(row, resources)| {
+        let has = |list: &str, item: &str| split_list(list).iter().any(|x| x == item);
         row.enabled
             && resources.iter().any(|r| r == ADMIN_RESOURCE)
-            && split_list(&row.scopes)
-                .iter()
-                .any(|s| s == keyward_core::resource::ADMIN_SCOPE)
+            && has(&row.scopes, keyward_core::resource::ADMIN_SCOPE)
+            && has(&row.grant_types, GrantType::ClientCredentials.as_str())
+            && row.auth_methods != AuthMethod::None.as_str()
     });
     if keeps_access {
         return Ok(());
     }
-    Err(ApiError::Plain {
+    Err(lockout())
+}
+
+/// The answer to a change that would lock the calling admin client out of the admin API.
+pub(crate) fn lockout() -> ApiError {
+    ApiError::Plain {
         status: axum::http::StatusCode::CONFLICT,
         code: "conflict",
         message: "this change would lock the calling admin client out: use another admin client or the CLI".into(),
-    })
+    }
 }
 
 /// The most keys one account may hold (SECURITY.md).

@@ -202,6 +202,13 @@ pub enum ResourcesCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// The way back into a locked-out admin API: create the admin resource (urn:keyward:admin) when it is
+    /// missing, or give it back the scopes keyward:admin and keyward:admin:read. Then make an admin client with
+    /// `clients create --resource urn:keyward:admin --scope keyward:admin`.
+    RestoreAdmin {
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 /// `keyward accounts …`.
@@ -314,7 +321,7 @@ impl Command {
             Command::Clients(c) => {
                 !matches!(c, ClientsCommand::List { .. } | ClientsCommand::Show { .. })
             }
-            Command::Resources(c) => matches!(c, ResourcesCommand::Create { .. }),
+            Command::Resources(c) => !matches!(c, ResourcesCommand::List { .. }),
             Command::Keys(k) => matches!(k, KeysCommand::Rotate { .. }),
             Command::Accounts(c) => !matches!(
                 c,
@@ -557,6 +564,17 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
                 scope_details: None,
             };
             let row = app.resource_create(actor, input).await?;
+            print_rows(
+                &out,
+                &json!([crate::http::resource_json(&row)]),
+                RESOURCE_COLUMNS,
+            );
+        }
+        ResourcesCommand::RestoreAdmin { out } => {
+            let (row, changed) = app.admin_resource_restore(actor).await?;
+            if !changed {
+                eprintln!("the admin resource already has its scopes; nothing changed");
+            }
             print_rows(
                 &out,
                 &json!([crate::http::resource_json(&row)]),

@@ -113,6 +113,9 @@ impl From<StoreError> for ApiError {
                 message: m.to_owned(),
             },
             StoreError::Unavailable(_) => ApiError::Unavailable,
+            StoreError::Unstorable(_) => ApiError::bad_request(
+                "the request holds text that cannot be stored: NUL (U+0000) is not allowed",
+            ),
             StoreError::Db(e) => {
                 ApiError::Internal(anyhow::Error::new(e).context("database query"))
             }

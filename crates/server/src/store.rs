@@ -106,6 +106,10 @@ pub enum StoreError {
     /// The database is unreachable or the pool is exhausted.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
+    /// The request's text cannot be stored (PostgreSQL refuses NUL in `TEXT`): the caller's mistake, which the
+    /// edges refuse first with the field's name; this is the backstop for any path they miss.
+    #[error("text the database cannot store: {0}")]
+    Unstorable(sqlx::Error),
     /// Anything else from the database.
     #[error("database error: {0}")]
     Db(sqlx::Error),
@@ -148,6 +152,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unavailable_code(&c)) => {
                 StoreError::Unavailable(e)
             }
+            sqlx::Error::Database(ref d) if d.code().is_some_and(|c| is_unstorable_code(&c)) => {
+                StoreError::Unstorable(e)
+            }
             sqlx::Error::Database(ref d) if d.is_unique_violation() => {
                 StoreError::Conflict("already exists")
             }
@@ -157,6 +164,12 @@ impl From<sqlx::Error> for StoreError {
             e => StoreError::Db(e),
         }
     }
+}
+
+/// PostgreSQL error codes of text it cannot hold: 22021 (`character_not_in_repertoire`: a NUL byte in `TEXT`) and
+/// 22P05 (`untranslatable_character`: `\u0000` in JSON). Only a request can bring such text, so they become 400.
+fn is_unstorable_code(code: &str) -> bool {
+    matches!(code, "22021" | "22P05")
 }
 
 /// Pool settings from the configuration.

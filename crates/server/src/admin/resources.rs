@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use keyward_core::resource::{ADMIN_RESOURCE, ScopeDetail, SigningAlg, check_identifier};
+use keyward_core::resource::{
+    ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE, ScopeDetail, SigningAlg, check_identifier,
+};
 use keyward_core::scope::is_scope_token;
 use serde::Deserialize;
 use serde_json::json;
@@ -231,12 +233,66 @@ impl App {
             .await
             .map_err(|e| not_found(e, "resource"))?;
         apply_resource(&mut row, patch, self.max_access_token_ttl)?;
+        // Without `keyward:admin` in the catalogue no token carries it, and no admin client could undo the change.
+        if row.identifier == ADMIN_RESOURCE
+            && !crate::store::split_list(&row.scopes)
+                .iter()
+                .any(|s| s == ADMIN_SCOPE)
+        {
+            return Err(ApiError::Plain {
+                status: axum::http::StatusCode::CONFLICT,
+                code: "conflict",
+                message: format!(
+                    "scopes: the admin API resource must keep the scope {ADMIN_SCOPE}, or no admin client could \
+                     use the admin API"
+                ),
+            });
+        }
         row.updated_at = now;
         tx.resource_update(&row).await?;
         tx.audit(&actor.entry("resource.update", &row.id, detail), now)
             .await?;
         self.finish(tx, "resource", &row.id).await?;
         Ok(row)
+    }
+
+    /// The CLI's way back into a locked-out admin API: creates the admin resource when it is missing, or adds
+    /// `keyward:admin` and `keyward:admin:read` back to its scopes. Returns it, and whether anything changed.
+    pub async fn admin_resource_restore(
+        &self,
+        actor: &Actor,
+    ) -> Result<(ResourceRow, bool), ApiError> {
+        let admin_scopes = [ADMIN_SCOPE, ADMIN_READ_SCOPE];
+        let row = match self.store.resource_get(ADMIN_RESOURCE).await {
+            Ok(row) => row,
+            Err(StoreError::NotFound) => {
+                let input = ResourceInput {
+                    identifier: ADMIN_RESOURCE.into(),
+                    name: "Keyward admin API".into(),
+                    scopes: admin_scopes.map(String::from).to_vec(),
+                    access_token_ttl: None,
+                    signing_alg: None,
+                    scope_details: None,
+                };
+                return Ok((self.resource_create(actor, input).await?, true));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut scopes = crate::store::split_list(&row.scopes);
+        let before = scopes.len();
+        for s in admin_scopes {
+            if !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_owned());
+            }
+        }
+        if scopes.len() == before {
+            return Ok((row, false));
+        }
+        let patch = ResourcePatch {
+            scopes: Some(scopes),
+            ..ResourcePatch::default()
+        };
+        Ok((self.resource_update(actor, &row.id, patch).await?, true))
     }
 
     /// Deletes a resource no client uses.

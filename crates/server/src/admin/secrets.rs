@@ -11,6 +11,9 @@ use crate::crypto::{new_secret, random_id};
 use crate::error::ApiError;
 use crate::store::SecretRow;
 
+/// The longest overlap a rotation may give the older secrets: ten years.
+const MAX_OVERLAP: i64 = 10 * 365 * 86_400;
+
 /// A secret as listed: never its value.
 #[derive(Debug, Clone, Serialize)]
 pub struct SecretView {
@@ -62,6 +65,12 @@ impl App {
         let retire = retire_old_after
             .map(|d| d.seconds("retire_old_after"))
             .transpose()?;
+        // Bounded so that `now` plus the overlap stays a time (an unbounded one overflowed).
+        if retire.is_some_and(|r| r > MAX_OVERLAP) {
+            return Err(ApiError::bad_request(
+                "retire_old_after: must be at most 3650d",
+            ));
+        }
         let (secret, hint) = new_secret();
         let row = SecretRow {
             id: random_id("sec_"),
@@ -131,6 +140,16 @@ impl App {
         tx.secret_set_expiry(id, secret_id, now)
             .await
             .map_err(|e| not_found(e, "secret"))?;
+        if actor.is_client(id) {
+            // Read after the write, under its lock: a secret added or retired concurrently is counted.
+            let (_, _, secrets) = tx
+                .client_get(id, true)
+                .await
+                .map_err(|e| not_found(e, "client"))?;
+            if !secrets.iter().any(|s| s.expires_at.is_none_or(|t| t > now)) {
+                return Err(super::lockout());
+            }
+        }
         tx.audit(
             &actor.entry("client.secret.retire", id, json!({"secret_id": secret_id})),
             now,

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,6 @@ use axum::{Json, Router};
 use keyward_core::resource::{ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE};
 use keyward_core::{ErrorCode, OAuthError};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::accounts::AccountInput;
@@ -22,6 +21,26 @@ use crate::admin::{Actor, ClientInput, DurationValue, ResourceInput, ResourcePat
 use crate::app::App;
 use crate::error::ApiError;
 use crate::store::{GrantFilter, GrantRow, StoreError};
+
+mod input;
+
+use input::{Body, Input, OptionalBody, PAGE_DEFAULT, PAGE_MAX, Params, Q};
+
+impl Input for ClientInput {
+    const NULLABLE: &'static [&'static str] = &["owner_account"];
+}
+impl Input for ResourceInput {}
+impl Input for ResourcePatch {}
+impl Input for AccountInput {}
+impl Input for SecretAdd {}
+impl Input for Rotate {}
+
+/// The body of `PATCH /clients/{id}`: a client's fields without a nullable member (`owner_account`, set on create
+/// only, is refused by the service whatever its value).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct ClientPatch(ClientInput);
+impl Input for ClientPatch {}
 
 /// The OpenAPI document of this API, kept true by a test that calls every operation it lists.
 pub const OPENAPI: &str = include_str!("../../../../docs/admin-openapi.json");
@@ -67,6 +86,17 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/grants", get(grants_list))
         .route("/grants/{id}", get(grant_get).delete(grant_revoke))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// 405 in the admin error shape (axum's own has an empty body); the `Allow` header axum adds names the methods.
+async fn method_not_allowed() -> ApiError {
+    ApiError::Plain {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "invalid_request",
+        message: "this path does not take this method (the Allow header lists those it takes)"
+            .into(),
+    }
 }
 
 /// An authenticated admin caller.
@@ -121,67 +151,22 @@ fn bearer_error(code: ErrorCode, description: &'static str) -> ApiError {
     ApiError::Bearer(OAuthError::new(code, description))
 }
 
-/// A JSON body whose rejection says what is wrong, in the admin error shape.
-pub(crate) struct Body<T>(T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
-        }
-    }
-}
-
-/// An optional JSON body: an empty body gives the default value.
-pub(crate) struct OptionalBody<T>(T);
-
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalBody(T::default()));
-        }
-        serde_json::from_slice(&bytes)
-            .map(OptionalBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-    }
-}
-
-/// Path parameters, with rejections in the admin error shape.
-pub(crate) struct Params<T>(T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(v)) => Ok(Params(v)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
-        }
-    }
-}
-
-/// Query parameters, with rejections in the admin error shape.
-pub(crate) struct Q<T>(T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(v)) => Ok(Q(v)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
-        }
-    }
-}
-
 type Shared = State<Arc<App>>;
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// The description as this server applies it: the longest access-token lifetime a resource may have is this
+/// server's `max_access_token_ttl`, not the default the file names.
+async fn openapi(State(app): Shared) -> Response {
+    let Ok(mut doc) = serde_json::from_str::<Value>(OPENAPI) else {
+        // The file is compiled in and parsed by a test; were it broken, serve it as it is.
+        return ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response();
+    };
+    for schema in ["ResourceInput", "ResourcePatch"] {
+        let ttl = &mut doc["components"]["schemas"][schema]["properties"]["access_token_ttl"];
+        if let Some(seconds) = ttl["oneOf"].get_mut(0) {
+            seconds["maximum"] = json!(app.max_access_token_ttl);
+        }
+    }
+    Json(doc).into_response()
 }
 
 /// A page of a listing ordered by id (clients, accounts): `after` the last id of the previous page.
@@ -189,6 +174,7 @@ async fn openapi() -> Response {
 #[serde(deny_unknown_fields)]
 struct Page {
     after: Option<String>,
+    #[serde(default, deserialize_with = "input::page_size")]
     limit: Option<i64>,
     /// Search: only items whose id, name or email contains it (any case).
     q: Option<String>,
@@ -196,7 +182,7 @@ struct Page {
 
 /// The `next_after` of a page: its last id when it is full (the page size clamped as the service clamps it).
 fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> &str) -> Option<String> {
-    if items.len() as i64 >= limit.clamp(1, 1_000) {
+    if items.len() as i64 >= limit.clamp(1, PAGE_MAX) {
         items.last().map(|i| id(i).to_owned())
     } else {
         None
@@ -206,7 +192,9 @@ fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> &str) -> Option<Str
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditPage {
+    #[serde(default, deserialize_with = "input::integer")]
     before: Option<i64>,
+    #[serde(default, deserialize_with = "input::page_size")]
     limit: Option<i64>,
     /// Search: only entries whose actor, action or target contains it (any case).
     q: Option<String>,
@@ -217,7 +205,7 @@ async fn clients_list(
     _: Admin,
     Q(page): Q<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit.unwrap_or(100);
+    let limit = page.limit.unwrap_or(PAGE_DEFAULT);
     let items = app
         .clients_list(
             page.after.as_deref().unwrap_or(""),
@@ -269,7 +257,7 @@ async fn client_update(
     State(app): Shared,
     Admin(a): Admin,
     Params(id): Params<String>,
-    Body(input): Body<ClientInput>,
+    Body(ClientPatch(input)): Body<ClientPatch>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(app.client_update(&a, &id, input).await?)))
 }
@@ -310,6 +298,7 @@ async fn secrets_list(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsageSpan {
+    #[serde(default, deserialize_with = "input::integer")]
     hours: Option<i64>,
 }
 
@@ -457,11 +446,11 @@ async fn audit_list(
     _: Admin,
     Q(page): Q<AuditPage>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit.unwrap_or(100);
+    let limit = page.limit.unwrap_or(PAGE_DEFAULT);
     let items = app
         .audit_list(page.before, page.q.as_deref(), limit)
         .await?;
-    let next = if items.len() as i64 >= limit.clamp(1, 1_000) {
+    let next = if items.len() as i64 >= limit.clamp(1, PAGE_MAX) {
         items.last().map(|e| e.id)
     } else {
         None
@@ -474,7 +463,7 @@ async fn accounts_list(
     _: Admin,
     Q(page): Q<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit.unwrap_or(100);
+    let limit = page.limit.unwrap_or(PAGE_DEFAULT);
     let items = app
         .accounts_list(
             page.after.as_deref().unwrap_or(""),
@@ -546,8 +535,10 @@ struct GrantsQuery {
     account_id: Option<String>,
     client_id: Option<String>,
     /// Only grants neither revoked nor expired now.
+    #[serde(default, deserialize_with = "input::boolean")]
     live: Option<bool>,
     after: Option<String>,
+    #[serde(default, deserialize_with = "input::page_size")]
     limit: Option<i64>,
 }
 
@@ -570,7 +561,7 @@ async fn grants_list(
     _: Admin,
     Q(q): Q<GrantsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
     // An empty filter (`account_id=`) is no filter, as an empty `after` is the first page.
     let filter = GrantFilter {
         account_id: q.account_id.as_deref().filter(|s| !s.is_empty()),

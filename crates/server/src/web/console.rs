@@ -11,16 +11,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use keyward_core::form::Params;
+use keyward_core::form::{Params, decode_component};
 
 use super::pages;
 use super::session::{
-    forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in,
+    forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unreadable_form,
 };
 use crate::admin::Actor;
 use crate::app::App;
@@ -44,6 +46,48 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/console/apps/revoke", post(keys::revoke_app))
         .route("/console/usage", get(usage::page))
         .merge(operator::routes())
+        .route_layer(axum::middleware::from_fn(refuse_unreadable))
+}
+
+/// Refuses a console address whose path parameters or query hold text Keyward cannot read or store (a broken `%`
+/// escape, bytes that are not UTF-8, NUL or another control character), naming the parameter, before any handler
+/// reads it.
+async fn refuse_unreadable(
+    path: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refuse = |what: &str| {
+        pages::error(
+            StatusCode::BAD_REQUEST,
+            "This address cannot be read",
+            &format!(
+                "{what} must not contain NUL or another control character, and must be UTF-8."
+            ),
+            "invalid_request",
+        )
+    };
+    match &path {
+        Ok(path) => {
+            if let Some((name, _)) = path.iter().find(|(_, v)| v.chars().any(char::is_control)) {
+                return refuse(&format!("The address's `{name}`"));
+            }
+        }
+        Err(RawPathParamsRejection::InvalidUtf8InPathParam(_)) => return refuse("The address"),
+        // A page without path parameters.
+        Err(_) => {}
+    }
+    let query = request.uri().query().unwrap_or_default();
+    for segment in query.split('&').filter(|s| !s.is_empty()) {
+        let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
+        let Ok(name) = decode_component(name) else {
+            return refuse("A query parameter's name");
+        };
+        if decode_component(value).is_err() {
+            return refuse(&format!("The query parameter `{name}`"));
+        }
+    }
+    next.run(request).await
 }
 
 /// The console's one script (copy buttons), compiled into the binary.
@@ -107,7 +151,8 @@ impl Console {
     pub(crate) fn form(&self, app: &App, body: &[u8]) -> Result<Params, Response> {
         match Params::parse(body) {
             Ok(p) if session_csrf_ok(app, &self.session, &p) => Ok(p),
-            _ => Err(forbidden_form()),
+            Ok(_) => Err(forbidden_form()),
+            Err(e) => Err(unreadable_form(&e)),
         }
     }
 

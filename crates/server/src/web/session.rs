@@ -97,6 +97,14 @@ pub(crate) fn unavailable(e: impl Into<ApiError>) -> Response {
             "The service is briefly unavailable.",
             "",
         ),
+        // The request's own mistake (text the database cannot store, say): the page says what it is.
+        ApiError::Plain {
+            status,
+            code,
+            message,
+        } if status.is_client_error() => {
+            pages::error(status, "This request cannot be served", &message, code)
+        }
         e => {
             tracing::error!(error = %e, "a page request failed");
             pages::error(
@@ -110,6 +118,17 @@ pub(crate) fn unavailable(e: impl Into<ApiError>) -> Response {
 }
 
 /// The answer to a form whose CSRF token is missing or wrong.
+/// 400 for a form whose text cannot be read (a broken `%` escape, bytes that are not UTF-8, a control character
+/// such as NUL): nothing changes, and the page says which of those it was.
+pub(crate) fn unreadable_form(e: &keyward_core::OAuthError) -> Response {
+    pages::error(
+        StatusCode::BAD_REQUEST,
+        "This form cannot be read",
+        &format!("Nothing was changed: {}.", e.description),
+        "invalid_request",
+    )
+}
+
 pub(crate) fn forbidden_form() -> Response {
     pages::error(
         StatusCode::FORBIDDEN,
@@ -203,8 +222,9 @@ pub(crate) async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(params) = Params::parse(&body) else {
-        return forbidden_form();
+    let params = match Params::parse(&body) {
+        Ok(p) => p,
+        Err(e) => return unreadable_form(&e),
     };
     let field = |n: &str| params.single(n).ok().flatten().unwrap_or_default();
     let Some(login_cookie) = cookie(&headers, LOGIN_COOKIE) else {

@@ -385,16 +385,96 @@ both_engines!(admin_cannot_lock_itself_out, |app| {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    // Harmless changes to itself are fine.
-    let (s, _) = app
+    // Nor may it take away its own way to get a token.
+    for body in [
+        json!({"grant_types": []}),
+        json!({"resources": [], "scopes": []}),
+    ] {
+        let (s, e) = app
+            .admin_call(Method::PATCH, &format!("/clients/{me}"), Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}: {e}");
+        assert!(
+            e["error_description"].as_str().unwrap().contains("lock"),
+            "{e}"
+        );
+    }
+    // Its last secret that works cannot be retired; once another exists, the old one can.
+    let (_, secrets) = app
+        .admin_call(Method::GET, &format!("/clients/{me}/secrets"), None)
+        .await;
+    let first = secrets["items"][0]["id"].as_str().unwrap().to_owned();
+    let (s, e) = app
         .admin_call(
-            Method::PATCH,
-            &format!("/clients/{me}"),
-            Some(json!({"name": "root"})),
+            Method::DELETE,
+            &format!("/clients/{me}/secrets/{first}"),
+            None,
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
-    app.admin_token().await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    let token = app.admin_token().await;
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/clients/{me}/secrets")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let fresh: Value = r.json().await.unwrap();
+    let r = app
+        .bearer(
+            Method::DELETE,
+            &app.url(&format!("/admin/v1/clients/{me}/secrets/{first}")),
+            &token,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let new_secret = fresh["client_secret"].as_str().unwrap();
+    let token = app.access_token(&me, new_secret, &[]).await;
+    // The admin API's own resource keeps the admin scope.
+    for scopes in [json!(["keyward:admin:read"]), json!([])] {
+        let r = app
+            .http
+            .patch(app.url("/admin/v1/resources/urn:keyward:admin"))
+            .bearer_auth(&token)
+            .json(&json!({ "scopes": scopes }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT, "{scopes}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("keyward:admin"),
+            "{e}"
+        );
+    }
+    // Harmless changes to itself and to its resource are fine, and it keeps its access.
+    for (path, body) in [
+        (format!("/clients/{me}"), json!({"name": "root"})),
+        (
+            "/resources/urn:keyward:admin".to_owned(),
+            json!({"scopes": ["keyward:admin", "keyward:admin:read", "extra"]}),
+        ),
+    ] {
+        let r = app
+            .http
+            .patch(app.url(&format!("/admin/v1{path}")))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let token = app.access_token(&me, new_secret, &[]).await;
+    let r = app
+        .bearer(Method::GET, &app.url("/admin/v1/clients"), &token)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
 });
 
 both_engines!(concurrent_rotations_lose_no_update, |app| {

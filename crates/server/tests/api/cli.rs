@@ -370,3 +370,72 @@ both_engines!(
         }
     }
 );
+
+/// Whether the admin API answers a client's token with `want`.
+async fn admin_api_answers(app: &TestApp, id: &str, secret: &str, want: StatusCode) -> bool {
+    let r = app.token(id, secret, &[]).await;
+    if r.status() != StatusCode::OK {
+        return false;
+    }
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .bearer(reqwest::Method::GET, &app.url("/admin/v1/clients"), &token)
+        .await;
+    r.status() == want
+}
+
+both_engines!(the_cli_brings_a_locked_out_admin_api_back, |app| {
+    let (me, secret) = (app.admin.client_id.clone(), app.admin.client_secret.clone());
+    let limit = Duration::from_secs(2);
+    // Locked out in a way the API refuses: the admin resource lost its admin scope (a manual edit of the database).
+    let mut tx = app.app.store.begin().await.unwrap();
+    let mut row = tx.resource_get("urn:keyward:admin", true).await.unwrap();
+    row.scopes = "keyward:admin:read".into();
+    tx.resource_update(&row).await.unwrap();
+    tx.change("resource", &row.id, app.clock.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    crate::harness::eventually(limit, "the admin API refuses", || {
+        admin_api_answers(&app, &me, &secret, StatusCode::FORBIDDEN)
+    })
+    .await;
+    // The way back: restore the admin resource's scopes.
+    let restored = json_of(&keyward(&app, &["resources", "restore-admin", "--json"]));
+    let scopes = restored[0]["scopes"].as_array().unwrap();
+    assert!(scopes.contains(&"keyward:admin".into()), "{restored}");
+    crate::harness::eventually(limit, "the admin API answers again", || {
+        admin_api_answers(&app, &me, &secret, StatusCode::OK)
+    })
+    .await;
+    // Run again, it changes nothing.
+    let out = keyward(&app, &["resources", "restore-admin", "--json"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing changed"));
+    // The only admin client deleted (the CLI may; the API refuses its caller): a new one from the CLI.
+    assert!(keyward(&app, &["clients", "delete", &me]).status.success());
+    let made = json_of(&keyward(
+        &app,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "admin again",
+            "--resource",
+            "urn:keyward:admin",
+            "--scope",
+            "keyward:admin",
+            "--json",
+        ],
+    ));
+    let (id, secret) = (
+        made["client_id"].as_str().unwrap().to_owned(),
+        made["client_secret"].as_str().unwrap().to_owned(),
+    );
+    crate::harness::eventually(limit, "the new admin client is let in", || {
+        admin_api_answers(&app, &id, &secret, StatusCode::OK)
+    })
+    .await;
+});

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod admin;
+mod admin_input;
 mod browser;
 mod child;
 mod cli;
@@ -39,7 +40,9 @@ mod outage;
 mod pg;
 mod readiness;
 mod refresh_tokens;
+mod schemathesis;
 mod serve;
 mod slow;
 mod token;
+mod unstorable;
 mod verify;
