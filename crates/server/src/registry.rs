@@ -64,6 +64,8 @@ pub struct CachedClient {
     /// The minute and address it last authenticated from, folded (`Limits::client` remembers an address once a
     /// minute).
     pub(crate) remembered: AtomicU64,
+    /// The ticket of the read it came from (`Registry::tickets`).
+    ticket: u64,
 }
 
 impl CachedClient {
@@ -119,11 +121,18 @@ pub struct Registry {
     /// Last-used times noted and not yet written, oldest first. Each secret is noted at most once an hour, so
     /// this holds no duplicates unless a backlog outlives an hour (the flush keeps the latest).
     used: Mutex<VecDeque<(Arc<str>, i64)>>,
-    /// Held from the read of a client (or of all) to its insert into memory, so reloads do not interleave: the
-    /// feed follower's read of a client that started before a write committed could otherwise land after the
-    /// writer's own reload and put the older state back in memory until the next read of the feed.
-    reloading: tokio::sync::Mutex<()>,
+    /// Numbers every read of clients, taken before the read starts: a read that started later saw at least what
+    /// an earlier one saw, so memory keeps the read with the higher number. Without it the feed follower's read of
+    /// a client, begun before a write committed, could land after the writer's own reload and put the older state
+    /// back in memory until the next read of the feed.
+    tickets: AtomicU64,
+    /// The most recent removals (client id, the ticket of the read that found it gone), so that an older read
+    /// landing late cannot bring a deleted client back.
+    removed: Mutex<VecDeque<(String, u64)>>,
 }
+
+/// How many removals `Registry::removed` remembers: far more than reads can be in flight at once.
+const REMOVALS_KEPT: usize = 1_024;
 
 /// Builds the core view of a client from its rows.
 pub fn to_client(row: &ClientRow, resources: Vec<String>) -> Client {
@@ -181,6 +190,7 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
         created_at: row.created_at,
         issued: OnceLock::new(),
         remembered: AtomicU64::new(0),
+        ticket: 0,
     }
 }
 
@@ -192,6 +202,10 @@ fn cached_secret(s: &SecretRow) -> Option<CachedSecret> {
         expires_at: s.expires_at,
         last_used: AtomicI64::new(s.last_used_at.unwrap_or(0)),
     })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Appends to a vector that stays small (a client's secrets, its resources) without the spare room `push` would
@@ -228,7 +242,7 @@ impl Registry {
     /// Reads every client into memory and replaces what was there (at start, and after an import). The caller
     /// replays the change feed from before the call, so a change made while this reads is not lost.
     pub async fn reload_clients(&self, store: &Store) -> Result<usize, StoreError> {
-        let _reloading = self.reloading.lock().await;
+        let ticket = self.tickets.fetch_add(1, Ordering::AcqRel) + 1;
         // Clients first, then their resource links and secrets straight into them, each row dropped as soon as it
         // is used: no map of rows outlives the load, which keeps the peak memory down and leaves no heap full of
         // freed rows for the token path's allocations to search through. A link or secret whose client arrived
@@ -236,8 +250,9 @@ impl Registry {
         let mut clients: HashMap<String, Arc<CachedClient>> = HashMap::new();
         store
             .clients_each(|row| {
-                let c = Arc::new(cached(&row, Vec::new(), &[]));
-                clients.insert(row.id, c);
+                let mut c = cached(&row, Vec::new(), &[]);
+                c.ticket = ticket;
+                clients.insert(row.id, Arc::new(c));
             })
             .await?;
         // Nothing else holds these `Arc`s yet, so `get_mut` always succeeds.
@@ -256,19 +271,42 @@ impl Registry {
                 }
             })
             .await?;
+        let mut map = self.clients.write().unwrap_or_else(|e| e.into_inner());
+        // What single reads brought in or took out since this load began is newer than what the load read.
+        for (id, c) in map.iter() {
+            if c.ticket > ticket {
+                clients.insert(id.clone(), c.clone());
+            }
+        }
+        for (id, at) in lock(&self.removed).iter() {
+            if *at > ticket {
+                clients.remove(id);
+            }
+        }
         let count = clients.len();
-        *self.clients.write().unwrap_or_else(|e| e.into_inner()) = clients;
+        *map = clients;
+        drop(map);
         self.populated.store(true, Ordering::Release);
         Ok(count)
     }
 
     /// Re-reads one client after a change (removing it when it is gone).
     pub async fn reload_client(&self, store: &Store, id: &str) -> Result<(), StoreError> {
-        let _reloading = self.reloading.lock().await;
+        let ticket = self.tickets.fetch_add(1, Ordering::AcqRel) + 1;
+        let newer_in_memory = |clients: &HashMap<String, Arc<CachedClient>>| {
+            clients.get(id).is_some_and(|c| c.ticket > ticket)
+        };
         match store.client_get(id).await {
             Ok((row, resources, secrets)) => {
-                let c = cached(&row, resources, &secrets);
+                let mut c = cached(&row, resources, &secrets);
+                c.ticket = ticket;
                 let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+                let removed_since = lock(&self.removed)
+                    .iter()
+                    .any(|(r, at)| r == id && *at > ticket);
+                if newer_in_memory(&clients) || removed_since {
+                    return Ok(());
+                }
                 // A use noted in memory but not yet flushed is not in the rows just read: keep it, or the next use
                 // would be noted (and written) again within the hour.
                 if let Some(old) = clients.get(id) {
@@ -282,10 +320,16 @@ impl Registry {
                 clients.insert(id.to_owned(), Arc::new(c));
             }
             Err(StoreError::NotFound) => {
-                self.clients
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(id);
+                let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+                if newer_in_memory(&clients) {
+                    return Ok(());
+                }
+                clients.remove(id);
+                let mut removed = lock(&self.removed);
+                if removed.len() == REMOVALS_KEPT {
+                    removed.pop_front();
+                }
+                removed.push_back((id.to_owned(), ticket));
             }
             Err(e) => return Err(e),
         }
