@@ -200,7 +200,10 @@ pub(crate) async fn login_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let query = Params::parse(uri.query().unwrap_or_default().as_bytes()).unwrap_or_default();
+    let query = match Params::parse(uri.query().unwrap_or_default().as_bytes()) {
+        Ok(q) => q,
+        Err(e) => return unreadable_form(&e),
+    };
     let next = safe_next(query.single("next").ok().flatten()).to_owned();
     let (login_cookie, fresh) = match cookie(&headers, LOGIN_COOKIE) {
         Some(c) => (c.to_owned(), false),
@@ -283,7 +286,10 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = Params::parse(&body).unwrap_or_default();
+    let params = match Params::parse(&body) {
+        Ok(p) => p,
+        Err(e) => return unreadable_form(&e),
+    };
     let Some(session) = cookie(&headers, SESSION_COOKIE) else {
         return see_other("/login");
     };

@@ -4,7 +4,7 @@
 
 use crate::both_engines;
 use crate::harness::assert_error;
-use crate::oauth_agent::{Agent, fixture, pkce, query, request};
+use crate::oauth_agent::{Agent, EMAIL, fixture, hidden, pkce, query, request};
 use reqwest::StatusCode;
 
 both_engines!(empty_parameter_names_are_invalid_request, |app| {
@@ -59,6 +59,45 @@ both_engines!(empty_parameter_names_are_invalid_request, |app| {
             .await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
+});
+
+both_engines!(pages_refuse_forms_with_empty_names, |app| {
+    fixture(&app).await;
+    let agent = Agent::new(&app);
+    agent.sign_in(EMAIL).await;
+    let csrf = hidden(
+        &agent.get("/console/keys").await.text().await.unwrap(),
+        "csrf",
+    );
+    let form = "application/x-www-form-urlencoded";
+    for (path, good) in [
+        ("/login", "email=a%40b.example&password=x".to_owned()),
+        ("/logout", format!("csrf={csrf}")),
+        ("/console/keys", format!("csrf={csrf}&name=k")),
+        ("/console/apps/revoke", format!("csrf={csrf}&client_id=x")),
+    ] {
+        for bad in [
+            format!("{good}&&x=1"),
+            format!("={good}"),
+            format!("{good}&"),
+        ] {
+            let r = agent
+                .http
+                .post(agent.url(path))
+                .header("content-type", form)
+                .body(bad.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path} {bad}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains("empty name"), "{path} {bad}: {html}");
+        }
+    }
+    let r = agent.get("/login?next=%2Fconsole&&x=1").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The session is still there: nothing was done.
+    assert_eq!(agent.get("/console/keys").await.status(), StatusCode::OK);
 });
 
 both_engines!(authorization_requests_with_empty_names_are_refused, |app| {
