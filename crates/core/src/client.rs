@@ -164,9 +164,73 @@ pub fn check_client_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The resources a new client is allowed when its registration names none, so that no client is made that can
+/// never get a token: none for a resource server (it introspects, it needs no token), else the deployment's
+/// configured default, else the one resource there is. With several and no default, or none at all, the
+/// registration is refused with a message that names what to do. `catalogue` holds every resource's identifier;
+/// the admin API's own resource never counts.
+pub fn resources_by_default(
+    serves_resources: bool,
+    configured: Option<&str>,
+    catalogue: &[&str],
+) -> Result<Vec<String>, String> {
+    if serves_resources {
+        return Ok(Vec::new());
+    }
+    if let Some(d) = configured {
+        return if catalogue.contains(&d) {
+            Ok(vec![d.to_owned()])
+        } else {
+            Err(format!(
+                "resources: none named, and the default_client_resource {d:?} is not a resource; name one"
+            ))
+        };
+    }
+    let mut apis: Vec<&str> = catalogue
+        .iter()
+        .copied()
+        .filter(|r| *r != crate::resource::ADMIN_RESOURCE)
+        .collect();
+    apis.sort_unstable();
+    match apis.as_slice() {
+        [only] => Ok(vec![(*only).to_owned()]),
+        [] => Err(
+            "resources: there is no resource (API) yet, so this client could get no token; create one first \
+             (keyward resources create, or POST /admin/v1/resources)"
+                .into(),
+        ),
+        several => Err(format!(
+            "resources: name the resources this client may get tokens for, one or more of: {}",
+            several.join(", ")
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resources_when_none_are_named() {
+        let admin = crate::resource::ADMIN_RESOURCE;
+        assert_eq!(
+            resources_by_default(false, None, &[admin, "api"]).unwrap(),
+            ["api"]
+        );
+        assert_eq!(
+            resources_by_default(true, None, &[admin, "api"]).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            resources_by_default(false, Some("b"), &[admin, "a", "b"]).unwrap(),
+            ["b"]
+        );
+        let several = resources_by_default(false, None, &[admin, "b", "a"]).unwrap_err();
+        assert!(several.contains("one or more of: a, b"), "{several}");
+        let none = resources_by_default(false, None, &[admin]).unwrap_err();
+        assert!(none.contains("no resource"), "{none}");
+        assert!(resources_by_default(false, Some("gone"), &[admin, "a"]).is_err());
+    }
 
     #[test]
     fn client_ids() {

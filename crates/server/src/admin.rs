@@ -608,6 +608,31 @@ impl App {
         }
     }
 
+    /// A registration that names no resource gets the deployment's default (`resources_by_default`), or is
+    /// refused with what to name: no client is made that can never get a token.
+    pub(crate) fn with_default_resources(
+        &self,
+        mut input: ClientInput,
+        catalogue: &HashMap<String, Vec<String>>,
+    ) -> Result<ClientInput, ApiError> {
+        if input.resources.is_none() {
+            let known: Vec<&str> = catalogue.keys().map(String::as_str).collect();
+            let serves = input
+                .serves_resources
+                .as_ref()
+                .is_some_and(|s| !s.is_empty());
+            input.resources = Some(
+                keyward_core::client::resources_by_default(
+                    serves,
+                    self.default_client_resource.as_deref(),
+                    &known,
+                )
+                .map_err(ApiError::bad_request)?,
+            );
+        }
+        Ok(input)
+    }
+
     /// Creates a client; returns it and its secret (shown once; none for a public client).
     pub async fn client_create(
         &self,
@@ -616,6 +641,7 @@ impl App {
     ) -> Result<(ClientView, Option<String>), ApiError> {
         let now = self.clock.now();
         let catalogue = self.catalogue().await?;
+        let input = self.with_default_resources(input, &catalogue)?;
         let mut tx = self.store.begin().await?;
         let (view, secret) =
             client_create_in(&mut tx, &self.master, actor, input, &catalogue, now).await?;

@@ -74,6 +74,8 @@ pub struct App {
     pub limits: Limits,
     /// How long audit entries are kept, seconds.
     pub audit_retention: i64,
+    /// The resource a new client gets when its registration names none.
+    pub default_client_resource: Option<String>,
     /// How long a connection may take over a request, sit idle, or leave a response unread.
     pub timeouts: crate::conn::Timeouts,
 }
@@ -175,6 +177,7 @@ impl App {
             usage_flush_interval: config.usage_flush_interval,
             limits,
             audit_retention: config.audit_retention,
+            default_client_resource: config.default_client_resource.clone(),
             timeouts: config.timeouts,
         };
         app.metrics.database_up.set(1.0);

@@ -96,7 +96,8 @@ pub enum ClientsCommand {
         /// Grant type (repeatable; default client_credentials).
         #[arg(long = "grant-type", value_name = "G")]
         grant_types: Vec<String>,
-        /// Allowed resource identifier (repeatable).
+        /// Allowed resource identifier (repeatable). Without one: `default_client_resource`, else the only
+        /// resource there is; with several and no default, name them.
         #[arg(long = "resource", value_name = "ID")]
         resources: Vec<String>,
         /// Allowed scope (repeatable).
@@ -409,10 +410,11 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
                 client_id,
                 name: Some(name),
                 grant_types: (!grant_types.is_empty()).then_some(grant_types),
-                resources: Some(resources),
+                // No `--resource`: the deployment's default, or a refusal naming the resources.
+                resources: (!resources.is_empty()).then_some(resources),
                 scopes: Some(scopes),
                 default_resource,
-                serves_resources: Some(serves),
+                serves_resources: (!serves.is_empty()).then_some(serves),
                 client_type: public.then(|| "public".to_owned()),
                 redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
                 description,

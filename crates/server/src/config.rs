@@ -60,6 +60,7 @@ pub struct RawConfig {
     rate_limit_sharing: Option<toml::Value>,
     trusted_proxies: Option<toml::Value>,
     audit_retention: Option<toml::Value>,
+    default_client_resource: Option<toml::Value>,
     metrics_client_labels: Option<toml::Value>,
     otlp_endpoint: Option<toml::Value>,
     request_header_timeout: Option<toml::Value>,
@@ -75,7 +76,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 39] = [
+pub const KEYS: [&str; 40] = [
     "listen",
     "database",
     "issuer",
@@ -109,6 +110,7 @@ pub const KEYS: [&str; 39] = [
     "rate_limit_sharing",
     "trusted_proxies",
     "audit_retention",
+    "default_client_resource",
     "metrics_client_labels",
     "otlp_endpoint",
     "request_header_timeout",
@@ -192,6 +194,8 @@ pub struct Config {
     pub authorization_code_ttl: i64,
     /// How long a grant may go unused before its refresh token stops working (RFC 9700 §4.14.2), seconds; `None` is no idle limit.
     pub refresh_token_idle_ttl: Option<i64>,
+    /// The resource a new client is allowed when its registration names none (else the only resource there is).
+    pub default_client_resource: Option<String>,
     /// Extra token endpoint paths with their own manners.
     pub token_endpoints: Vec<TokenEndpoint>,
     /// Resources the deployment declares; created on start when missing.
@@ -293,6 +297,7 @@ impl RawConfig {
             "rate_limit_sharing" => &mut self.rate_limit_sharing,
             "trusted_proxies" => &mut self.trusted_proxies,
             "audit_retention" => &mut self.audit_retention,
+            "default_client_resource" => &mut self.default_client_resource,
             "metrics_client_labels" => &mut self.metrics_client_labels,
             "otlp_endpoint" => &mut self.otlp_endpoint,
             "request_header_timeout" => &mut self.request_header_timeout,
@@ -521,6 +526,9 @@ impl RawConfig {
                 Some(t)
             }
         };
+        let default_client_resource =
+            text("default_client_resource", self.default_client_resource)?
+                .filter(|s| !s.is_empty());
         let token_endpoints = endpoint::check_all(self.token_endpoint)?;
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
@@ -567,6 +575,7 @@ impl RawConfig {
             timeouts,
             authorization_code_ttl,
             refresh_token_idle_ttl,
+            default_client_resource,
             token_endpoints,
             resources: self.resource,
         })

@@ -50,6 +50,13 @@ pub fn check<'r>(
         first
     };
 
+    // A client allowed no resource can get no token, whatever it asks: say so, rather than ask for an audience.
+    if client.resources.is_empty() {
+        return Err(OAuthError::invalid_target(
+            "this client is allowed no resource (API), so it can get no token: the platform's operators must \
+             allow it one",
+        ));
+    }
     let explicit = match (request.audience, request.resource) {
         (Some(a), Some(r)) if a != r => {
             return Err(OAuthError::invalid_request(

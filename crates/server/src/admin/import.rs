@@ -135,7 +135,10 @@ impl App {
             if !line.trim().is_empty() {
                 let (input, secret) =
                     parse_line(&line).map_err(|m| at_line(n, ApiError::bad_request(m)))?;
-                let client = new_client(input, &catalogue, now).map_err(|e| at_line(n, e))?;
+                let client = self
+                    .with_default_resources(input, &catalogue)
+                    .and_then(|input| new_client(input, &catalogue, now))
+                    .map_err(|e| at_line(n, e))?;
                 if let Some(first) = seen.insert(client.row.id.clone(), n) {
                     return Err(ApiError::bad_request(format!(
                         "line {n}: client_id: the same id as line {first}"

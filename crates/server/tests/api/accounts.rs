@@ -858,6 +858,8 @@ both_engines!(cli_creates_accounts_and_revokes_grants, |app| {
             "create",
             "--name",
             "bad",
+            "--resource",
+            "https://api.example.com",
             "--grant-type",
             "authorization_code",
             "--redirect-uri",

@@ -32,7 +32,7 @@ both_engines!(the_api_documents_and_refuses_null_and_clamps_pages, |app| {
         .admin_call(
             Method::POST,
             "/clients",
-            Some(json!({"name": "n", "owner_account": null})),
+            Some(json!({"name": "n", "owner_account": null, "resources": []})),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{e}");

@@ -439,3 +439,104 @@ both_engines!(the_cli_brings_a_locked_out_admin_api_back, |app| {
     })
     .await;
 });
+
+both_engines!(a_client_that_could_get_no_token_is_not_made, |app| {
+    // One API: the plainest `clients create` gets it, and a token.
+    app.resource("https://api.example.com", &["read"]).await;
+    let made = json_of(&keyward(
+        &app,
+        &["clients", "create", "--name", "plain", "--json"],
+    ));
+    assert_eq!(
+        made["resources"],
+        serde_json::json!(["https://api.example.com"])
+    );
+    let (id, secret) = (
+        made["client_id"].as_str().unwrap().to_owned(),
+        made["client_secret"].as_str().unwrap().to_owned(),
+    );
+    within_a_second(&app, &id, &secret, StatusCode::OK).await;
+
+    // Two APIs and no default: refused, naming both; nothing is created.
+    app.resource("https://other.example.com", &["read"]).await;
+    let out = keyward(
+        &app,
+        &["clients", "create", "--name", "ambiguous", "--json"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("https://api.example.com") && err.contains("https://other.example.com"),
+        "{err}"
+    );
+    let (_, listed) = app
+        .admin_call(reqwest::Method::GET, "/clients?q=ambiguous", None)
+        .await;
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
+    let (status, body) = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/clients",
+            Some(serde_json::json!({"name": "ambiguous"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // A client deliberately allowed no resource is told exactly that at the token endpoint.
+    let (none, none_secret) = app
+        .client(serde_json::json!({"name": "nothing", "resources": []}))
+        .await;
+    let r = app.token(&none, &none_secret, &[]).await;
+    let e = crate::harness::assert_error(r, StatusCode::BAD_REQUEST, "invalid_target").await;
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("allowed no resource"),
+        "{e}"
+    );
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plainest_clients_create_works_on_every_example() {
+    // Each example's documented request, with a client made this plain way, is replayed in examples.rs.
+    for (example, resource) in [
+        ("walley", "705798e0-8cef-427c-ae00-6023deba29af"),
+        ("wll", "staging.wlloyalty.net"),
+        ("walmart-marketplace", "https://marketplace.walmartapis.com"),
+        (
+            "walmart-orders-hub",
+            "https://developer.api.walmart.com/api-proxy/service/orders-hub",
+        ),
+        (
+            "walmart-1p-supplier",
+            "https://api-gateway.walmart.com/1p-supplier",
+        ),
+    ] {
+        let app = TestApp::example(example, crate::harness::Engine::Sqlite).await;
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../examples/{example}.toml"));
+        let made = json_of(&keyward(
+            &app,
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "clients",
+                "create",
+                "--name",
+                "Newcomer",
+                "--json",
+            ],
+        ));
+        assert_eq!(
+            made["resources"],
+            serde_json::json!([resource]),
+            "{example}"
+        );
+        let (id, secret) = (
+            made["client_id"].as_str().unwrap(),
+            made["client_secret"].as_str().unwrap(),
+        );
+        within_a_second(&app, id, secret, StatusCode::OK).await;
+    }
+}

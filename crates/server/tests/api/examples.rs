@@ -56,8 +56,10 @@ async fn ok_json(r: reqwest::Response) -> (HeaderMap, Value) {
 
 // Seed 000: Walley, Azure AD B2C.
 both_engines!(walley, example "walley", |app| {
-    // The Merchant Hub's "Create + / Api key" for UAT: the id and secret are shown once.
-    let (id, secret) = app.client(json!({"name": "Webshop (UAT)", "resources": [UAT]})).await;
+    // The Merchant Hub's "Create + / Api key" for UAT: the id and secret are shown once. Every example's key here is
+    // made the plainest way, naming no resource, as its walkthrough in COMPATIBILITY.md does: the deployment's
+    // default (or only) resource is the one.
+    let (id, secret) = app.client(json!({"name": "Webshop (UAT)"})).await;
     let body = format!(
         "client_id={id}&client_secret={secret}&grant_type=client_credentials&scope={UAT}/.default"
     );
@@ -103,7 +105,7 @@ const WLL_JSON: [(&str, &str); 1] = [("content-type", "application/json")];
 both_engines!(wll, example "wll", |app| {
     let scopes: Vec<&str> = WLL_SCOPES.split(' ').collect();
     let (id, secret) = app
-        .client(json!({"name": "Acme (staging)", "resources": ["staging.wlloyalty.net"], "scopes": scopes}))
+        .client(json!({"name": "Acme (staging)", "scopes": scopes}))
         .await;
     let r = send(&app, "/oauth/token", &WLL_JSON, &wll_body(&id, &secret, "staging.wlloyalty.net")).await;
     let (_, t) = ok_json(r).await;
@@ -215,7 +217,7 @@ fn xml(text: &str) -> (String, Vec<(String, String)>) {
 
 // Seed 002: Walmart Marketplace Token API.
 both_engines!(walmart_marketplace, example "walmart-marketplace", |app| {
-    let (id, secret) = app.client(json!({"name": "Seller 10000012345", "resources": [MARKETPLACE]})).await;
+    let (id, secret) = app.client(json!({"name": "Seller 10000012345"})).await;
     let basic = walmart_basic(&id, &secret);
     let body = "grant_type=client_credentials";
 
@@ -431,7 +433,7 @@ both_engines!(walmart_marketplace_delegated, example "walmart-marketplace", |app
 
 // Seed 003: Walmart Marketplace Orders Hub.
 both_engines!(walmart_orders_hub, example "walmart-orders-hub", |app| {
-    let (id, secret) = app.client(json!({"name": "Orders Hub integration", "resources": [ORDERS_HUB]})).await;
+    let (id, secret) = app.client(json!({"name": "Orders Hub integration"})).await;
     let path = "/api-proxy/service/identity/oauth/v1/token";
     let headers = [("Accept", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")];
     let body = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
@@ -465,7 +467,7 @@ both_engines!(walmart_orders_hub, example "walmart-orders-hub", |app| {
 
 // Seed 004: Walmart 1P Supplier.
 both_engines!(walmart_1p_supplier, example "walmart-1p-supplier", |app| {
-    let (id, secret) = app.client(json!({"name": "Supplier API key", "resources": [SUPPLIER]})).await;
+    let (id, secret) = app.client(json!({"name": "Supplier API key"})).await;
     let basic = walmart_basic(&id, &secret);
     for accept in ["application/json", "application/xml"] {
         let headers = [

@@ -46,6 +46,7 @@ async fn client(app: &TestApp, name: &str) -> String {
             &Actor::cli(),
             ClientInput {
                 name: Some(name.into()),
+                resources: Some(Vec::new()),
                 ..Default::default()
             },
         )
