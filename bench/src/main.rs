@@ -4,8 +4,10 @@
 //! in the same run: the machine is shared and noisy, so only ratios compare across runs.
 //!
 //! Targets: `baseline-hello` (HTTP limit), `baseline-sign` (form + Basic + HMAC + ES256 limit), `keyward-cc` on
-//! SQLite and PostgreSQL (ES256, EdDSA, RS256), `keyward-introspect`, `gateway` against its upstream alone, and
-//! `cluster`: two nodes on one PostgreSQL against one.
+//! SQLite and PostgreSQL (ES256, EdDSA, RS256), `limits` (every limit on against off), `keyward-introspect`,
+//! `gateway` against its upstream alone, `scaling` (one and two threads), `clients` (10,000 and 1,000,000),
+//! `cluster` (two nodes on one PostgreSQL against one), `purge` (introspection while the purge runs against idle)
+//! and, with `--peers`, node-oidc-provider.
 //! Every process started is stopped at the end, however the run ends.
 
 mod baseline;

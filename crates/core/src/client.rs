@@ -132,7 +132,8 @@ pub struct Client {
     pub default_resource: Option<String>,
     /// Identifiers of resources this client serves as a resource server: it may introspect their tokens.
     pub serves_resources: Vec<String>,
-    /// Registered redirect URIs (RFC 6749 §3.1.2), compared by exact string.
+    /// Registered redirect URIs (RFC 6749 §3.1.2), compared by exact string (the port aside for `http` on a
+    /// loopback IP literal: `redirect::is_registered`).
     pub redirect_uris: Vec<String>,
     /// What the app does, shown on the consent page.
     pub description: String,

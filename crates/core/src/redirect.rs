@@ -1,6 +1,7 @@
 //! Redirect URIs (RFC 6749 §3.1.2, RFC 9700 §2.1, §4.1): what may be registered, and how a presented one is
-//! matched. Matching is by exact string against the registered list, so no near miss (trailing slash, case,
-//! an extra query, `user@host`, encoded dots) ever matches; registration refuses what could not be safe.
+//! matched. Matching is by exact string against the registered list (the port aside for `http` on a loopback IP
+//! literal, RFC 8252 §7.3), so no near miss (trailing slash, case, an extra query, `user@host`, encoded dots) ever
+//! matches; registration refuses what could not be safe.
 
 /// The longest redirect URI accepted.
 pub const MAX_LEN: usize = 2_000;

@@ -593,8 +593,8 @@ impl Drop for AbortOnDrop {
 
 /// Writes last-used times every second (a lock and nothing more when there are none; at most
 /// `LAST_USED_PER_FLUSH`, so a burst of first uses is paced), token counts every `usage_flush_interval`, and
-/// every five seconds drains the metric histograms, every ten drops idle limit buckets and purges expired rows if
-/// this node holds the purge lease; all off the request path.
+/// every five seconds drains the metric histograms, every ten samples the database's clock, drops idle limit
+/// buckets and purges expired rows if this node holds the purge lease; all off the request path.
 async fn housekeeping(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let usage_every = app.usage_flush_interval.as_secs().max(1);

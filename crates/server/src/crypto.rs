@@ -1,6 +1,6 @@
-//! Secrets and randomness: the master key and what is derived from it (the secret pepper and the key-encryption
-//! key), client secret generation and digests, sealing of private keys, random identifiers. All primitives come
-//! from aws-lc-rs.
+//! Secrets and randomness: the master key and what is derived from it (the secret pepper, the key-encryption key
+//! and the refresh-token key), client secret generation and digests, sealing of private keys, random identifiers.
+//! All primitives come from aws-lc-rs.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{hkdf, hmac, rand};
@@ -88,8 +88,8 @@ pub fn new_secret() -> (String, String) {
     (secret, hint)
 }
 
-/// A new bearer value of 256 random bits with a prefix naming its kind (`kwc_` codes, `kwr_` refresh tokens,
-/// `kws_` sessions), so a leaked one is recognisable. Only its digest is ever stored.
+/// A new bearer value of 256 random bits with a prefix naming its kind (`kwc_` codes, `kws_` sessions; refresh
+/// tokens of the earlier form were `kwr_` ones), so a leaked one is recognisable. Only its digest is ever stored.
 pub fn new_token(prefix: &str) -> String {
     format!("{prefix}{}", B64.encode(random::<32>()))
 }
@@ -136,7 +136,8 @@ fn derive(
 }
 
 impl MasterKeys {
-    /// Derives the pepper and the key-encryption key from the 32-byte master key (HKDF-SHA-256, RFC 5869).
+    /// Derives the pepper, the key-encryption key and the refresh-token key from the 32-byte master key
+    /// (HKDF-SHA-256, RFC 5869).
     pub fn derive(master: &[u8; 32]) -> anyhow::Result<Self> {
         let err = |_| anyhow::anyhow!("key derivation failed");
         let pepper = hmac::Key::new(

@@ -1,10 +1,12 @@
 //! Rate limits, token quotas and the brute-force defence of client authentication, enforced in memory on the
 //! request path. `keyward_core::limit` does the arithmetic; this module keeps the state.
 //!
-//! A limited key (`token/client/ID`, `token/address/IP`, `quota/hour/ID/…`) is a bucket in one of the sharded
-//! maps. Shared by the node alone, a rate bucket is a GCRA arrival time. Shared through the database, a bucket
-//! holds allowance leased in batches from `limit_state` (see `Store::limit_take`): requests spend it without a
-//! round trip, and only the request that finds it empty asks for more, reporting what the node spent on credit.
+//! A limited key (`token/client/ID/INSTANCE`, `token/address/IP`, `quota/hour/ID/INSTANCE/…`) is a bucket in one
+//! of the sharded maps. Counted by the node alone, a rate bucket is a GCRA arrival time. Shared through the
+//! database, a bucket holds allowance leased in batches from `limit_state` (see `Store::limit_take`): requests
+//! spend it without a round trip; the request that leaves half a batch or less leases the next one while the
+//! others go on, reporting what the node spent on credit, and a request that finds the bucket empty waits for
+//! that lease.
 //! A new rate bucket starts with one batch of credit, so an address that sends a few requests never costs a
 //! database write; a quota bucket starts empty, so quotas are leased before they are spent.
 

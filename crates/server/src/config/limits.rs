@@ -1,6 +1,5 @@
-//! The abuse-protection and observability keys: request rates per client and per address on each OAuth
-//! endpoint, token quotas, the brute-force limits on failed client authentication, trusted proxies, where the
-//! limits' state lives, the audit log's retention, metric labels per client and trace export.
+//! The abuse-protection keys: request rates per client and per address on each OAuth endpoint, token quotas, the
+//! brute-force limits on failed client authentication, trusted proxies, and where the limits' state lives.
 
 use keyward_core::limit::Rate;
 use keyward_core::net::Cidr;

@@ -8,7 +8,7 @@ use super::{Store, StoreError, Tx, on_db, on_tx};
 pub struct Change {
     /// Position in the feed.
     pub seq: i64,
-    /// `client`, `resource`, `key` or `revoked`.
+    /// `client`, `clients` (every client), `resource`, `key` or `revoked`.
     pub kind: String,
     /// The id of what changed.
     pub key: String,
