@@ -770,6 +770,7 @@ async fn grants(app: &App, actor: &Actor, c: GrantsCommand) -> anyhow::Result<()
                 account_id: account.as_deref(),
                 client_id: client.as_deref(),
                 live_at: live.then(|| app.clock.now()),
+                idle_ttl: app.refresh_token_idle_ttl,
             };
             let mut all = Vec::new();
             let mut after = String::new();

@@ -76,7 +76,8 @@ pub fn check_authorize<'r>(
         .ok_or_else(|| page(OAuthError::invalid_request("redirect_uri is missing")))?;
     if !redirect::is_registered(&client.redirect_uris, redirect_uri) {
         return Err(page(OAuthError::invalid_request(
-            "redirect_uri is not one the client registered (they must match exactly)",
+            "redirect_uri is not one the client registered (they must match exactly, but for the port of a \
+             127.0.0.1 or [::1] address)",
         )));
     }
     // From here the redirect URI is trusted. A repeated `state` cannot be returned: which one?

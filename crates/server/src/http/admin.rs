@@ -567,6 +567,7 @@ async fn grants_list(
         account_id: q.account_id.as_deref().filter(|s| !s.is_empty()),
         client_id: q.client_id.as_deref().filter(|s| !s.is_empty()),
         live_at: (q.live == Some(true)).then(|| app.clock.now()),
+        idle_ttl: app.refresh_token_idle_ttl,
     };
     let items = app
         .grants_list(&filter, q.after.as_deref().unwrap_or(""), limit)

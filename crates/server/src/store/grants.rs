@@ -138,6 +138,8 @@ pub struct GrantFilter<'a> {
     pub client_id: Option<&'a str>,
     /// Only grants neither revoked nor expired at this time.
     pub live_at: Option<i64>,
+    /// With `live_at`: the refresh-token idle timeout, seconds (a grant unused for longer is not live either).
+    pub idle_ttl: Option<i64>,
 }
 
 impl Store {
@@ -205,7 +207,8 @@ impl Store {
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM grants WHERE id > $1 \
              AND ($2 IS NULL OR account_id = $2) AND ($3 IS NULL OR client_id = $3) \
-             AND ($4 IS NULL OR (revoked_at IS NULL AND expires_at > $4)) ORDER BY id LIMIT $5"
+             AND ($4 IS NULL OR (revoked_at IS NULL AND expires_at > $4 \
+             AND ($6 = 0 OR refreshed_at + $6 > $4))) ORDER BY id LIMIT $5"
         );
         Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
             .bind(after)
@@ -213,6 +216,7 @@ impl Store {
             .bind(filter.client_id)
             .bind(filter.live_at)
             .bind(limit)
+            .bind(filter.idle_ttl.unwrap_or(0))
             .fetch_all(p)
             .await)?)
     }

@@ -206,6 +206,15 @@ async fn idle_timeout(app: TestApp) {
         .admin_call(Method::GET, &format!("/grants?client_id={}", f.id), None)
         .await;
     assert!(grants["items"][0]["revoked_at"].is_null(), "{grants}");
+    // Nor is it listed as live.
+    let (_, live) = app
+        .admin_call(
+            Method::GET,
+            &format!("/grants?client_id={}&live=true", f.id),
+            None,
+        )
+        .await;
+    assert_eq!(live["items"], json!([]), "{live}");
 }
 
 both_engines!(a_family_refreshed_many_times_stays_one_row, |app| {
