@@ -141,6 +141,13 @@ struct Rendered {
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// `r` with `Retry-After: seconds` (RFC 9110 §10.2.3).
+fn retry_after(mut r: Rendered, seconds: u64) -> Rendered {
+    r.headers
+        .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
+    r
+}
+
 impl ApiError {
     fn rendered(self) -> Rendered {
         let plain = |status, code, description: Cow<'static, str>| Rendered {
@@ -193,36 +200,32 @@ impl ApiError {
                 code,
                 message,
             } => plain(status, code, message.into()),
-            ApiError::Limited(refusal) => {
-                let mut r = plain(
+            ApiError::Limited(refusal) => retry_after(
+                plain(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorCode::RateLimited.as_str(),
                     refusal.message().into(),
-                );
-                r.headers
-                    .push((header::RETRY_AFTER, HeaderValue::from(refusal.retry_after)));
-                r
-            }
-            ApiError::Unavailable => {
-                let mut r = plain(
+                ),
+                refusal.retry_after,
+            ),
+            ApiError::Unavailable => retry_after(
+                plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "server_error",
                     "the database is unavailable; retry shortly".into(),
-                );
-                r.headers
-                    .push((header::RETRY_AFTER, HeaderValue::from_static("2")));
-                r
-            }
+                ),
+                2,
+            ),
             ApiError::NoSigningKey => {
                 tracing::warn!("a token was refused: no signing key is active at this node's time");
-                let mut r = plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server_error",
-                    "no signing key is active yet; retry shortly".into(),
-                );
-                r.headers
-                    .push((header::RETRY_AFTER, HeaderValue::from_static("5")));
-                r
+                retry_after(
+                    plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        "no signing key is active yet; retry shortly".into(),
+                    ),
+                    5,
+                )
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");

@@ -413,6 +413,21 @@ impl Store {
         }
     }
 
+    /// Runs one purge batch: `sql` deletes up to `$2` rows older than `$1` (`before`); returns how many it deleted.
+    pub(crate) async fn delete_batch(
+        &self,
+        sql: &str,
+        before: i64,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query(sql)
+            .bind(before)
+            .bind(limit)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
     /// Starts a transaction that may write. On SQLite it takes the database's write lock at once (`BEGIN
     /// IMMEDIATE`, waiting up to the busy timeout for it): a deferred transaction that reads first and writes
     /// later fails at once with "database is locked" when another connection wrote in between, since its read

@@ -166,16 +166,12 @@ impl Store {
 
     /// Removes up to `limit` expired sessions (one purge batch).
     pub async fn sessions_purge(&self, now: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, |p| {
-            sqlx::query(
-            "DELETE FROM sessions WHERE digest IN (SELECT digest FROM sessions WHERE expires_at < $1 LIMIT $2)"
+        self.delete_batch(
+            "DELETE FROM sessions WHERE digest IN (SELECT digest FROM sessions WHERE expires_at < $1 LIMIT $2)",
+            now,
+            limit,
         )
-        .bind(now)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected())
-        })?)
     }
 }
 

@@ -81,13 +81,11 @@ impl Store {
 
     /// Deletes up to `limit` audit entries written before `before`.
     pub async fn audit_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, |p| sqlx::query(
-            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)"
+        self.delete_batch(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?)
     }
 }

@@ -93,15 +93,12 @@ impl Store {
     /// Deletes up to `limit` feed entries older than `before` (Unix seconds), oldest first, keeping the newest so
     /// the head never goes back.
     pub async fn changes_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
-        let r = on_db!(&self.db, |p| sqlx::query(
+        self.delete_batch(
             "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes \
-             WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes) ORDER BY seq LIMIT $2)"
+             WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes) ORDER BY seq LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
-        Ok(r)
     }
 }

@@ -232,41 +232,35 @@ impl Store {
 
     /// Removes up to `limit` authorization codes that expired before `before` (one purge batch).
     pub async fn codes_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, |p| sqlx::query(
+        self.delete_batch(
             "DELETE FROM auth_codes WHERE digest IN \
-             (SELECT digest FROM auth_codes WHERE expires_at < $1 LIMIT $2)"
+             (SELECT digest FROM auth_codes WHERE expires_at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?)
     }
 
     /// Removes up to `limit` records of a family's access tokens that expired before `before` (one purge batch):
     /// past its expiry a token needs no revoking.
     pub async fn grant_tokens_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, |p| sqlx::query(
+        self.delete_batch(
             "DELETE FROM grant_tokens WHERE jti IN \
-             (SELECT jti FROM grant_tokens WHERE expires_at < $1 LIMIT $2)"
+             (SELECT jti FROM grant_tokens WHERE expires_at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?)
     }
 
     /// Removes up to `limit` grants that ended before `before`, with their refresh tokens (one purge batch).
     pub async fn grants_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, |p| sqlx::query(
-            "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at < $1 LIMIT $2)"
+        self.delete_batch(
+            "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?)
     }
 }
 

@@ -69,14 +69,12 @@ impl Store {
 
     /// Deletes up to `limit` rows that expired before `now`.
     pub async fn limit_purge(&self, now: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, |p| sqlx::query(
+        self.delete_batch(
             "DELETE FROM limit_state WHERE key IN \
-             (SELECT key FROM limit_state WHERE expires_at < $1 LIMIT $2)"
+             (SELECT key FROM limit_state WHERE expires_at < $1 LIMIT $2)",
+            now,
+            limit,
         )
-        .bind(now)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?)
     }
 }

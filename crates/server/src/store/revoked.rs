@@ -33,15 +33,12 @@ impl Store {
     /// Removes up to `limit` denylist entries whose tokens have expired (one small batch: the purge calls it
     /// until it returns less than `limit`, so no statement holds locks on many rows).
     pub async fn revoked_purge(&self, now: i64, limit: i64) -> Result<u64, StoreError> {
-        let r = on_db!(&self.db, |p| sqlx::query(
+        self.delete_batch(
             "DELETE FROM revoked_tokens WHERE jti IN \
-             (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)"
+             (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
+            now,
+            limit,
         )
-        .bind(now)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
-        Ok(r)
     }
 }

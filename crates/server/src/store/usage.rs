@@ -69,14 +69,12 @@ impl Store {
 
     /// Deletes up to `limit` rows of hours before `before`.
     pub async fn usage_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, |p| sqlx::query(
+        self.delete_batch(
             "DELETE FROM token_usage WHERE (client_id, client_instance, hour) IN \
-             (SELECT client_id, client_instance, hour FROM token_usage WHERE hour < $1 LIMIT $2)"
+             (SELECT client_id, client_instance, hour FROM token_usage WHERE hour < $1 LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(limit)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))?)
     }
 }

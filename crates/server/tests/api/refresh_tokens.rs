@@ -32,22 +32,42 @@ async fn grant(app: &TestApp, f: &Fixture, agent: &Agent) -> (String, String) {
     (access, refresh)
 }
 
+/// The test's database, as a pool of its own engine.
+enum Pool {
+    Pg(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Runs the same expression on whichever pool `$pool` is.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            Pool::Pg($p) => $body,
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+
+async fn pool(app: &TestApp) -> Pool {
+    if app.database.starts_with("postgres") {
+        Pool::Pg(sqlx::PgPool::connect(&app.database).await.unwrap())
+    } else {
+        Pool::Sqlite(
+            sqlx::SqlitePool::connect(&format!("sqlite://{}", app.database))
+                .await
+                .unwrap(),
+        )
+    }
+}
+
 /// Rows in a table of the test's database.
 async fn rows(app: &TestApp, table: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table}");
-    if app.database.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
-        let (n,): (i64,) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
-    } else {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.database))
-            .await
-            .unwrap();
-        let (n,): (i64,) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
-    }
+    let (n,): (i64,) = on_pool!(&pool(app).await, |p| sqlx::query_as(&sql)
+        .fetch_one(p)
+        .await
+        .unwrap());
+    n
 }
 
 both_engines!(
@@ -273,31 +293,16 @@ both_engines!(refresh_tokens_of_the_earlier_form_still_work, |app| {
                   VALUES ($1, $2, $3, $4, $5)";
     let jti = claims(&access)["jti"].as_str().unwrap().to_owned();
     let exp = claims(&access)["exp"].as_i64().unwrap();
-    if app.database.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&app.database).await.unwrap();
-        sqlx::query(insert)
-            .bind(&digest)
-            .bind(&grant_id)
-            .bind(app.clock.now())
-            .bind(&jti)
-            .bind(exp)
-            .execute(&pool)
-            .await
-            .unwrap();
-    } else {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.database))
-            .await
-            .unwrap();
-        sqlx::query(insert)
-            .bind(&digest)
-            .bind(&grant_id)
-            .bind(app.clock.now())
-            .bind(&jti)
-            .bind(exp)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
+    on_pool!(&pool(&app).await, |p| sqlx::query(insert)
+        .bind(&digest)
+        .bind(&grant_id)
+        .bind(app.clock.now())
+        .bind(&jti)
+        .bind(exp)
+        .execute(p)
+        .await
+        .unwrap()
+        .rows_affected());
     assert_eq!(
         introspect(&app, &f.id, &f.secret, &legacy).await["active"],
         true

@@ -245,8 +245,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let mut members = Map::new();
         let query = parts.uri.query().unwrap_or("");
-        for segment in query.split('&').filter(|s| !s.is_empty()) {
+        for segment in query.split('&').filter(|_| !query.is_empty()) {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
+            // As in a form (RFC 6749 Appendix B): every parameter has a name.
+            if name.is_empty() {
+                return Err(ApiError::bad_request(
+                    "a query parameter has an empty name (`&&`, `=value` or a trailing `&`)",
+                ));
+            }
             let name = decode(name)
                 .map_err(|m| ApiError::bad_request(format!("a query parameter's name: {m}")))?;
             let value = decode(value)
@@ -272,34 +278,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
-/// One query component: `+` is a space, `%XX` a byte; the text must be UTF-8 without control characters (no stored
-/// text holds one, and PostgreSQL cannot hold NUL).
-fn decode(raw: &str) -> Result<String, &'static str> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or("malformed percent-encoding")?;
-                out.push(hex);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    let text = String::from_utf8(out).map_err(|_| "not UTF-8 once percent-decoded")?;
-    if text.chars().any(char::is_control) {
-        return Err("must not contain NUL or another control character");
-    }
-    Ok(text)
+/// One query component, decoded as strictly as a form (`keyward_core::form::decode_component`): `+` is a space,
+/// `%XX` a byte, and the text must be UTF-8 without control characters (no stored text holds one, and PostgreSQL
+/// cannot hold NUL).
+fn decode(raw: &str) -> Result<String, String> {
+    keyward_core::form::decode_component(raw).map_err(|e| e.description.into_owned())
 }
 
 /// An integer given as text, any number of digits, or a number with no fraction (`15.0`, `1e3`, which JSON
