@@ -22,7 +22,9 @@ use crate::error::ApiError;
 use crate::issuer::{PartnerCheck, TokenResponse};
 use crate::refresh::{self, Presented};
 use crate::registry::CachedClient;
-use crate::store::{Advance, CodeRow, GrantRow, NewAudit, StoreError, Tx, split_list};
+use crate::store::{
+    Advance, CodeRow, GrantRow, NewAudit, StoreError, Tx, same_instance, split_list,
+};
 
 /// The one answer for a code that cannot be used, whatever the reason, so a client learns nothing about codes it
 /// does not hold.
@@ -146,7 +148,7 @@ impl App {
                 .map_err(ApiError::oauth)
                 // A code of a deleted client with the same id (spent at the deletion anyway).
                 .and_then(|()| {
-                    (row.client_instance == client.instance)
+                    same_instance(row.client_instance, client.instance)
                         .then_some(())
                         .ok_or_else(unusable_code)
                 });
@@ -190,7 +192,7 @@ impl App {
         tx.code_set_grant(&digest, &grant.id).await?;
         let scope = ScopeSet::from_tokens(split_list(&grant.scopes));
         let response = self
-            .issue_in(&mut tx, &grant, &resource, &scope, now)
+            .issue_in(&mut tx, client, &grant, &resource, &scope, now)
             .await?;
         tx.commit().await?;
         Ok(response)
@@ -272,7 +274,7 @@ impl App {
             .cloned()
             .ok_or_else(unusable_refresh)?;
         let response = self
-            .issue_in(&mut tx, &grant, &resource, &scope, now)
+            .issue_in(&mut tx, client, &grant, &resource, &scope, now)
             .await?;
         tx.commit().await?;
         Ok(response)
@@ -287,7 +289,9 @@ impl App {
         presented: &Presented,
         digest: &[u8],
     ) -> Result<Option<String>, ApiError> {
-        let mine = |id: &str, instance: i64| id == client.client.id && instance == client.instance;
+        let mine = |id: &str, instance: i64| {
+            id == client.client.id && same_instance(instance, client.instance)
+        };
         Ok(match presented {
             Presented::Derived {
                 grant_id,
@@ -315,7 +319,8 @@ impl App {
         token: &str,
     ) -> Result<Option<(GrantRow, i64, bool)>, ApiError> {
         let mine = |g: &GrantRow| {
-            may_see_refresh(&caller.client, &g.client_id) && g.client_instance == caller.instance
+            may_see_refresh(&caller.client, &g.client_id)
+                && same_instance(g.client_instance, caller.instance)
         };
         Ok(match refresh::read(&self.master, token) {
             Presented::Derived {
@@ -323,7 +328,7 @@ impl App {
                 generation,
             } => tx.grant_get(&grant_id).await?.filter(mine).map(|g| {
                 let live = g.refresh_gen == generation;
-                let issued = g.refreshed_at;
+                let issued = g.last_used();
                 (g, issued, live)
             }),
             Presented::Stored => match tx.refresh_find(&self.master.digest(token)).await? {
@@ -371,7 +376,7 @@ impl App {
             return Ok(Introspection::inactive());
         };
         let exp = match self.refresh_token_idle_ttl {
-            Some(idle) => grant.expires_at.min(grant.refreshed_at + idle),
+            Some(idle) => grant.expires_at.min(grant.last_used() + idle),
             None => grant.expires_at,
         };
         let account = match tx.account_get(&grant.account_id, false).await {
@@ -400,6 +405,7 @@ impl App {
     async fn issue_in(
         &self,
         tx: &mut Tx,
+        client: &CachedClient,
         grant: &GrantRow,
         resource: &Resource,
         scope: &ScopeSet,
@@ -413,7 +419,8 @@ impl App {
             aud: resource.identifier.clone(),
             exp: now + ttl,
             iat: now,
-            jti: token_id(grant.client_instance),
+            // The client's instance, not the grant's: a grant an earlier release made carries none.
+            jti: token_id(client.instance),
             client_id: grant.client_id.clone(),
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             nbf: None,

@@ -26,7 +26,7 @@ pub use accounts::AccountRow;
 pub use audit::{AuditEntry, NewAudit};
 pub use changes::Change;
 pub use clients::{ClientRow, NewClient, SecretRow};
-pub use grants::{Advance, CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow};
+pub use grants::{Advance, CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow, same_instance};
 pub use keys::KeyRow;
 pub use resources::ResourceRow;
 pub use usage::UsageRow;

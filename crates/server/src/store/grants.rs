@@ -52,6 +52,16 @@ pub struct CodeRow {
     pub grant_id: Option<String>,
 }
 
+/// An instance of 0 on a code or a grant was written by a node of an earlier release while a rolling upgrade ran
+/// (the column's default): it is taken as the client's, whatever its instance. Nothing of a deleted client can carry
+/// it past the deletion: its codes are spent and its grants deleted with it.
+pub(super) const ANY_INSTANCE: i64 = 0;
+
+/// Whether a code or grant written for `instance` belongs to a client of instance `client`.
+pub fn same_instance(instance: i64, client: i64) -> bool {
+    instance == client || instance == ANY_INSTANCE
+}
+
 /// A grant: what one authorization issued, a family of refresh tokens and their access tokens.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq, serde::Serialize)]
 pub struct GrantRow {
@@ -77,8 +87,20 @@ pub struct GrantRow {
     /// The generation of the family's live refresh token (`crate::refresh`); every use moves it on by one.
     #[serde(skip)]
     pub refresh_gen: i64,
-    /// When the family was last used (created, or refreshed): the idle timeout counts from here.
+    /// When the family was last used (created, or refreshed): the idle timeout counts from here. 0 on a grant a
+    /// node of an earlier release made during an upgrade: see [`GrantRow::last_used`].
     pub refreshed_at: i64,
+}
+
+impl GrantRow {
+    /// When the family was last used: `refreshed_at`, or its creation when an earlier release left that unset.
+    pub fn last_used(&self) -> i64 {
+        if self.refreshed_at == 0 {
+            self.created_at
+        } else {
+            self.refreshed_at
+        }
+    }
 }
 
 /// A refresh token of the earlier form (before `crate::refresh`), by digest: one row each, no longer written.
@@ -208,7 +230,8 @@ impl Store {
             "SELECT {GRANT_COLUMNS} FROM grants WHERE id > $1 \
              AND ($2 IS NULL OR account_id = $2) AND ($3 IS NULL OR client_id = $3) \
              AND ($4 IS NULL OR (revoked_at IS NULL AND expires_at > $4 \
-             AND ($6 = 0 OR refreshed_at + $6 > $4))) ORDER BY id LIMIT $5"
+             AND ($6 = 0 OR (CASE WHEN refreshed_at = 0 THEN created_at ELSE refreshed_at END) + $6 > $4))) \
+             ORDER BY id LIMIT $5"
         );
         Ok(on_db!(&self.db, |p| sqlx::query_as(&sql)
             .bind(after)
@@ -455,8 +478,9 @@ impl Tx {
     ) -> Result<Option<GrantRow>, StoreError> {
         let sql = format!(
             "UPDATE grants SET refresh_gen = refresh_gen + 1, refreshed_at = $5 WHERE id = $1 \
-             AND ($2 < 0 OR refresh_gen = $2) AND client_id = $3 AND client_instance = $4 \
-             AND revoked_at IS NULL AND expires_at > $5 AND ($6 = 0 OR refreshed_at + $6 > $5) \
+             AND ($2 < 0 OR refresh_gen = $2) AND client_id = $3 AND client_instance IN ($4, 0) \
+             AND revoked_at IS NULL AND expires_at > $5 \
+             AND ($6 = 0 OR (CASE WHEN refreshed_at = 0 THEN created_at ELSE refreshed_at END) + $6 > $5) \
              RETURNING {GRANT_COLUMNS}"
         );
         Ok(on_tx!(self, |c| sqlx::query_as(&sql)
@@ -500,9 +524,10 @@ impl Tx {
         client_instance: i64,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = on_tx!(self, |c| sqlx::query_as(
+        let row: Option<(String,)> = on_tx!(self, |c| {
+            sqlx::query_as(
             "UPDATE refresh_tokens SET used_at = $4 WHERE digest = $1 AND used_at IS NULL \
-             AND grant_id IN (SELECT id FROM grants WHERE client_id = $2 AND client_instance = $3) \
+             AND grant_id IN (SELECT id FROM grants WHERE client_id = $2 AND client_instance IN ($3, 0)) \
              RETURNING grant_id"
         )
         .bind(digest)
@@ -510,7 +535,8 @@ impl Tx {
         .bind(client_instance)
         .bind(now)
         .fetch_optional(c)
-        .await)?;
+        .await
+        })?;
         Ok(row.map(|(g,)| g))
     }
 

@@ -303,12 +303,22 @@ both_engines!(refresh_tokens_of_the_earlier_form_still_work, |app| {
         .await
         .unwrap()
         .rows_affected());
+    // As a node of the earlier release writes a grant during a rolling upgrade: no instance, no last use.
+    let earlier = "UPDATE grants SET client_instance = 0, refreshed_at = 0 WHERE id = $1";
+    on_pool!(&pool(&app).await, |p| sqlx::query(earlier)
+        .bind(&grant_id)
+        .execute(p)
+        .await
+        .unwrap()
+        .rows_affected());
     assert_eq!(
         introspect(&app, &f.id, &f.secret, &legacy).await["active"],
         true
     );
-    // Used: a token of the current form comes back, and the earlier one is spent.
-    let (_, next, _) = tokens(refresh(&app, f.basic(), &legacy, None).await).await;
+    // Used: a token of the current form comes back, and the earlier one is spent; its access token is the
+    // client's (active at introspection).
+    let (next_access, next, _) = tokens(refresh(&app, f.basic(), &legacy, None).await).await;
+    assert!(active(&app, &f, &next_access).await);
     assert_ne!(next.len(), legacy.len());
     assert_eq!(
         introspect(&app, &f.id, &f.secret, &legacy).await,
