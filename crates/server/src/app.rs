@@ -111,7 +111,7 @@ impl App {
         }
         let master = MasterKeys::derive(&master_key)?;
         // Everything the cluster shares is timed by the database's clock, from the first write on.
-        sync_clock(&clock, &store).await?;
+        first_clock_sample(&clock, &store).await?;
         let off = clock.wall_offset();
         if off.abs() >= WALL_OFFSET_WARNING {
             tracing::warn!(
@@ -214,22 +214,40 @@ const WALL_OFFSET_WARNING: i64 = 2;
 /// drifts by milliseconds an hour at most).
 const CLOCK_SYNC_EVERY: u64 = 10;
 
-/// Sets `clock` from the database's clock. A sample whose query took longer than a second says too little about
-/// when it was read, and is skipped.
-pub async fn sync_clock(clock: &Clock, store: &Store) -> Result<(), StoreError> {
+/// Sets `clock` from the database's clock; returns whether a sample was taken. A sample whose query took longer
+/// than a second says too little about when it was read, and is skipped.
+pub async fn sync_clock(clock: &Clock, store: &Store) -> Result<bool, StoreError> {
     let before = std::time::Instant::now();
     let sample = store.clock_us().await?;
     let after = std::time::Instant::now();
     if after.duration_since(before) > Duration::from_secs(1) {
-        return Ok(());
+        return Ok(false);
     }
-    let moved = clock.sync(sample, before, after);
-    if moved.abs() > 1_000_000 {
-        tracing::info!(
+    match clock.sync(sample, before, after) {
+        Ok(moved) if moved.abs() > 1_000_000 => tracing::info!(
             seconds = moved as f64 / 1e6,
             "the clock was set from the database's"
-        );
+        ),
+        Ok(_) => {}
+        Err(back) => tracing::warn!(
+            seconds = back as f64 / 1e6,
+            "the database's clock went back; this node keeps counting forward until it catches up"
+        ),
     }
+    Ok(true)
+}
+
+/// The first sample of the database's clock, before anything is written: retried a few times when a query is too
+/// slow to say when it was read, and said out loud when none is.
+async fn first_clock_sample(clock: &Clock, store: &Store) -> Result<(), StoreError> {
+    for _ in 0..5 {
+        if sync_clock(clock, store).await? {
+            return Ok(());
+        }
+    }
+    tracing::warn!(
+        "the database's clock could not be sampled quickly; this node uses its own clock until the next sample"
+    );
     Ok(())
 }
 
@@ -531,42 +549,36 @@ async fn read_changes(app: &App, control: &Store, cursor: &mut FeedCursor) -> bo
     app.feed.ok();
     app.metrics.database_up.set(1.0);
     let now = std::time::Instant::now();
-    let mut caught_up = fresh.len() < FEED_BATCH;
-    let mut failed = false;
-    for c in &late {
-        if let Err(e) = app.apply_change_from(control, &c.kind, &c.key).await {
-            // It exists, so it is watched afresh rather than given up, and applied on a later read.
-            tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
-            cursor.retry(c.seq, now);
-            failed = true;
-            continue;
-        }
-        app.metrics.feed_applied.increment(1);
+    let caught_up = fresh.len() < FEED_BATCH;
+    let todo: Vec<_> = late
+        .iter()
+        .chain(&fresh)
+        .filter(|c| cursor.is_new(c.seq))
+        .collect();
+    for c in todo {
+        // A watched position (a late commit, or a change that failed before) is not new to the log.
+        let retrying = c.seq <= cursor.after();
         cursor.mark(c.seq, now);
-    }
-    for c in &fresh {
-        if failed {
-            break;
+        match app.apply_change_from(control, &c.kind, &c.key).await {
+            Ok(()) => app.metrics.feed_applied.increment(1),
+            Err(e) => {
+                // Watched afresh (it exists, so it is never given up) and applied again on the next read, while
+                // the changes after it go on: each change re-reads what it names, so their order does not matter,
+                // and one that cannot be applied (a key that does not unseal) must not hold back the others.
+                cursor.retry(c.seq, now);
+                app.metrics.feed_apply_failures.increment(1);
+                if !retrying {
+                    tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
+                }
+            }
         }
-        if !cursor.is_new(c.seq) {
-            continue;
-        }
-        if let Err(e) = app.apply_change_from(control, &c.kind, &c.key).await {
-            // Not marked, and nothing after it either: the next read starts again from here, in order.
-            tracing::warn!(error = %e, kind = %c.kind, "applying a change failed; will retry");
-            failed = true;
-            break;
-        }
-        app.metrics.feed_applied.increment(1);
-        cursor.mark(c.seq, now);
     }
     cursor.expire(now, GAP_GRACE);
-    caught_up &= !failed;
     // Once a read has replayed everything that changed during the load, memory is current.
     if caught_up {
         app.registry.mark_loaded();
     }
-    !caught_up && !failed
+    !caught_up
 }
 
 /// Records a failed read of the database; the first of an outage is logged.

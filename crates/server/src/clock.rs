@@ -23,10 +23,17 @@ pub struct Synced {
     origin: Instant,
     /// Unix microseconds at `origin`, as the last sample puts it.
     offset_us: AtomicI64,
+    /// Whether a sample has set the clock yet (until then it is the wall clock, which the first sample replaces
+    /// whichever way it moves).
+    sampled: std::sync::atomic::AtomicBool,
     /// How far this node's wall clock is off (a test's stand-in for a machine whose clock is wrong, or is
     /// stepped); 0 in production.
     wall_skew_us: AtomicI64,
 }
+
+/// How far back a sample may move a clock that was set already: the uncertainty of a sample (half a round trip of at
+/// most a second) and no more.
+pub const BACKWARD_TOLERANCE_US: i64 = 1_000_000;
 
 /// Unix microseconds on this machine's wall clock.
 #[allow(clippy::disallowed_methods)]
@@ -52,6 +59,7 @@ impl Clock {
         Clock::Synced(Arc::new(Synced {
             origin,
             offset_us: AtomicI64::new(wall_us() + wall_skew_us),
+            sampled: std::sync::atomic::AtomicBool::new(false),
             wall_skew_us: AtomicI64::new(wall_skew_us),
         }))
     }
@@ -84,14 +92,22 @@ impl Clock {
 
     /// Sets the clock from a sample of the database's time: `sample_us` read by a query sent `before` and answered
     /// `after` (this process's monotonic clock), taken as the midpoint. Returns how far the clock moved, in
-    /// microseconds (the node's error until then). A fixed clock is left alone.
-    pub fn sync(&self, sample_us: i64, before: Instant, after: Instant) -> i64 {
+    /// microseconds (the node's error until then), or, as `Err`, how far back the sample would have moved it: once
+    /// set, the clock never goes back by more than `BACKWARD_TOLERANCE_US`, so a database clock stepped back (on
+    /// SQLite, the machine's own) gives nothing that expired a second life while this process runs; it goes on
+    /// counting forward until the database's clock catches up. A fixed clock is left alone.
+    pub fn sync(&self, sample_us: i64, before: Instant, after: Instant) -> Result<i64, i64> {
         let Clock::Synced(s) = self else {
-            return 0;
+            return Ok(0);
         };
         let mid = before + (after.saturating_duration_since(before)) / 2;
         let offset = sample_us - mid.saturating_duration_since(s.origin).as_micros() as i64;
-        offset - s.offset_us.swap(offset, Ordering::Relaxed)
+        let current = s.offset_us.load(Ordering::Relaxed);
+        let first = !s.sampled.swap(true, Ordering::Relaxed);
+        if !first && offset < current - BACKWARD_TOLERANCE_US {
+            return Err(current - offset);
+        }
+        Ok(offset - s.offset_us.swap(offset, Ordering::Relaxed))
     }
 
     /// How far this node's own wall clock is from the cluster's, in seconds (positive: ahead), for a metric and a
@@ -135,7 +151,7 @@ mod tests {
         let before = Instant::now();
         let after = before + Duration::from_millis(2);
         let database = wall_us();
-        clock.sync(database, before, after);
+        clock.sync(database, before, after).unwrap();
         assert!((clock.now() - Clock::wall()).abs() <= 1, "{}", clock.now());
         assert!(
             (clock.wall_offset() + 3_600).abs() <= 1,
@@ -149,9 +165,32 @@ mod tests {
     }
 
     #[test]
+    fn a_set_clock_never_goes_back_more_than_a_second() {
+        let clock = Clock::system();
+        let now = || Instant::now();
+        clock.sync(wall_us() - 3_600_000_000, now(), now()).unwrap();
+        let set = clock.now();
+        // Stepped back another hour: refused, and the clock goes on from where it was.
+        let back = clock
+            .sync(wall_us() - 7_200_000_000, now(), now())
+            .unwrap_err();
+        assert!((back - 3_600_000_000).abs() < 1_000_000, "{back}");
+        assert!(clock.now() >= set);
+        // Half a second back (a sample's uncertainty) and any step forward are taken.
+        let t = clock.now_micros();
+        clock.sync(t - 500_000, now(), now()).unwrap();
+        assert!(clock.now_micros() < t);
+        clock.sync(wall_us(), now(), now()).unwrap();
+        assert!((clock.now() - Clock::wall()).abs() <= 1);
+    }
+
+    #[test]
     fn a_fixed_clock_ignores_samples() {
         let clock = Clock::fixed(1_000);
-        assert_eq!(clock.sync(5_000_000_000, Instant::now(), Instant::now()), 0);
+        assert_eq!(
+            clock.sync(5_000_000_000, Instant::now(), Instant::now()),
+            Ok(0)
+        );
         assert_eq!(clock.now(), 1_000);
         clock.advance(5);
         assert_eq!(clock.now_micros(), 1_005_000_000);

@@ -480,8 +480,13 @@ impl RawConfig {
             other => other.map(|u| u.trim_end_matches('/').to_owned()),
         };
         let defaults = Timeouts::default();
+        // At most a day: a connection's deadlines are added to the time it opened.
         let seconds = |key, v, default: Duration| {
-            duration(key, v, default.as_secs() as i64).map(|s| Duration::from_secs(s as u64))
+            let s = duration(key, v, default.as_secs() as i64)?;
+            if s > 86_400 {
+                return Err(invalid(key, "must be at most 1d"));
+            }
+            Ok(Duration::from_secs(s as u64))
         };
         let timeouts = Timeouts {
             header: seconds(
@@ -757,6 +762,17 @@ mod tests {
         assert!(bad(&[("KEYWARD_MASTER_KEY", "short")]).contains("`master_key`"));
         assert!(bad(&[("KEYWARD_LISTNE", "x")]).contains("KEYWARD_LISTNE"));
         assert!(bad(&[("KEYWARD_WORKER_THREADS", "0")]).contains("`worker_threads`"));
+        assert!(bad(&[("KEYWARD_REQUEST_BODY_TIMEOUT", "2d")]).contains("`request_body_timeout`"));
+        assert!(
+            bad(&[("KEYWARD_KEEP_ALIVE_TIMEOUT", "9223372036854775807")])
+                .contains("`keep_alive_timeout`")
+        );
+        assert!(
+            bad(&[("KEYWARD_REFRESH_TOKEN_IDLE_TTL", "10s")]).contains("`refresh_token_idle_ttl`")
+        );
+        assert!(
+            bad(&[("KEYWARD_AUTHORIZATION_CODE_TTL", "11m")]).contains("`authorization_code_ttl`")
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.toml");
         std::fs::write(&path, "lissten = \"x\"\n").unwrap();

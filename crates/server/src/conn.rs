@@ -104,7 +104,17 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Requests in flight finish, for as long as a slow one may take here; past that the connections are dropped.
+    let drain = timeouts.header + timeouts.body + timeouts.write;
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = drain.as_secs(),
+            "connections still open at shutdown were dropped"
+        );
+    }
 }
 
 /// Where a connection stands, which decides how long a read may wait.
@@ -129,6 +139,8 @@ struct Pace {
 #[derive(Debug)]
 struct PaceState {
     phase: Phase,
+    /// When bytes of the next request arrived while this one ran (pipelining): its head's clock starts then.
+    next_head: Option<Instant>,
     /// A read left pending while a request ran, with no deadline: woken when the request ends, so the idle
     /// deadline starts to count even if no byte ever arrives.
     reader: Option<Waker>,
@@ -140,6 +152,7 @@ impl Pace {
             timeouts,
             state: Mutex::new(PaceState {
                 phase: Phase::Head(Instant::now()),
+                next_head: None,
                 reader: None,
             }),
         }
@@ -151,25 +164,34 @@ impl Pace {
 
     /// A request's head has arrived.
     fn request(&self) {
-        self.lock().phase = Phase::Request;
+        let mut state = self.lock();
+        state.phase = Phase::Request;
+        state.next_head = None;
     }
 
-    /// The request's answer is sent (or dropped with its connection): the connection is idle from now.
+    /// The request's answer is sent (or dropped with its connection): the connection is idle from now, or reading
+    /// the next head when its first bytes came early.
     fn answered(&self) {
         let mut state = self.lock();
         if let Phase::Request = state.phase {
-            state.phase = Phase::Idle(Instant::now());
+            state.phase = match state.next_head.take() {
+                Some(since) => Phase::Head(since),
+                None => Phase::Idle(Instant::now()),
+            };
             if let Some(reader) = state.reader.take() {
                 reader.wake();
             }
         }
     }
 
-    /// Bytes arrived: on an idle connection they start a request's head, and its clock.
+    /// Bytes arrived: on an idle connection they start a request's head, and its clock; during a request they may
+    /// be the next one's (pipelining), whose clock starts now too.
     fn arrived(&self) {
         let mut state = self.lock();
-        if let Phase::Idle(_) = state.phase {
-            state.phase = Phase::Head(Instant::now());
+        match state.phase {
+            Phase::Idle(_) => state.phase = Phase::Head(Instant::now()),
+            Phase::Request if state.next_head.is_none() => state.next_head = Some(Instant::now()),
+            _ => {}
         }
     }
 

@@ -211,6 +211,10 @@ impl App {
         let token = params.required("refresh_token").map_err(ApiError::oauth)?;
         let asked_scope = params.single("scope").map_err(ApiError::oauth)?;
         let presented = refresh::read(&self.master, token);
+        // Not a token Keyward made: refused without a transaction (on SQLite one would take the write lock).
+        if presented == Presented::Unknown {
+            return Err(unusable_refresh());
+        }
         let digest = self.master.digest(token);
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
@@ -351,6 +355,10 @@ impl App {
         caller: &CachedClient,
         token: &str,
     ) -> Result<(), ApiError> {
+        // Not a token Keyward made: nothing to revoke, and no transaction (nor SQLite's write lock) for it.
+        if refresh::read(&self.master, token) == Presented::Unknown {
+            return Ok(());
+        }
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         if let Some((grant, ..)) = self.family_of(&mut tx, caller, token).await? {

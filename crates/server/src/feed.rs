@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a missing position is watched before it is taken as a rolled-back transaction.
-pub const GAP_GRACE: Duration = Duration::from_secs(10);
+/// How long a missing position is watched before it is taken as a rolled-back transaction. A gap holds nothing back,
+/// so the grace is long enough for any transaction still committing (a lock wait, a stalled connection): watching
+/// costs one query by position per read.
+pub const GAP_GRACE: Duration = Duration::from_secs(300);
 
 /// The most missing positions watched at once; past it the oldest are given up first (a sequence that jumped by
 /// thousands after a crash, say, leaves no transaction behind to wait for).

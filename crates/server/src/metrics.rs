@@ -62,6 +62,8 @@ pub struct Metrics {
     pub feed_age_seconds: Gauge,
     /// Change-feed entries applied to memory.
     pub feed_applied: Counter,
+    /// Attempts to apply a change-feed entry that failed (each is tried again on the next read).
+    pub feed_apply_failures: Counter,
     /// PostgreSQL notifications received on the change channel.
     pub feed_notifications: Counter,
     /// Tokens issued while the database was unreachable (from the clients held in memory).
@@ -113,6 +115,7 @@ impl Metrics {
                 database_up: metrics::gauge!("keyward_database_up"),
                 feed_age_seconds: metrics::gauge!("keyward_feed_age_seconds"),
                 feed_applied: metrics::counter!("keyward_feed_applied_total"),
+                feed_apply_failures: metrics::counter!("keyward_feed_apply_failures_total"),
                 feed_notifications: metrics::counter!("keyward_feed_notifications_total"),
                 stale_tokens: metrics::counter!("keyward_stale_tokens_total"),
                 client_lookups: ["memory", "database", "unknown"]
@@ -128,6 +131,7 @@ impl Metrics {
             database_up: metrics.database_up,
             feed_age_seconds: metrics.feed_age_seconds,
             feed_applied: metrics.feed_applied,
+            feed_apply_failures: metrics.feed_apply_failures,
             feed_notifications: metrics.feed_notifications,
             stale_tokens: metrics.stale_tokens,
             client_lookups: metrics.client_lookups,
@@ -263,6 +267,7 @@ struct Parts {
     database_up: Gauge,
     feed_age_seconds: Gauge,
     feed_applied: Counter,
+    feed_apply_failures: Counter,
     feed_notifications: Counter,
     stale_tokens: Counter,
     client_lookups: [Counter; 3],
@@ -284,6 +289,10 @@ fn describe() {
     metrics::describe_gauge!(
         "keyward_feed_age_seconds",
         "Seconds since this node last read the change feed"
+    );
+    metrics::describe_counter!(
+        "keyward_feed_apply_failures_total",
+        "Attempts to apply a change-feed entry to memory that failed (retried on the next read)"
     );
     metrics::describe_counter!(
         "keyward_stale_tokens_total",

@@ -440,12 +440,16 @@ impl Store {
         })
     }
 
-    /// Starts a transaction that only reads, so several reads agree with each other; on SQLite it takes no write
-    /// lock and runs beside the writer.
+    /// Starts a transaction that only reads, so several reads agree with each other: one snapshot for all of them
+    /// (SQLite's deferred read transaction, which takes no write lock and runs beside the writer; PostgreSQL's
+    /// `REPEATABLE READ`, since at its default level each statement would see commits made since the one before).
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(
+                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?,
+            ),
         })
     }
 

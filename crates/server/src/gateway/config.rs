@@ -135,8 +135,8 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
     let defaults = crate::conn::Timeouts::default();
     let positive = |key: &str, v: Option<String>, default: Duration| {
         let d = seconds(key, v, default.as_secs())?;
-        if d.is_zero() {
-            return Err(format!("{key}: must be positive"));
+        if d.is_zero() || d > Duration::from_secs(86_400) {
+            return Err(format!("{key}: must be from 1s to 1d"));
         }
         Ok(d)
     };

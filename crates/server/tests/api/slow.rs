@@ -59,16 +59,19 @@ async fn closed_after(stream: &mut TcpStream, limit: Duration, what: &str) -> Du
     }
 }
 
-/// Reads one response (head and `Content-Length` body) from a kept-alive connection; returns its status.
-async fn read_response(stream: &mut TcpStream) -> u16 {
+/// Reads `n` responses (head and `Content-Length` body each) from a kept-alive connection; returns their statuses.
+async fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<u16> {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before a whole response");
-        data.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&data).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
+    let mut statuses = Vec::new();
+    let mut at = 0;
+    while statuses.len() < n {
+        // Every whole response in what has arrived.
+        loop {
+            let text = String::from_utf8_lossy(&data[at..]).to_string();
+            let Some(end) = text.find("\r\n\r\n") else {
+                break;
+            };
             let length: usize = text[..end]
                 .lines()
                 .find_map(|l| {
@@ -77,11 +80,25 @@ async fn read_response(stream: &mut TcpStream) -> u16 {
                         .map(|v| v.trim().parse().unwrap())
                 })
                 .unwrap_or(0);
-            if data.len() >= end + 4 + length {
-                return text[9..12].parse().unwrap();
+            if data.len() - at < end + 4 + length {
+                break;
             }
+            statuses.push(text[9..12].parse().unwrap());
+            at += end + 4 + length;
         }
+        if statuses.len() >= n {
+            break;
+        }
+        let got = stream.read(&mut buf).await.unwrap();
+        assert!(got > 0, "closed before {n} whole responses");
+        data.extend_from_slice(&buf[..got]);
     }
+    statuses
+}
+
+/// Reads one response from a kept-alive connection; returns its status.
+async fn read_response(stream: &mut TcpStream) -> u16 {
+    read_responses(stream, 1).await[0]
 }
 
 /// Every slow-client bound against `base`, while `healthy` keeps being answered.
@@ -122,6 +139,17 @@ async fn slow_clients_are_cut_off(base: &str, healthy: impl Fn() -> Fut) {
         let waited = closed_after(&mut s, IDLE + SLACK, "idle").await;
         assert!(waited >= IDLE - Duration::from_millis(200), "{waited:?}");
     };
+    let pipelined = async {
+        // Two requests in one write: both answered, in order, on the one connection.
+        let mut s = connect(base).await;
+        s.write_all(
+            b"GET /healthz HTTP/1.1\r\nHost: k\r\n\r\nGET /healthz HTTP/1.1\r\nHost: k\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let statuses = read_responses(&mut s, 2).await;
+        assert_eq!(statuses[0], statuses[1], "{statuses:?}");
+    };
     let served = async {
         let started = Instant::now();
         let mut answered = 0;
@@ -132,7 +160,7 @@ async fn slow_clients_are_cut_off(base: &str, healthy: impl Fn() -> Fut) {
         }
         assert!(answered >= 5, "{answered}");
     };
-    tokio::join!(head, silent, body, idle, served);
+    tokio::join!(head, silent, body, idle, pipelined, served);
 }
 
 type Fut = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

@@ -72,13 +72,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 async fn read(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    // Too large (413), too slow (408), or cut off (400): as at the OAuth endpoints.
     axum::body::to_bytes(req.into_body(), BODY_LIMIT)
         .await
-        .map_err(|_| ApiError::Plain {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "invalid_request",
-            message: format!("the body is larger than {BODY_LIMIT} bytes"),
-        })
+        .map_err(|e| crate::http::extract::body_error(&e))
 }
 
 /// Reads a body: JSON, an object, no member given twice, no NUL in any text, `null` only where `T` allows it,
