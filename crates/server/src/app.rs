@@ -111,7 +111,7 @@ impl App {
         }
         let master = MasterKeys::derive(&master_key)?;
         // Everything the cluster shares is timed by the database's clock, from the first write on.
-        first_clock_sample(&clock, &store).await?;
+        crate::clock::first_sample(&clock, &store).await?;
         let off = clock.wall_offset();
         if off.abs() >= WALL_OFFSET_WARNING {
             tracing::warn!(
@@ -209,47 +209,6 @@ impl App {
 
 /// A node whose wall clock is this many seconds off the database's says so at start.
 const WALL_OFFSET_WARNING: i64 = 2;
-
-/// How often the clock is set from the database's again (it is carried on the monotonic clock meanwhile, which
-/// drifts by milliseconds an hour at most).
-const CLOCK_SYNC_EVERY: u64 = 10;
-
-/// Sets `clock` from the database's clock; returns whether a sample was taken. A sample whose query took longer
-/// than a second says too little about when it was read, and is skipped.
-pub async fn sync_clock(clock: &Clock, store: &Store) -> Result<bool, StoreError> {
-    let before = std::time::Instant::now();
-    let sample = store.clock_us().await?;
-    let after = std::time::Instant::now();
-    if after.duration_since(before) > Duration::from_secs(1) {
-        return Ok(false);
-    }
-    match clock.sync(sample, before, after) {
-        Ok(moved) if moved.abs() > 1_000_000 => tracing::info!(
-            seconds = moved as f64 / 1e6,
-            "the clock was set from the database's"
-        ),
-        Ok(_) => {}
-        Err(back) => tracing::warn!(
-            seconds = back as f64 / 1e6,
-            "the database's clock went back; this node keeps counting forward until it catches up"
-        ),
-    }
-    Ok(true)
-}
-
-/// The first sample of the database's clock, before anything is written: retried a few times when a query is too
-/// slow to say when it was read, and said out loud when none is.
-async fn first_clock_sample(clock: &Clock, store: &Store) -> Result<(), StoreError> {
-    for _ in 0..5 {
-        if sync_clock(clock, store).await? {
-            return Ok(());
-        }
-    }
-    tracing::warn!(
-        "the database's clock could not be sampled quickly; this node uses its own clock until the next sample"
-    );
-    Ok(())
-}
 
 /// How far back the first signing keys are made active.
 const FIRST_KEYS_BACKDATED: i64 = 86_400;
@@ -623,8 +582,8 @@ async fn housekeeping(app: Arc<App>) {
                 tracing::warn!(error = %e, "recording token counts failed; kept for the next flush");
             }
         }
-        if round % CLOCK_SYNC_EVERY == 0 && round > 0 {
-            if let Err(e) = sync_clock(&app.clock, &app.store.control()).await {
+        if round % crate::clock::SYNC_EVERY == 0 && round > 0 {
+            if let Err(e) = crate::clock::sync_clock(&app.clock, &app.store.control()).await {
                 tracing::debug!(error = %e, "the database's clock could not be read; kept the last sample");
             }
         }

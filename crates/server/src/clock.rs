@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
+use crate::store::{Store, StoreError};
+
 /// Where the time comes from.
 #[derive(Clone, Debug)]
 pub enum Clock {
@@ -136,6 +138,47 @@ impl Clock {
             t.fetch_add(seconds, Ordering::Relaxed);
         }
     }
+}
+
+/// How often, in seconds, the clock is set from the database's again (it is carried on the monotonic clock
+/// meanwhile, which drifts by milliseconds an hour at most).
+pub const SYNC_EVERY: u64 = 10;
+
+/// Sets `clock` from the database's clock; returns whether a sample was taken. A sample whose query took longer
+/// than a second says too little about when it was read, and is skipped.
+pub async fn sync_clock(clock: &Clock, store: &Store) -> Result<bool, StoreError> {
+    let before = Instant::now();
+    let sample = store.clock_us().await?;
+    let after = Instant::now();
+    if after.duration_since(before) > std::time::Duration::from_secs(1) {
+        return Ok(false);
+    }
+    match clock.sync(sample, before, after) {
+        Ok(moved) if moved.abs() > 1_000_000 => tracing::info!(
+            seconds = moved as f64 / 1e6,
+            "the clock was set from the database's"
+        ),
+        Ok(_) => {}
+        Err(back) => tracing::warn!(
+            seconds = back as f64 / 1e6,
+            "the database's clock went back; this node keeps counting forward until it catches up"
+        ),
+    }
+    Ok(true)
+}
+
+/// The first sample of the database's clock, before anything is written: retried a few times when a query is too
+/// slow to say when it was read, and said out loud when none is.
+pub async fn first_sample(clock: &Clock, store: &Store) -> Result<(), StoreError> {
+    for _ in 0..5 {
+        if sync_clock(clock, store).await? {
+            return Ok(());
+        }
+    }
+    tracing::warn!(
+        "the database's clock could not be sampled quickly; this node uses its own clock until the next sample"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

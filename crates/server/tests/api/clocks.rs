@@ -115,7 +115,7 @@ both_engines!(codes_expire_by_the_database_clock_on_every_node, |fixed| {
     // The node's wall clock stepped back an hour while it runs, then the clock synced again as housekeeping does:
     // nothing changes, since the wall clock is not read again.
     minute_behind.clock.step_wall(-3_600);
-    keyward::app::sync_clock(&minute_behind.clock, &minute_behind.app.store)
+    keyward::clock::sync_clock(&minute_behind.clock, &minute_behind.app.store)
         .await
         .unwrap();
     let p = pkce();
