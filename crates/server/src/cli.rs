@@ -9,11 +9,11 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
-use crate::accounts::AccountInput;
-use crate::admin::{Actor, ClientInput, DurationValue, ResourceInput};
-use crate::app::{self, App};
+use crate::app::App;
 use crate::clock::Clock;
 use crate::config::{self, Config, Flags};
+use crate::service::accounts::AccountInput;
+use crate::service::admin::{Actor, ClientInput, DurationValue, ResourceInput};
 use crate::store::GrantFilter;
 
 /// Keyward: an OAuth 2.0 token service for API platforms.
@@ -351,7 +351,7 @@ impl Cli {
 pub async fn run_admin(command: Command, config: &Config) -> anyhow::Result<()> {
     let (app, first) = App::open(config, Clock::system()).await?;
     if let Some(first) = &first {
-        app::print_first_start(first);
+        crate::first_start::print_first_start(first);
     }
     let actor = Actor::cli();
     let writes = command.writes();
@@ -361,7 +361,8 @@ pub async fn run_admin(command: Command, config: &Config) -> anyhow::Result<()> 
         // Running servers read the change feed every FEED_POLL on SQLite, and on PostgreSQL when notified and
         // at least every FEED_CATCH_UP: returning after twice the longer of the two means that a script's next
         // request to a running server already sees this change, even if a notification was lost.
-        tokio::time::sleep(app::FEED_POLL.max(app::FEED_CATCH_UP) * 2).await;
+        tokio::time::sleep(crate::follower::FEED_POLL.max(crate::follower::FEED_CATCH_UP) * 2)
+            .await;
     }
     result
 }
@@ -373,7 +374,7 @@ async fn admin_command(app: &App, actor: &Actor, command: Command) -> anyhow::Re
         Command::Accounts(c) => accounts(app, actor, c).await,
         Command::Grants(c) => grants(app, actor, c).await,
         Command::Keys(KeysCommand::List { out }) => {
-            let items = app.keys_list();
+            let items = app.admin.keys_list();
             print_rows(
                 &out,
                 &json!(items),
@@ -382,7 +383,7 @@ async fn admin_command(app: &App, actor: &Actor, command: Command) -> anyhow::Re
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { alg, out }) => {
-            let made = app.keys_rotate(actor, alg.as_deref()).await?;
+            let made = app.admin.keys_rotate(actor, alg.as_deref()).await?;
             print_rows(&out, &json!(made), &["kid", "alg", "activates_at"]);
             Ok(())
         }
@@ -420,7 +421,7 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
                 description,
                 ..ClientInput::default()
             };
-            let (view, secret) = app.client_create(actor, input).await?;
+            let (view, secret) = app.admin.client_create(actor, input).await?;
             let Some(secret) = secret else {
                 if out.json {
                     println!("{}", serde_json::to_string_pretty(&json!(view))?);
@@ -449,7 +450,7 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
             let mut all = Vec::new();
             let mut after = String::new();
             loop {
-                let page = app.clients_list(&after, None, 1_000).await?;
+                let page = app.admin.clients_list(&after, None, 1_000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.client_id.clone();
                 let full = page.len() == 1_000;
@@ -465,7 +466,7 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
             );
         }
         ClientsCommand::Show { id, out } => {
-            let view = app.client_get(&id).await?;
+            let view = app.admin.client_get(&id).await?;
             if out.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
@@ -497,24 +498,27 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
             }
         }
         ClientsCommand::Disable { id } => {
-            app.client_set_enabled(actor, &id, false).await?;
+            app.admin.client_set_enabled(actor, &id, false).await?;
             println!("disabled {id}");
         }
         ClientsCommand::Enable { id } => {
-            app.client_set_enabled(actor, &id, true).await?;
+            app.admin.client_set_enabled(actor, &id, true).await?;
             println!("enabled {id}");
         }
         ClientsCommand::Delete { id } => {
-            app.client_delete(actor, &id).await?;
+            app.admin.client_delete(actor, &id).await?;
             println!("deleted {id}");
         }
         ClientsCommand::Import { file } => {
             let count = if file.as_os_str() == "-" {
-                app.clients_import(actor, std::io::stdin().lock()).await?
+                app.admin
+                    .clients_import(actor, std::io::stdin().lock())
+                    .await?
             } else {
                 let f = std::fs::File::open(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
-                app.clients_import(actor, std::io::BufReader::new(f))
+                app.admin
+                    .clients_import(actor, std::io::BufReader::new(f))
                     .await?
             };
             println!("imported {count} clients");
@@ -526,6 +530,7 @@ async fn clients(app: &App, actor: &Actor, c: ClientsCommand) -> anyhow::Result<
             out,
         } => {
             let made = app
+                .admin
                 .secret_add(actor, &id, Some(DurationValue::Text(retire_old_after)))
                 .await?;
             if shell {
@@ -565,7 +570,7 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
                 signing_alg,
                 scope_details: None,
             };
-            let row = app.resource_create(actor, input).await?;
+            let row = app.admin.resource_create(actor, input).await?;
             print_rows(
                 &out,
                 &json!([crate::http::resource_json(&row)]),
@@ -573,7 +578,7 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
             );
         }
         ResourcesCommand::RestoreAdmin { out } => {
-            let (row, changed) = app.admin_resource_restore(actor).await?;
+            let (row, changed) = app.admin.admin_resource_restore(actor).await?;
             if !changed {
                 eprintln!("the admin resource already has its scopes; nothing changed");
             }
@@ -585,6 +590,7 @@ async fn resources(app: &App, actor: &Actor, c: ResourcesCommand) -> anyhow::Res
         }
         ResourcesCommand::List { out } => {
             let rows: Vec<Value> = app
+                .admin
                 .resources_list()
                 .await?
                 .iter()
@@ -622,7 +628,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
                 enabled: None,
                 key_scopes: Some(parse_key_scopes(&key_scope)?),
             };
-            let (view, generated) = app.account_create(actor, input).await?;
+            let (view, generated) = app.accounts.account_create(actor, input).await?;
             if out.json {
                 let mut v = json!(view);
                 if let Some(p) = &generated {
@@ -645,7 +651,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
             let mut all = Vec::new();
             let mut after = String::new();
             loop {
-                let page = app.accounts_list(&after, None, 1_000).await?;
+                let page = app.accounts.accounts_list(&after, None, 1_000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.account_id.clone();
                 let full = page.len() == 1_000;
@@ -657,7 +663,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
             print_rows(&out, &json!(all), ACCOUNT_COLUMNS);
         }
         AccountsCommand::Show { id, out } => {
-            let view = app.account_get(&id).await?;
+            let view = app.accounts.account_get(&id).await?;
             if out.json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
@@ -678,7 +684,7 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
                 println!("authorized apps:");
                 print_rows(
                     &Output { json: false },
-                    &json!(app.authorized_apps(&id).await?),
+                    &json!(app.consents.authorized_apps(&id).await?),
                     &["client_id", "name", "resource", "scopes", "authorized_at"],
                 );
             }
@@ -688,19 +694,23 @@ async fn accounts(app: &App, actor: &Actor, c: AccountsCommand) -> anyhow::Resul
                 key_scopes: Some(parse_key_scopes(&key_scope)?),
                 ..AccountInput::default()
             };
-            let view = app.account_update(actor, &id, input).await?;
+            let view = app.accounts.account_update(actor, &id, input).await?;
             println!("{id} may give its keys: {}", json!(view.key_scopes));
         }
         AccountsCommand::Disable { id } => {
-            app.account_update(actor, &id, enabled(false)).await?;
+            app.accounts
+                .account_update(actor, &id, enabled(false))
+                .await?;
             println!("disabled {id}");
         }
         AccountsCommand::Enable { id } => {
-            app.account_update(actor, &id, enabled(true)).await?;
+            app.accounts
+                .account_update(actor, &id, enabled(true))
+                .await?;
             println!("enabled {id}");
         }
         AccountsCommand::Delete { id } => {
-            app.account_delete(actor, &id).await?;
+            app.accounts.account_delete(actor, &id).await?;
             println!("deleted {id}");
         }
     }
@@ -770,12 +780,12 @@ async fn grants(app: &App, actor: &Actor, c: GrantsCommand) -> anyhow::Result<()
                 account_id: account.as_deref(),
                 client_id: client.as_deref(),
                 live_at: live.then(|| app.clock.now()),
-                idle_ttl: app.refresh_token_idle_ttl,
+                idle_ttl: app.delegated.refresh_token_idle_ttl,
             };
             let mut all = Vec::new();
             let mut after = String::new();
             loop {
-                let page = app.grants_list(&filter, &after, 1_000).await?;
+                let page = app.consents.grants_list(&filter, &after, 1_000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id.clone();
                 let full = page.len() == 1_000;
@@ -795,7 +805,7 @@ async fn grants(app: &App, actor: &Actor, c: GrantsCommand) -> anyhow::Result<()
             print_rows(&out, &json!(rows), GRANT_COLUMNS);
         }
         GrantsCommand::Revoke { id } => {
-            app.grant_revoke(actor, &id).await?;
+            app.consents.grant_revoke(actor, &id).await?;
             println!("revoked {id}");
         }
     }

@@ -13,8 +13,8 @@ use keyward_core::duration::parse_seconds;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::Deserialize;
 
-use crate::admin::ResourceInput;
 use crate::conn::Timeouts;
+use crate::service::admin::ResourceInput;
 use crate::store::PoolSettings;
 
 mod endpoint;
@@ -538,7 +538,7 @@ impl RawConfig {
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
             let section = || format!("[[resource]] identifier = {:?}", r.identifier);
-            crate::admin::check_resource(r, max_access_token_ttl).map_err(|message| {
+            crate::service::admin::check_resource(r, max_access_token_ttl).map_err(|message| {
                 ConfigError::Section {
                     section: section(),
                     message,

@@ -242,7 +242,11 @@ impl ApiError {
     pub fn render(self, format: Format) -> Response {
         let r = self.rendered();
         let mut response = if format.is_xml() {
-            crate::xml::response(r.status, format, crate::xml::error(r.code, &r.description))
+            crate::http::xml::response(
+                r.status,
+                format,
+                crate::http::xml::error(r.code, &r.description),
+            )
         } else {
             (
                 r.status,

@@ -6,10 +6,10 @@ mod alias;
 mod detail;
 mod discovery;
 mod extract;
+mod metrics;
 mod oauth;
 mod observe;
-
-use std::sync::Arc;
+pub mod xml;
 
 use axum::Router;
 use axum::extract::State;
@@ -20,11 +20,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use admin::{OPENAPI, resource_json};
 pub use extract::BODY_LIMIT;
+pub use metrics::metrics_router;
 
 use crate::app::App;
 
-/// Builds the router.
-pub fn router(app: Arc<App>) -> Router {
+/// Builds the router: the OAuth endpoints, discovery, health and the admin API, with `pages` (the server-rendered
+/// pages, from `web`) under the same layers.
+pub fn router(app: App, pages: Router<App>) -> Router {
     let mut oauth = Router::new()
         .route(
             "/oauth2/token",
@@ -38,18 +40,18 @@ pub fn router(app: Arc<App>) -> Router {
             "/oauth2/revoke",
             post(oauth::revoke).fallback(oauth::post_only),
         );
-    for ep in &app.token_endpoints {
+    for ep in &app.settings.token_endpoints {
         if let Some(path) = &ep.detail_path {
             let for_get = ep.clone();
             oauth = oauth.route(
                 path,
-                get(move |State(app): State<Arc<App>>, req| alias::detail(app, for_get, req)),
+                get(move |State(app): State<App>, req| alias::detail(app, for_get, req)),
             );
         }
         let (for_post, for_other) = (ep.clone(), ep.clone());
         oauth = oauth.route(
             &ep.path,
-            post(move |State(app): State<Arc<App>>, req| alias::token(app, for_post, req))
+            post(move |State(app): State<App>, req| alias::token(app, for_post, req))
                 .fallback(move |req| alias::post_only(for_other, req)),
         );
     }
@@ -77,7 +79,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/oauth2/token/detail", get(detail::canonical))
         .route("/healthz", get(discovery::healthz))
         .route("/readyz", get(discovery::readyz))
-        .merge(crate::web::routes())
+        .merge(pages)
         .nest("/admin/v1", admin::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

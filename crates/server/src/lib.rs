@@ -1,28 +1,35 @@
 //! Keyward, the server: everything that touches a socket, a disk or the clock. Protocol decisions are in
 //! `keyward-core`; this crate loads what they need, persists, signs and speaks HTTP.
+//!
+//! Layers, each importing only those below it (docs/ARCHITECTURE.md draws them):
+//! - edges: `serve` (wires `http` and `web` with the background tasks), `http`, `web`, `gateway`, `cli`;
+//! - wiring and background: `app`, `first_start`, `follower`, `housekeeping`;
+//! - services: `service` (issuer, delegated access, admin, accounts, sessions, consents, API keys);
+//! - shared parts: `memory`, `registry`, `keys`, `limits`, `usage`, `metrics`, `feed`, `refresh`, `config`;
+//! - ground: `store`, `crypto`, `clock`, `conn`, `otel`.
 
-pub mod accounts;
-pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;
-pub mod console;
 pub mod crypto;
-pub mod delegated;
 pub mod error;
 pub mod feed;
+pub mod first_start;
+pub mod follower;
 pub mod gateway;
+pub mod housekeeping;
 pub mod http;
-pub mod issuer;
 pub mod keys;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod otel;
 pub mod refresh;
 pub mod registry;
+pub mod serve;
+pub mod service;
 pub mod store;
 pub mod usage;
 pub mod web;
-pub mod xml;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Parser;
-use keyward::app::{self, App};
+use keyward::app::App;
 use keyward::cli::{Cli, Command, ConfigCommand, run_admin};
 use keyward::clock::Clock;
 use keyward::config::{Config, EXAMPLE, LogFormat};
@@ -142,9 +142,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let (app, first) = App::open(&config, Clock::system()).await?;
     if let Some(first) = &first {
-        app::print_first_start(first);
+        keyward::first_start::print_first_start(first);
     }
     let aliases: Vec<&str> = app
+        .settings
         .token_endpoints
         .iter()
         .map(|e| e.path.as_str())
@@ -154,7 +155,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (metrics_listen): {e}"))?;
         tracing::info!(metrics_listen = %metrics.local_addr()?, "serving Prometheus metrics at /metrics");
-        let router = keyward::metrics::router(app.clone());
+        let router = keyward::http::metrics_router(app.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(metrics, router).await {
                 tracing::error!(error = %e, "the metrics listener stopped");
@@ -162,7 +163,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         });
     }
     tracing::info!(listen = %bound, issuer = %config.issuer, database = app.store.engine(), token_endpoint_aliases = ?aliases, "keyward is serving");
-    app::serve(app, listener, shutdown_signal()).await
+    keyward::serve::serve(app, listener, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -1,21 +1,17 @@
-//! Prometheus metrics: one recorder per `App` (several apps share a test process, so nothing is global), with
+//! Prometheus metrics: one recorder per node (`App`) (several apps share a test process, so nothing is global), with
 //! handles registered once at start and bumped on the paths that count. Served as text on `--metrics-listen`.
 //! Every label has a bounded set of values: endpoints and outcomes are fixed lists, and only the first
 //! `metrics_client_labels` clients that get a token have a `client` label of their own.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
 use keyward_core::client::GrantType;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::app::App;
 use crate::limits::Limit;
 use crate::registry::CachedClient;
 use crate::store::Expiring;
@@ -236,7 +232,7 @@ impl Metrics {
     }
 
     /// Sets a gauge by name and labels (values read when scraped).
-    fn set(&self, name: &'static str, labels: &[(&'static str, String)], value: f64) {
+    pub(crate) fn set(&self, name: &'static str, labels: &[(&'static str, String)], value: f64) {
         let labels: Vec<metrics::Label> = labels
             .iter()
             .map(|(k, v)| metrics::Label::new(*k, v.clone()))
@@ -339,48 +335,4 @@ fn describe() {
         "keyward_signing_keys",
         "Signing keys by state (active, pending, retiring, retired)"
     );
-}
-
-/// `GET /metrics` on the metrics listener: sets the gauges read at scrape time, then renders everything.
-pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let m = &app.metrics;
-    m.feed_age_seconds.set(app.feed.age().as_secs_f64());
-    let (size, idle) = app.store.pool_stats();
-    m.set(
-        "keyward_db_pool_connections",
-        &[("state", "idle".into())],
-        idle as f64,
-    );
-    m.set(
-        "keyward_db_pool_connections",
-        &[("state", "busy".into())],
-        size.saturating_sub(idle as u32) as f64,
-    );
-    m.set("keyward_limit_buckets", &[], app.limits.buckets() as f64);
-    let now = app.clock.now();
-    let keys = app.keys.describe(now);
-    for state in ["active", "pending", "retiring", "retired"] {
-        let n = keys.iter().filter(|k| k["state"] == state).count();
-        m.set("keyward_signing_keys", &[("state", state.into())], n as f64);
-    }
-    for k in keys.iter().filter(|k| k["state"] == "active") {
-        if let (Some(alg), Some(at)) = (k["alg"].as_str(), k["activates_at"].as_i64()) {
-            m.set(
-                "keyward_signing_key_age_seconds",
-                &[("alg", alg.to_owned())],
-                (now - at).max(0) as f64,
-            );
-        }
-    }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        m.render(),
-    )
-}
-
-/// The metrics listener's router.
-pub fn router(app: Arc<App>) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(scrape))
-        .with_state(app)
 }

@@ -7,8 +7,6 @@ mod console;
 mod pages;
 mod session;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
@@ -17,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::app::App;
 
 /// The page routes, with their headers.
-pub fn routes() -> Router<Arc<App>> {
+pub fn routes() -> Router<App> {
     let pages = Router::new()
         .route(
             "/oauth2/authorize",

@@ -3,7 +3,6 @@
 //! resources, keys and the audit log, and accounts with what they delegated (their authorized apps and grants).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -16,10 +15,10 @@ use keyward_core::{ErrorCode, OAuthError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::accounts::AccountInput;
-use crate::admin::{Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::service::accounts::AccountInput;
+use crate::service::admin::{Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch};
 use crate::store::{GrantFilter, GrantRow, StoreError};
 
 mod input;
@@ -46,7 +45,7 @@ impl Input for ClientPatch {}
 pub const OPENAPI: &str = include_str!("../../../../docs/admin-openapi.json");
 
 /// The routes, relative to `/admin/v1`.
-pub(crate) fn routes() -> Router<Arc<App>> {
+pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/clients", get(clients_list).post(client_create))
@@ -102,10 +101,10 @@ async fn method_not_allowed() -> ApiError {
 /// An authenticated admin caller.
 pub(crate) struct Admin(Actor);
 
-impl FromRequestParts<Arc<App>> for Admin {
+impl FromRequestParts<App> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -121,7 +120,7 @@ impl FromRequestParts<Arc<App>> for Admin {
             }
             _ => return Err(ApiError::NoToken),
         };
-        let claims = app.verify_token(token).await?;
+        let claims = app.issuer.verify_token(token).await?;
         if claims.aud != ADMIN_RESOURCE {
             return Err(bearer_error(
                 ErrorCode::InvalidToken,
@@ -151,7 +150,7 @@ fn bearer_error(code: ErrorCode, description: &'static str) -> ApiError {
     ApiError::Bearer(OAuthError::new(code, description))
 }
 
-type Shared = State<Arc<App>>;
+type Shared = State<App>;
 
 /// The description as this server applies it: the longest access-token lifetime a resource may have is this
 /// server's `max_access_token_ttl`, not the default the file names.
@@ -163,7 +162,7 @@ async fn openapi(State(app): Shared) -> Response {
     for schema in ["ResourceInput", "ResourcePatch"] {
         let ttl = &mut doc["components"]["schemas"][schema]["properties"]["access_token_ttl"];
         if let Some(seconds) = ttl["oneOf"].get_mut(0) {
-            seconds["maximum"] = json!(app.max_access_token_ttl);
+            seconds["maximum"] = json!(app.admin.max_access_token_ttl);
         }
     }
     Json(doc).into_response()
@@ -207,6 +206,7 @@ async fn clients_list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(PAGE_DEFAULT);
     let items = app
+        .admin
         .clients_list(
             page.after.as_deref().unwrap_or(""),
             page.q.as_deref(),
@@ -222,7 +222,7 @@ async fn client_create(
     Admin(a): Admin,
     Body(input): Body<ClientInput>,
 ) -> Result<Response, ApiError> {
-    let (view, secret) = app.client_create(&a, input).await?;
+    let (view, secret) = app.admin.client_create(&a, input).await?;
     created_once(view, "client_secret", secret)
 }
 
@@ -250,7 +250,7 @@ async fn client_get(
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.client_get(&id).await?)))
+    Ok(Json(json!(app.admin.client_get(&id).await?)))
 }
 
 async fn client_update(
@@ -259,7 +259,7 @@ async fn client_update(
     Params(id): Params<String>,
     Body(ClientPatch(input)): Body<ClientPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.client_update(&a, &id, input).await?)))
+    Ok(Json(json!(app.admin.client_update(&a, &id, input).await?)))
 }
 
 async fn client_delete(
@@ -267,7 +267,7 @@ async fn client_delete(
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.client_delete(&a, &id).await?;
+    app.admin.client_delete(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -276,7 +276,9 @@ async fn client_disable(
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.client_set_enabled(&a, &id, false).await?)))
+    Ok(Json(json!(
+        app.admin.client_set_enabled(&a, &id, false).await?
+    )))
 }
 
 async fn client_enable(
@@ -284,7 +286,9 @@ async fn client_enable(
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.client_set_enabled(&a, &id, true).await?)))
+    Ok(Json(json!(
+        app.admin.client_set_enabled(&a, &id, true).await?
+    )))
 }
 
 async fn secrets_list(
@@ -292,7 +296,7 @@ async fn secrets_list(
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"items": app.secrets_list(&id).await?})))
+    Ok(Json(json!({"items": app.admin.secrets_list(&id).await?})))
 }
 
 #[derive(Deserialize)]
@@ -314,8 +318,8 @@ async fn usage(
     if !(1..=31 * 24).contains(&hours) {
         return Err(ApiError::bad_request("hours: must be from 1 to 744"));
     }
-    app.client_get(&id).await?;
-    let series = app.usage_series(&id, hours as usize).await?;
+    app.admin.client_get(&id).await?;
+    let series = app.admin.usage_series(&id, hours as usize).await?;
     let total: i64 = series.iter().map(|(_, n)| n).sum();
     let items: Vec<Value> = series
         .iter()
@@ -338,7 +342,10 @@ async fn secret_add(
     Params(id): Params<String>,
     OptionalBody(input): OptionalBody<SecretAdd>,
 ) -> Result<Response, ApiError> {
-    let made = app.secret_add(&a, &id, input.retire_old_after).await?;
+    let made = app
+        .admin
+        .secret_add(&a, &id, input.retire_old_after)
+        .await?;
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -352,12 +359,13 @@ async fn secret_retire(
     Admin(a): Admin,
     Params((id, secret_id)): Params<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    app.secret_retire(&a, &id, &secret_id).await?;
+    app.admin.secret_retire(&a, &id, &secret_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn resources_list(State(app): Shared, _: Admin) -> Result<Json<Value>, ApiError> {
     let items: Vec<Value> = app
+        .admin
         .resources_list()
         .await?
         .iter()
@@ -388,7 +396,7 @@ async fn resource_create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(resource_json(&app.resource_create(&a, input).await?)),
+        Json(resource_json(&app.admin.resource_create(&a, input).await?)),
     ))
 }
 
@@ -397,7 +405,7 @@ async fn resource_get(
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(resource_json(&app.resource_get(&id).await?)))
+    Ok(Json(resource_json(&app.admin.resource_get(&id).await?)))
 }
 
 async fn resource_update(
@@ -407,7 +415,7 @@ async fn resource_update(
     Body(patch): Body<ResourcePatch>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(resource_json(
-        &app.resource_update(&a, &id, patch).await?,
+        &app.admin.resource_update(&a, &id, patch).await?,
     )))
 }
 
@@ -416,12 +424,12 @@ async fn resource_delete(
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.resource_delete(&a, &id).await?;
+    app.admin.resource_delete(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn keys_list(State(app): Shared, _: Admin) -> Json<Value> {
-    Json(json!({"items": app.keys_list()}))
+    Json(json!({"items": app.admin.keys_list()}))
 }
 
 #[derive(Deserialize, Default)]
@@ -437,7 +445,7 @@ async fn keys_rotate(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(json!({"items": app.keys_rotate(&a, input.alg.as_deref()).await?})),
+        Json(json!({"items": app.admin.keys_rotate(&a, input.alg.as_deref()).await?})),
     ))
 }
 
@@ -448,6 +456,7 @@ async fn audit_list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(PAGE_DEFAULT);
     let items = app
+        .admin
         .audit_list(page.before, page.q.as_deref(), limit)
         .await?;
     let next = if items.len() as i64 >= limit.clamp(1, PAGE_MAX) {
@@ -465,6 +474,7 @@ async fn accounts_list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(PAGE_DEFAULT);
     let items = app
+        .accounts
         .accounts_list(
             page.after.as_deref().unwrap_or(""),
             page.q.as_deref(),
@@ -480,7 +490,7 @@ async fn account_create(
     Admin(a): Admin,
     Body(input): Body<AccountInput>,
 ) -> Result<Response, ApiError> {
-    let (view, password) = app.account_create(&a, input).await?;
+    let (view, password) = app.accounts.account_create(&a, input).await?;
     created_once(view, "password", password)
 }
 
@@ -489,7 +499,7 @@ async fn account_get(
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.account_get(&id).await?)))
+    Ok(Json(json!(app.accounts.account_get(&id).await?)))
 }
 
 async fn account_update(
@@ -498,7 +508,9 @@ async fn account_update(
     Params(id): Params<String>,
     Body(input): Body<AccountInput>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.account_update(&a, &id, input).await?)))
+    Ok(Json(json!(
+        app.accounts.account_update(&a, &id, input).await?
+    )))
 }
 
 async fn account_delete(
@@ -506,7 +518,7 @@ async fn account_delete(
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.account_delete(&a, &id).await?;
+    app.accounts.account_delete(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -516,8 +528,10 @@ async fn authorizations_list(
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
     // An unknown account is a 404, not an empty list.
-    app.account_get(&id).await?;
-    Ok(Json(json!({"items": app.authorized_apps(&id).await?})))
+    app.accounts.account_get(&id).await?;
+    Ok(Json(
+        json!({"items": app.consents.authorized_apps(&id).await?}),
+    ))
 }
 
 async fn authorization_withdraw(
@@ -525,7 +539,7 @@ async fn authorization_withdraw(
     Admin(a): Admin,
     Params((id, client_id)): Params<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    app.consent_withdraw(&a, &id, &client_id).await?;
+    app.consents.consent_withdraw(&a, &id, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -567,9 +581,10 @@ async fn grants_list(
         account_id: q.account_id.as_deref().filter(|s| !s.is_empty()),
         client_id: q.client_id.as_deref().filter(|s| !s.is_empty()),
         live_at: (q.live == Some(true)).then(|| app.clock.now()),
-        idle_ttl: app.refresh_token_idle_ttl,
+        idle_ttl: app.delegated.refresh_token_idle_ttl,
     };
     let items = app
+        .consents
         .grants_list(&filter, q.after.as_deref().unwrap_or(""), limit)
         .await?;
     let next = next_after(&items, limit, |g| &g.id);
@@ -594,6 +609,6 @@ async fn grant_revoke(
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.grant_revoke(&a, &id).await?;
+    app.consents.grant_revoke(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,10 +18,10 @@ use super::observe::{CORRELATION_MAX, Observed, correlation_text};
 use crate::app::App;
 use crate::config::{Endpoint, NamedHeader, TokenEndpoint};
 use crate::error::{ApiError, Challenge};
-use crate::issuer::{PartnerCheck, TokenResponse};
+use keyward_core::grant::{PartnerCheck, TokenResponse};
 
 /// `POST` on an alias path.
-pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
+pub(crate) async fn token(app: App, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     let correlation = correlation(&ep, &parts.headers);
     let Some(format) = negotiate(accept(&parts.headers).as_deref(), ep.xml) else {
@@ -32,7 +32,7 @@ pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Bo
     let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code());
     let mut response = match result {
         Ok(t) if format.is_xml() => {
-            crate::xml::response(StatusCode::OK, format, crate::xml::token(&t))
+            crate::http::xml::response(StatusCode::OK, format, crate::http::xml::token(&t))
         }
         Ok(t) => axum::Json(t).into_response(),
         Err(e) => e.render(format),
@@ -42,7 +42,7 @@ pub(crate) async fn token(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Bo
 }
 
 /// `GET` on an interface's token detail path: the token detail, in JSON, echoing the correlation header.
-pub(crate) async fn detail(app: Arc<App>, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
+pub(crate) async fn detail(app: App, ep: Arc<TokenEndpoint>, req: Request<Body>) -> Response {
     let correlation = correlation(&ep, req.headers());
     let r = match super::detail::detail(&app, req.headers(), ep.access_token_header.as_ref()).await
     {
@@ -114,6 +114,7 @@ async fn issue(
         }
     }
     let client = app
+        .issuer
         .authenticate(
             req.credentials.as_ref(),
             challenge(ep, req.challenge),
@@ -138,7 +139,7 @@ async fn issue(
             },
         },
     };
-    app.token(&client, &req.params, partner).await
+    app.issuer.token(&client, &req.params, partner).await
 }
 
 /// A Basic-only endpoint challenges for Basic even when the request tried something else (RFC 7235 §4.1).

@@ -5,7 +5,6 @@
 //! denylist); only the token's own holder learns anything, since it must present the token.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -76,8 +75,8 @@ pub(crate) async fn detail(
     headers: &HeaderMap,
     extra: Option<&NamedHeader>,
 ) -> Result<TokenDetail, ApiError> {
-    let claims = app.verify_token(presented(headers, extra)?).await?;
-    let resources = app.registry.resources();
+    let claims = app.issuer.verify_token(presented(headers, extra)?).await?;
+    let resources = app.memory.registry.resources();
     let scope = ScopeSet::from_tokens(
         claims
             .scope
@@ -103,7 +102,7 @@ pub(crate) async fn detail(
 }
 
 /// `GET /oauth2/token/detail`.
-pub(crate) async fn canonical(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+pub(crate) async fn canonical(State(app): State<App>, headers: HeaderMap) -> Response {
     let mut r = match detail(&app, &headers, None).await {
         Ok(d) => Json(d).into_response(),
         Err(e) => e.into_response(),

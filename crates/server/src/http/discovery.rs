@@ -1,7 +1,5 @@
 //! Discovery (RFC 8414 authorization server metadata), the JWKS (RFC 7517), and health checks.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,8 +10,8 @@ use crate::app::App;
 use crate::error::ApiError;
 
 /// RFC 8414 §2 metadata, listing only what is implemented.
-pub(crate) async fn metadata(State(app): State<Arc<App>>) -> Json<Value> {
-    let i = &app.issuer;
+pub(crate) async fn metadata(State(app): State<App>) -> Json<Value> {
+    let i = &app.settings.issuer;
     // Exactly what each endpoint accepts: a public client authenticates with its id alone (`none`) at the token
     // and revocation endpoints (RFC 7009 §2.1), never at introspection (RFC 7662 §2.1).
     let secret_methods = ["client_secret_basic", "client_secret_post"];
@@ -39,6 +37,7 @@ pub(crate) async fn metadata(State(app): State<Arc<App>>) -> Json<Value> {
 
 fn scopes(app: &App) -> Vec<String> {
     let mut all: Vec<String> = app
+        .memory
         .registry
         .resources()
         .values()
@@ -52,12 +51,13 @@ fn scopes(app: &App) -> Vec<String> {
 /// `GET /oauth2/jwks`: public keys only, cacheable for `jwks_max_age`. A node that has not read the database for
 /// longer than `stale_while_unreachable` answers 503 rather than a key set that may lack a key another node
 /// signs with (configuration makes `key_publish_delay` cover both delays).
-pub(crate) async fn jwks(State(app): State<Arc<App>>) -> Response {
-    if app.feed.is_stale(app.stale_while_unreachable) {
+pub(crate) async fn jwks(State(app): State<App>) -> Response {
+    if app.feed.is_stale(app.settings.stale_while_unreachable) {
         return ApiError::Unavailable.into_response();
     }
-    let mut r = Json(app.keys.jwks(app.clock.now())).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", app.jwks_max_age)) {
+    let mut r = Json(app.memory.keys.jwks(app.clock.now())).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", app.settings.jwks_max_age))
+    {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
     }
     r
@@ -72,7 +72,7 @@ pub(crate) async fn healthz() -> Json<Value> {
 /// balancer's check should not wait for a connection timeout), otherwise after a ping of at most 800 ms over the
 /// control connections, which requests never hold: a node whose request pool is exhausted is busy, not
 /// unreachable, and stays in the load balancer.
-pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
+pub(crate) async fn readyz(State(app): State<App>) -> Response {
     let ping = async {
         if app.feed.is_down() {
             return Err(());
@@ -88,7 +88,7 @@ pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
         Ok(()) => Json(json!({
             "status": "ready",
             "database": app.store.engine(),
-            "clients": if app.registry.is_loaded() { "in memory" } else { "loading" },
+            "clients": if app.memory.registry.is_loaded() { "in memory" } else { "loading" },
         }))
         .into_response(),
         Err(_) => (

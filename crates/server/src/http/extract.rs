@@ -3,7 +3,6 @@
 //! so they come out as RFC 6749 §5.2 JSON like everything else.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest};
@@ -41,10 +40,10 @@ fn bad(description: &'static str) -> ApiError {
     ApiError::oauth(OAuthError::invalid_request(description))
 }
 
-impl FromRequest<Arc<App>> for OAuthRequest {
+impl FromRequest<App> for OAuthRequest {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request<Body>, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request(req: Request<Body>, app: &App) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         OAuthRequest::read(&parts, body, &BodyRules::default(), app).await
     }

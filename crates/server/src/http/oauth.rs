@@ -1,8 +1,6 @@
 //! The OAuth endpoints: token (RFC 6749 §3.2), introspection (RFC 7662), revocation (RFC 7009).
 //! Handlers extract, call and render.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -14,20 +12,20 @@ use super::observe::Observed;
 use crate::app::App;
 use crate::config::Endpoint;
 use crate::error::ApiError;
-use crate::issuer::PartnerCheck;
+use keyward_core::grant::PartnerCheck;
 
 /// `POST /oauth2/token`.
-pub(crate) async fn token(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
+pub(crate) async fn token(State(app): State<App>, req: OAuthRequest) -> Response {
     handle(&app, req, Endpoint::Token).await
 }
 
 /// `POST /oauth2/introspect`.
-pub(crate) async fn introspect(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
+pub(crate) async fn introspect(State(app): State<App>, req: OAuthRequest) -> Response {
     handle(&app, req, Endpoint::Introspect).await
 }
 
 /// `POST /oauth2/revoke`: 200 with an empty body (RFC 7009 §2.2).
-pub(crate) async fn revoke(State(app): State<Arc<App>>, req: OAuthRequest) -> Response {
+pub(crate) async fn revoke(State(app): State<App>, req: OAuthRequest) -> Response {
     handle(&app, req, Endpoint::Revoke).await
 }
 
@@ -40,6 +38,7 @@ async fn handle(app: &App, req: OAuthRequest, endpoint: Endpoint) -> Response {
     let mut seen = Observed::new(endpoint.name(), grant);
     let result = async {
         let client = app
+            .issuer
             .authenticate(
                 req.credentials.as_ref(),
                 req.challenge,
@@ -49,14 +48,17 @@ async fn handle(app: &App, req: OAuthRequest, endpoint: Endpoint) -> Response {
             .await?;
         seen.client_id = Some(client.client.id.clone());
         Ok(match endpoint {
-            Endpoint::Token => {
-                Json(app.token(&client, &req.params, PartnerCheck::None).await?).into_response()
-            }
+            Endpoint::Token => Json(
+                app.issuer
+                    .token(&client, &req.params, PartnerCheck::None)
+                    .await?,
+            )
+            .into_response(),
             Endpoint::Introspect => {
-                Json(app.introspect(&client, &req.params).await?).into_response()
+                Json(app.issuer.introspect(&client, &req.params).await?).into_response()
             }
             Endpoint::Revoke => {
-                app.revoke(&client, &req.params).await?;
+                app.issuer.revoke(&client, &req.params).await?;
                 StatusCode::OK.into_response()
             }
         })

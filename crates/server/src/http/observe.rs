@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -93,6 +92,7 @@ pub(crate) fn correlation_text(v: &HeaderValue) -> Option<&str> {
 
 fn correlation(app: &App, headers: &HeaderMap) -> Option<String> {
     let configured = app
+        .settings
         .token_endpoints
         .iter()
         .filter_map(|e| e.correlation_header.as_ref())
@@ -108,7 +108,7 @@ fn correlation(app: &App, headers: &HeaderMap) -> Option<String> {
 /// The layer: runs each request in a span carrying its correlation id, then logs and counts it. A plain tower
 /// layer rather than `from_fn`, which boxes and clones the inner service on every request.
 #[derive(Clone)]
-pub(crate) struct ObserveLayer(pub(crate) Arc<App>);
+pub(crate) struct ObserveLayer(pub(crate) App);
 
 impl<S> tower::Layer<S> for ObserveLayer {
     type Service = Observing<S>;
@@ -124,7 +124,7 @@ impl<S> tower::Layer<S> for ObserveLayer {
 /// The service `ObserveLayer` wraps around the routes.
 #[derive(Clone)]
 pub(crate) struct Observing<S> {
-    app: Arc<App>,
+    app: App,
     inner: S,
 }
 

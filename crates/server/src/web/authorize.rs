@@ -3,8 +3,6 @@
 //! consent screen, unless the person already agreed to these scopes; then a code, sent to the redirect URI with
 //! `state` and `iss` (RFC 9207). The consent form posts the request back, and it is checked again in full.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -21,7 +19,7 @@ use crate::app::App;
 use crate::store::AccountRow;
 
 /// `GET /oauth2/authorize`.
-pub(crate) async fn show(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn show(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
     let params = match Params::parse(uri.query().unwrap_or_default().as_bytes()) {
         Ok(p) => p,
         Err(e) => return bad_request(&e),
@@ -43,6 +41,7 @@ pub(crate) async fn show(State(app): State<Arc<App>>, uri: Uri, headers: HeaderM
         return consent_page(&app, &auth, &account, &session).await;
     }
     match app
+        .consents
         .consented(&account.id, &auth.client_id, &auth.audience, &auth.scope)
         .await
     {
@@ -54,11 +53,7 @@ pub(crate) async fn show(State(app): State<Arc<App>>, uri: Uri, headers: HeaderM
 }
 
 /// `POST /oauth2/authorize`: the consent decision.
-pub(crate) async fn decide(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn decide(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return bad_request(&e),
@@ -79,6 +74,7 @@ pub(crate) async fn decide(
     match params.single("decision").ok().flatten() {
         Some("allow") => {
             if let Err(e) = app
+                .consents
                 .consent_give(&account.id, &auth.client_id, &auth.audience, &auth.scope)
                 .await
             {
@@ -106,13 +102,14 @@ pub(crate) async fn decide(
 async fn check(app: &App, params: &Params) -> Result<Authorization, Response> {
     let client = match params.single("client_id").ok().flatten() {
         Some(id) => app
+            .memory
             .registry
             .client(&app.store, id)
             .await
             .map_err(unavailable)?,
         None => None,
     };
-    let resources = app.registry.resources();
+    let resources = app.memory.registry.resources();
     check_authorize(params, client.as_ref().map(|c| &c.client), |id| {
         resources.get(id)
     })
@@ -136,7 +133,7 @@ async fn check(app: &App, params: &Params) -> Result<Authorization, Response> {
 
 /// Issues a code and sends the browser back to the app with it.
 async fn grant(app: &App, auth: &Authorization, account: &AccountRow) -> Response {
-    match app.issue_code(auth, &account.id).await {
+    match app.delegated.issue_code(auth, &account.id).await {
         Ok(code) => see_other(&back(
             app,
             &auth.redirect_uri,
@@ -157,7 +154,7 @@ fn back(app: &App, redirect_uri: &str, params: &[(&str, &str)], state: Option<&s
         .iter()
         .copied()
         .chain(state)
-        .chain([("iss", app.issuer.as_str())])
+        .chain([("iss", app.settings.issuer.as_str())])
     {
         url.push(sep);
         url.push_str(k);
@@ -174,7 +171,12 @@ async fn consent_page(
     account: &AccountRow,
     session: &str,
 ) -> Response {
-    let client = match app.registry.client(&app.store, &auth.client_id).await {
+    let client = match app
+        .memory
+        .registry
+        .client(&app.store, &auth.client_id)
+        .await
+    {
         Ok(Some(c)) => c,
         Ok(None) => {
             return bad_request(&OAuthError::invalid_request(
@@ -183,7 +185,7 @@ async fn consent_page(
         }
         Err(e) => return unavailable(e),
     };
-    let resources = app.registry.resources();
+    let resources = app.memory.registry.resources();
     let Some(resource) = resources.get(&auth.audience) else {
         return bad_request(&OAuthError::invalid_target("the resource is unknown"));
     };

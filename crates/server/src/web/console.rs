@@ -8,7 +8,6 @@ mod operator;
 mod usage;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::RawPathParamsRejection;
@@ -24,12 +23,12 @@ use super::pages;
 use super::session::{
     forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unreadable_form,
 };
-use crate::admin::Actor;
 use crate::app::App;
+use crate::service::admin::Actor;
 use crate::store::AccountRow;
 
 /// The console's routes (the page headers are added by `web::routes`).
-pub(crate) fn routes() -> Router<Arc<App>> {
+pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/console", get(|| async { see_other("/console/keys") }))
         .route("/console/keys", get(keys::list).post(keys::create))
@@ -111,10 +110,10 @@ pub(crate) struct Console {
     pub actor: Actor,
 }
 
-impl FromRequestParts<Arc<App>> for Console {
+impl FromRequestParts<App> for Console {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Response> {
         match signed_in(app, &parts.headers).await? {
             Some((session, account)) => {
                 let source = parts
@@ -174,10 +173,10 @@ impl Console {
 /// The signed-in account of an operator page; anyone else gets 403.
 pub(crate) struct Operator(pub Console);
 
-impl FromRequestParts<Arc<App>> for Operator {
+impl FromRequestParts<App> for Operator {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Response> {
         let c = Console::from_request_parts(parts, app).await?;
         if !c.is_operator() {
             return Err(pages::error(

@@ -6,8 +6,6 @@
 //! login form's CSRF token is bound to before there is a session. A CSRF token is an HMAC under the server's
 //! pepper of what it is bound to, so it needs no storage and is checked in constant time.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -17,10 +15,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyward_core::form::{Params, encode_component};
 
 use super::pages;
-use crate::accounts::LoginError;
 use crate::app::App;
 use crate::crypto::{digests_equal, new_token};
 use crate::error::ApiError;
+use crate::service::sessions::LoginError;
 use crate::store::AccountRow;
 
 /// The session cookie.
@@ -43,7 +41,11 @@ pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> 
 
 /// A `Set-Cookie` value; `max_age` 0 deletes the cookie.
 fn set_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    let secure = if app.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     // Values are base64url tokens Keyward made, always a valid header.
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -67,7 +69,7 @@ pub(crate) async fn signed_in(
     let Some(value) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    match app.session(value).await {
+    match app.sessions.session(value).await {
         Ok(Some(account)) => Ok(Some((value.to_owned(), account))),
         Ok(None) => Ok(None),
         Err(e) => Err(unavailable(e)),
@@ -195,11 +197,7 @@ fn login_form(
 }
 
 /// `GET /login`.
-pub(crate) async fn login_page(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
+pub(crate) async fn login_page(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
     let query = match Params::parse(uri.query().unwrap_or_default().as_bytes()) {
         Ok(q) => q,
         Err(e) => return unreadable_form(&e),
@@ -220,11 +218,7 @@ pub(crate) async fn login_page(
 }
 
 /// `POST /login`: checks the CSRF token, then the email and password (throttled per account).
-pub(crate) async fn login(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return unreadable_form(&e),
@@ -242,14 +236,14 @@ pub(crate) async fn login(
     }
     let next = safe_next(Some(field("next")));
     let email = field("email");
-    match app.login(email, field("password")).await {
+    match app.sessions.login(email, field("password")).await {
         Ok((session, account)) => {
             tracing::info!(account_id = %account.id, "signed in");
             let mut r = see_other(next);
             let h = r.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                set_cookie(&app, SESSION_COOKIE, &session, app.session_ttl),
+                set_cookie(&app, SESSION_COOKIE, &session, app.sessions.session_ttl),
             );
             h.append(header::SET_COOKIE, set_cookie(&app, LOGIN_COOKIE, "", 0));
             r
@@ -281,11 +275,7 @@ pub(crate) async fn login(
 }
 
 /// `POST /logout`: ends the session (the form's CSRF token is bound to it).
-pub(crate) async fn logout(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn logout(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return unreadable_form(&e),
@@ -296,7 +286,7 @@ pub(crate) async fn logout(
     if !session_csrf_ok(&app, session, &params) {
         return forbidden_form();
     }
-    if let Err(e) = app.logout(session).await {
+    if let Err(e) = app.sessions.logout(session).await {
         return unavailable(e);
     }
     let mut r = see_other("/login");

@@ -334,6 +334,7 @@ async fn grant(
 ) -> String {
     let now = app.clock.now();
     app.app
+        .consents
         .consent_give(account, client, resource, &ScopeSet::parse("read").unwrap())
         .await
         .unwrap();

@@ -303,6 +303,7 @@ async fn call_documented(app: &TestApp, method: &str, path: &str, op: &Value) {
     let resource = res["identifier"].as_str().unwrap();
     let scope = keyward_core::scope::ScopeSet::parse("read").unwrap();
     app.app
+        .consents
         .consent_give(&account, &client, resource, &scope)
         .await
         .unwrap();

@@ -9,13 +9,13 @@ use crate::both_engines;
 
 both_engines!(the_api_documents_and_refuses_null_and_clamps_pages, |app| {
     // `null` where a member is not nullable is refused, not read as "absent" (it rotated every key).
-    let before = app.app.keys_list().len();
+    let before = app.app.admin.keys_list().len();
     let (s, e) = app
         .admin_call(Method::POST, "/keys/rotate", Some(json!({"alg": null})))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(e["error_description"], "alg: must not be null");
-    assert_eq!(before, app.app.keys_list().len());
+    assert_eq!(before, app.app.admin.keys_list().len());
     let (s, e) = app
         .admin_call(
             Method::POST,

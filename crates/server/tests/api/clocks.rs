@@ -57,7 +57,7 @@ both_engines!(codes_expire_by_the_database_clock_on_every_node, |fixed| {
         env: [("KEYWARD_AUTHORIZATION_CODE_TTL", CODE_TTL)]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .into(),
-        admin: Some(keyward::app::FirstStart {
+        admin: Some(keyward::first_start::FirstStart {
             client_id: fixed.admin.client_id.clone(),
             client_secret: fixed.admin.client_secret.clone(),
         }),

@@ -169,7 +169,7 @@ both_engines!(
         }
         // After the publish delay (the nodes share a clock) both sign with the new key, and each node's token
         // verifies against the other's JWKS.
-        a.clock.advance(a.app.key_publish_delay);
+        a.clock.advance(a.app.admin.key_publish_delay);
         let from_a = a.access_token(&id, &secret, &[]).await;
         let from_b = b.access_token(&id, &secret, &[]).await;
         assert_eq!((kid(&from_a), kid(&from_b)), (new.clone(), new));
@@ -276,7 +276,7 @@ fn sample(text: &str, series: &str) -> f64 {
 async fn metrics_url(node: &TestApp) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    let router = keyward::metrics::router(node.app.clone());
+    let router = keyward::http::metrics_router(node.app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     url
 }
@@ -296,18 +296,18 @@ both_engines!(one_node_at_a_time_purges_in_batches_and_counts_it, |a| {
     tx.commit().await.unwrap();
     // Each node's housekeeping has run a round at start; whichever took the lease keeps it.
     let (holder, _) = a.app.store.lease_holder("purge").await.unwrap().unwrap();
-    let (holding, other) = if holder == a.app.node_id {
+    let (holding, other) = if holder == a.app.settings.node_id {
         (&a, &b)
     } else {
         (&b, &a)
     };
-    keyward::app::purge(&other.app).await;
+    keyward::housekeeping::purge(&other.app).await;
     assert_eq!(
         a.app.store.count_rows("revoked_tokens").await.unwrap(),
         1_235,
         "the node without the lease purges nothing"
     );
-    keyward::app::purge(&holding.app).await;
+    keyward::housekeeping::purge(&holding.app).await;
     assert_eq!(a.app.store.count_rows("revoked_tokens").await.unwrap(), 1);
     assert!(!a.app.store.is_revoked("expired-7").await.unwrap());
     assert!(a.app.store.is_revoked("live").await.unwrap());
@@ -329,43 +329,49 @@ both_engines!(one_node_at_a_time_purges_in_batches_and_counts_it, |a| {
     assert_eq!(sample(&scraped, "keyward_database_up"), 1.0);
     // The holder stops renewing (its lease runs out): the other node takes over.
     a.clock.advance(31);
-    keyward::app::purge(&other.app).await;
+    keyward::housekeeping::purge(&other.app).await;
     let (holder, _) = a.app.store.lease_holder("purge").await.unwrap().unwrap();
-    assert_eq!(holder, other.app.node_id);
+    assert_eq!(holder, other.app.settings.node_id);
 });
 
 both_engines!(failed_writes_never_hold_back_the_changes_after_them, |a| {
     let b = polled_node(&a).await;
     b.wait_loaded().await;
     let (id, _) = a.api_client().await;
-    let actor = keyward::admin::Actor::cli();
+    let actor = keyward::service::admin::Actor::cli();
     // Twenty admin writes that fail inside their transaction (on PostgreSQL each leaves an unused feed position),
     // then more successful changes than the follower reads in one batch.
     for i in 0..20 {
-        let missing = keyward::admin::ClientInput {
+        let missing = keyward::service::admin::ClientInput {
             name: Some(format!("n{i}")),
             ..Default::default()
         };
         assert!(
             a.app
+                .admin
                 .client_update(&actor, "no-such-client", missing)
                 .await
                 .is_err()
         );
     }
     for i in 0..1_001 {
-        let rename = keyward::admin::ClientInput {
+        let rename = keyward::service::admin::ClientInput {
             name: Some(format!("renamed {i}")),
             ..Default::default()
         };
-        a.app.client_update(&actor, &id, rename).await.unwrap();
+        a.app
+            .admin
+            .client_update(&actor, &id, rename)
+            .await
+            .unwrap();
     }
     // A client made by another process (the CLI's path) reaches B within a second.
     let cli = a.unserved_twin().await;
     let (view, secret) = cli
+        .admin
         .client_create(
             &actor,
-            keyward::admin::ClientInput {
+            keyward::service::admin::ClientInput {
                 name: Some("made by the CLI".into()),
                 resources: Some(vec!["https://api.example.com".into()]),
                 ..Default::default()

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use keyward::accounts::AccountInput;
+use keyward::service::accounts::AccountInput;
 use keyward_core::grant::authorization_code::Authorization;
 use keyward_core::scope::ScopeSet;
 use reqwest::{Method, Response, StatusCode};
@@ -47,7 +47,11 @@ async fn code(app: &TestApp, f: &Fixture) -> (String, String) {
         consent_may_be_remembered: true,
     };
     (
-        app.app.issue_code(&auth, &f.account).await.unwrap(),
+        app.app
+            .delegated
+            .issue_code(&auth, &f.account)
+            .await
+            .unwrap(),
         p.verifier,
     )
 }

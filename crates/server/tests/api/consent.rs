@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use keyward::accounts::AccountInput;
-use keyward::admin::Actor;
+use keyward::service::accounts::AccountInput;
+use keyward::service::admin::Actor;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -66,6 +66,7 @@ async fn consent_in_browser(app: &TestApp) {
     let secret = body["client_secret"].as_str().unwrap().to_owned();
     let (account, _) = app
         .app
+        .accounts
         .account_create(
             &Actor::cli(),
             AccountInput {

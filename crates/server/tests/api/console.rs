@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use keyward::accounts::AccountInput;
+use keyward::service::accounts::AccountInput;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -21,7 +21,7 @@ const OTHER: &str = "https://other.example";
 /// A resource with two scopes (tokens live an hour), another resource, and an account allowed `allowed`
 /// of the first; returns the account id and a signed-in agent.
 async fn setup(app: &TestApp, email: &str, allowed: &[&str]) -> (String, Agent) {
-    if app.app.registry.resources().get(API).is_none() {
+    if app.app.memory.registry.resources().get(API).is_none() {
         let (s, body) = app
             .admin_call(
                 Method::POST,
@@ -290,6 +290,7 @@ both_engines!(keys_are_made_within_the_allowance_and_owned, |app| {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(
         app.app
+            .memory
             .registry
             .client(&app.app.store, &id)
             .await
@@ -389,7 +390,7 @@ both_engines!(key_allowances_are_checked_against_the_resources, |app| {
         "{body}"
     );
     patch(json!({"enabled": true})).await;
-    for n in 1..keyward::console::MAX_KEYS_PER_ACCOUNT {
+    for n in 1..keyward::service::api_keys::MAX_KEYS_PER_ACCOUNT {
         let (s, body) = app
             .admin_call(Method::POST, "/clients", Some(named(n)))
             .await;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use keyward::accounts::AccountInput;
+use keyward::service::accounts::AccountInput;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -75,14 +75,14 @@ async fn operator_in_browser(app: &TestApp) {
     browser.screenshot(shot("console-op-accounts")).await;
 
     browser.goto(&app.url("/console/admin/keys")).await;
-    let before = app.app.keys_list().len();
+    let before = app.app.admin.keys_list().len();
     browser
         .find("form[action=\"/console/admin/keys/rotate\"] button")
         .await
         .click()
         .await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while app.app.keys_list().len() == before {
+    while app.app.admin.keys_list().len() == before {
         assert!(Instant::now() < deadline, "no key was added");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

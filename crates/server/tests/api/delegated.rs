@@ -46,7 +46,7 @@ both_engines!(
         assert_eq!(c["client_id"], f.id.as_str());
         assert_eq!(c["aud"], API);
         assert_eq!(c["scope"], SCOPE);
-        assert_eq!(c["iss"], app.app.issuer.as_str());
+        assert_eq!(c["iss"], app.app.settings.issuer.as_str());
         assert!(active(&app, &f, &access0).await);
 
         // Widening at refresh is refused, and the refresh token stays usable.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keyward::accounts::AccountInput;
+use keyward::service::accounts::AccountInput;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

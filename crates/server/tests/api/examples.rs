@@ -140,7 +140,7 @@ async fn wll_token(app: &TestApp, id: &str, secret: &str) -> String {
 async fn wll_regions_are_separate() {
     let eu = TestApp::example("wll", Db::Sqlite).await;
     let us = TestApp::example("wll-us", Db::Postgres).await;
-    assert_ne!(eu.app.issuer, us.app.issuer);
+    assert_ne!(eu.app.settings.issuer, us.app.settings.issuer);
     let spec =
         json!({"name": "Acme", "resources": ["staging.wlloyalty.net"], "scopes": ["read:users"]});
     let (eu_id, eu_secret) = eu.client(spec.clone()).await;
@@ -317,8 +317,8 @@ both_engines!(walmart_marketplace, example "walmart-marketplace", |app| {
 // Delegated access on Walmart's interface: a solution provider's app trades a seller's code and refresh tokens at
 // /v3/token with WM_PARTNER.ID (US only), and /v3/token/detail says what the seller delegated, by category.
 both_engines!(walmart_marketplace_delegated, example "walmart-marketplace", |app| {
-    use keyward::accounts::AccountInput;
-    use keyward::admin::Actor;
+    use keyward::service::accounts::AccountInput;
+    use keyward::service::admin::Actor;
     use keyward_core::grant::authorization_code::Authorization;
     use keyward_core::scope::ScopeSet;
 
@@ -339,7 +339,7 @@ both_engines!(walmart_marketplace_delegated, example "walmart-marketplace", |app
     let basic = walmart_basic(id, secret);
     let (seller, _) = app
         .app
-        .account_create(
+        .accounts.account_create(
             &Actor::cli(),
             AccountInput {
                 email: Some("seller@example.com".into()),
@@ -362,7 +362,7 @@ both_engines!(walmart_marketplace_delegated, example "walmart-marketplace", |app
                 .encode(keyward::crypto::sha256(verifier.as_bytes())),
             consent_may_be_remembered: true,
         };
-        app.app.issue_code(&auth, &seller.account_id).await.unwrap()
+        app.app.delegated.issue_code(&auth, &seller.account_id).await.unwrap()
     };
     let redeem = |code: String| {
         format!(

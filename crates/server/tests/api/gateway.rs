@@ -67,7 +67,7 @@ scopes = ["orders:read"]
 path = "/slow"
 scopes = ["orders:read"]
 "#,
-        issuer = app.app.issuer,
+        issuer = app.app.settings.issuer,
         id = introspection.0,
         secret = introspection.1,
     )
@@ -105,7 +105,7 @@ async fn raw_status(base: &str, path: &str) -> u16 {
 /// A token signed by the server's own key with chosen times: for expiry tests without waiting.
 fn signed(app: &TestApp, client: &str, iat: i64, exp: i64) -> String {
     let claims = AccessTokenClaims {
-        iss: app.app.issuer.clone(),
+        iss: app.app.settings.issuer.clone(),
         sub: client.into(),
         aud: UAT.into(),
         exp,
@@ -116,6 +116,7 @@ fn signed(app: &TestApp, client: &str, iat: i64, exp: i64) -> String {
         nbf: None,
     };
     app.app
+        .memory
         .keys
         .sign(SigningAlg::ES256, &claims, app.clock.now())
         .unwrap()

@@ -2,11 +2,12 @@
 //! that speak HTTP to it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use keyward::app::{App, FirstStart, serve};
+use keyward::app::App;
 use keyward::clock::Clock;
 use keyward::config;
+use keyward::first_start::FirstStart;
+use keyward::serve::serve;
 use keyward_core::basic;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -108,7 +109,7 @@ pub struct TestApp {
     /// The server's clock.
     pub clock: Clock,
     /// The server's state.
-    pub app: Arc<App>,
+    pub app: App,
     /// First-start admin credentials.
     pub admin: FirstStart,
     /// Data directory (master key, SQLite file).
@@ -235,7 +236,7 @@ impl TestApp {
     /// sees next comes from memory and the feed, not from reading the store.
     pub async fn wait_loaded(&self) {
         let started = std::time::Instant::now();
-        while !self.app.registry.is_loaded() {
+        while !self.app.memory.registry.is_loaded() {
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(10),
                 "clients not loaded"
@@ -260,7 +261,7 @@ impl TestApp {
         Self::launch(Launch {
             dir,
             database: self.database.clone(),
-            issuer: Some(self.app.issuer.clone()),
+            issuer: Some(self.app.settings.issuer.clone()),
             clock: Some(clock),
             admin: Some(FirstStart {
                 client_id: self.admin.client_id.clone(),
@@ -277,7 +278,7 @@ impl TestApp {
 
     /// A second `App` on the same database and master key that serves nothing and runs no background task (as
     /// the CLI does): its registry never loads the clients.
-    pub async fn unserved_twin(&self) -> Arc<App> {
+    pub async fn unserved_twin(&self) -> App {
         let env: HashMap<String, String> = [
             ("KEYWARD_DATABASE", self.database.as_str()),
             ("KEYWARD_DATA_DIR", &self.dir.path().to_string_lossy()),
@@ -317,7 +318,7 @@ impl TestApp {
         let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("JWK");
         let mut v = jsonwebtoken::Validation::new(header.alg);
         v.set_audience(&[aud]);
-        v.set_issuer(&[self.app.issuer.as_str()]);
+        v.set_issuer(&[self.app.settings.issuer.as_str()]);
         v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<Value>(token, &key, &v)
             .expect("token verifies against the JWKS")
@@ -349,7 +350,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        self.clock.advance(self.app.key_publish_delay);
+        self.clock.advance(self.app.admin.key_publish_delay);
     }
 
     /// Revokes a token as the client it was issued to (RFC 7009), which must succeed.

@@ -78,7 +78,7 @@ pub(crate) fn app_spec(name: &str, redirect_uris: &[&str]) -> Value {
 pub(crate) async fn account(app: &TestApp, email: &str, partner: &str) -> String {
     account_with(
         app,
-        keyward::accounts::AccountInput {
+        keyward::service::accounts::AccountInput {
             email: Some(email.into()),
             partner_id: Some(partner.into()),
             ..Default::default()
@@ -88,14 +88,18 @@ pub(crate) async fn account(app: &TestApp, email: &str, partner: &str) -> String
 }
 
 /// Creates an account from `input`, with [`PASSWORD`] unless it names one; returns its id.
-pub(crate) async fn account_with(app: &TestApp, input: keyward::accounts::AccountInput) -> String {
-    let input = keyward::accounts::AccountInput {
+pub(crate) async fn account_with(
+    app: &TestApp,
+    input: keyward::service::accounts::AccountInput,
+) -> String {
+    let input = keyward::service::accounts::AccountInput {
         password: input.password.or_else(|| Some(PASSWORD.into())),
         ..input
     };
     let (view, generated) = app
         .app
-        .account_create(&keyward::admin::Actor::cli(), input)
+        .accounts
+        .account_create(&keyward::service::admin::Actor::cli(), input)
         .await
         .unwrap();
     assert!(generated.is_none());
@@ -463,7 +467,10 @@ pub(crate) fn code_of(app: &TestApp, to: &str, params: &[(&str, &str)]) -> Strin
     assert_eq!(param(to, "error"), None, "{to}");
     let state = params.iter().find(|(k, _)| *k == "state").map(|(_, v)| *v);
     assert_eq!(param(to, "state").as_deref(), state, "{to}");
-    assert_eq!(param(to, "iss").as_deref(), Some(app.app.issuer.as_str()));
+    assert_eq!(
+        param(to, "iss").as_deref(),
+        Some(app.app.settings.issuer.as_str())
+    );
     param(to, "code").expect("code")
 }
 
@@ -472,7 +479,10 @@ pub(crate) fn error_of(app: &TestApp, to: &str, state: &str) -> String {
     assert!(to.starts_with(&format!("{REDIRECT}?")), "{to}");
     assert_eq!(param(to, "code"), None, "{to}");
     assert_eq!(param(to, "state").as_deref(), Some(state), "{to}");
-    assert_eq!(param(to, "iss").as_deref(), Some(app.app.issuer.as_str()));
+    assert_eq!(
+        param(to, "iss").as_deref(),
+        Some(app.app.settings.issuer.as_str())
+    );
     assert!(param(to, "error_description").is_some(), "{to}");
     param(to, "error").expect("error")
 }

@@ -68,7 +68,7 @@ async fn metrics_of(
 ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = HashMap<String, f64>>>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    let router = keyward::metrics::router(app.app.clone());
+    let router = keyward::http::metrics_router(app.app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     move || {
         let url = url.clone();
@@ -336,7 +336,7 @@ async fn the_audit_log_pages_and_is_kept_under_its_retention() {
     app.clock.advance(3 * 86_400);
     app.admin_call(Method::POST, &format!("/clients/{id}/enable"), None)
         .await;
-    keyward::app::purge(&app.app).await;
+    keyward::housekeeping::purge(&app.app).await;
     let (_, all) = app.admin_call(Method::GET, "/audit", None).await;
     let actions: Vec<&str> = all["items"]
         .as_array()

@@ -8,8 +8,8 @@ use crate::harness::TestApp;
 use crate::oauth_agent::{
     Agent, PASSWORD, account_with, assert_page_headers, hidden, location, param, unescape,
 };
-use keyward::accounts::AccountInput;
-use keyward::admin::{Actor, ClientInput};
+use keyward::service::accounts::AccountInput;
+use keyward::service::admin::{Actor, ClientInput};
 use reqwest::StatusCode;
 
 /// Every operator page.
@@ -42,6 +42,7 @@ async fn account(app: &TestApp, email: &str, role: &str) -> String {
 async fn client(app: &TestApp, name: &str) -> String {
     let (view, _) = app
         .app
+        .admin
         .client_create(
             &Actor::cli(),
             ClientInput {
@@ -110,7 +111,7 @@ both_engines!(operator_pages_are_for_operators_only, |app| {
     }
     // Its forms are refused too, even with the session's own CSRF token.
     let csrf = hidden(&keys, "csrf");
-    let before = app.app.keys_list().len();
+    let before = app.app.admin.keys_list().len();
     for (path, form) in [
         (
             format!("/console/admin/accounts/{seller}/disable"),
@@ -124,8 +125,8 @@ both_engines!(operator_pages_are_for_operators_only, |app| {
         let r = user.post(&path, &form).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
     }
-    assert!(app.app.account_get(&seller).await.unwrap().enabled);
-    assert_eq!(app.app.keys_list().len(), before);
+    assert!(app.app.accounts.account_get(&seller).await.unwrap().enabled);
+    assert_eq!(app.app.admin.keys_list().len(), before);
 
     // Not signed in: the login page, which comes back here.
     let to = location(&Agent::new(&app).get(PAGES[3]).await);
@@ -189,6 +190,7 @@ both_engines!(operator_lists_are_searched_and_paged, |app| {
     // Paging by id: after the first account, the others, and a way back.
     let ids: Vec<(String, String)> = app
         .app
+        .accounts
         .accounts_list("", None, 100)
         .await
         .unwrap()
@@ -214,6 +216,7 @@ both_engines!(operator_lists_are_searched_and_paged, |app| {
     assert!(html.contains(&format!("aria-label=\"Disable Shop sync ({shop})\"")));
     let bulk: Vec<String> = app
         .app
+        .admin
         .clients_list("", Some("bulk-"), 100)
         .await
         .unwrap()
@@ -258,7 +261,7 @@ both_engines!(operator_lists_are_searched_and_paged, |app| {
 
     // Signing keys: each with its id and algorithm.
     let html = page(&op, "/console/admin/keys").await;
-    let keys = app.app.keys_list();
+    let keys = app.app.admin.keys_list();
     assert!(!keys.is_empty());
     for k in &keys {
         assert!(html.contains(k["kid"].as_str().unwrap()), "{k}");
@@ -277,6 +280,7 @@ both_engines!(operator_lists_are_searched_and_paged, |app| {
     assert!(!table(&html).contains("<code>account.create</code>"));
     let newest = app
         .app
+        .admin
         .audit_list(None, Some("client.create"), 100)
         .await
         .unwrap();
@@ -321,7 +325,7 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
     // Rotating every algorithm, then one: the keys list grows, in the operator's name.
     let html = page(&op, "/console/admin/keys").await;
     let csrf = hidden(&html, "csrf");
-    let before = app.app.keys_list().len();
+    let before = app.app.admin.keys_list().len();
     let r = op
         .post(
             "/console/admin/keys/rotate",
@@ -329,7 +333,7 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
         )
         .await;
     assert_eq!(location(&r), "/console/admin/keys");
-    assert_eq!(app.app.keys_list().len(), before + 3);
+    assert_eq!(app.app.admin.keys_list().len(), before + 3);
     let r = op
         .post(
             "/console/admin/keys/rotate",
@@ -337,11 +341,12 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
         )
         .await;
     assert_eq!(location(&r), "/console/admin/keys");
-    assert_eq!(app.app.keys_list().len(), before + 4);
+    assert_eq!(app.app.admin.keys_list().len(), before + 4);
     let html = page(&op, "/console/admin/keys").await;
     assert!(html.contains("pending"), "the new keys wait to sign");
     let rotations = app
         .app
+        .admin
         .audit_list(None, Some("keys.rotate"), 10)
         .await
         .unwrap();
@@ -356,7 +361,7 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("alg:"));
-    assert_eq!(app.app.keys_list().len(), before + 4);
+    assert_eq!(app.app.admin.keys_list().len(), before + 4);
 
     // Disabling an account from a searched list returns to that list; enabling it again.
     let html = page(&op, "/console/admin/accounts?q=seller").await;
@@ -365,14 +370,14 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
     let form = [("csrf", csrf.as_str()), ("q", "seller"), ("after", "")];
     let r = op.post(&disable, &form).await;
     assert_eq!(location(&r), "/console/admin/accounts?q=seller");
-    assert!(!app.app.account_get(&seller).await.unwrap().enabled);
+    assert!(!app.app.accounts.account_get(&seller).await.unwrap().enabled);
     let html = page(&op, "/console/admin/accounts?q=seller").await;
     assert!(html.contains(&format!("aria-label=\"Enable {SELLER}\"")));
     let r = op
         .post(&format!("/console/admin/accounts/{seller}/enable"), &form)
         .await;
     assert_eq!(location(&r), "/console/admin/accounts?q=seller");
-    assert!(app.app.account_get(&seller).await.unwrap().enabled);
+    assert!(app.app.accounts.account_get(&seller).await.unwrap().enabled);
     let r = op
         .post("/console/admin/accounts/acct_nobody/disable", &form)
         .await;
@@ -383,7 +388,7 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
         .post(&format!("/console/admin/accounts/{own}/disable"), &form)
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert!(app.app.account_get(own).await.unwrap().enabled);
+    assert!(app.app.accounts.account_get(own).await.unwrap().enabled);
 
     // A client likewise.
     let r = op
@@ -393,7 +398,7 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
         )
         .await;
     assert_eq!(location(&r), "/console/admin/clients");
-    assert!(!app.app.client_get(&shop).await.unwrap().enabled);
+    assert!(!app.app.admin.client_get(&shop).await.unwrap().enabled);
     let html = page(&op, "/console/admin/clients").await;
     assert!(html.contains(&format!("aria-label=\"Enable Shop sync ({shop})\"")));
 
@@ -421,8 +426,14 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
     let other = signed_in(&app, OPERATOR).await;
     let foreign = hidden(&page(&other, "/console/admin/keys").await, "csrf");
     assert_ne!(foreign, csrf);
-    let keys = app.app.keys_list().len();
-    let audit = app.app.audit_list(None, None, 1_000).await.unwrap().len();
+    let keys = app.app.admin.keys_list().len();
+    let audit = app
+        .app
+        .admin
+        .audit_list(None, None, 1_000)
+        .await
+        .unwrap()
+        .len();
     let rotate: &[(&str, &str)] = &[("alg", "")];
     let targets = [
         (disable.clone(), &[][..]),
@@ -437,11 +448,16 @@ both_engines!(operator_rotates_keys_and_disables_from_the_pages, |app| {
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} with {token:?}");
         }
     }
-    assert!(app.app.account_get(&seller).await.unwrap().enabled);
-    assert!(!app.app.client_get(&shop).await.unwrap().enabled);
-    assert_eq!(app.app.keys_list().len(), keys);
+    assert!(app.app.accounts.account_get(&seller).await.unwrap().enabled);
+    assert!(!app.app.admin.client_get(&shop).await.unwrap().enabled);
+    assert_eq!(app.app.admin.keys_list().len(), keys);
     assert_eq!(
-        app.app.audit_list(None, None, 1_000).await.unwrap().len(),
+        app.app
+            .admin
+            .audit_list(None, None, 1_000)
+            .await
+            .unwrap()
+            .len(),
         audit
     );
 });

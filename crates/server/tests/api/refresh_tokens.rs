@@ -86,7 +86,7 @@ both_engines!(
         assert_eq!(v["sub"], f.account.as_str());
         assert_eq!(v["scope"], SCOPE);
         assert_eq!(v["aud"], API);
-        assert_eq!(v["iss"], app.app.issuer.as_str());
+        assert_eq!(v["iss"], app.app.settings.issuer.as_str());
         let iat = v["iat"].as_i64().unwrap();
         assert_eq!(iat, app.clock.now());
         assert_eq!(v["exp"].as_i64().unwrap(), iat + 365 * 86_400);
@@ -258,7 +258,7 @@ both_engines!(a_family_refreshed_many_times_stays_one_row, |app| {
     assert!(live <= 51, "{live}");
     // Expired access tokens' records go with the purge.
     app.clock.advance(900 + 60);
-    keyward::app::purge(&app.app).await;
+    keyward::housekeeping::purge(&app.app).await;
     assert_eq!(rows(&app, "grant_tokens").await, 0);
     // Reuse detection still sees every spent token: one from the middle revokes the family.
     app.clock.advance(-(900 + 60));

@@ -106,7 +106,7 @@ async fn the_gateway_binary_protects_orders_api() {
         format!(
             "upstream = \"{upstream}\"\nissuer = \"{}\"\naudience = \"{UAT}\"\n\
              [[route]]\nmethods = [\"GET\"]\npath = \"/manage/orders/{{id}}\"\nscopes = [\"orders:read\"]\n",
-            app.app.issuer
+            app.app.settings.issuer
         ),
     )
     .unwrap();

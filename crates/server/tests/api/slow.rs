@@ -242,7 +242,7 @@ public = true
 path = "/big"
 scopes = ["orders:read"]
 "#,
-            issuer = app.app.issuer,
+            issuer = app.app.settings.issuer,
         ),
     )
     .unwrap();

@@ -524,18 +524,24 @@ both_engines!(
         for _ in 0..3 {
             app.access_token(&id, &secret, &[]).await;
         }
-        app.app.flush_last_used(usize::MAX).await.unwrap();
+        keyward::housekeeping::flush_last_used(&app.app, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(last_used(&app, &id).await, Some(first));
 
         // Uses within the hour are not written again: the token path stays write-free.
         app.clock.advance(600);
         app.access_token(&id, &secret, &[]).await;
-        app.app.flush_last_used(usize::MAX).await.unwrap();
+        keyward::housekeeping::flush_last_used(&app.app, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(last_used(&app, &id).await, Some(first));
 
         app.clock.advance(3_000);
         app.access_token(&id, &secret, &[]).await;
-        app.app.flush_last_used(usize::MAX).await.unwrap();
+        keyward::housekeeping::flush_last_used(&app.app, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(last_used(&app, &id).await, Some(first + 3_600));
 
         // The server's own housekeeping writes them too, within seconds (paced, a thousand a second at most).
@@ -567,7 +573,7 @@ both_engines!(
     |app| {
         let (id, secret) = app.api_client().await;
         let twin = app.unserved_twin().await;
-        assert!(!twin.registry.is_loaded());
+        assert!(!twin.memory.registry.is_loaded());
         let creds = |id: &str, secret: &str| keyward::registry::Credentials {
             client_id: id.into(),
             secret: secret.into(),
@@ -577,6 +583,7 @@ both_engines!(
         let here = keyward::limits::Source::new(std::net::Ipv4Addr::LOCALHOST.into());
         let token = keyward::config::Endpoint::Token;
         let found = twin
+            .issuer
             .authenticate(Some(&creds(&id, &secret)), basic, &here, token)
             .await;
         assert_eq!(found.map(|c| c.client.id.clone()).ok(), Some(id.clone()));
@@ -585,6 +592,7 @@ both_engines!(
             ("no-such-client", secret.as_str()),
         ] {
             let refused = twin
+                .issuer
                 .authenticate(Some(&creds(who, secret)), basic, &here, token)
                 .await;
             assert!(

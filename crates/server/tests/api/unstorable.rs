@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use keyward::accounts::AccountInput;
 use keyward::error::ApiError;
+use keyward::service::accounts::AccountInput;
 use keyward::store::StoreError;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};

@@ -121,7 +121,7 @@ pub async fn forgeries(app: &TestApp, token: &str) -> Vec<(String, &'static str)
 
 both_engines!(orders_api_verifies_every_way_a_token_can_be_wrong, |app| {
     let [(rw, rw_secret), (ro, ro_secret), (prod, prod_secret)] = walley_clients(&app).await;
-    let verifier = Verifier::builder(app.app.issuer.clone())
+    let verifier = Verifier::builder(app.app.settings.issuer.clone())
         .audience(UAT)
         .token_header("WM_SEC.ACCESS_TOKEN")
         .unwrap()
@@ -197,7 +197,7 @@ both_engines!(orders_api_verifies_every_way_a_token_can_be_wrong, |app| {
 
     // Expired: the same API two hours later (its clock moved; the token's 15 minutes are long gone).
     let later = keyward::clock::Clock::wall() + 7_200;
-    let late = Verifier::builder(app.app.issuer.clone())
+    let late = Verifier::builder(app.app.settings.issuer.clone())
         .audience(UAT)
         .clock(move || later)
         .build()
@@ -254,7 +254,7 @@ async fn another_issuers_token_is_refused() {
     let us = TestApp::sqlite().await;
     let [(rw, rw_secret), ..] = walley_clients(&eu).await;
     let [(us_rw, us_secret), ..] = walley_clients(&us).await;
-    let verifier = Verifier::builder(eu.app.issuer.clone())
+    let verifier = Verifier::builder(eu.app.settings.issuer.clone())
         .audience(UAT)
         .build()
         .unwrap();
@@ -268,7 +268,7 @@ async fn another_issuers_token_is_refused() {
     assert_bearer(r, StatusCode::UNAUTHORIZED, Some("invalid_token")).await;
     // Even signed by a key the verifier trusts, another issuer's `iss` is refused: the US JWKS served as the
     // EU one would make the signature good, and the issuer check still holds.
-    let tricked = Verifier::builder(eu.app.issuer.clone())
+    let tricked = Verifier::builder(eu.app.settings.issuer.clone())
         .audience(UAT)
         .jwks_uri(us.url("/oauth2/jwks"))
         .build()
@@ -300,7 +300,7 @@ async fn rotation_is_picked_up_and_forged_kids_are_rate_limited() {
         }),
     ))
     .await;
-    let verifier = Verifier::builder(app.app.issuer.clone())
+    let verifier = Verifier::builder(app.app.settings.issuer.clone())
         .audience(UAT)
         .jwks_uri(format!("{counter}/jwks"))
         .unknown_kid_interval(Duration::from_millis(300))
@@ -351,7 +351,7 @@ both_engines!(introspecting_routes_honour_revocation, |app| {
     let (api_id, api_secret) = app
         .client(json!({"name": "orders API", "resources": [], "serves_resources": [UAT]}))
         .await;
-    let verifier = Verifier::builder(app.app.issuer.clone())
+    let verifier = Verifier::builder(app.app.settings.issuer.clone())
         .audience(UAT)
         .introspection(api_id, api_secret, Duration::ZERO)
         .build()
@@ -397,7 +397,7 @@ async fn concurrent_first_requests_all_wait_for_the_first_fetch() {
     let app = TestApp::sqlite().await;
     let [(rw, rw_secret), ..] = walley_clients(&app).await;
     let token = app.access_token(&rw, &rw_secret, &[]).await;
-    let verifier = Verifier::builder(app.app.issuer.clone())
+    let verifier = Verifier::builder(app.app.settings.issuer.clone())
         .audience(UAT)
         .build()
         .unwrap();
@@ -459,7 +459,7 @@ async fn cached_tokens_still_expire_and_follow_the_jwks() {
     ))
     .await;
     let now = Arc::new(AtomicI64::new(app.clock.now()));
-    let verifier = Verifier::builder(app.app.issuer.clone())
+    let verifier = Verifier::builder(app.app.settings.issuer.clone())
         .audience(UAT)
         .jwks_uri(format!("{jwks}/jwks"))
         .clock({

@@ -1,8 +1,6 @@
 //! The account holder's pages: API keys (list, create with the secret shown once, rotate with an overlap,
 //! disable, enable, delete after a confirmation) and the apps the account authorized.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -13,14 +11,14 @@ use keyward_core::form::Params;
 
 use super::usage::{Chart, advice_text};
 use super::{Console, Frame, when, when_or_never};
-use crate::accounts::Authorized;
 use crate::app::App;
-use crate::console::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
 use crate::error::ApiError;
+use crate::service::api_keys::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
+use crate::service::consents::Authorized;
 use crate::web::pages::render;
 use crate::web::session::{see_other, unavailable};
 
-type Shared = State<Arc<App>>;
+type Shared = State<App>;
 
 /// A key as a row of the list.
 pub(crate) struct KeyRow {
@@ -62,13 +60,13 @@ struct KeysPage {
 
 /// `GET /console/keys`.
 pub(crate) async fn list(State(app): Shared, c: Console) -> Response {
-    match app.keys_of(&c.account.id).await {
+    match app.api_keys.keys_of(&c.account.id).await {
         Ok(keys) => render(
             StatusCode::OK,
             &KeysPage {
                 frame: c.frame(),
                 keys: keys.iter().map(KeyRow::from).collect(),
-                may_create: !app.key_scopes_now(&c.account).is_empty(),
+                may_create: !app.api_keys.key_scopes_now(&c.account).is_empty(),
             },
         ),
         Err(e) => unavailable(e),
@@ -105,8 +103,8 @@ struct NewKeyPage {
 impl NewKeyPage {
     /// The form for `c`'s allowance, filled with what was sent (`request`), and its errors.
     fn new(app: &App, c: &Console, request: &KeyRequest) -> Self {
-        let resources = app.registry.resources();
-        let allowance = app.key_scopes_now(&c.account);
+        let resources = app.memory.registry.resources();
+        let allowance = app.api_keys.key_scopes_now(&c.account);
         let only = allowance.len() == 1;
         let environments = allowance
             .iter()
@@ -179,7 +177,7 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
         scopes: form.all("scope").map(str::to_owned).collect(),
     };
     let mut page = NewKeyPage::new(&app, &c, &request);
-    let status = match app.key_create(&c.actor, &c.account, request).await {
+    let status = match app.api_keys.key_create(&c.actor, &c.account, request).await {
         Ok((key, secret)) => {
             return render(
                 StatusCode::CREATED,
@@ -190,7 +188,7 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
                     id: key.client.client_id,
                     name: key.client.name,
                     secret,
-                    token_url: format!("{}/oauth2/token", app.issuer),
+                    token_url: format!("{}/oauth2/token", app.settings.issuer),
                     environment: key.environment,
                     old_expire: None,
                 },
@@ -283,17 +281,18 @@ fn key_error(e: ApiError) -> Response {
 
 /// `GET /console/keys/{id}`: the key, its secrets, rotate / disable / delete, and its usage over a week.
 pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>) -> Response {
-    let key = match app.key_of(&c.account.id, &id).await {
+    let key = match app.api_keys.key_of(&c.account.id, &id).await {
         Ok(k) => k,
         Err(e) => return key_error(e),
     };
-    let series = match app.usage_series(&id, 7 * 24).await {
+    let series = match app.admin.usage_series(&id, 7 * 24).await {
         Ok(s) => s,
         Err(e) => return unavailable(e),
     };
     let now = app.clock.now();
     let last_day: i64 = series.iter().rev().take(24).map(|(_, n)| n).sum();
     let ttl = app
+        .memory
         .registry
         .resources()
         .get(&key.environment)
@@ -352,11 +351,15 @@ pub(crate) async fn rotate(
         .ok()
         .filter(|o| OVERLAPS.contains(o))
         .unwrap_or(86_400);
-    let key = match app.key_of(&c.account.id, &id).await {
+    let key = match app.api_keys.key_of(&c.account.id, &id).await {
         Ok(k) => k,
         Err(e) => return key_error(e),
     };
-    match app.key_rotate(&c.actor, &c.account.id, &id, overlap).await {
+    match app
+        .api_keys
+        .key_rotate(&c.actor, &c.account.id, &id, overlap)
+        .await
+    {
         Ok(new) => render(
             StatusCode::CREATED,
             &SecretPage {
@@ -366,7 +369,7 @@ pub(crate) async fn rotate(
                 id: new.client_id,
                 name: key.client.name,
                 secret: new.client_secret,
-                token_url: format!("{}/oauth2/token", app.issuer),
+                token_url: format!("{}/oauth2/token", app.settings.issuer),
                 environment: key.environment,
                 old_expire: new.old_secrets_expire_at.map(when),
             },
@@ -379,7 +382,11 @@ async fn set_enabled(app: &App, c: &Console, id: &str, body: &[u8], enabled: boo
     if let Err(r) = c.form(app, body) {
         return r;
     }
-    match app.key_set_enabled(&c.actor, &c.account, id, enabled).await {
+    match app
+        .api_keys
+        .key_set_enabled(&c.actor, &c.account, id, enabled)
+        .await
+    {
         Ok(()) => see_other(&format!(
             "/console/keys/{}",
             keyward_core::form::encode_component(id)
@@ -422,7 +429,7 @@ pub(crate) async fn confirm_delete(
     c: Console,
     Path(id): Path<String>,
 ) -> Response {
-    match app.key_of(&c.account.id, &id).await {
+    match app.api_keys.key_of(&c.account.id, &id).await {
         Ok(k) => render(
             StatusCode::OK,
             &DeletePage {
@@ -444,7 +451,7 @@ pub(crate) async fn delete(
     if let Err(r) = c.form(&app, &body) {
         return r;
     }
-    match app.key_delete(&c.actor, &c.account.id, &id).await {
+    match app.api_keys.key_delete(&c.actor, &c.account.id, &id).await {
         Ok(()) => see_other("/console/keys"),
         Err(e) => key_error(e),
     }
@@ -459,7 +466,7 @@ struct AppsPage {
 
 /// `GET /console/apps`: the apps the account authorized (delegated access), each revocable.
 pub(crate) async fn apps(State(app): Shared, c: Console) -> Response {
-    match app.authorized_apps(&c.account.id).await {
+    match app.consents.authorized_apps(&c.account.id).await {
         Ok(apps) => render(
             StatusCode::OK,
             &AppsPage {
@@ -479,6 +486,7 @@ pub(crate) async fn revoke_app(State(app): Shared, c: Console, body: Bytes) -> R
     };
     let client_id = text(&form, "client_id");
     match app
+        .consents
         .consent_withdraw(&c.actor, &c.account.id, &client_id)
         .await
     {

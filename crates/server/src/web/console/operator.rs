@@ -4,8 +4,6 @@
 mod directory;
 mod platform;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -18,7 +16,7 @@ use crate::web::pages;
 use crate::web::session::{see_other, unavailable};
 
 /// The operator routes.
-pub(crate) fn routes() -> Router<Arc<App>> {
+pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/console/admin", get(|| async { see_other(ACCOUNTS) }))
         .route(ACCOUNTS, get(directory::accounts))

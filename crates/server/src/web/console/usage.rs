@@ -2,8 +2,6 @@
 //! chart library), a table of the same numbers for screen readers, and the advice to cache tokens when a key asks
 //! for far more than their lifetime needs.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -217,25 +215,22 @@ pub(crate) struct Span {
 }
 
 /// `GET /console/usage?days=1|7|30`: a chart per key.
-pub(crate) async fn page(
-    State(app): State<Arc<App>>,
-    c: Console,
-    Query(span): Query<Span>,
-) -> Response {
+pub(crate) async fn page(State(app): State<App>, c: Console, Query(span): Query<Span>) -> Response {
     // Anything but the offered spans (a hand-edited address) is a week.
     let days = match span.days.as_deref() {
         Some("1") => 1,
         Some("30") => 30,
         _ => 7,
     };
-    let keys = match app.keys_of(&c.account.id).await {
+    let keys = match app.api_keys.keys_of(&c.account.id).await {
         Ok(k) => k,
         Err(e) => return unavailable(e),
     };
-    let resources = app.registry.resources();
+    let resources = app.memory.registry.resources();
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         let series = match app
+            .admin
             .usage_series(&k.client.client_id, days as usize * 24)
             .await
         {

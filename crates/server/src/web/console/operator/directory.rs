@@ -1,7 +1,5 @@
 //! Every account and every client, searched and paged by id, each enabled or disabled from its row.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -10,14 +8,14 @@ use axum::response::Response;
 use keyward_core::form::encode_component;
 
 use super::{ACCOUNTS, CLIENTS, Listing, PAGE, Pager, back, refused};
-use crate::accounts::{AccountInput, AccountView};
-use crate::admin::ClientView;
 use crate::app::App;
+use crate::service::accounts::{AccountInput, AccountView};
+use crate::service::admin::ClientView;
 use crate::web::console::{Console, Frame, Operator, when};
 use crate::web::pages::render;
 use crate::web::session::{see_other, unavailable};
 
-type Shared = State<Arc<App>>;
+type Shared = State<App>;
 
 /// An account as a row of the list.
 pub(crate) struct AccountLine {
@@ -65,7 +63,11 @@ pub(crate) async fn accounts(
     Operator(c): Operator,
     Query(l): Query<Listing>,
 ) -> Response {
-    let found = match app.accounts_list(l.after(), l.search(), PAGE).await {
+    let found = match app
+        .accounts
+        .accounts_list(l.after(), l.search(), PAGE)
+        .await
+    {
         Ok(a) => a,
         Err(e) => return unavailable(e),
     };
@@ -108,7 +110,7 @@ async fn account_set(app: &App, c: &Console, id: &str, body: &[u8], enabled: boo
         enabled: Some(enabled),
         ..AccountInput::default()
     };
-    match app.account_update(&c.actor, id, input).await {
+    match app.accounts.account_update(&c.actor, id, input).await {
         Ok(_) => see_other(&back(ACCOUNTS, &form)),
         Err(e) => refused(e, "The account was not changed"),
     }
@@ -179,7 +181,7 @@ pub(crate) async fn clients(
     Operator(c): Operator,
     Query(l): Query<Listing>,
 ) -> Response {
-    let found = match app.clients_list(l.after(), l.search(), PAGE).await {
+    let found = match app.admin.clients_list(l.after(), l.search(), PAGE).await {
         Ok(v) => v,
         Err(e) => return unavailable(e),
     };
@@ -202,7 +204,7 @@ async fn client_set(app: &App, c: &Console, id: &str, body: &[u8], enabled: bool
         Ok(f) => f,
         Err(r) => return r,
     };
-    match app.client_set_enabled(&c.actor, id, enabled).await {
+    match app.admin.client_set_enabled(&c.actor, id, enabled).await {
         Ok(_) => see_other(&back(CLIENTS, &form)),
         Err(e) => refused(e, "The client was not changed"),
     }

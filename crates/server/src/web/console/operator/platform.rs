@@ -1,8 +1,6 @@
 //! What the platform is made of and what happened to it: the resources, the signing keys (rotated from the page)
 //! and the audit log, newest first.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -19,7 +17,7 @@ use crate::web::console::{Frame, Operator, when};
 use crate::web::pages::render;
 use crate::web::session::{see_other, unavailable};
 
-type Shared = State<Arc<App>>;
+type Shared = State<App>;
 
 /// A resource as a row of the list.
 pub(crate) struct ResourceLine {
@@ -64,7 +62,7 @@ pub(crate) async fn resources(
     Operator(c): Operator,
     Query(l): Query<Listing>,
 ) -> Response {
-    let all = match app.resources_list().await {
+    let all = match app.admin.resources_list().await {
         Ok(r) => r,
         Err(e) => return unavailable(e),
     };
@@ -121,9 +119,9 @@ pub(crate) async fn keys(State(app): Shared, Operator(c): Operator) -> Response 
         StatusCode::OK,
         &KeysPage {
             frame: c.frame(),
-            rows: app.keys_list().iter().map(KeyLine::from).collect(),
+            rows: app.admin.keys_list().iter().map(KeyLine::from).collect(),
             algs: SigningAlg::ALL.iter().map(|a| a.as_str()).collect(),
-            publish_delay: format_seconds(app.key_publish_delay),
+            publish_delay: format_seconds(app.admin.key_publish_delay),
         },
     )
 }
@@ -136,7 +134,7 @@ pub(crate) async fn rotate(State(app): Shared, Operator(c): Operator, body: Byte
         Err(r) => return r,
     };
     let alg = form.single("alg").ok().flatten().filter(|a| !a.is_empty());
-    match app.keys_rotate(&c.actor, alg).await {
+    match app.admin.keys_rotate(&c.actor, alg).await {
         Ok(_) => see_other(KEYS),
         Err(e) => refused(e, "The keys were not rotated"),
     }
@@ -186,7 +184,7 @@ pub(crate) async fn audit(
     Query(l): Query<Listing>,
 ) -> Response {
     let before = l.before();
-    let found = match app.audit_list(before, l.search(), PAGE).await {
+    let found = match app.admin.audit_list(before, l.search(), PAGE).await {
         Ok(e) => e,
         Err(e) => return unavailable(e),
     };

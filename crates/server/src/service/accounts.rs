@@ -1,23 +1,21 @@
-//! Accounts and what they delegated: creating and changing accounts (admin API and CLI, one code path), password
-//! hashing with Argon2id, login with throttling and sessions, consents (the apps an account authorized) and
-//! grants, listed and revoked by the account or an operator.
+//! Accounts: creating, changing and deleting them (admin API, operator pages and CLI, one code path), with their
+//! passwords hashed by Argon2id and what their console keys may be given.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use keyward_core::account::{check_password, check_role, login_delay, normalize_email};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use keyward_core::account::{check_password, check_role, normalize_email};
 use keyward_core::console::{KeyScopes, check_key_scopes};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::admin::Actor;
-use crate::app::App;
+use super::{Actor, Delegated};
+use crate::clock::Clock;
 use crate::crypto::{new_token, random, random_id};
 use crate::error::ApiError;
-use crate::store::{
-    AccountRow, ConsentRow, GrantFilter, GrantRow, NewAudit, StoreError, split_list,
-};
+use crate::memory::Memory;
+use crate::store::{AccountRow, Store, StoreError};
 
 /// Fields of an account, for create (`email` required) and update (only those given change).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -77,38 +75,6 @@ impl From<&AccountRow> for AccountView {
     }
 }
 
-/// An app an account authorized, as the account and the admin API see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Authorized {
-    /// The app.
-    pub client_id: String,
-    /// Its display name.
-    pub name: String,
-    /// The resource.
-    pub resource: String,
-    /// The scopes agreed to.
-    pub scopes: Vec<String>,
-    /// Unix seconds.
-    pub authorized_at: i64,
-}
-
-/// Why a login failed: the page shows the same words for an unknown email and a wrong password.
-#[derive(Debug)]
-pub enum LoginError {
-    /// Wrong email or password (or a disabled account).
-    Invalid,
-    /// Too many failures: try again after this many seconds.
-    Throttled(i64),
-    /// Anything else.
-    Api(ApiError),
-}
-
-impl From<StoreError> for LoginError {
-    fn from(e: StoreError) -> Self {
-        LoginError::Api(e.into())
-    }
-}
-
 /// Argon2id with the crate's defaults (RFC 9106's second recommended option scaled down: 19 MiB, 2 passes, one
 /// lane, as OWASP recommends), run on the blocking pool so a login never stalls the token endpoint's threads.
 async fn hash_password(password: String) -> Result<String, ApiError> {
@@ -123,35 +89,6 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
     .await
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(ApiError::Internal)
-}
-
-/// Checks a password against a PHC string, on the blocking pool. `None` (an unknown email) checks against a
-/// fixed hash, so an unknown email takes as long as a wrong password.
-async fn verify_password(password: String, hash: Option<String>) -> bool {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    tokio::task::spawn_blocking(move || {
-        let dummy = DUMMY.get_or_init(|| {
-            let Ok(salt) = SaltString::encode_b64(&[7u8; 16]) else {
-                return String::new();
-            };
-            Argon2::default()
-                .hash_password(b"not a password", &salt)
-                .map(|h| h.to_string())
-                .unwrap_or_default()
-        });
-        let known = hash.is_some();
-        let phc = hash.unwrap_or_else(|| dummy.clone());
-        let ok = PasswordHash::new(&phc)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        known && ok
-    })
-    .await
-    .unwrap_or(false)
 }
 
 fn check_partner_id(p: &str) -> Result<(), ApiError> {
@@ -187,22 +124,19 @@ fn not_found(e: StoreError) -> ApiError {
     }
 }
 
-fn audit<'a>(
-    actor: &'a Actor,
-    action: &'a str,
-    target: &'a str,
-    detail: serde_json::Value,
-) -> NewAudit<'a> {
-    NewAudit {
-        actor: &actor.who,
-        source: &actor.source,
-        action,
-        target,
-        detail: detail.to_string(),
-    }
+/// Accounts: the people who log in to the console and authorize apps.
+pub struct Accounts {
+    /// Accounts, their keys and grants.
+    pub store: Store,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// This node's memory (an account's keys, disabled or deleted with it).
+    pub memory: Arc<Memory>,
+    /// Revokes an account's grants.
+    pub delegated: Arc<Delegated>,
 }
 
-impl App {
+impl Accounts {
     /// Creates an account; returns it and, when the input had no password, the generated one (shown once).
     pub async fn account_create(
         &self,
@@ -248,8 +182,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         tx.account_insert(&row).await.map_err(conflict_on_email)?;
         tx.audit(
-            &audit(
-                actor,
+            &actor.entry(
                 "account.create",
                 &row.id,
                 json!({"email": row.email, "partner_id": row.partner_id, "role": row.role}),
@@ -270,7 +203,7 @@ impl App {
 
     /// Checks an allowance against the resources and returns it as stored.
     async fn checked_key_scopes(&self, k: KeyScopes) -> Result<String, ApiError> {
-        let catalogue = self.catalogue().await?;
+        let catalogue = super::admin::catalogue(&self.store).await?;
         let k =
             check_key_scopes(k, |r| catalogue.get(r).cloned()).map_err(ApiError::bad_request)?;
         Ok(serde_json::to_string(&k).unwrap_or_else(|_| "{}".into()))
@@ -351,14 +284,14 @@ impl App {
         let mut keys = Vec::new();
         if disabling {
             for g in tx.grants_of_account(id).await? {
-                self.revoke_grant_in(&mut tx, &g, "account.disabled", actor, now)
+                self.delegated
+                    .revoke_grant_in(&mut tx, &g, "account.disabled", actor, now)
                     .await?;
             }
             keys = tx.owned_clients_disable(id, now).await?;
             for k in &keys {
                 tx.audit(
-                    &audit(
-                        actor,
+                    &actor.entry(
                         "client.update",
                         k,
                         json!({"fields": ["enabled"], "why": "account.disabled"}),
@@ -369,7 +302,7 @@ impl App {
             }
         }
         tx.audit(
-            &audit(actor, "account.update", id, json!({"fields": fields})),
+            &actor.entry("account.update", id, json!({"fields": fields})),
             now,
         )
         .await?;
@@ -385,13 +318,14 @@ impl App {
         let mut tx = self.store.begin().await?;
         tx.account_get(id, true).await.map_err(not_found)?;
         for g in tx.grants_of_account(id).await? {
-            self.revoke_grant_in(&mut tx, &g, "account.deleted", actor, now)
+            self.delegated
+                .revoke_grant_in(&mut tx, &g, "account.deleted", actor, now)
                 .await?;
         }
         // Its keys go first, one by one with a feed entry each, so every node drops them from memory.
         let keys = tx.clients_owned_ids(id).await?;
         for k in &keys {
-            crate::admin::client_delete_in(
+            super::admin::client_delete_in(
                 &mut tx,
                 actor,
                 k,
@@ -401,7 +335,7 @@ impl App {
             .await?;
         }
         tx.account_delete(id).await.map_err(not_found)?;
-        tx.audit(&audit(actor, "account.delete", id, json!({})), now)
+        tx.audit(&actor.entry("account.delete", id, json!({})), now)
             .await?;
         tx.commit().await?;
         self.apply_clients(&keys).await;
@@ -411,211 +345,7 @@ impl App {
     /// Applies committed changes to clients to this process's memory (others follow the feed).
     async fn apply_clients(&self, ids: &[String]) {
         for id in ids {
-            self.apply_committed("client", id).await;
+            self.memory.committed("client", id).await;
         }
-    }
-
-    /// Checks an email and password. Failures are counted per account, and once there are
-    /// [`keyward_core::account::FREE_FAILURES`] each further try must wait (`Throttled`), checked before the
-    /// password so a throttled guess costs nothing. On success a session is opened: its cookie value is returned.
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<(String, AccountRow), LoginError> {
-        let now = self.clock.now();
-        let account = match normalize_email(email) {
-            Ok(e) => self.store.account_by_email(&e).await?,
-            Err(_) => None,
-        };
-        if let Some(a) = &account {
-            if a.locked_until > now {
-                return Err(LoginError::Throttled(a.locked_until - now));
-            }
-        }
-        let ok = verify_password(
-            password.to_owned(),
-            account.as_ref().map(|a| a.password_hash.clone()),
-        )
-        .await;
-        let Some(account) = account else {
-            return Err(LoginError::Invalid);
-        };
-        if !ok || !account.enabled {
-            let failures = self.store.login_failed(&account.id).await?;
-            let delay = login_delay(failures);
-            if delay > 0 {
-                self.store.login_lock(&account.id, now + delay).await?;
-                tracing::warn!(account_id = %account.id, failures, delay, "failed logins: the account's next login waits");
-            }
-            return Err(LoginError::Invalid);
-        }
-        let session = new_token("kws_");
-        self.store
-            .login_succeeded(
-                &account.id,
-                &self.master.digest(&session),
-                now,
-                now + self.session_ttl,
-            )
-            .await?;
-        Ok((session, account))
-    }
-
-    /// The account of a session cookie's value, when the session is live.
-    pub async fn session(&self, cookie: &str) -> Result<Option<AccountRow>, ApiError> {
-        Ok(self
-            .store
-            .session_account(&self.master.digest(cookie), self.clock.now())
-            .await?)
-    }
-
-    /// Ends a session.
-    pub async fn logout(&self, cookie: &str) -> Result<(), ApiError> {
-        Ok(self
-            .store
-            .session_delete(&self.master.digest(cookie))
-            .await?)
-    }
-
-    /// The apps an account authorized.
-    pub async fn authorized_apps(&self, account_id: &str) -> Result<Vec<Authorized>, ApiError> {
-        let consents = self.store.consents_for(account_id).await?;
-        let mut out = Vec::with_capacity(consents.len());
-        for c in consents {
-            out.push(self.authorized(c).await?);
-        }
-        Ok(out)
-    }
-
-    async fn authorized(&self, c: ConsentRow) -> Result<Authorized, ApiError> {
-        let name = self
-            .registry
-            .client(&self.store, &c.client_id)
-            .await?
-            .map(|k| k.client.name.clone())
-            .unwrap_or_else(|| c.client_id.clone());
-        Ok(Authorized {
-            client_id: c.client_id,
-            name,
-            resource: c.resource,
-            scopes: split_list(&c.scopes),
-            authorized_at: c.updated_at,
-        })
-    }
-
-    /// Whether the account already agreed to every scope of this request (consent is remembered).
-    pub async fn consented(
-        &self,
-        account_id: &str,
-        client_id: &str,
-        resource: &str,
-        scope: &keyward_core::scope::ScopeSet,
-    ) -> Result<bool, ApiError> {
-        let Some(c) = self
-            .store
-            .consent_get(account_id, client_id, resource)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let agreed = keyward_core::scope::ScopeSet::from_tokens(split_list(&c.scopes));
-        Ok(scope.is_subset(&agreed))
-    }
-
-    /// Records consent (widening any earlier one to include these scopes).
-    pub async fn consent_give(
-        &self,
-        account_id: &str,
-        client_id: &str,
-        resource: &str,
-        scope: &keyward_core::scope::ScopeSet,
-    ) -> Result<(), ApiError> {
-        let now = self.clock.now();
-        let earlier = self
-            .store
-            .consent_get(account_id, client_id, resource)
-            .await?;
-        let mut all: Vec<String> = earlier.map(|c| split_list(&c.scopes)).unwrap_or_default();
-        all.extend(scope.iter().map(str::to_owned));
-        let merged = keyward_core::scope::ScopeSet::from_tokens(all);
-        let actor = Actor {
-            who: format!("account:{account_id}"),
-            source: "consent".into(),
-        };
-        let mut tx = self.store.begin().await?;
-        tx.consent_upsert(account_id, client_id, resource, &merged.to_string(), now)
-            .await?;
-        tx.audit(
-            &audit(
-                &actor,
-                "consent.give",
-                client_id,
-                json!({"resource": resource, "scopes": merged.to_vec()}),
-            ),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Withdraws an account's consent to an app and revokes every grant the app holds from it. `NotFound` when
-    /// the account had not authorized the app.
-    pub async fn consent_withdraw(
-        &self,
-        actor: &Actor,
-        account_id: &str,
-        client_id: &str,
-    ) -> Result<(), ApiError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let removed = tx.consent_delete(account_id, client_id).await?;
-        let grants = tx.grants_of(account_id, client_id).await?;
-        if removed == 0 && grants.is_empty() {
-            return Err(ApiError::not_found("authorization"));
-        }
-        for g in &grants {
-            self.revoke_grant_in(&mut tx, g, "consent.withdrawn", actor, now)
-                .await?;
-        }
-        tx.audit(
-            &audit(
-                actor,
-                "consent.withdraw",
-                client_id,
-                json!({"account_id": account_id, "grants_revoked": grants.len()}),
-            ),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// A page of grants.
-    pub async fn grants_list(
-        &self,
-        filter: &GrantFilter<'_>,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<GrantRow>, ApiError> {
-        Ok(self
-            .store
-            .grants_page(filter, after, limit.clamp(1, 1_000))
-            .await?)
-    }
-
-    /// Revokes one grant (its refresh tokens stop working, its access tokens are denylisted).
-    pub async fn grant_revoke(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        if tx.grant_get(id).await?.is_none() {
-            return Err(ApiError::not_found("grant"));
-        }
-        self.revoke_grant_in(&mut tx, id, "revoked", actor, now)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use keyward_core::endpoint::Format;
 
-use crate::issuer::TokenResponse;
+use keyward_core::grant::TokenResponse;
 
 const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#;
 

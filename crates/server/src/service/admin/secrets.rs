@@ -5,8 +5,7 @@ use keyward_core::client::AuthMethod;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Actor, DurationValue, not_found};
-use crate::app::App;
+use super::{Actor, Admin, DurationValue, not_found};
 use crate::crypto::{new_secret, random_id};
 use crate::error::ApiError;
 use crate::store::SecretRow;
@@ -52,7 +51,7 @@ pub(super) fn secret_view(s: &SecretRow) -> SecretView {
     }
 }
 
-impl App {
+impl Admin {
     /// Adds a secret; with `retire_old_after`, every older secret stops working that many seconds from now
     /// (rotation with overlap). Issued tokens are never affected.
     pub async fn secret_add(

@@ -10,8 +10,7 @@ use keyward_core::scope::is_scope_token;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Actor, DurationValue, check_name, not_found};
-use crate::app::App;
+use super::{Actor, Admin, DurationValue, check_name, not_found};
 use crate::crypto::random_id;
 use crate::error::ApiError;
 use crate::store::{ResourceRow, StoreError, Tx};
@@ -189,7 +188,7 @@ fn apply_resource(
     Ok(())
 }
 
-impl App {
+impl Admin {
     /// Creates a resource.
     pub async fn resource_create(
         &self,

@@ -3,6 +3,7 @@
 //! entry and change-feed entry, then applied to this process's memory at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use keyward_core::client::{AuthMethod, GrantType, check_client_id};
 use keyward_core::duration::parse_seconds;
@@ -12,84 +13,23 @@ use keyward_core::scope::is_scope_token;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::app::App;
+pub use super::Actor;
+use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_secret, random_id, random_uuid};
 use crate::error::ApiError;
-use crate::store::{ClientRow, NewAudit, NewClient, SecretRow, StoreError, Tx, split_list};
+use crate::memory::Memory;
+use crate::store::{ClientRow, NewClient, SecretRow, Store, StoreError, Tx, split_list};
+use crate::usage::Usage;
 
 mod import;
 mod platform;
 mod resources;
 mod secrets;
+mod usage;
 
 pub use resources::{ResourceInput, ResourcePatch, check_resource, resource_create_in};
 use secrets::secret_view;
 pub use secrets::{NewSecret, SecretView};
-
-/// Who makes a change, and from where (for the audit log).
-#[derive(Debug, Clone)]
-pub struct Actor {
-    /// `client:<id>`, `cli` or `system`.
-    pub who: String,
-    /// Peer address, `cli` or `system`.
-    pub source: String,
-}
-
-impl Actor {
-    /// First start.
-    pub fn system() -> Self {
-        Actor {
-            who: "system".into(),
-            source: "system".into(),
-        }
-    }
-    /// The configuration file (declared resources).
-    pub fn config() -> Self {
-        Actor {
-            who: "config".into(),
-            source: "config".into(),
-        }
-    }
-    /// The command line.
-    pub fn cli() -> Self {
-        Actor {
-            who: "cli".into(),
-            source: "cli".into(),
-        }
-    }
-    /// An admin API caller.
-    pub fn client(id: &str, source: String) -> Self {
-        Actor {
-            who: format!("client:{id}"),
-            source,
-        }
-    }
-    /// Whether this is the admin API caller authenticated as client `id`.
-    pub fn is_client(&self, id: &str) -> bool {
-        self.who.strip_prefix("client:") == Some(id)
-    }
-    /// An account holder (the console), or an operator acting through the console's operator pages.
-    pub fn account(id: &str, source: String) -> Self {
-        Actor {
-            who: format!("account:{id}"),
-            source,
-        }
-    }
-    fn entry<'a>(
-        &'a self,
-        action: &'a str,
-        target: &'a str,
-        detail: serde_json::Value,
-    ) -> NewAudit<'a> {
-        NewAudit {
-            actor: &self.who,
-            source: &self.source,
-            action,
-            target,
-            detail: detail.to_string(),
-        }
-    }
-}
 
 /// A duration given as seconds or as text such as `"15m"`.
 #[derive(Debug, Clone)]
@@ -581,31 +521,46 @@ pub async fn client_delete_in(
     Ok(())
 }
 
-impl App {
+/// Every resource's identifier with the scopes it offers: what registrations and allowances are checked against.
+pub async fn catalogue(store: &Store) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    Ok(store
+        .resources_all()
+        .await?
+        .into_iter()
+        .map(|r| (r.identifier, split_list(&r.scopes)))
+        .collect())
+}
+
+/// Clients and their secrets, resources, signing keys and the audit log: the admin API's and the CLI's service.
+pub struct Admin {
+    /// The data layer.
+    pub store: Store,
+    /// Secret digests and the key-encryption key.
+    pub master: Arc<MasterKeys>,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// This node's memory, brought up to date after each commit.
+    pub memory: Arc<Memory>,
+    /// Longest access-token lifetime a resource may be given, seconds.
+    pub max_access_token_ttl: i64,
+    /// Publish-then-sign delay of a new signing key, seconds.
+    pub key_publish_delay: i64,
+    /// The resource a new client gets when its registration names none.
+    pub default_client_resource: Option<String>,
+    /// Tokens issued per key per hour, not yet flushed.
+    pub usage: Arc<Usage>,
+}
+
+impl Admin {
     /// Every resource's identifier with the scopes it offers.
     pub(crate) async fn catalogue(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
-        Ok(self
-            .store
-            .resources_all()
-            .await?
-            .into_iter()
-            .map(|r| (r.identifier, split_list(&r.scopes)))
-            .collect())
+        Ok(catalogue(&self.store).await?)
     }
 
     async fn finish(&self, tx: Tx, kind: &str, key: &str) -> Result<(), ApiError> {
         tx.commit().await?;
-        self.apply_committed(kind, key).await;
+        self.memory.committed(kind, key).await;
         Ok(())
-    }
-
-    /// Applies a committed change to this process's memory at once; others see it through the feed. Once
-    /// committed the change stands: if reading it back fails (the database went away just after the commit), the
-    /// answer is still a success, and this process's feed follower applies it when it reads the feed again.
-    pub(crate) async fn apply_committed(&self, kind: &str, key: &str) {
-        if let Err(e) = self.apply_change(kind, key).await {
-            tracing::warn!(error = %e, kind, "a committed change is applied to memory from the feed later");
-        }
     }
 
     /// A registration that names no resource gets the deployment's default (`resources_by_default`), or is
@@ -674,6 +629,7 @@ impl App {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let resources = self
+                .memory
                 .registry
                 .client(&self.store, &row.id)
                 .await?

@@ -8,8 +8,7 @@ use std::io::BufRead;
 
 use serde_json::{Value, json};
 
-use super::{Actor, ClientInput, new_client};
-use crate::app::App;
+use super::{Actor, Admin, ClientInput, new_client};
 use crate::crypto::random_id;
 use crate::error::ApiError;
 use crate::store::{NewClient, SecretRow, StoreError};
@@ -114,7 +113,7 @@ fn at_line(n: usize, e: ApiError) -> ApiError {
     }
 }
 
-impl App {
+impl Admin {
     /// Imports clients from JSON Lines (blank lines skipped); returns how many. All or nothing.
     pub async fn clients_import(
         &self,

@@ -3,14 +3,13 @@
 use keyward_core::resource::SigningAlg;
 use serde_json::json;
 
-use super::Actor;
-use crate::app::App;
+use super::{Actor, Admin};
 use crate::error::ApiError;
 
-impl App {
+impl Admin {
     /// Signing keys with their state.
     pub fn keys_list(&self) -> Vec<serde_json::Value> {
-        self.keys.describe(self.clock.now())
+        self.memory.keys.describe(self.clock.now())
     }
 
     /// Rotates signing keys (one algorithm, or all): the new key is published now and signs after

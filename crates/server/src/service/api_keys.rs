@@ -2,17 +2,20 @@
 //! account, rotating, disabling and deleting, and their usage. Every change goes through the admin service (the
 //! same code path as the admin API and the CLI); this layer adds the ownership check and the allowance.
 
+use std::sync::Arc;
+
 use keyward_core::client::GrantType;
-use keyward_core::console::{KeyRequestError, KeyScopes, check_key_request, hourly_series};
+use keyward_core::console::{KeyRequestError, KeyScopes, check_key_request};
 use serde::Serialize;
 
-use crate::accounts::key_scopes_of;
-use crate::admin::{Actor, ClientInput, ClientView, DurationValue, NewSecret, OwnedRefusal};
-use crate::app::App;
+use super::Actor;
+use super::accounts::key_scopes_of;
+use super::admin::{Admin, ClientInput, ClientView, DurationValue, NewSecret, OwnedRefusal};
 use crate::error::ApiError;
-use crate::store::AccountRow;
+use crate::registry::Registry;
+use crate::store::{AccountRow, Store};
 
-pub use crate::admin::MAX_KEYS_PER_ACCOUNT;
+pub use super::admin::MAX_KEYS_PER_ACCOUNT;
 
 /// An API key as its owner sees it: the client, when a secret last worked, and the environment's name.
 #[derive(Debug, Clone, Serialize)]
@@ -59,14 +62,24 @@ impl From<ApiError> for KeyFormError {
     }
 }
 
-impl App {
+/// An account's own API keys, as its console shows and changes them.
+pub struct ApiKeys {
+    /// Keys are clients: every change goes through the admin service.
+    pub admin: Arc<Admin>,
+    /// The keys an account owns.
+    pub store: Store,
+    /// Resources in memory (an environment's name, what it offers now).
+    pub registry: Arc<Registry>,
+}
+
+impl ApiKeys {
     /// The keys an account made, newest first.
     pub async fn keys_of(&self, account_id: &str) -> Result<Vec<KeyView>, ApiError> {
         let rows = self.store.clients_owned(account_id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             // The client may be deleted between the two reads (another tab): it is then simply not listed.
-            match self.client_get(&row.id).await {
+            match self.admin.client_get(&row.id).await {
                 Ok(c) => out.push(self.key_view(c)),
                 Err(ApiError::Plain {
                     status: axum::http::StatusCode::NOT_FOUND,
@@ -107,7 +120,7 @@ impl App {
     /// One of the account's keys. Another account's key, or none, is the same `not_found`, so ids of other
     /// accounts' keys cannot be probed.
     pub async fn key_of(&self, account_id: &str, client_id: &str) -> Result<KeyView, ApiError> {
-        let client = self.client_get(client_id).await?;
+        let client = self.admin.client_get(client_id).await?;
         if client.owner_account.as_deref() != Some(account_id) {
             return Err(ApiError::not_found("key"));
         }
@@ -143,7 +156,7 @@ impl App {
             owner_account: Some(account.id.clone()),
             ..ClientInput::default()
         };
-        let (view, secret) = match self.client_create(actor, input).await {
+        let (view, secret) = match self.admin.client_create(actor, input).await {
             Ok(created) => created,
             Err(e) => {
                 return Err(match OwnedRefusal::of(&e) {
@@ -176,7 +189,8 @@ impl App {
         overlap: i64,
     ) -> Result<NewSecret, ApiError> {
         self.key_of(account_id, client_id).await?;
-        self.secret_add(actor, client_id, Some(DurationValue::Seconds(overlap)))
+        self.admin
+            .secret_add(actor, client_id, Some(DurationValue::Seconds(overlap)))
             .await
     }
 
@@ -219,7 +233,9 @@ impl App {
                         .into(),
             });
         }
-        self.client_set_enabled(actor, client_id, enabled).await?;
+        self.admin
+            .client_set_enabled(actor, client_id, enabled)
+            .await?;
         Ok(())
     }
 
@@ -231,36 +247,7 @@ impl App {
         client_id: &str,
     ) -> Result<(), ApiError> {
         self.key_of(account_id, client_id).await?;
-        self.client_delete(actor, client_id).await
-    }
-
-    /// Tokens issued to a client per hour over the last `hours` hours, oldest first: what every node has flushed
-    /// to the database, plus this node's counts not flushed yet.
-    pub async fn usage_series(
-        &self,
-        client_id: &str,
-        hours: usize,
-    ) -> Result<Vec<(i64, i64)>, ApiError> {
-        let now = self.clock.now();
-        let since = keyward_core::console::hour_start(now)
-            - (hours as i64 - 1) * keyward_core::console::HOUR;
-        // The counts of this instance of the client only: one deleted before it, with the same id, left its own.
-        let instance = self
-            .registry
-            .client(&self.store, client_id)
-            .await?
-            .map(|c| c.instance)
-            .ok_or_else(|| ApiError::not_found("client"))?;
-        let stored = self.store.usage_of(client_id, instance, since).await?;
-        let pending = self.usage.pending_of(client_id, instance);
-        Ok(hourly_series(
-            stored
-                .into_iter()
-                .map(|r| (r.hour, r.tokens))
-                .chain(pending),
-            now,
-            hours,
-        ))
+        self.admin.client_delete(actor, client_id).await
     }
 }
 

@@ -3,11 +3,14 @@
 //! revoking a grant, which denylists every access token its family issued. Each use of a code or refresh token is
 //! one transaction that starts with the conditional `UPDATE` deciding the one winner.
 
+use std::sync::Arc;
+
 use keyward_core::client::GrantType;
 use keyward_core::form::Params;
 use keyward_core::grant::authorization_code::{
     Authorization, IssuedCode, check_redemption, refresh_scope,
 };
+use keyward_core::grant::{PartnerCheck, TokenResponse};
 use keyward_core::introspect::{Introspection, RefreshDetails, may_see_refresh};
 use keyward_core::jwt::{AccessTokenClaims, LEEWAY_SECONDS};
 use keyward_core::resource::Resource;
@@ -15,15 +18,15 @@ use keyward_core::scope::ScopeSet;
 use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
-use crate::admin::Actor;
-use crate::app::App;
-use crate::crypto::{new_token, random_id, sha256, token_id};
+use super::Actor;
+use crate::clock::Clock;
+use crate::crypto::{MasterKeys, new_token, random_id, sha256, token_id};
 use crate::error::ApiError;
-use crate::issuer::{PartnerCheck, TokenResponse};
+use crate::keys::KeyRing;
 use crate::refresh::{self, Presented};
-use crate::registry::CachedClient;
+use crate::registry::{CachedClient, Registry};
 use crate::store::{
-    Advance, CodeRow, GrantRow, NewAudit, StoreError, Tx, same_instance, split_list,
+    Advance, CodeRow, GrantRow, NewAudit, Store, StoreError, Tx, same_instance, split_list,
 };
 
 /// The one answer for a code that cannot be used, whatever the reason, so a client learns nothing about codes it
@@ -51,24 +54,29 @@ fn may_use(client: &CachedClient, grant: GrantType) -> Result<(), ApiError> {
     )))
 }
 
-/// The partner header's rule: sent, and equal to the account's partner id.
-fn check_partner(partner: PartnerCheck<'_>, account_partner: Option<&str>) -> Result<(), ApiError> {
-    match partner {
-        PartnerCheck::None => Ok(()),
-        PartnerCheck::Header { name, value: None } => Err(ApiError::oauth(
-            OAuthError::invalid_request(format!("header {name} is required for this grant type")),
-        )),
-        PartnerCheck::Header {
-            name,
-            value: Some(v),
-        } if account_partner != Some(v) => Err(ApiError::oauth(OAuthError::invalid_grant(
-            format!("{name} is not the partner id of the seller who authorized this app"),
-        ))),
-        PartnerCheck::Header { .. } => Ok(()),
-    }
+/// Delegated access: codes after consent, their redemption, refresh tokens, and revoking grants.
+pub struct Delegated {
+    /// Codes, grants and their token families.
+    pub store: Store,
+    /// Clients and resources in memory.
+    pub registry: Arc<Registry>,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Code digests and refresh-token MACs.
+    pub master: Arc<MasterKeys>,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// The issuer URL (`iss`).
+    pub issuer: String,
+    /// Authorization code lifetime, seconds.
+    pub code_ttl: i64,
+    /// Default absolute lifetime of a grant, seconds.
+    pub refresh_token_ttl: i64,
+    /// How long a grant may go unused before its refresh token stops working, seconds (`None`: no limit).
+    pub refresh_token_idle_ttl: Option<i64>,
 }
 
-impl App {
+impl Delegated {
     /// After consent: stores a code for `account_id` and returns it (shown once, in the redirect).
     pub async fn issue_code(
         &self,
@@ -159,7 +167,9 @@ impl App {
             Err(e) => return Err(e.into()),
         };
         let checked = checked.and_then(|()| match &account {
-            Some(a) if a.enabled => check_partner(partner, a.partner_id.as_deref()),
+            Some(a) if a.enabled => partner
+                .check(a.partner_id.as_deref())
+                .map_err(ApiError::oauth),
             _ => Err(unusable_code()),
         });
         let resource = self.registry.resources().get(&row.resource).cloned();
@@ -268,7 +278,9 @@ impl App {
         if !account.enabled {
             return Err(unusable_refresh());
         }
-        check_partner(partner, account.partner_id.as_deref())?;
+        partner
+            .check(account.partner_id.as_deref())
+            .map_err(ApiError::oauth)?;
         let granted = ScopeSet::from_tokens(split_list(&grant.scopes));
         let scope = refresh_scope(&granted, asked_scope).map_err(ApiError::oauth)?;
         let resource = self

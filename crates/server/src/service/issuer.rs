@@ -2,58 +2,59 @@
 //! Issuing a client_credentials token reads only memory and writes nothing to the database.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use keyward_core::client::{AuthMethod, GrantType};
 use keyward_core::form::Params;
-use keyward_core::grant::client_credentials;
+use keyward_core::grant::{PartnerCheck, TokenResponse, client_credentials};
 use keyward_core::introspect::{Introspection, may_revoke, may_see};
 use keyward_core::jwt::AccessTokenClaims;
 use keyward_core::{ErrorCode, OAuthError};
-use serde::Serialize;
 use serde_json::json;
 
-use crate::app::App;
+use super::Delegated;
+use crate::clock::Clock;
 use crate::config::Endpoint;
-use crate::crypto::{token_id, token_instance};
+use crate::crypto::{MasterKeys, token_id, token_instance};
 use crate::error::{ApiError, Challenge};
-use crate::limits::Source;
-use crate::metrics::Lookup;
+use crate::feed::FeedHealth;
+use crate::keys::KeyRing;
+use crate::limits::{Limits, Source};
+use crate::metrics::{Lookup, Metrics};
 use crate::refresh::REFRESH_PREFIX;
-use crate::registry::{CachedClient, Credentials};
+use crate::registry::{CachedClient, Credentials, Registry};
+use crate::store::Store;
+use crate::usage::Usage;
 
-/// RFC 6749 §5.1 successful token response.
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    /// The JWT.
-    pub access_token: String,
-    /// Always `Bearer` (RFC 6750).
-    pub token_type: &'static str,
-    /// Seconds.
-    pub expires_in: i64,
-    /// RFC 6749 §5.1: the rotated refresh token, on the delegated grants.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    /// Granted scopes (RFC 6749 §3.3), absent when none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+/// Issues, introspects and revokes tokens: the token endpoint's service, over what is in memory.
+pub struct Issuer {
+    /// The data layer (revocations, the denylist, clients not yet in memory).
+    pub store: Store,
+    /// Clients and resources in memory.
+    pub registry: Arc<Registry>,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Pepper (secret digests).
+    pub master: Arc<MasterKeys>,
+    /// Rate limits, quotas and failed-authentication limits.
+    pub limits: Arc<Limits>,
+    /// Tokens issued per key per hour, not yet flushed.
+    pub usage: Arc<Usage>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// Whether the database answered the change feed lately.
+    pub feed: Arc<FeedHealth>,
+    /// The issuer URL (`iss`).
+    pub issuer: String,
+    /// How long tokens keep being issued from memory while the database is unreachable.
+    pub stale_while_unreachable: Duration,
+    /// The delegated grants (authorization_code, refresh_token).
+    pub delegated: Arc<Delegated>,
 }
 
-/// Whether a token endpoint ties delegated grants to a partner header (Walmart's `WM_PARTNER.ID`): the value
-/// must be sent and equal the account's partner id.
-#[derive(Debug, Clone, Copy)]
-pub enum PartnerCheck<'a> {
-    /// The endpoint asks for no partner header.
-    None,
-    /// The endpoint's header, and what the request sent in it.
-    Header {
-        /// The header's name, for the error message.
-        name: &'a str,
-        /// Its value, when sent.
-        value: Option<&'a str>,
-    },
-}
-
-impl App {
+impl Issuer {
     /// Authenticates a client, keeping the challenge for a 401, under the limits of `endpoint`: the source's
     /// request rate first, then whether the source may try this client id at all (failed-authentication
     /// limits), then the secret (a failure counts against both), then the client's own request rate.
@@ -130,9 +131,13 @@ impl App {
         let issued = match grant {
             Ok(GrantType::ClientCredentials) => self.client_credentials(client, params),
             Ok(GrantType::AuthorizationCode) => {
-                self.authorization_code(client, params, partner).await
+                self.delegated
+                    .authorization_code(client, params, partner)
+                    .await
             }
-            Ok(GrantType::RefreshToken) => self.refresh_token(client, params, partner).await,
+            Ok(GrantType::RefreshToken) => {
+                self.delegated.refresh_token(client, params, partner).await
+            }
             Err(_) => Err(ApiError::oauth(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "Keyward offers client_credentials, authorization_code and refresh_token",
@@ -240,7 +245,7 @@ impl App {
         // The hint is optional and only an optimisation (RFC 7662 §2.1): the token's own form says what it is.
         params.single("token_type_hint").map_err(ApiError::oauth)?;
         if token.starts_with(REFRESH_PREFIX) {
-            return self.introspect_refresh(caller, token).await;
+            return self.delegated.introspect_refresh(caller, token).await;
         }
         match self.verify_token(token).await {
             Ok(claims) if may_see(&caller.client, &claims) => Ok(Introspection::active(claims)),
@@ -254,7 +259,7 @@ impl App {
         let token = params.required("token").map_err(ApiError::oauth)?;
         params.single("token_type_hint").map_err(ApiError::oauth)?;
         if token.starts_with(REFRESH_PREFIX) {
-            return self.revoke_refresh(caller, token).await;
+            return self.delegated.revoke_refresh(caller, token).await;
         }
         let claims = match self.verify_token(token).await {
             Ok(c) => c,

@@ -1,0 +1,136 @@
+//! Logins and sessions: checking an email and password (Argon2id, on the blocking pool) with per-account
+//! throttling, opening a session whose cookie value is stored only as a digest, and ending it.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use keyward_core::account::{login_delay, normalize_email};
+
+use crate::clock::Clock;
+use crate::crypto::{MasterKeys, new_token};
+use crate::error::ApiError;
+use crate::store::{AccountRow, Store, StoreError};
+
+/// Logins and the sessions they open.
+pub struct Sessions {
+    /// Accounts and sessions.
+    pub store: Store,
+    /// Session digests.
+    pub master: Arc<MasterKeys>,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// Session lifetime, seconds.
+    pub session_ttl: i64,
+}
+
+/// Why a login failed: the page shows the same words for an unknown email and a wrong password.
+#[derive(Debug)]
+pub enum LoginError {
+    /// Wrong email or password (or a disabled account).
+    Invalid,
+    /// Too many failures: try again after this many seconds.
+    Throttled(i64),
+    /// Anything else.
+    Api(ApiError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Api(e.into())
+    }
+}
+
+/// Checks a password against a PHC string, on the blocking pool. `None` (an unknown email) checks against a
+/// fixed hash, so an unknown email takes as long as a wrong password.
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let dummy = DUMMY.get_or_init(|| {
+            let Ok(salt) = SaltString::encode_b64(&[7u8; 16]) else {
+                return String::new();
+            };
+            Argon2::default()
+                .hash_password(b"not a password", &salt)
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        });
+        let known = hash.is_some();
+        let phc = hash.unwrap_or_else(|| dummy.clone());
+        let ok = PasswordHash::new(&phc)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        known && ok
+    })
+    .await
+    .unwrap_or(false)
+}
+
+impl Sessions {
+    /// Checks an email and password. Failures are counted per account, and once there are
+    /// [`keyward_core::account::FREE_FAILURES`] each further try must wait (`Throttled`), checked before the
+    /// password so a throttled guess costs nothing. On success a session is opened: its cookie value is returned.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<(String, AccountRow), LoginError> {
+        let now = self.clock.now();
+        let account = match normalize_email(email) {
+            Ok(e) => self.store.account_by_email(&e).await?,
+            Err(_) => None,
+        };
+        if let Some(a) = &account {
+            if a.locked_until > now {
+                return Err(LoginError::Throttled(a.locked_until - now));
+            }
+        }
+        let ok = verify_password(
+            password.to_owned(),
+            account.as_ref().map(|a| a.password_hash.clone()),
+        )
+        .await;
+        let Some(account) = account else {
+            return Err(LoginError::Invalid);
+        };
+        if !ok || !account.enabled {
+            let failures = self.store.login_failed(&account.id).await?;
+            let delay = login_delay(failures);
+            if delay > 0 {
+                self.store.login_lock(&account.id, now + delay).await?;
+                tracing::warn!(account_id = %account.id, failures, delay, "failed logins: the account's next login waits");
+            }
+            return Err(LoginError::Invalid);
+        }
+        let session = new_token("kws_");
+        self.store
+            .login_succeeded(
+                &account.id,
+                &self.master.digest(&session),
+                now,
+                now + self.session_ttl,
+            )
+            .await?;
+        Ok((session, account))
+    }
+
+    /// The account of a session cookie's value, when the session is live.
+    pub async fn session(&self, cookie: &str) -> Result<Option<AccountRow>, ApiError> {
+        Ok(self
+            .store
+            .session_account(&self.master.digest(cookie), self.clock.now())
+            .await?)
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, cookie: &str) -> Result<(), ApiError> {
+        Ok(self
+            .store
+            .session_delete(&self.master.digest(cookie))
+            .await?)
+    }
+}
