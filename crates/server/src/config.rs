@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyward_core::duration::parse_seconds;
+use keyward_core::registration::ResourceRegistration;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::Deserialize;
 
@@ -538,12 +539,18 @@ impl RawConfig {
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
             let section = || format!("[[resource]] identifier = {:?}", r.identifier);
-            crate::admin::check_resource(r, max_access_token_ttl).map_err(|message| {
-                ConfigError::Section {
+            ResourceRegistration::new(&r.identifier)
+                .and_then(|new| {
+                    keyward_core::registration::resource::apply(
+                        new,
+                        r.change()?,
+                        max_access_token_ttl,
+                    )
+                })
+                .map_err(|e| ConfigError::Section {
                     section: section(),
-                    message,
-                }
-            })?;
+                    message: e.to_string(),
+                })?;
             if !identifiers.insert(r.identifier.as_str()) {
                 return Err(ConfigError::Section {
                     section: section(),
