@@ -8,7 +8,7 @@ use std::sync::RwLock;
 
 use aws_lc_rs::digest::{SHA256, digest};
 
-use crate::verify::Claims;
+use crate::claims::Claims;
 
 /// A bounded map from token digest to verified claims.
 pub(crate) struct Verified {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::digest::{SHA256, digest};
 use keyward_core::basic;
 
+use crate::claims::{Claims, VerifyError};
 use crate::fetch::{self, HttpClient};
-use crate::verify::{Claims, VerifyError};
 
 /// Most answers kept; past it, expired ones are dropped, and if none are, the cache starts over.
 const MAX_ENTRIES: usize = 10_000;

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tower::{Layer, Service};
 
-use crate::verify::{Claims, Verifier, VerifyError};
+use crate::claims::{Claims, VerifyError};
+use crate::verify::Verifier;
 
 /// How a route checks tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@
 //! ```
 
 mod cache;
+mod claims;
 mod clock;
 mod fetch;
 mod introspect;

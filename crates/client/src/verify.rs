@@ -11,35 +11,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, header};
-use keyward_core::jwt::{self, AccessTokenClaims};
+use keyward_core::jwt;
 
 use crate::cache;
+pub use crate::claims::{Claims, VerifyError};
 use crate::fetch::{self, HttpClient};
 use crate::introspect::Introspector;
 use crate::key::{PublicKey, parse_jwks};
-
-/// The verified claims of an access token.
-pub type Claims = AccessTokenClaims;
-
-/// Why a request's token was not accepted; each maps to an RFC 6750 §3.1 answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    /// No token at all: 401 with a bare `Bearer` challenge.
-    #[error("a bearer token is required")]
-    Missing,
-    /// A malformed request (two tokens, a token in the query, a broken header): 400 `invalid_request`.
-    #[error("{0}")]
-    Malformed(&'static str),
-    /// A token that does not verify: 401 `invalid_token`.
-    #[error("{0}")]
-    Invalid(Cow<'static, str>),
-    /// A valid token without a scope the route needs: 403 `insufficient_scope`, naming the scopes.
-    #[error("the token lacks scope {0}")]
-    InsufficientScope(String),
-    /// The issuer's keys (or its introspection endpoint) cannot be reached and none are cached: 503.
-    #[error("the token service is unreachable")]
-    Unavailable,
-}
 
 /// What the verifier needs to know, set through [`Verifier::builder`].
 #[derive(Clone)]

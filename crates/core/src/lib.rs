@@ -18,6 +18,7 @@ pub mod limit;
 pub mod net;
 pub mod pkce;
 pub mod redirect;
+pub mod registration;
 pub mod resource;
 pub mod scope;
 

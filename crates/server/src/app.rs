@@ -82,7 +82,7 @@ pub struct Settings {
     pub node_id: String,
     /// The change-feed position the in-memory state was loaded at.
     pub feed_start: i64,
-    /// The positions among the newest `follower::FEED_RECENT` before `feed_start` that existed then: the others
+    /// The positions among the newest `feed::FEED_RECENT` before `feed_start` that existed then: the others
     /// may belong to transactions that were still committing, and are watched.
     pub feed_recent: Vec<i64>,
 }
@@ -122,7 +122,7 @@ impl App {
         // The feed position is read before the state, so whatever changes while loading is replayed after.
         let feed_start = store.changes_head().await?;
         let feed_recent = store
-            .changes_present_after(feed_start - crate::follower::FEED_RECENT)
+            .changes_present_after(feed_start - crate::feed::FEED_RECENT)
             .await?;
         // Keys stay published while any token they signed can live: a resource may still have a lifetime
         // set before max_access_token_ttl was lowered.

@@ -10,12 +10,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyward_core::duration::parse_seconds;
+use keyward_core::registration::ResourceRegistration;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::Deserialize;
 
 use crate::conn::Timeouts;
-use crate::service::admin::ResourceInput;
 use crate::store::PoolSettings;
+use keyward_core::registration::ResourceInput;
 
 mod endpoint;
 mod limits;
@@ -538,12 +539,18 @@ impl RawConfig {
         let mut identifiers = std::collections::HashSet::new();
         for r in &self.resource {
             let section = || format!("[[resource]] identifier = {:?}", r.identifier);
-            crate::service::admin::check_resource(r, max_access_token_ttl).map_err(|message| {
-                ConfigError::Section {
+            ResourceRegistration::new(&r.identifier)
+                .and_then(|new| {
+                    keyward_core::registration::resource::apply(
+                        new,
+                        r.change()?,
+                        max_access_token_ttl,
+                    )
+                })
+                .map_err(|e| ConfigError::Section {
                     section: section(),
-                    message,
-                }
-            })?;
+                    message: e.to_string(),
+                })?;
             if !identifiers.insert(r.identifier.as_str()) {
                 return Err(ConfigError::Section {
                     section: section(),

@@ -9,6 +9,8 @@ use keyward_core::endpoint::Format;
 use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
+pub mod xml;
+
 use crate::limits::Refusal;
 use crate::store::StoreError;
 
@@ -242,11 +244,7 @@ impl ApiError {
     pub fn render(self, format: Format) -> Response {
         let r = self.rendered();
         let mut response = if format.is_xml() {
-            crate::http::xml::response(
-                r.status,
-                format,
-                crate::http::xml::error(r.code, &r.description),
-            )
+            xml::response(r.status, format, xml::error(r.code, &r.description))
         } else {
             (
                 r.status,

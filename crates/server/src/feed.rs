@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// How many of the newest feed positions a starting node checks for gaps (transactions still committing).
+pub const FEED_RECENT: i64 = 1_000;
+
 /// How long a missing position is watched before it is taken as a rolled-back transaction. A gap holds nothing back,
 /// so the grace is long enough for any transaction still committing (a lock wait, a stalled connection): watching
 /// costs one query by position per read.

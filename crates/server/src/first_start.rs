@@ -102,7 +102,7 @@ pub(crate) async fn declare_resources(
                 }
                 if let Some(ttl) = &input.access_token_ttl {
                     differs |=
-                        ttl.seconds("access_token_ttl").ok() != Some(existing.access_token_ttl);
+                        ttl.raw_seconds("access_token_ttl").ok() != Some(existing.access_token_ttl);
                 }
                 if differs {
                     tracing::warn!(

@@ -5,14 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::feed::{FeedCursor, GAP_GRACE};
+use crate::feed::{FEED_RECENT, FeedCursor, GAP_GRACE};
 use crate::store::{Store, StoreError};
 
 /// The most feed entries read at a time.
 const FEED_BATCH: usize = 1_000;
-
-/// How many of the newest feed positions a starting node checks for gaps (transactions still committing).
-pub const FEED_RECENT: i64 = 1_000;
 
 /// How often a server reads the change feed on SQLite, which has no notifications.
 pub const FEED_POLL: Duration = Duration::from_millis(250);

@@ -9,7 +9,6 @@ mod extract;
 mod metrics;
 mod oauth;
 mod observe;
-pub mod xml;
 
 use axum::Router;
 use axum::extract::State;

@@ -32,7 +32,7 @@ pub(crate) async fn token(app: App, ep: Arc<TokenEndpoint>, req: Request<Body>) 
     let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code());
     let mut response = match result {
         Ok(t) if format.is_xml() => {
-            crate::http::xml::response(StatusCode::OK, format, crate::http::xml::token(&t))
+            crate::error::xml::response(StatusCode::OK, format, crate::error::xml::token(&t))
         }
         Ok(t) => axum::Json(t).into_response(),
         Err(e) => e.render(format),

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use keyward_core::client::{AuthMethod, GrantType, check_client_id};
-use keyward_core::duration::parse_seconds;
+use keyward_core::client::{AuthMethod, GrantType};
 use keyward_core::limit::ClientLimits;
+use keyward_core::registration::client as registration;
+use keyward_core::registration::{ClientChange, RegistrationError};
 use keyward_core::resource::ADMIN_RESOURCE;
-use keyward_core::scope::is_scope_token;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -27,60 +27,20 @@ mod resources;
 mod secrets;
 mod usage;
 
-pub use resources::{ResourceInput, ResourcePatch, check_resource, resource_create_in};
+pub use keyward_core::registration::{DurationValue, ResourceInput, ResourcePatch};
+pub use resources::resource_create_in;
 use secrets::secret_view;
 pub use secrets::{NewSecret, SecretView};
 
-/// A duration given as seconds or as text such as `"15m"`.
-#[derive(Debug, Clone)]
-pub enum DurationValue {
-    /// Seconds.
-    Seconds(i64),
-    /// Text.
-    Text(String),
-}
-
-impl<'de> Deserialize<'de> for DurationValue {
-    // By hand, so a wrong value is refused in words ("expected whole seconds or …"), not as an untagged enum.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl serde::de::Visitor<'_> for Either {
-            type Value = DurationValue;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("whole seconds, or text such as \"90s\", \"15m\", \"24h\" or \"7d\"")
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationValue, E> {
-                Ok(DurationValue::Seconds(v))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationValue, E> {
-                i64::try_from(v)
-                    .map(DurationValue::Seconds)
-                    .map_err(|_| E::custom("duration too large"))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationValue, E> {
-                Ok(DurationValue::Text(v.to_owned()))
-            }
-        }
-        d.deserialize_any(Either)
+/// The value of `d` in seconds; `field` names it in the error.
+pub(crate) fn seconds(d: &DurationValue, field: &str) -> Result<i64, ApiError> {
+    let s = d.raw_seconds(field).map_err(refused)?;
+    if s < 0 {
+        return Err(ApiError::bad_request(format!(
+            "{field}: must not be negative"
+        )));
     }
-}
-
-impl DurationValue {
-    /// The value in seconds; `field` names it in the error.
-    pub fn seconds(&self, field: &str) -> Result<i64, ApiError> {
-        let s = match self {
-            DurationValue::Seconds(s) => *s,
-            DurationValue::Text(t) => {
-                parse_seconds(t).map_err(|m| ApiError::bad_request(format!("{field}: {m}")))?
-            }
-        };
-        if s < 0 {
-            return Err(ApiError::bad_request(format!(
-                "{field}: must not be negative"
-            )));
-        }
-        Ok(s)
-    }
+    Ok(s)
 }
 
 /// Fields of a client, for create (all optional but `name`) and for update (only those given change).
@@ -195,190 +155,62 @@ fn client_view(
     }
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "name: must be 1 to 200 characters with no control characters",
-        ));
-    }
-    Ok(())
+/// The admin API's answer to a registration the rules refuse: 400, in the rule's words.
+fn refused(e: RegistrationError) -> ApiError {
+    ApiError::bad_request(e.to_string())
 }
 
-fn check_list<T: std::str::FromStr<Err = String>>(
-    field: &str,
-    values: &[String],
-) -> Result<String, ApiError> {
-    for v in values {
-        v.parse::<T>()
-            .map_err(|m| ApiError::bad_request(format!("{field}: {m}")))?;
-    }
-    Ok(values.join(" "))
+/// The change `input` asks for, its names and durations read (`client_id` and `owner_account` are not part of it).
+fn client_change(input: ClientInput) -> Result<ClientChange, ApiError> {
+    Ok(ClientChange {
+        name: input.name,
+        enabled: input.enabled,
+        grant_types: input
+            .grant_types
+            .as_deref()
+            .map(registration::parse_grant_types)
+            .transpose()
+            .map_err(refused)?,
+        auth_methods: input
+            .auth_methods
+            .as_deref()
+            .map(registration::parse_auth_methods)
+            .transpose()
+            .map_err(refused)?,
+        resources: input.resources,
+        scopes: input.scopes,
+        default_resource: input.default_resource.map(|d| (!d.is_empty()).then_some(d)),
+        serves_resources: input.serves_resources,
+        client_type: input
+            .client_type
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(refused)?,
+        redirect_uris: input.redirect_uris,
+        description: input.description,
+        refresh_token_ttl: input
+            .refresh_token_ttl
+            .map(|t| t.raw_seconds("refresh_token_ttl"))
+            .transpose()
+            .map_err(refused)?,
+        limits: input.limits,
+    })
 }
 
 /// Applies `input` on top of `row`/`resources` and checks the result against the catalogue
-/// (`identifier → scopes`).
+/// (`identifier → scopes`): the rules are `keyward_core::registration::client::apply`'s.
 fn merge_client(
     row: &mut ClientRow,
     resources: &mut Vec<String>,
     input: ClientInput,
     catalogue: &HashMap<String, Vec<String>>,
 ) -> Result<(), ApiError> {
-    if let Some(name) = input.name {
-        check_name(&name)?;
-        row.name = name;
-    }
-    if let Some(e) = input.enabled {
-        row.enabled = e;
-    }
-    if let Some(g) = input.grant_types {
-        row.grant_types = check_list::<GrantType>("grant_types", &g)?;
-    }
-    if let Some(m) = input.auth_methods {
-        if m.is_empty() {
-            return Err(ApiError::bad_request(
-                "auth_methods: at least one is needed",
-            ));
-        }
-        row.auth_methods = check_list::<AuthMethod>("auth_methods", &m)?;
-    }
-    if let Some(r) = input.resources {
-        let mut r = r;
-        r.sort();
-        r.dedup();
-        *resources = r;
-    }
-    for r in resources.iter() {
-        if !catalogue.contains_key(r) {
-            return Err(ApiError::bad_request(format!(
-                "resources: no resource has the identifier {r:?}"
-            )));
-        }
-    }
-    if let Some(s) = input.scopes {
-        if let Some(bad) = s.iter().find(|s| !is_scope_token(s)) {
-            return Err(ApiError::bad_request(format!(
-                "scopes: {bad:?} is not a valid scope token"
-            )));
-        }
-        row.scopes = s.join(" ");
-    }
-    for s in split_list(&row.scopes) {
-        if !resources
-            .iter()
-            .any(|r| catalogue.get(r).is_some_and(|c| c.contains(&s)))
-        {
-            return Err(ApiError::bad_request(format!(
-                "scopes: {s:?} is not offered by any of the client's resources"
-            )));
-        }
-    }
-    if let Some(d) = input.default_resource {
-        row.default_resource = if d.is_empty() { None } else { Some(d) };
-    }
-    if let Some(d) = &row.default_resource {
-        if !resources.contains(d) {
-            return Err(ApiError::bad_request(
-                "default_resource: must be one of the client's resources",
-            ));
-        }
-    }
-    if let Some(s) = input.serves_resources {
-        if let Some(bad) = s.iter().find(|r| !catalogue.contains_key(*r)) {
-            return Err(ApiError::bad_request(format!(
-                "serves_resources: no resource has the identifier {bad:?}"
-            )));
-        }
-        row.serves_resources = s.join(" ");
-    }
-    if let Some(l) = &input.limits {
-        row.limits = serde_json::to_string(l)
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("limits")))?;
-    }
-    merge_app(
-        row,
-        input.client_type,
-        input.redirect_uris,
-        input.description,
-        input.refresh_token_ttl,
-    )
-}
-
-/// The longest refresh-token lifetime an app may be given: ten years.
-const MAX_REFRESH_TTL: i64 = 10 * 365 * 86_400;
-
-/// The app fields of a client (type, redirect URIs, description, grant lifetime), and the rules that tie them to
-/// its grant types and auth methods.
-fn merge_app(
-    row: &mut ClientRow,
-    client_type: Option<String>,
-    redirect_uris: Option<Vec<String>>,
-    description: Option<String>,
-    refresh_token_ttl: Option<DurationValue>,
-) -> Result<(), ApiError> {
-    let none = AuthMethod::None.as_str();
-    match client_type.as_deref() {
-        None => {}
-        Some("public") => row.auth_methods = none.into(),
-        Some("confidential") if row.auth_methods == none => {
-            row.auth_methods = AuthMethod::ALL.map(|m| m.as_str()).join(" ");
-        }
-        Some("confidential") => {}
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "client_type: must be confidential or public",
-            ));
-        }
-    }
-    let methods = split_list(&row.auth_methods);
-    if methods.iter().any(|m| m == none) && methods.len() > 1 {
-        return Err(ApiError::bad_request(
-            "auth_methods: none (a public client) cannot be combined with secret methods",
-        ));
-    }
-    if let Some(uris) = redirect_uris {
-        if uris.len() > 20 {
-            return Err(ApiError::bad_request("redirect_uris: at most 20"));
-        }
-        for u in &uris {
-            keyward_core::redirect::check_registration(u)
-                .map_err(|m| ApiError::bad_request(format!("redirect_uris: {m}")))?;
-        }
-        row.redirect_uris = uris.join(" ");
-    }
-    if let Some(d) = description {
-        if d.chars().count() > 1_000 || d.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(
-                "description: at most 1,000 characters with no control characters",
-            ));
-        }
-        row.description = d;
-    }
-    if let Some(t) = refresh_token_ttl {
-        let t = t.seconds("refresh_token_ttl")?;
-        if t != 0 && !(60..=MAX_REFRESH_TTL).contains(&t) {
-            return Err(ApiError::bad_request(
-                "refresh_token_ttl: must be from 60s to 3650d (or 0 for the server default)",
-            ));
-        }
-        row.refresh_token_ttl = (t != 0).then_some(t);
-    }
-    let grants = split_list(&row.grant_types);
-    let has = |g: GrantType| grants.iter().any(|x| x == g.as_str());
-    if row.auth_methods == none && has(GrantType::ClientCredentials) {
-        return Err(ApiError::bad_request(
-            "grant_types: a public client cannot use client_credentials (it holds no secret)",
-        ));
-    }
-    if has(GrantType::AuthorizationCode) && row.redirect_uris.is_empty() {
-        return Err(ApiError::bad_request(
-            "redirect_uris: authorization_code needs at least one redirect URI",
-        ));
-    }
-    if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
-        return Err(ApiError::bad_request(
-            "grant_types: refresh_token comes with authorization_code",
-        ));
-    }
+    let change = client_change(input)?;
+    let merged = registration::apply(row.registration(resources.clone()), change, catalogue)
+        .map_err(refused)?;
+    row.set_registration(&merged);
+    *resources = merged.resources;
     Ok(())
 }
 
@@ -390,43 +222,18 @@ pub(crate) fn new_client(
 ) -> Result<NewClient, ApiError> {
     let id = match &input.client_id {
         Some(id) => {
-            check_client_id(id).map_err(|m| ApiError::bad_request(format!("client_id: {m}")))?;
+            registration::check_id(id).map_err(refused)?;
             id.clone()
         }
         None => random_uuid(),
     };
-    if input.name.is_none() {
-        return Err(ApiError::bad_request("name: required"));
-    }
-    let mut row = ClientRow {
-        id: id.clone(),
-        name: String::new(),
-        enabled: true,
-        grant_types: GrantType::ClientCredentials.to_string(),
-        auth_methods: AuthMethod::ALL.map(|m| m.as_str()).join(" "),
-        scopes: String::new(),
-        default_resource: None,
-        serves_resources: String::new(),
-        redirect_uris: String::new(),
-        description: String::new(),
-        refresh_token_ttl: None,
-        owner_account: input.owner_account.clone(),
-        limits: "{}".into(),
-        instance: crate::crypto::random_instance(),
-        created_at: now,
-        updated_at: now,
-    };
-    let mut resources = Vec::new();
-    merge_client(
-        &mut row,
-        &mut resources,
-        ClientInput {
-            client_id: None,
-            ..input
-        },
-        catalogue,
-    )?;
-    Ok(NewClient { row, resources })
+    let owner = input.owner_account.clone();
+    let created = registration::create(owner, client_change(input)?, catalogue).map_err(refused)?;
+    let row = ClientRow::new(id, &created, crate::crypto::random_instance(), now);
+    Ok(NewClient {
+        row,
+        resources: created.resources,
+    })
 }
 
 /// Creates a client and, unless it is public, its first secret inside `tx`.

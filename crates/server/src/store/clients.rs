@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoreError, Tx, on_db, on_tx};
+use super::{Store, StoreError, Tx, on_db, on_tx, split_list};
 use futures_util::TryStreamExt as _;
+use keyward_core::limit::ClientLimits;
+use keyward_core::registration::ClientRegistration;
 
 /// A client row (its resources are read separately).
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
@@ -41,6 +43,104 @@ pub struct ClientRow {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+}
+
+impl ClientRow {
+    /// A new client's row holding `r`, every field written.
+    pub fn new(id: String, r: &ClientRegistration, instance: i64, now: i64) -> Self {
+        ClientRow {
+            id,
+            name: r.name.clone(),
+            enabled: r.enabled,
+            grant_types: join(&r.grant_types),
+            auth_methods: join(&r.auth_methods),
+            scopes: r.scopes.join(" "),
+            default_resource: r.default_resource.clone(),
+            serves_resources: r.serves_resources.join(" "),
+            redirect_uris: r.redirect_uris.join(" "),
+            description: r.description.clone(),
+            refresh_token_ttl: r.refresh_token_ttl,
+            owner_account: r.owner_account.clone(),
+            limits: limits_text(&r.limits),
+            instance,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The registration this row holds, with `resources` (kept in `client_resources`). A grant type, method or
+    /// limits document this version cannot read (a newer one wrote it) is left out, as the registry leaves it out.
+    pub fn registration(&self, resources: Vec<String>) -> ClientRegistration {
+        ClientRegistration {
+            name: self.name.clone(),
+            enabled: self.enabled,
+            grant_types: parsed(&self.grant_types),
+            auth_methods: parsed(&self.auth_methods),
+            resources,
+            scopes: split_list(&self.scopes),
+            default_resource: self.default_resource.clone(),
+            serves_resources: split_list(&self.serves_resources),
+            redirect_uris: split_list(&self.redirect_uris),
+            description: self.description.clone(),
+            refresh_token_ttl: self.refresh_token_ttl,
+            limits: serde_json::from_str(&self.limits).unwrap_or_default(),
+            owner_account: self.owner_account.clone(),
+        }
+    }
+
+    /// Writes `r` into the row (its resources are the caller's to write). A list or document whose value did not
+    /// change keeps its stored text, so what a newer version wrote and this one cannot read survives a change to
+    /// another field.
+    pub fn set_registration(&mut self, r: &ClientRegistration) {
+        let before = self.registration(Vec::new());
+        self.name.clone_from(&r.name);
+        self.enabled = r.enabled;
+        if before.grant_types != r.grant_types {
+            self.grant_types = join(&r.grant_types);
+        }
+        if before.auth_methods != r.auth_methods {
+            self.auth_methods = join(&r.auth_methods);
+        }
+        if before.scopes != r.scopes {
+            self.scopes = r.scopes.join(" ");
+        }
+        self.default_resource.clone_from(&r.default_resource);
+        if before.serves_resources != r.serves_resources {
+            self.serves_resources = r.serves_resources.join(" ");
+        }
+        if before.redirect_uris != r.redirect_uris {
+            self.redirect_uris = r.redirect_uris.join(" ");
+        }
+        self.description.clone_from(&r.description);
+        self.refresh_token_ttl = r.refresh_token_ttl;
+        if before.limits != r.limits {
+            self.limits = limits_text(&r.limits);
+        }
+        self.owner_account.clone_from(&r.owner_account);
+    }
+}
+
+/// A space-delimited list column of names.
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The names of a list column this version can read.
+fn parsed<T: std::str::FromStr>(list: &str) -> Vec<T> {
+    split_list(list)
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+/// The limits column: JSON, `{}` when the client follows the server. Writing a struct of options and strings to
+/// JSON cannot fail; `{}` stands in if it ever did.
+fn limits_text(limits: &ClientLimits) -> String {
+    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into())
 }
 
 /// A client with its allowed resources, as written by create and update.
@@ -479,5 +579,80 @@ impl Tx {
             .filter(|(_, serves)| serves.split(' ').any(|s| s == identifier))
             .map(|(id, _)| id)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward_core::client::{AuthMethod, GrantType};
+    use keyward_core::limit::ClientLimits;
+    use keyward_core::registration::ClientRegistration;
+
+    use super::ClientRow;
+
+    fn registration() -> ClientRegistration {
+        ClientRegistration {
+            name: "Orders".into(),
+            grant_types: vec![GrantType::ClientCredentials, GrantType::AuthorizationCode],
+            scopes: vec!["read".into(), "write".into()],
+            default_resource: Some("https://api".into()),
+            resources: vec!["https://api".into()],
+            redirect_uris: vec!["https://app.example/cb".into()],
+            description: "Ships orders.".into(),
+            refresh_token_ttl: Some(86_400),
+            limits: ClientLimits {
+                tokens_per_hour: Some(10),
+                ..ClientLimits::default()
+            },
+            ..ClientRegistration::new(Some("acct_1".into()))
+        }
+    }
+
+    #[test]
+    fn a_row_holds_its_registration() {
+        let r = registration();
+        let row = ClientRow::new("c1".into(), &r, 7, 100);
+        assert_eq!(row.grant_types, "client_credentials authorization_code");
+        assert_eq!(row.auth_methods, "client_secret_basic client_secret_post");
+        assert_eq!(row.scopes, "read write");
+        assert_eq!(row.limits, r#"{"tokens_per_hour":10}"#);
+        assert_eq!(
+            (row.instance, row.created_at, row.updated_at),
+            (7, 100, 100)
+        );
+        assert_eq!(row.registration(r.resources.clone()), r);
+        let blank = ClientRow::new("c2".into(), &ClientRegistration::new(None), 1, 0);
+        assert_eq!(blank.limits, "{}");
+        assert_eq!(blank.scopes, "");
+    }
+
+    #[test]
+    fn a_change_keeps_what_this_version_cannot_read() {
+        let mut row = ClientRow::new("c1".into(), &registration(), 7, 100);
+        // Written by a newer version: a grant type and a limit this one does not know.
+        row.grant_types = "client_credentials device_code authorization_code".into();
+        row.limits = r#"{"tokens_per_week":5}"#.into();
+        let mut r = row.registration(vec![]);
+        assert_eq!(
+            r.grant_types,
+            [GrantType::ClientCredentials, GrantType::AuthorizationCode]
+        );
+        assert_eq!(r.limits, ClientLimits::default());
+        r.name = "Renamed".into();
+        row.set_registration(&r);
+        assert_eq!(row.name, "Renamed");
+        assert_eq!(
+            row.grant_types,
+            "client_credentials device_code authorization_code"
+        );
+        assert_eq!(row.limits, r#"{"tokens_per_week":5}"#);
+        // A field that does change is written whole.
+        r.auth_methods = vec![AuthMethod::None];
+        r.grant_types = vec![GrantType::AuthorizationCode];
+        r.limits.tokens_per_day = Some(1);
+        row.set_registration(&r);
+        assert_eq!(row.auth_methods, "none");
+        assert_eq!(row.grant_types, "authorization_code");
+        assert_eq!(row.limits, r#"{"tokens_per_day":1}"#);
     }
 }

@@ -84,7 +84,7 @@ pub struct GrantRow {
     pub expires_at: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
-    /// The generation of the family's live refresh token (`crate::refresh`); every use moves it on by one.
+    /// The generation of the family's live refresh token (the `refresh` module); every use moves it on by one.
     #[serde(skip)]
     pub refresh_gen: i64,
     /// When the family was last used (created, or refreshed): the idle timeout counts from here. 0 on a grant a
@@ -103,7 +103,7 @@ impl GrantRow {
     }
 }
 
-/// A refresh token of the earlier form (before `crate::refresh`), by digest: one row each, no longer written.
+/// A refresh token of the earlier form (before the `refresh` module), by digest: one row each, no longer written.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct RefreshRow {
     /// HMAC of the token under the pepper.

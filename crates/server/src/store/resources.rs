@@ -1,6 +1,11 @@
 //! `resources`: the APIs tokens are issued for.
 
-use super::{Store, StoreError, Tx, on_db, on_tx};
+use std::collections::BTreeMap;
+
+use keyward_core::registration::ResourceRegistration;
+use keyward_core::resource::{ScopeDetail, SigningAlg};
+
+use super::{Store, StoreError, Tx, on_db, on_tx, split_list};
 
 /// A resource row.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
@@ -23,6 +28,59 @@ pub struct ResourceRow {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+}
+
+impl ResourceRow {
+    /// A new resource's row holding `r`, every field written.
+    pub fn new(id: String, r: &ResourceRegistration, now: i64) -> Self {
+        ResourceRow {
+            id,
+            identifier: r.identifier.clone(),
+            name: r.name.clone(),
+            scopes: r.scopes.join(" "),
+            access_token_ttl: r.access_token_ttl,
+            signing_alg: r.signing_alg.to_string(),
+            scope_details: details_text(&r.scope_details),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The registration this row holds. An algorithm this version cannot read (a newer one wrote it) is read as
+    /// ES256, scope details it cannot read as none.
+    pub fn registration(&self) -> ResourceRegistration {
+        ResourceRegistration {
+            identifier: self.identifier.clone(),
+            name: self.name.clone(),
+            scopes: split_list(&self.scopes),
+            access_token_ttl: self.access_token_ttl,
+            signing_alg: self.signing_alg.parse().unwrap_or(SigningAlg::ES256),
+            scope_details: serde_json::from_str(&self.scope_details).unwrap_or_default(),
+        }
+    }
+
+    /// Writes `r` into the row but its identifier, which never changes. A field whose value did not change keeps
+    /// its stored text, so what a newer version wrote and this one cannot read survives a change to another field.
+    pub fn set_registration(&mut self, r: &ResourceRegistration) {
+        let before = self.registration();
+        self.name.clone_from(&r.name);
+        if before.scopes != r.scopes {
+            self.scopes = r.scopes.join(" ");
+        }
+        self.access_token_ttl = r.access_token_ttl;
+        if before.signing_alg != r.signing_alg {
+            self.signing_alg = r.signing_alg.to_string();
+        }
+        if before.scope_details != r.scope_details {
+            self.scope_details = details_text(&r.scope_details);
+        }
+    }
+}
+
+/// The scope details column: JSON, scope → `ScopeDetail`. Writing a map of strings to JSON cannot fail; `{}` stands
+/// in if it ever did.
+fn details_text(details: &BTreeMap<String, ScopeDetail>) -> String {
+    serde_json::to_string(details).unwrap_or_else(|_| "{}".into())
 }
 
 const COLUMNS: &str = "id, identifier, name, scopes, access_token_ttl, signing_alg, scope_details, created_at, updated_at";
@@ -133,5 +191,67 @@ impl Tx {
             .bind(id_or_identifier)
             .fetch_one(c)
             .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use keyward_core::registration::ResourceRegistration;
+    use keyward_core::resource::{ScopeDetail, SigningAlg};
+
+    use super::ResourceRow;
+
+    #[test]
+    fn a_row_holds_its_registration() {
+        let new = ResourceRegistration::new("https://api").unwrap();
+        let row = ResourceRow::new("res_1".into(), &new, 100);
+        assert_eq!(
+            (
+                row.access_token_ttl,
+                row.signing_alg.as_str(),
+                row.scope_details.as_str()
+            ),
+            (900, "ES256", "{}")
+        );
+        let r = ResourceRegistration {
+            name: "API".into(),
+            scopes: vec!["read".into(), "write".into()],
+            signing_alg: SigningAlg::EdDSA,
+            scope_details: BTreeMap::from([(
+                "read".to_owned(),
+                ScopeDetail {
+                    description: Some("Read orders".into()),
+                    ..ScopeDetail::default()
+                },
+            )]),
+            ..new
+        };
+        let row = ResourceRow::new("res_1".into(), &r, 100);
+        assert_eq!(row.scopes, "read write");
+        assert_eq!(
+            row.scope_details,
+            r#"{"read":{"description":"Read orders"}}"#
+        );
+        assert_eq!(row.registration(), r);
+    }
+
+    #[test]
+    fn a_change_keeps_what_this_version_cannot_read() {
+        let new = ResourceRegistration::new("https://api").unwrap();
+        let mut row = ResourceRow::new("res_1".into(), &new, 100);
+        row.signing_alg = "ML-DSA-44".into();
+        let mut r = row.registration();
+        assert_eq!(r.signing_alg, SigningAlg::ES256);
+        r.name = "Renamed".into();
+        row.set_registration(&r);
+        assert_eq!(
+            (row.name.as_str(), row.signing_alg.as_str()),
+            ("Renamed", "ML-DSA-44")
+        );
+        r.signing_alg = SigningAlg::RS256;
+        row.set_registration(&r);
+        assert_eq!(row.signing_alg, "RS256");
     }
 }

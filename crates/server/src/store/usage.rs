@@ -1,5 +1,5 @@
 //! `token_usage`: tokens issued per client per hour. Counted in memory on the token path and added here by a
-//! periodic flush (`crate::usage`), so issuing a token writes nothing.
+//! periodic flush (the `usage` module), so issuing a token writes nothing.
 
 use super::{Store, StoreError, on_db};
 

@@ -1,16 +1,12 @@
 //! Resources (the APIs tokens are for): creating, listing, changing and deleting them, and checking the
 //! resources a configuration declares. Part of the admin operations, with the same rules as clients.
 
-use std::collections::BTreeMap;
-
-use keyward_core::resource::{
-    ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE, ScopeDetail, SigningAlg, check_identifier,
-};
-use keyward_core::scope::is_scope_token;
-use serde::Deserialize;
+use keyward_core::registration::ResourceRegistration;
+use keyward_core::registration::resource as registration;
+use keyward_core::resource::{ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE};
 use serde_json::json;
 
-use super::{Actor, Admin, DurationValue, check_name, not_found};
+use super::{Actor, Admin, ResourceInput, ResourcePatch, not_found, refused};
 use crate::crypto::random_id;
 use crate::error::ApiError;
 use crate::store::{ResourceRow, StoreError, Tx};
@@ -45,146 +41,25 @@ pub async fn resource_create_in(
     Ok(row)
 }
 
-/// Checks a new resource's fields as creating it would, without a database: for resources declared in the
-/// configuration, so that a mistake stops the start with a message naming the field.
-pub fn check_resource(input: &ResourceInput, max_ttl: i64) -> Result<(), String> {
-    let message = |e: ApiError| match e {
-        ApiError::Plain { message, .. } => message,
-        other => other.to_string(),
-    };
-    new_resource(input.clone(), max_ttl, 0)
-        .map(drop)
-        .map_err(message)
-}
-
-/// A new resource's row: the defaults (15-minute tokens, ES256) under the input, every field checked.
+/// A new resource's row: the defaults (15-minute tokens, ES256) under the input, every field checked by
+/// `keyward_core::registration::resource`.
 fn new_resource(input: ResourceInput, max_ttl: i64, now: i64) -> Result<ResourceRow, ApiError> {
-    check_identifier(&input.identifier)
-        .map_err(|m| ApiError::bad_request(format!("identifier: {m}")))?;
-    let mut row = ResourceRow {
-        id: random_id("res_"),
-        identifier: input.identifier.clone(),
-        name: String::new(),
-        scopes: String::new(),
-        access_token_ttl: 900,
-        signing_alg: SigningAlg::ES256.to_string(),
-        scope_details: "{}".into(),
-        created_at: now,
-        updated_at: now,
-    };
-    apply_resource(&mut row, input.into_patch(), max_ttl)?;
-    Ok(row)
+    // The identifier first, as it always was.
+    let new = ResourceRegistration::new(&input.identifier).map_err(refused)?;
+    let change = input.into_patch().change().map_err(refused)?;
+    let created = registration::apply(new, change, max_ttl).map_err(refused)?;
+    Ok(ResourceRow::new(random_id("res_"), &created, now))
 }
 
-/// Fields of a new resource.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceInput {
-    /// The audience string.
-    pub identifier: String,
-    /// Display name.
-    pub name: String,
-    /// Scope catalogue.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Token lifetime (default 15 minutes).
-    pub access_token_ttl: Option<DurationValue>,
-    /// Signing algorithm (default ES256).
-    pub signing_alg: Option<String>,
-    /// What scopes mean for people: the consent page's words, the token detail's category and access level.
-    pub scope_details: Option<BTreeMap<String, ScopeDetail>>,
-}
-
-impl ResourceInput {
-    fn into_patch(self) -> ResourcePatch {
-        ResourcePatch {
-            name: Some(self.name),
-            scopes: Some(self.scopes),
-            access_token_ttl: self.access_token_ttl,
-            signing_alg: self.signing_alg,
-            scope_details: self.scope_details,
-        }
-    }
-}
-
-/// Changes to a resource; the identifier never changes (it is every token's audience).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourcePatch {
-    /// Display name.
-    pub name: Option<String>,
-    /// Scope catalogue.
-    pub scopes: Option<Vec<String>>,
-    /// Token lifetime.
-    pub access_token_ttl: Option<DurationValue>,
-    /// Signing algorithm.
-    pub signing_alg: Option<String>,
-    /// Scope descriptions, categories and access levels (replaces them all).
-    pub scope_details: Option<BTreeMap<String, ScopeDetail>>,
-}
-
+/// Applies `patch` to `row`, checked by `keyward_core::registration::resource::apply`.
 fn apply_resource(
     row: &mut ResourceRow,
     patch: ResourcePatch,
     max_ttl: i64,
 ) -> Result<(), ApiError> {
-    if let Some(name) = patch.name {
-        check_name(&name)?;
-        row.name = name;
-    }
-    if let Some(scopes) = patch.scopes {
-        if let Some(bad) = scopes
-            .iter()
-            .find(|s| !is_scope_token(s) || s.ends_with("/.default"))
-        {
-            return Err(ApiError::bad_request(format!(
-                "scopes: {bad:?} is not a valid scope token"
-            )));
-        }
-        row.scopes = scopes.join(" ");
-    }
-    if let Some(ttl) = patch.access_token_ttl {
-        let ttl = ttl.seconds("access_token_ttl")?;
-        if ttl < 1 || ttl > max_ttl {
-            return Err(ApiError::bad_request(format!(
-                "access_token_ttl: must be from 1s to {} (max_access_token_ttl)",
-                keyward_core::duration::format_seconds(max_ttl)
-            )));
-        }
-        row.access_token_ttl = ttl;
-    }
-    if let Some(alg) = patch.signing_alg {
-        let alg: SigningAlg = alg
-            .parse()
-            .map_err(|m| ApiError::bad_request(format!("signing_alg: {m}")))?;
-        row.signing_alg = alg.to_string();
-    }
-    if let Some(details) = patch.scope_details {
-        row.scope_details = serde_json::to_string(&details).unwrap_or_else(|_| "{}".into());
-    }
-    let details: BTreeMap<String, ScopeDetail> =
-        serde_json::from_str(&row.scope_details).unwrap_or_default();
-    let catalogue = crate::store::split_list(&row.scopes);
-    for (scope, d) in &details {
-        if !catalogue.contains(scope) {
-            return Err(ApiError::bad_request(format!(
-                "scope_details: {scope:?} is not in the resource's scopes"
-            )));
-        }
-        for (field, text, max) in [
-            ("description", &d.description, 500),
-            ("category", &d.category, 100),
-            ("access", &d.access, 100),
-        ] {
-            if text.as_ref().is_some_and(|t| {
-                t.trim().is_empty() || t.chars().count() > max || t.chars().any(char::is_control)
-            }) {
-                return Err(ApiError::bad_request(format!(
-                    "scope_details.{scope}.{field}: must be 1 to {max} characters with no control characters"
-                )));
-            }
-        }
-    }
+    let change = patch.change().map_err(refused)?;
+    let applied = registration::apply(row.registration(), change, max_ttl).map_err(refused)?;
+    row.set_registration(&applied);
     Ok(())
 }
 

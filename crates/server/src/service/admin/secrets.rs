@@ -62,7 +62,7 @@ impl Admin {
     ) -> Result<NewSecret, ApiError> {
         let now = self.clock.now();
         let retire = retire_old_after
-            .map(|d| d.seconds("retire_old_after"))
+            .map(|d| super::seconds(&d, "retire_old_after"))
             .transpose()?;
         // Bounded so that `now` plus the overlap stays a time (an unbounded one overflowed).
         if retire.is_some_and(|r| r > MAX_OVERLAP) {

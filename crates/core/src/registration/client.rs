@@ -1,0 +1,897 @@
+//! A client's registration (RFC 6749 §2; its metadata named as in RFC 7591 §2): the typed fields, a change to
+//! them, and [`apply`], which checks every rule that ties them together.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::{Catalogue, RegistrationError, check_name};
+use crate::client::{AuthMethod, GrantType};
+use crate::limit::ClientLimits;
+use crate::scope::is_scope_token;
+
+/// The shortest lifetime of a client's own delegated grants (`refresh_token_ttl`): a minute.
+pub const MIN_REFRESH_TTL: i64 = 60;
+/// The longest lifetime of a client's own delegated grants: ten years.
+pub const MAX_REFRESH_TTL: i64 = 10 * 365 * 86_400;
+/// The most redirect URIs a client may register (RFC 6749 §3.1.2).
+pub const MAX_REDIRECT_URIS: usize = 20;
+/// The longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 1_000;
+
+/// What a client is registered with: everything an operator or an account holder chooses, nothing the server
+/// keeps for itself (its id, instance, times and secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRegistration {
+    /// Display name (RFC 7591 §2 `client_name`).
+    pub name: String,
+    /// Whether it may authenticate.
+    pub enabled: bool,
+    /// Grant types it may use (RFC 7591 §2 `grant_types`), in the order given.
+    pub grant_types: Vec<GrantType>,
+    /// How it authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`); `[None]` alone is a
+    /// public client (RFC 6749 §2.1).
+    pub auth_methods: Vec<AuthMethod>,
+    /// Identifiers of the resources it may get tokens for (RFC 8707 §2), sorted, without repeats.
+    pub resources: Vec<String>,
+    /// Scopes it may have (RFC 7591 §2 `scope`), each offered by one of its resources.
+    pub scopes: Vec<String>,
+    /// The resource used when a request names none; one of `resources`.
+    pub default_resource: Option<String>,
+    /// Identifiers of the resources it serves as a resource server (it may introspect their tokens).
+    pub serves_resources: Vec<String>,
+    /// Registered redirect URIs (RFC 6749 §3.1.2, RFC 7591 §2 `redirect_uris`).
+    pub redirect_uris: Vec<String>,
+    /// What the app does, shown on the consent page; may be empty.
+    pub description: String,
+    /// Absolute lifetime of its delegated grants, seconds; `None` follows the server.
+    pub refresh_token_ttl: Option<i64>,
+    /// Its own limits over the server's.
+    pub limits: ClientLimits,
+    /// The account whose key it is, when an account holder made it (or an operator made it for one); never
+    /// changes.
+    pub owner_account: Option<String>,
+}
+
+impl ClientRegistration {
+    /// The defaults of a new client before its fields are applied: enabled, confidential with both secret methods,
+    /// `client_credentials`, nothing else.
+    pub fn new(owner_account: Option<String>) -> Self {
+        ClientRegistration {
+            name: String::new(),
+            enabled: true,
+            grant_types: vec![GrantType::ClientCredentials],
+            auth_methods: AuthMethod::ALL.to_vec(),
+            resources: Vec::new(),
+            scopes: Vec::new(),
+            default_resource: None,
+            serves_resources: Vec::new(),
+            redirect_uris: Vec::new(),
+            description: String::new(),
+            refresh_token_ttl: None,
+            limits: ClientLimits::default(),
+            owner_account,
+        }
+    }
+
+    /// Whether it is a public client (RFC 6749 §2.1): `none` is its one method.
+    pub fn is_public(&self) -> bool {
+        self.auth_methods == [AuthMethod::None]
+    }
+
+    /// Its client type (RFC 6749 §2.1).
+    pub fn client_type(&self) -> ClientType {
+        if self.is_public() {
+            ClientType::Public
+        } else {
+            ClientType::Confidential
+        }
+    }
+}
+
+/// A client type (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientType {
+    /// It holds a secret (`client_secret_basic`, `client_secret_post`).
+    Confidential,
+    /// A browser or mobile app that cannot keep a secret: it authenticates with `none` and may use
+    /// authorization_code and refresh_token only.
+    Public,
+}
+
+impl ClientType {
+    /// The admin API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        }
+    }
+}
+
+impl FromStr for ClientType {
+    type Err = RegistrationError;
+    fn from_str(s: &str) -> Result<Self, RegistrationError> {
+        match s {
+            "confidential" => Ok(ClientType::Confidential),
+            "public" => Ok(ClientType::Public),
+            _ => Err(RegistrationError::invalid(
+                "client_type",
+                "must be confidential or public",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ClientType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A change to a client's registration: each field given replaces the current one, each absent field stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientChange {
+    /// Display name.
+    pub name: Option<String>,
+    /// Whether it may authenticate.
+    pub enabled: Option<bool>,
+    /// Grant types ([`parse_grant_types`] reads them from their names).
+    pub grant_types: Option<Vec<GrantType>>,
+    /// Authentication methods, at least one ([`parse_auth_methods`] reads them from their names).
+    pub auth_methods: Option<Vec<AuthMethod>>,
+    /// Allowed resource identifiers (sorted and de-duplicated when applied).
+    pub resources: Option<Vec<String>>,
+    /// Allowed scopes.
+    pub scopes: Option<Vec<String>>,
+    /// The default resource; `Some(None)` clears it.
+    pub default_resource: Option<Option<String>>,
+    /// Served resources.
+    pub serves_resources: Option<Vec<String>>,
+    /// `Public` makes `none` its one method; `Confidential` gives a public client both secret methods.
+    pub client_type: Option<ClientType>,
+    /// Registered redirect URIs.
+    pub redirect_uris: Option<Vec<String>>,
+    /// The description; `""` clears it.
+    pub description: Option<String>,
+    /// Absolute lifetime of its delegated grants, seconds; `0` goes back to the server's.
+    pub refresh_token_ttl: Option<i64>,
+    /// Its own limits (replaces them all; the default goes back to the server's).
+    pub limits: Option<ClientLimits>,
+}
+
+/// Checks a client identifier an operator chose (RFC 6749 §2.2); generated ones always pass.
+pub fn check_id(id: &str) -> Result<(), RegistrationError> {
+    crate::client::check_client_id(id).map_err(|m| RegistrationError::invalid("client_id", m))
+}
+
+/// Reads grant types from their names (RFC 7591 §2 `grant_types`), refusing the first unknown one.
+pub fn parse_grant_types<S: AsRef<str>>(names: &[S]) -> Result<Vec<GrantType>, RegistrationError> {
+    names
+        .iter()
+        .map(|n| {
+            n.as_ref()
+                .parse()
+                .map_err(|m| RegistrationError::invalid("grant_types", m))
+        })
+        .collect()
+}
+
+/// Reads authentication methods from their names (RFC 7591 §2 `token_endpoint_auth_method`), refusing the first
+/// unknown one. An empty list is read as given: [`apply`] refuses it.
+pub fn parse_auth_methods<S: AsRef<str>>(
+    names: &[S],
+) -> Result<Vec<AuthMethod>, RegistrationError> {
+    names
+        .iter()
+        .map(|n| {
+            n.as_ref()
+                .parse()
+                .map_err(|m| RegistrationError::invalid("auth_methods", m))
+        })
+        .collect()
+}
+
+/// A new client's registration: `change` applied to [`ClientRegistration::new`]. The name is required.
+pub fn create<C: Catalogue + ?Sized>(
+    owner_account: Option<String>,
+    change: ClientChange,
+    catalogue: &C,
+) -> Result<ClientRegistration, RegistrationError> {
+    if change.name.is_none() {
+        return Err(RegistrationError::invalid("name", "required"));
+    }
+    apply(ClientRegistration::new(owner_account), change, catalogue)
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> RegistrationError {
+    RegistrationError::invalid(field, why)
+}
+
+/// Applies `change` to `current` and checks the result against the rules and the catalogue of resources
+/// (RFC 8707): the resources and served resources exist, every scope is offered by one of the client's resources,
+/// the default resource is one of them; a public client (RFC 6749 §2.1) uses `none` alone and never
+/// client_credentials; authorization_code needs a redirect URI (RFC 6749 §3.1.2), each one checked by
+/// [`crate::redirect::check_registration`], at most [`MAX_REDIRECT_URIS`]; refresh_token (RFC 6749 §6) comes with
+/// authorization_code. Fields are checked in the order [`ClientChange`] lists them, and the first refusal is
+/// returned.
+pub fn apply<C: Catalogue + ?Sized>(
+    current: ClientRegistration,
+    change: ClientChange,
+    catalogue: &C,
+) -> Result<ClientRegistration, RegistrationError> {
+    let mut r = current;
+    if let Some(name) = change.name {
+        check_name(&name)?;
+        r.name = name;
+    }
+    if let Some(enabled) = change.enabled {
+        r.enabled = enabled;
+    }
+    if let Some(grants) = change.grant_types {
+        r.grant_types = grants;
+    }
+    if let Some(methods) = change.auth_methods {
+        if methods.is_empty() {
+            return Err(invalid("auth_methods", "at least one is needed"));
+        }
+        r.auth_methods = methods;
+    }
+    if let Some(mut resources) = change.resources {
+        resources.sort();
+        resources.dedup();
+        r.resources = resources;
+    }
+    if let Some(bad) = r.resources.iter().find(|id| !catalogue.has_resource(id)) {
+        return Err(invalid(
+            "resources",
+            format!("no resource has the identifier {bad:?}"),
+        ));
+    }
+    if let Some(scopes) = change.scopes {
+        if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(invalid(
+                "scopes",
+                format!("{bad:?} is not a valid scope token"),
+            ));
+        }
+        r.scopes = scopes;
+    }
+    if let Some(s) = r
+        .scopes
+        .iter()
+        .find(|s| !r.resources.iter().any(|id| catalogue.offers(id, s)))
+    {
+        return Err(invalid(
+            "scopes",
+            format!("{s:?} is not offered by any of the client's resources"),
+        ));
+    }
+    if let Some(default) = change.default_resource {
+        r.default_resource = default;
+    }
+    if r.default_resource
+        .as_ref()
+        .is_some_and(|d| !r.resources.contains(d))
+    {
+        return Err(invalid(
+            "default_resource",
+            "must be one of the client's resources",
+        ));
+    }
+    if let Some(served) = change.serves_resources {
+        if let Some(bad) = served.iter().find(|id| !catalogue.has_resource(id)) {
+            return Err(invalid(
+                "serves_resources",
+                format!("no resource has the identifier {bad:?}"),
+            ));
+        }
+        r.serves_resources = served;
+    }
+    if let Some(limits) = change.limits {
+        r.limits = limits;
+    }
+    match change.client_type {
+        Some(ClientType::Public) => r.auth_methods = vec![AuthMethod::None],
+        Some(ClientType::Confidential) if r.is_public() => {
+            r.auth_methods = AuthMethod::ALL.to_vec();
+        }
+        Some(ClientType::Confidential) | None => {}
+    }
+    if r.auth_methods.contains(&AuthMethod::None) && r.auth_methods.len() > 1 {
+        return Err(invalid(
+            "auth_methods",
+            "none (a public client) cannot be combined with secret methods",
+        ));
+    }
+    if let Some(uris) = change.redirect_uris {
+        if uris.len() > MAX_REDIRECT_URIS {
+            return Err(invalid("redirect_uris", "at most 20"));
+        }
+        for uri in &uris {
+            crate::redirect::check_registration(uri).map_err(|m| invalid("redirect_uris", m))?;
+        }
+        r.redirect_uris = uris;
+    }
+    if let Some(description) = change.description {
+        if description.chars().count() > MAX_DESCRIPTION
+            || description.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                "description",
+                "at most 1,000 characters with no control characters",
+            ));
+        }
+        r.description = description;
+    }
+    if let Some(ttl) = change.refresh_token_ttl {
+        if ttl < 0 {
+            return Err(invalid("refresh_token_ttl", "must not be negative"));
+        }
+        if ttl != 0 && !(MIN_REFRESH_TTL..=MAX_REFRESH_TTL).contains(&ttl) {
+            return Err(invalid(
+                "refresh_token_ttl",
+                "must be from 60s to 3650d (or 0 for the server default)",
+            ));
+        }
+        r.refresh_token_ttl = (ttl != 0).then_some(ttl);
+    }
+    let has = |g: GrantType| r.grant_types.contains(&g);
+    if r.is_public() && has(GrantType::ClientCredentials) {
+        return Err(invalid(
+            "grant_types",
+            "a public client cannot use client_credentials (it holds no secret)",
+        ));
+    }
+    if has(GrantType::AuthorizationCode) && r.redirect_uris.is_empty() {
+        return Err(invalid(
+            "redirect_uris",
+            "authorization_code needs at least one redirect URI",
+        ));
+    }
+    if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
+        return Err(invalid(
+            "grant_types",
+            "refresh_token comes with authorization_code",
+        ));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::limit::RateSetting;
+
+    fn catalogue() -> HashMap<String, Vec<String>> {
+        HashMap::from([
+            (
+                "https://api".to_owned(),
+                vec!["read".into(), "write".into()],
+            ),
+            ("https://other".to_owned(), vec!["other".into()]),
+        ])
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// A valid confidential client on `https://api` with the scope `read`.
+    fn client() -> ClientRegistration {
+        create(
+            None,
+            ClientChange {
+                name: Some("Orders".into()),
+                resources: Some(strings(&["https://api"])),
+                scopes: Some(strings(&["read"])),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        )
+        .unwrap()
+    }
+
+    /// A valid public app using authorization_code and refresh_token.
+    fn app() -> ClientChange {
+        ClientChange {
+            grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+            client_type: Some(ClientType::Public),
+            redirect_uris: Some(strings(&["https://app.example/cb"])),
+            ..ClientChange::default()
+        }
+    }
+
+    /// The message `change` applied to [`client`] is refused with.
+    fn refusal(change: ClientChange) -> String {
+        let e = apply(client(), change, &catalogue()).unwrap_err();
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&format!("{}: ", e.field())),
+            "{message}"
+        );
+        message
+    }
+
+    #[test]
+    fn a_new_client_gets_the_defaults_under_its_fields() {
+        let c = client();
+        assert_eq!(c.name, "Orders");
+        assert!(c.enabled);
+        assert_eq!(c.grant_types, [GrantType::ClientCredentials]);
+        assert_eq!(c.auth_methods, AuthMethod::ALL);
+        assert_eq!(c.client_type(), ClientType::Confidential);
+        assert_eq!(c.resources, ["https://api"]);
+        assert_eq!(c.scopes, ["read"]);
+        assert_eq!(c.limits, ClientLimits::default());
+        assert_eq!(c.owner_account, None);
+        let owned = create(
+            Some("acct_1".into()),
+            ClientChange {
+                name: Some("key".into()),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(owned.owner_account.as_deref(), Some("acct_1"));
+    }
+
+    #[test]
+    fn a_new_client_needs_a_name() {
+        let e = create(None, ClientChange::default(), &catalogue()).unwrap_err();
+        assert_eq!(e, RegistrationError::invalid("name", "required"));
+        assert_eq!(e.to_string(), "name: required");
+    }
+
+    #[test]
+    fn a_valid_change_applies_every_field() {
+        let limits = ClientLimits {
+            tokens_per_hour: Some(1_000),
+            token: Some(RateSetting::Off),
+            ..ClientLimits::default()
+        };
+        let changed = apply(
+            client(),
+            ClientChange {
+                name: Some("Orders (UAT)".into()),
+                enabled: Some(false),
+                grant_types: Some(vec![
+                    GrantType::ClientCredentials,
+                    GrantType::AuthorizationCode,
+                    GrantType::RefreshToken,
+                ]),
+                auth_methods: Some(vec![AuthMethod::ClientSecretPost]),
+                resources: Some(strings(&["https://other", "https://api", "https://api"])),
+                scopes: Some(strings(&["write", "other"])),
+                default_resource: Some(Some("https://api".into())),
+                serves_resources: Some(strings(&["https://other"])),
+                client_type: Some(ClientType::Confidential),
+                redirect_uris: Some(strings(&["https://app.example/cb", "http://127.0.0.1/cb"])),
+                description: Some("Ships orders.".into()),
+                refresh_token_ttl: Some(86_400),
+                limits: Some(limits),
+            },
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(
+            changed,
+            ClientRegistration {
+                name: "Orders (UAT)".into(),
+                enabled: false,
+                grant_types: vec![
+                    GrantType::ClientCredentials,
+                    GrantType::AuthorizationCode,
+                    GrantType::RefreshToken,
+                ],
+                auth_methods: vec![AuthMethod::ClientSecretPost],
+                resources: strings(&["https://api", "https://other"]),
+                scopes: strings(&["write", "other"]),
+                default_resource: Some("https://api".into()),
+                serves_resources: strings(&["https://other"]),
+                redirect_uris: strings(&["https://app.example/cb", "http://127.0.0.1/cb"]),
+                description: "Ships orders.".into(),
+                refresh_token_ttl: Some(86_400),
+                limits,
+                owner_account: None,
+            }
+        );
+        // An empty change changes nothing.
+        assert_eq!(
+            apply(changed.clone(), ClientChange::default(), &catalogue()),
+            Ok(changed)
+        );
+    }
+
+    #[test]
+    fn clearing_fields() {
+        let c = apply(
+            client(),
+            ClientChange {
+                default_resource: Some(Some("https://api".into())),
+                description: Some("text".into()),
+                refresh_token_ttl: Some(3_600),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        )
+        .unwrap();
+        let cleared = apply(
+            c,
+            ClientChange {
+                default_resource: Some(None),
+                description: Some(String::new()),
+                refresh_token_ttl: Some(0),
+                limits: Some(ClientLimits::default()),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(cleared, client());
+    }
+
+    #[test]
+    fn names_follow_the_name_rule() {
+        for bad in ["", " ", "a\u{0}b", &"n".repeat(201)] {
+            assert_eq!(
+                refusal(ClientChange {
+                    name: Some(bad.into()),
+                    ..ClientChange::default()
+                }),
+                "name: must be 1 to 200 characters with no control characters"
+            );
+        }
+    }
+
+    #[test]
+    fn grant_types_and_auth_methods_are_read_from_their_names() {
+        assert_eq!(
+            parse_grant_types(&["client_credentials", "refresh_token"]),
+            Ok(vec![GrantType::ClientCredentials, GrantType::RefreshToken])
+        );
+        assert_eq!(parse_grant_types::<&str>(&[]), Ok(vec![]));
+        assert_eq!(
+            parse_grant_types(&["client_credentials", "password"])
+                .unwrap_err()
+                .to_string(),
+            "grant_types: unsupported grant type \"password\": Keyward offers client_credentials, \
+             authorization_code and refresh_token"
+        );
+        assert_eq!(parse_auth_methods(&["none"]), Ok(vec![AuthMethod::None]));
+        assert_eq!(
+            parse_auth_methods(&["private_key_jwt"])
+                .unwrap_err()
+                .to_string(),
+            "auth_methods: unknown auth method \"private_key_jwt\": use client_secret_basic, client_secret_post, \
+             or none (public clients)"
+        );
+        assert_eq!("public".parse::<ClientType>(), Ok(ClientType::Public));
+        assert_eq!(
+            "confidential".parse::<ClientType>(),
+            Ok(ClientType::Confidential)
+        );
+        assert_eq!(
+            "private".parse::<ClientType>().unwrap_err().to_string(),
+            "client_type: must be confidential or public"
+        );
+        assert_eq!(ClientType::Public.to_string(), "public");
+    }
+
+    #[test]
+    fn chosen_ids() {
+        assert_eq!(check_id("orders-uat"), Ok(()));
+        assert_eq!(
+            check_id("").unwrap_err().to_string(),
+            "client_id: client_id must be 1 to 255 characters"
+        );
+        assert_eq!(
+            check_id("acct_1").unwrap_err().to_string(),
+            "client_id: client_id must not start with \"acct_\", reserved for accounts"
+        );
+    }
+
+    #[test]
+    fn at_least_one_auth_method() {
+        assert_eq!(
+            refusal(ClientChange {
+                auth_methods: Some(vec![]),
+                ..ClientChange::default()
+            }),
+            "auth_methods: at least one is needed"
+        );
+    }
+
+    #[test]
+    fn resources_exist_and_are_sorted() {
+        assert_eq!(
+            refusal(ClientChange {
+                resources: Some(strings(&["https://api", "https://gone"])),
+                ..ClientChange::default()
+            }),
+            "resources: no resource has the identifier \"https://gone\""
+        );
+        // The current resources are checked too: one deleted since is refused on the next change.
+        let mut c = client();
+        c.resources.push("https://gone".into());
+        assert_eq!(
+            apply(c, ClientChange::default(), &catalogue())
+                .unwrap_err()
+                .to_string(),
+            "resources: no resource has the identifier \"https://gone\""
+        );
+    }
+
+    #[test]
+    fn scopes_are_tokens_offered_by_the_clients_resources() {
+        assert_eq!(
+            refusal(ClientChange {
+                scopes: Some(strings(&["read", "has space"])),
+                ..ClientChange::default()
+            }),
+            "scopes: \"has space\" is not a valid scope token"
+        );
+        assert_eq!(
+            refusal(ClientChange {
+                scopes: Some(strings(&["other"])),
+                ..ClientChange::default()
+            }),
+            "scopes: \"other\" is not offered by any of the client's resources"
+        );
+        // Taking a resource away takes its scopes' offer with it.
+        assert_eq!(
+            refusal(ClientChange {
+                resources: Some(strings(&["https://other"])),
+                ..ClientChange::default()
+            }),
+            "scopes: \"read\" is not offered by any of the client's resources"
+        );
+    }
+
+    #[test]
+    fn the_default_resource_is_one_of_the_clients() {
+        assert_eq!(
+            refusal(ClientChange {
+                default_resource: Some(Some("https://other".into())),
+                ..ClientChange::default()
+            }),
+            "default_resource: must be one of the client's resources"
+        );
+    }
+
+    #[test]
+    fn served_resources_exist() {
+        assert_eq!(
+            refusal(ClientChange {
+                serves_resources: Some(strings(&["https://gone"])),
+                ..ClientChange::default()
+            }),
+            "serves_resources: no resource has the identifier \"https://gone\""
+        );
+    }
+
+    #[test]
+    fn client_types() {
+        let public = apply(client(), app(), &catalogue()).unwrap();
+        assert!(public.is_public());
+        assert_eq!(public.auth_methods, [AuthMethod::None]);
+        assert_eq!(public.client_type(), ClientType::Public);
+        // Confidential again: both secret methods come back.
+        let confidential = apply(
+            public,
+            ClientChange {
+                client_type: Some(ClientType::Confidential),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(confidential.auth_methods, AuthMethod::ALL);
+        // Confidential on a confidential client keeps its methods.
+        let post_only = apply(
+            client(),
+            ClientChange {
+                auth_methods: Some(vec![AuthMethod::ClientSecretPost]),
+                client_type: Some(ClientType::Confidential),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(post_only.auth_methods, [AuthMethod::ClientSecretPost]);
+    }
+
+    #[test]
+    fn none_stands_alone() {
+        assert_eq!(
+            refusal(ClientChange {
+                auth_methods: Some(vec![AuthMethod::None, AuthMethod::ClientSecretBasic]),
+                ..ClientChange::default()
+            }),
+            "auth_methods: none (a public client) cannot be combined with secret methods"
+        );
+        assert_eq!(
+            refusal(ClientChange {
+                auth_methods: Some(vec![AuthMethod::None, AuthMethod::None]),
+                ..ClientChange::default()
+            }),
+            "auth_methods: none (a public client) cannot be combined with secret methods"
+        );
+    }
+
+    #[test]
+    fn a_public_client_cannot_use_client_credentials() {
+        assert_eq!(
+            refusal(ClientChange {
+                client_type: Some(ClientType::Public),
+                ..ClientChange::default()
+            }),
+            "grant_types: a public client cannot use client_credentials (it holds no secret)"
+        );
+        assert_eq!(
+            refusal(ClientChange {
+                auth_methods: Some(vec![AuthMethod::None]),
+                ..ClientChange::default()
+            }),
+            "grant_types: a public client cannot use client_credentials (it holds no secret)"
+        );
+    }
+
+    #[test]
+    fn redirect_uris() {
+        let many: Vec<String> = (0..=MAX_REDIRECT_URIS)
+            .map(|i| format!("https://app.example/cb{i}"))
+            .collect();
+        let twenty = ClientChange {
+            redirect_uris: Some(many[..MAX_REDIRECT_URIS].to_vec()),
+            ..app()
+        };
+        assert_eq!(
+            apply(client(), twenty, &catalogue()).unwrap().redirect_uris,
+            many[..MAX_REDIRECT_URIS]
+        );
+        assert_eq!(
+            refusal(ClientChange {
+                redirect_uris: Some(many),
+                ..app()
+            }),
+            "redirect_uris: at most 20"
+        );
+        // Each is checked as redirect::check_registration checks it, in its words.
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#f",
+            "",
+            "javascript:alert(1)",
+        ] {
+            let why = crate::redirect::check_registration(bad).unwrap_err();
+            assert_eq!(
+                refusal(ClientChange {
+                    redirect_uris: Some(strings(&["https://app.example/cb", bad])),
+                    ..app()
+                }),
+                format!("redirect_uris: {why}")
+            );
+        }
+        // Registered without authorization_code too (kept for a later change of grant types).
+        let kept = apply(
+            client(),
+            ClientChange {
+                redirect_uris: Some(strings(&["https://app.example/cb"])),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(kept.redirect_uris, ["https://app.example/cb"]);
+    }
+
+    #[test]
+    fn authorization_code_needs_a_redirect_uri() {
+        assert_eq!(
+            refusal(ClientChange {
+                redirect_uris: None,
+                ..app()
+            }),
+            "redirect_uris: authorization_code needs at least one redirect URI"
+        );
+        assert_eq!(
+            refusal(ClientChange {
+                redirect_uris: Some(vec![]),
+                ..app()
+            }),
+            "redirect_uris: authorization_code needs at least one redirect URI"
+        );
+    }
+
+    #[test]
+    fn refresh_token_comes_with_authorization_code() {
+        assert_eq!(
+            refusal(ClientChange {
+                grant_types: Some(vec![GrantType::ClientCredentials, GrantType::RefreshToken]),
+                ..ClientChange::default()
+            }),
+            "grant_types: refresh_token comes with authorization_code"
+        );
+    }
+
+    #[test]
+    fn descriptions() {
+        let ok = apply(
+            client(),
+            ClientChange {
+                description: Some("d".repeat(MAX_DESCRIPTION)),
+                ..ClientChange::default()
+            },
+            &catalogue(),
+        );
+        assert!(ok.is_ok());
+        for bad in ["d".repeat(MAX_DESCRIPTION + 1), "line\nbreak".into()] {
+            assert_eq!(
+                refusal(ClientChange {
+                    description: Some(bad),
+                    ..ClientChange::default()
+                }),
+                "description: at most 1,000 characters with no control characters"
+            );
+        }
+    }
+
+    #[test]
+    fn refresh_token_lifetimes() {
+        for ok in [MIN_REFRESH_TTL, MAX_REFRESH_TTL] {
+            let c = apply(
+                client(),
+                ClientChange {
+                    refresh_token_ttl: Some(ok),
+                    ..ClientChange::default()
+                },
+                &catalogue(),
+            )
+            .unwrap();
+            assert_eq!(c.refresh_token_ttl, Some(ok));
+        }
+        for bad in [1, MIN_REFRESH_TTL - 1, MAX_REFRESH_TTL + 1] {
+            assert_eq!(
+                refusal(ClientChange {
+                    refresh_token_ttl: Some(bad),
+                    ..ClientChange::default()
+                }),
+                "refresh_token_ttl: must be from 60s to 3650d (or 0 for the server default)"
+            );
+        }
+        assert_eq!(
+            refusal(ClientChange {
+                refresh_token_ttl: Some(-1),
+                ..ClientChange::default()
+            }),
+            "refresh_token_ttl: must not be negative"
+        );
+    }
+
+    #[test]
+    fn the_first_field_in_order_is_named() {
+        assert_eq!(
+            refusal(ClientChange {
+                name: Some(String::new()),
+                scopes: Some(strings(&["nope"])),
+                description: Some("\n".into()),
+                ..ClientChange::default()
+            }),
+            "name: must be 1 to 200 characters with no control characters"
+        );
+        assert_eq!(
+            refusal(ClientChange {
+                redirect_uris: Some(strings(&["http://evil.example/cb"])),
+                refresh_token_ttl: Some(1),
+                ..ClientChange::default()
+            }),
+            refusal(ClientChange {
+                redirect_uris: Some(strings(&["http://evil.example/cb"])),
+                ..ClientChange::default()
+            }),
+        );
+    }
+}
