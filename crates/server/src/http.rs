@@ -2,19 +2,22 @@
 //! responses, the request log and metrics). Handlers live in `http/*.rs` by surface.
 
 mod admin;
-mod alias;
 mod detail;
 mod discovery;
 mod extract;
 mod metrics;
 mod oauth;
 mod observe;
+mod policy;
+mod token;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use admin::{OPENAPI, resource_json};
@@ -22,15 +25,15 @@ pub use extract::BODY_LIMIT;
 pub use metrics::metrics_router;
 
 use crate::app::App;
+use crate::config::TokenEndpoint;
+use policy::TokenPolicy;
 
-/// Builds the router: the OAuth endpoints, discovery, health and the admin API, with `pages` (the server-rendered
-/// pages, from `web`) under the same layers.
+/// Builds the router. `/oauth2/token` and every `[[token_endpoint]]` are policies of one token pipeline
+/// (`http/token.rs`), each with its token detail path where it has one.
 pub fn router(app: App, pages: Router<App>) -> Router {
+    let canonical = Arc::new(TokenPolicy::canonical());
     let mut oauth = Router::new()
-        .route(
-            "/oauth2/token",
-            post(oauth::token).fallback(oauth::post_only),
-        )
+        .route(&canonical.endpoint.path, token_route(&canonical))
         .route(
             "/oauth2/introspect",
             post(oauth::introspect).fallback(oauth::post_only),
@@ -40,19 +43,11 @@ pub fn router(app: App, pages: Router<App>) -> Router {
             post(oauth::revoke).fallback(oauth::post_only),
         );
     for ep in &app.settings.token_endpoints {
-        if let Some(path) = &ep.detail_path {
-            let for_get = ep.clone();
-            oauth = oauth.route(
-                path,
-                get(move |State(app): State<App>, req| alias::detail(app, for_get, req)),
-            );
+        let policy = Arc::new(TokenPolicy::configured(TokenEndpoint::clone(ep)));
+        if let Some(path) = &policy.endpoint.detail_path {
+            oauth = oauth.route(path, detail_route(&policy));
         }
-        let (for_post, for_other) = (ep.clone(), ep.clone());
-        oauth = oauth.route(
-            &ep.path,
-            post(move |State(app): State<App>, req| alias::token(app, for_post, req))
-                .fallback(move |req| alias::post_only(for_other, req)),
-        );
+        oauth = oauth.route(&policy.endpoint.path, token_route(&policy));
     }
     // RFC 6749 §5.1: token responses (and errors) must not be cached.
     let oauth = oauth
@@ -64,8 +59,13 @@ pub fn router(app: App, pages: Router<App>) -> Router {
             header::PRAGMA,
             HeaderValue::from_static("no-cache"),
         ));
-    Router::new()
-        .merge(oauth)
+    let mut router = Router::new().merge(oauth);
+    // Outside the OAuth routes' layer, as it has always been: the default policy's detail sets its own
+    // `Cache-Control` and sends no `Pragma`.
+    if let Some(path) = &canonical.endpoint.detail_path {
+        router = router.route(path, detail_route(&canonical));
+    }
+    router
         .route(
             "/.well-known/oauth-authorization-server",
             get(discovery::metadata),
@@ -75,7 +75,6 @@ pub fn router(app: App, pages: Router<App>) -> Router {
             get(discovery::metadata),
         )
         .route("/oauth2/jwks", get(discovery::jwks))
-        .route("/oauth2/token/detail", get(detail::canonical))
         .route("/healthz", get(discovery::healthz))
         .route("/readyz", get(discovery::readyz))
         .merge(pages)
@@ -84,6 +83,19 @@ pub fn router(app: App, pages: Router<App>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(observe::ObserveLayer(app.clone()))
         .with_state(app)
+}
+
+/// A token endpoint policy's path: `POST` runs the token pipeline, any other method is a 405.
+fn token_route(policy: &Arc<TokenPolicy>) -> MethodRouter<App> {
+    let (for_post, for_other) = (policy.clone(), policy.clone());
+    post(move |State(app): State<App>, req| token::token(app, for_post, req))
+        .fallback(move |req| token::post_only(for_other, req))
+}
+
+/// A token endpoint policy's detail path: `GET` (and `HEAD`) only.
+fn detail_route(policy: &Arc<TokenPolicy>) -> MethodRouter<App> {
+    let policy = policy.clone();
+    get(move |State(app): State<App>, headers| detail::detail(app, policy, headers))
 }
 
 /// The span every request to the gateway runs in; its fields appear on the request's log line.

@@ -1,19 +1,21 @@
-//! The token detail endpoint (`GET /oauth2/token/detail`, and an interface's own path such as Walmart's
-//! `GET /v3/token/detail`): for the access token presented, whether it is valid and which scopes it carries,
+//! The token detail endpoint, one handler under the token endpoint policies (`http/policy.rs`):
+//! `GET /oauth2/token/detail` for the default policy, and a configured endpoint's `detail_path` (Walmart's
+//! `GET /v3/token/detail`). For the access token presented, whether it is valid and which scopes it carries,
 //! grouped by API category with their access level (`{"Item": "Full Access", "Reports": "View Only"}`), taken
 //! from the resource's scope details. The token is checked as introspection checks it (signature, claims, client,
 //! denylist); only the token's own holder learns anything, since it must present the token.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::scope::ScopeSet;
 use keyward_core::{ErrorCode, OAuthError};
 use serde::Serialize;
 
+use super::policy::TokenPolicy;
 use crate::app::App;
 use crate::config::NamedHeader;
 use crate::error::ApiError;
@@ -40,7 +42,7 @@ pub(crate) struct TokenDetail {
     pub scopes: BTreeMap<String, String>,
 }
 
-/// The bearer token of a request: `Authorization: Bearer` (RFC 6750 §2.1), or the interface's own header.
+/// The bearer token of a request: `Authorization: Bearer` (RFC 6750 §2.1), or the policy's own header.
 fn presented<'h>(headers: &'h HeaderMap, extra: Option<&NamedHeader>) -> Result<&'h str, ApiError> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let v = v.to_str().map_err(|_| malformed())?;
@@ -70,7 +72,7 @@ fn malformed() -> ApiError {
 }
 
 /// The detail of the token a request presents.
-pub(crate) async fn detail(
+async fn token_detail(
     app: &App,
     headers: &HeaderMap,
     extra: Option<&NamedHeader>,
@@ -101,12 +103,17 @@ pub(crate) async fn detail(
     })
 }
 
-/// `GET /oauth2/token/detail`.
-pub(crate) async fn canonical(State(app): State<App>, headers: HeaderMap) -> Response {
-    let mut r = match detail(&app, &headers, None).await {
+/// `GET` on a policy's token detail path: the detail in JSON, or an RFC 6750 §3.1 error, with the policy's
+/// finishing headers (correlation echo, `Vary`) and `Cache-Control: no-store` (RFC 9111 §5.2.2.5), which the
+/// default policy's path, served outside the OAuth routes' layer, gets from here alone.
+pub(crate) async fn detail(app: App, policy: Arc<TokenPolicy>, headers: HeaderMap) -> Response {
+    let correlation = policy.correlation(&headers);
+    let extra = policy.endpoint.access_token_header.as_ref();
+    let r = match token_detail(&app, &headers, extra).await {
         Ok(d) => Json(d).into_response(),
         Err(e) => e.into_response(),
     };
+    let mut r = policy.finish(r, correlation);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r

@@ -1,6 +1,6 @@
 //! Extraction of OAuth endpoint requests: the body (form or JSON, same strictness), and client credentials from
 //! Basic or the body, with every SECURITY.md rule on malformed and conflicting input. Rejections are `ApiError`s,
-//! so they come out as RFC 6749 §5.2 JSON like everything else.
+//! so they come out as RFC 6749 §5.2 errors like everything else (JSON, or XML where the endpoint negotiated it).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -40,6 +40,8 @@ fn bad(description: &'static str) -> ApiError {
     ApiError::oauth(OAuthError::invalid_request(description))
 }
 
+/// Introspection and revocation read their requests under the standard body rules; the token pipeline calls
+/// [`OAuthRequest::read`] with its policy's.
 impl FromRequest<App> for OAuthRequest {
     type Rejection = ApiError;
 
@@ -69,7 +71,8 @@ pub(crate) fn source(parts: &Parts, app: &App) -> Source {
 }
 
 impl OAuthRequest {
-    /// Reads a request under an endpoint's body rules.
+    /// Reads a request under an endpoint's body rules: the body (RFC 6749 §3.2) and the client credentials
+    /// (RFC 6749 §2.3.1).
     pub(crate) async fn read(
         parts: &Parts,
         body: Body,

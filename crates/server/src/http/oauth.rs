@@ -1,5 +1,7 @@
-//! The OAuth endpoints: token (RFC 6749 §3.2), introspection (RFC 7662), revocation (RFC 7009).
-//! Handlers extract, call and render.
+//! The OAuth endpoints besides the token endpoint: introspection (RFC 7662) and revocation (RFC 7009), which are
+//! not token endpoint policies; and the answer helpers every OAuth handler shares, the token pipeline
+//! (`http/token.rs`) included. Handlers extract (`OAuthRequest`), call and answer.
+
 
 use axum::Json;
 use axum::extract::State;
@@ -12,14 +14,8 @@ use super::observe::Observed;
 use crate::app::App;
 use crate::config::Endpoint;
 use crate::error::ApiError;
-use keyward_core::grant::PartnerCheck;
 
-/// `POST /oauth2/token`.
-pub(crate) async fn token(State(app): State<App>, req: OAuthRequest) -> Response {
-    handle(&app, req, Endpoint::Token).await
-}
-
-/// `POST /oauth2/introspect`.
+/// `POST /oauth2/introspect` (RFC 7662 §2).
 pub(crate) async fn introspect(State(app): State<App>, req: OAuthRequest) -> Response {
     handle(&app, req, Endpoint::Introspect).await
 }
@@ -29,13 +25,10 @@ pub(crate) async fn revoke(State(app): State<App>, req: OAuthRequest) -> Respons
     handle(&app, req, Endpoint::Revoke).await
 }
 
-/// Authenticates the client under `endpoint`'s limits, then runs the endpoint.
+/// Authenticates the client under `endpoint`'s limits (RFC 6749 §2.3, RFC 7662 §2.1, RFC 7009 §2.1), then runs
+/// the endpoint.
 async fn handle(app: &App, req: OAuthRequest, endpoint: Endpoint) -> Response {
-    let grant = match endpoint {
-        Endpoint::Token => req.params.single("grant_type").ok().flatten(),
-        _ => None,
-    };
-    let mut seen = Observed::new(endpoint.name(), grant);
+    let mut seen = Observed::new(endpoint.name(), None);
     let result = async {
         let client = app
             .issuer
@@ -47,40 +40,38 @@ async fn handle(app: &App, req: OAuthRequest, endpoint: Endpoint) -> Response {
             )
             .await?;
         seen.client_id = Some(client.client.id.clone());
-        Ok(match endpoint {
-            Endpoint::Token => Json(
-                app.issuer
-                    .token(&client, &req.params, PartnerCheck::None)
-                    .await?,
-            )
-            .into_response(),
-            Endpoint::Introspect => {
-                Json(app.issuer.introspect(&client, &req.params).await?).into_response()
-            }
-            Endpoint::Revoke => {
-                app.issuer.revoke(&client, &req.params).await?;
-                StatusCode::OK.into_response()
-            }
+        Ok(if endpoint == Endpoint::Revoke {
+            app.issuer.revoke(&client, &req.params).await?;
+            StatusCode::OK.into_response()
+        } else {
+            Json(app.issuer.introspect(&client, &req.params).await?).into_response()
         })
     }
     .await;
-    answer(seen, result)
+    answer(Some(seen), result, Format::Json)
 }
 
-/// Renders a handler's result with what the request log and metrics need to know of it.
-fn answer<T: IntoResponse>(seen: Observed, result: Result<T, ApiError>) -> Response {
-    let outcome = result.as_ref().map(|_| ()).map_err(|e| e.code());
-    let mut response = result.into_response();
-    seen.attach(outcome, &mut response);
+/// A handler's answer: the response, or the error rendered in `format` (RFC 6749 §5.2 in JSON, or XML where the
+/// endpoint offers it); with what the request log and metrics need to know of it when the request was described.
+pub(crate) fn answer(
+    seen: Option<Observed>,
+    result: Result<Response, ApiError>,
+    format: Format,
+) -> Response {
+    let outcome = result.as_ref().map(|_| ()).map_err(ApiError::code);
+    let mut response = result.unwrap_or_else(|e| e.render(format));
+    if let Some(seen) = seen {
+        seen.attach(outcome, &mut response);
+    }
     response
 }
 
-/// Any other method on an OAuth endpoint: 405 with `Allow: POST`, in the same JSON error shape.
+/// Any other method on introspection or revocation: 405 with `Allow: POST`, in the same JSON error shape.
 pub(crate) async fn post_only() -> Response {
     method_not_allowed(Format::Json)
 }
 
-/// 405 with `Allow: POST`, rendered in `format`.
+/// 405 with `Allow: POST` (RFC 9110 §15.5.6), rendered in `format`.
 pub(crate) fn method_not_allowed(format: Format) -> Response {
     let mut r = ApiError::Plain {
         status: StatusCode::METHOD_NOT_ALLOWED,
