@@ -4,7 +4,8 @@
 use keyward_core::limit::Rate;
 use keyward_core::net::Cidr;
 
-use super::{ConfigError, integer, invalid, text};
+use super::value::{integer, text};
+use super::{ConfigError, invalid};
 
 /// The OAuth endpoints a rate limit applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
