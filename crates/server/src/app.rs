@@ -1,7 +1,7 @@
-//! The wiring: opens the store, runs first start, loads what memory holds, and builds each service over the
-//! shared parts it uses. `App` keeps the services and those shared pointers, nothing else; the routers take the
-//! service they use from it (`FromRef`). The background tasks are in `follower` and `housekeeping`, serving in
-//! `serve`.
+//! The wiring: takes the start-up steps (`startup`), loads what memory holds, and builds each service over the
+//! shared parts it uses, those the CLI calls too through `Toolkit::build`. `App` keeps the services and those
+//! shared pointers, nothing else; the routers take the service they use from it (`FromRef`). The background tasks
+//! are in `follower` and `housekeeping`, serving in `serve`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,14 +12,16 @@ use crate::clock::Clock;
 use crate::config::{Config, TokenEndpoint};
 use crate::crypto::MasterKeys;
 use crate::feed::FeedHealth;
-use crate::first_start::{self, FirstStart};
+use crate::first_start::FirstStart;
 use crate::keys::KeyRing;
 use crate::limits::Limits;
 use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::service::{Accounts, Admin, ApiKeys, Consents, Delegated, Issuer, Sessions};
+use crate::startup::{self, Started};
 use crate::store::Store;
+use crate::toolkit::{Held, Toolkit};
 use crate::usage::Usage;
 
 /// The services and the shared parts under them; cloning it clones pointers.
@@ -87,53 +89,21 @@ pub struct Settings {
     pub feed_recent: Vec<i64>,
 }
 
-/// A node whose wall clock is this many seconds off the database's says so at start.
-const WALL_OFFSET_WARNING: i64 = 2;
-
 impl App {
-    /// Connects, migrates, runs first start if needed, loads keys and the registry, and builds the services.
+    /// Connects, migrates, runs first start if needed (`startup`), loads keys and the registry, and builds the
+    /// services: those the CLI uses too over this memory (`Toolkit::build`), then the rest.
     pub async fn open(config: &Config, clock: Clock) -> anyhow::Result<(App, Option<FirstStart>)> {
-        config.create_data_dir()?;
-        let store = Store::connect(&config.database, &config.pool)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot open database {}: {e}", redact_url(&config.database))
-            })?;
-        store
-            .migrate()
-            .await
-            .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
-        let (master_key, generated) = config.master_key()?;
-        if generated {
-            tracing::info!(path = %config.data_dir.join("keyward.secret").display(), "generated a new master key");
-        }
-        let master = Arc::new(MasterKeys::derive(&master_key)?);
-        // Everything the cluster shares is timed by the database's clock, from the first write on.
-        crate::clock::first_sample(&clock, &store).await?;
-        let off = clock.wall_offset();
-        if off.abs() >= WALL_OFFSET_WARNING {
-            tracing::warn!(
-                seconds = off,
-                "this machine's clock differs from the database's; Keyward uses the database's"
-            );
-        }
-        let first = first_start::bootstrap(&store, &master, clock.now()).await?;
-        first_start::declare_resources(&store, config, clock.now()).await?;
+        let Started {
+            store,
+            master,
+            first,
+        } = startup::open(config, &clock).await?;
         // The feed position is read before the state, so whatever changes while loading is replayed after.
         let feed_start = store.changes_head().await?;
         let feed_recent = store
             .changes_present_after(feed_start - crate::feed::FEED_RECENT)
             .await?;
-        // Keys stay published while any token they signed can live: a resource may still have a lifetime
-        // set before max_access_token_ttl was lowered.
-        let longest = store
-            .resources_all()
-            .await?
-            .iter()
-            .map(|r| r.access_token_ttl)
-            .max()
-            .unwrap_or(0);
-        let max_ttl = config.max_access_token_ttl.max(longest);
+        let max_ttl = startup::max_token_ttl(&store, config).await?;
         let keys = Arc::new(KeyRing::load(&store.keys_all().await?, &master, max_ttl)?);
         let registry = Arc::new(Registry::load(&store).await?);
         let metrics = Arc::new(Metrics::new(config.metrics_client_labels));
@@ -170,17 +140,19 @@ impl App {
             feed_start,
             feed_recent,
         });
-        let delegated = Arc::new(Delegated {
-            store: store.clone(),
+        let held = Held {
             registry: registry.clone(),
             keys: keys.clone(),
-            master: master.clone(),
-            clock: clock.clone(),
-            issuer: config.issuer.clone(),
-            code_ttl: config.authorization_code_ttl,
-            refresh_token_ttl: config.refresh_token_ttl,
-            refresh_token_idle_ttl: config.refresh_token_idle_ttl,
-        });
+            memory: memory.clone(),
+            usage: usage.clone(),
+        };
+        let Toolkit {
+            delegated,
+            admin,
+            accounts,
+            consents,
+            ..
+        } = Toolkit::build(config, store.clone(), master.clone(), clock.clone(), held);
         let issuer = Arc::new(Issuer {
             store: store.clone(),
             registry: registry.clone(),
@@ -195,34 +167,12 @@ impl App {
             stale_while_unreachable: config.stale_while_unreachable,
             delegated: delegated.clone(),
         });
-        let admin = Arc::new(Admin {
-            store: store.clone(),
-            master: master.clone(),
-            clock: clock.clone(),
-            memory: memory.clone(),
-            max_access_token_ttl: config.max_access_token_ttl,
-            key_publish_delay: config.key_publish_delay,
-            default_client_resource: config.default_client_resource.clone(),
-            usage: usage.clone(),
-        });
         let app = App {
-            accounts: Arc::new(Accounts {
-                store: store.clone(),
-                clock: clock.clone(),
-                memory: memory.clone(),
-                delegated: delegated.clone(),
-            }),
             sessions: Arc::new(Sessions {
                 store: store.clone(),
                 master: master.clone(),
                 clock: clock.clone(),
                 session_ttl: config.session_ttl,
-            }),
-            consents: Arc::new(Consents {
-                store: store.clone(),
-                registry: registry.clone(),
-                clock: clock.clone(),
-                delegated: delegated.clone(),
             }),
             api_keys: Arc::new(ApiKeys {
                 admin: admin.clone(),
@@ -232,6 +182,8 @@ impl App {
             issuer,
             delegated,
             admin,
+            accounts,
+            consents,
             store,
             memory,
             master,
@@ -269,14 +221,3 @@ substate!(
     settings: Settings,
     metrics: Metrics,
 );
-
-fn redact_url(url: &str) -> String {
-    // postgres://user:password@host/db → postgres://user:***@host/db
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
-            format!("{}:***{}", &url[..colon], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}

@@ -20,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-pub use admin::{OPENAPI, resource_json};
+pub use admin::OPENAPI;
 pub use extract::BODY_LIMIT;
 pub use metrics::metrics_router;
 

@@ -144,6 +144,27 @@ fn load_key(kid: &str, alg: SigningAlg, pkcs8: &[u8]) -> anyhow::Result<LoadedKe
     })
 }
 
+/// What the rotation plan reads of a stored key.
+fn meta(row: &KeyRow) -> anyhow::Result<KeyMeta> {
+    Ok(KeyMeta {
+        kid: row.kid.clone(),
+        alg: row.alg.parse().map_err(anyhow::Error::msg)?,
+        created_at: row.created_at,
+        activates_at: row.activates_at,
+    })
+}
+
+impl Ring {
+    fn new(keys: HashMap<String, LoadedKey>, metas: Vec<KeyMeta>) -> Self {
+        Self {
+            keys,
+            metas,
+            planned_at: i64::MIN,
+            plan: Arc::default(),
+        }
+    }
+}
+
 fn invalid(description: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidToken, description)
 }
@@ -158,26 +179,26 @@ impl KeyRing {
         })
     }
 
+    /// The stored keys' metadata only, none decrypted: a ring that lists keys and their states (`describe`) and
+    /// signs, verifies and publishes nothing, for a process that only reports on keys (the CLI).
+    pub fn listing(rows: &[KeyRow], max_token_ttl: i64) -> anyhow::Result<Self> {
+        let metas = rows.iter().map(meta).collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            ring: RwLock::new(Ring::new(HashMap::new(), metas)),
+            max_token_ttl,
+        })
+    }
+
     fn build(rows: &[KeyRow], master: &MasterKeys) -> anyhow::Result<Ring> {
         let mut keys = HashMap::new();
         let mut metas = Vec::new();
         for row in rows {
-            let alg: SigningAlg = row.alg.parse().map_err(anyhow::Error::msg)?;
+            let meta = meta(row)?;
             let pkcs8 = master.open(&row.private_key, &row.kid)?;
-            keys.insert(row.kid.clone(), load_key(&row.kid, alg, &pkcs8)?);
-            metas.push(KeyMeta {
-                kid: row.kid.clone(),
-                alg,
-                created_at: row.created_at,
-                activates_at: row.activates_at,
-            });
+            keys.insert(row.kid.clone(), load_key(&row.kid, meta.alg, &pkcs8)?);
+            metas.push(meta);
         }
-        Ok(Ring {
-            keys,
-            metas,
-            planned_at: i64::MIN,
-            plan: Arc::default(),
-        })
+        Ok(Ring::new(keys, metas))
     }
 
     /// Replaces the keys after a rotation (here or on another node).
@@ -307,5 +328,49 @@ impl KeyRing {
                 json!({"kid": m.kid, "alg": m.alg.as_str(), "created_at": m.created_at, "activates_at": m.activates_at, "state": state})
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_describes_keys_as_the_loaded_ring_does_and_signs_nothing() {
+        let master = MasterKeys::derive(&[7; 32]).unwrap();
+        let day = 86_400;
+        let rows: Vec<KeyRow> = [
+            (SigningAlg::ES256, 0),
+            (SigningAlg::ES256, 10 * day),
+            (SigningAlg::EdDSA, 0),
+            (SigningAlg::EdDSA, 20 * day),
+        ]
+        .into_iter()
+        .map(|(alg, at)| generate(alg, &master, at, at).unwrap())
+        .collect();
+        let loaded = KeyRing::load(&rows, &master, 3_600).unwrap();
+        let listing = KeyRing::listing(&rows, 3_600).unwrap();
+        // Before, between and after the rotations: pending, active, retiring and retired keys.
+        let mut states = std::collections::BTreeSet::new();
+        for now in [day, 10 * day + 60, 20 * day - 60, 20 * day + 60, 30 * day] {
+            let described = listing.describe(now);
+            assert_eq!(described, loaded.describe(now), "at {now}");
+            states.extend(described.iter().map(|k| k["state"].to_string()));
+        }
+        assert_eq!(states.len(), 4, "{states:?}");
+        let claims = AccessTokenClaims {
+            iss: "https://issuer.example".into(),
+            sub: "c".into(),
+            aud: "https://api.example".into(),
+            iat: 30 * day,
+            nbf: None,
+            exp: 30 * day + 60,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: None,
+        };
+        assert!(loaded.sign(SigningAlg::ES256, &claims, 30 * day).is_ok());
+        assert!(listing.sign(SigningAlg::ES256, &claims, 30 * day).is_err());
+        assert_eq!(listing.jwks(30 * day), json!({"keys": []}));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Layers, each importing only those below it (docs/ARCHITECTURE.md draws them):
 //! - edges: `serve` (wires `http` and `web` with the background tasks), `http`, `web`, `gateway`, `cli`;
-//! - wiring and background: `app`, `first_start`, `follower`, `housekeeping`;
+//! - wiring and background: `app` (the server's), `toolkit` (the CLI's), `startup`, `first_start`, `follower`,
+//!   `housekeeping`;
 //! - services: `service` (issuer, delegated access, admin, accounts, sessions, consents, API keys);
 //! - shared parts: `memory`, `registry`, `keys`, `limits`, `usage`, `metrics`, `feed`, `refresh`, `config`;
 //! - ground: `store`, `crypto`, `clock`, `conn`, `otel`.
@@ -30,6 +31,8 @@ pub mod refresh;
 pub mod registry;
 pub mod serve;
 pub mod service;
+pub mod startup;
 pub mod store;
+pub mod toolkit;
 pub mod usage;
 pub mod web;

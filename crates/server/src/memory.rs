@@ -1,9 +1,11 @@
 //! This node's copy of what the cluster shares (clients and resources in the registry, signing keys in the key
 //! ring) and the one way a change reaches it: an entry of the change feed, applied by re-reading what it names.
-//! Services call [`Memory::committed`] after their own commits; the feed follower calls [`Memory::apply`] for
-//! everyone else's.
+//! Services call [`OnCommit::committed`] after their own commits; the feed follower calls [`Memory::apply`] for
+//! everyone else's. A process that holds no memory (the CLI) gives the services [`NothingHeld`] instead.
 
 use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 
 use crate::crypto::MasterKeys;
 use crate::keys::KeyRing;
@@ -52,13 +54,34 @@ impl Memory {
         }
         Ok(())
     }
+}
 
-    /// Applies a change this process just committed, at once; other processes see it through the feed. Once
-    /// committed the change stands: if reading it back fails (the database went away just after the commit), the
-    /// caller's answer is still a success, and the feed follower applies it when it reads the feed again.
-    pub async fn committed(&self, kind: &str, key: &str) {
-        if let Err(e) = self.apply(&self.store, kind, key).await {
-            tracing::warn!(error = %e, kind, "a committed change is applied to memory from the feed later");
-        }
+/// The services' commit hook: what a process does with a change it has just committed (the kind and key of its
+/// change-feed entry). Other processes see the change through the feed.
+pub trait OnCommit: Send + Sync {
+    /// Called after the commit; never fails, since the change stands once committed.
+    fn committed<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, ()>;
+}
+
+impl OnCommit for Memory {
+    /// Applies the change to this node's memory at once. If reading it back fails (the database went away just
+    /// after the commit), the caller's answer is still a success, and the feed follower applies it when it reads
+    /// the feed again.
+    fn committed<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.apply(&self.store, kind, key).await {
+                tracing::warn!(error = %e, kind, "a committed change is applied to memory from the feed later");
+            }
+        })
+    }
+}
+
+/// The commit hook of a process that holds nothing in memory (the CLI): there is nothing to update, and running
+/// servers follow the change feed.
+pub struct NothingHeld;
+
+impl OnCommit for NothingHeld {
+    fn committed<'a>(&'a self, _kind: &'a str, _key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
     }
 }

@@ -216,6 +216,12 @@ fn push_exact<T>(v: &mut Vec<T>, item: T) {
 }
 
 impl Registry {
+    /// A registry that never loads (the CLI's): every client asked for is read from the store, and it holds no
+    /// resources.
+    pub fn unloaded() -> Self {
+        Self::default()
+    }
+
     /// Loads the resources; clients come later, from `reload_clients`.
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
         let registry = Self::default();

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::service::accounts::AccountInput;
-use crate::service::admin::{Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch};
+use crate::service::admin::{
+    Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch, resource_json,
+};
 use crate::store::{GrantFilter, GrantRow, StoreError};
 
 mod input;
@@ -372,21 +374,6 @@ async fn resources_list(State(app): Shared, _: Admin) -> Result<Json<Value>, Api
         .map(resource_json)
         .collect();
     Ok(Json(json!({"items": items})))
-}
-
-/// The JSON shape of a resource.
-pub fn resource_json(r: &crate::store::ResourceRow) -> Value {
-    json!({
-        "id": r.id,
-        "identifier": r.identifier,
-        "name": r.name,
-        "scopes": crate::store::split_list(&r.scopes),
-        "access_token_ttl": r.access_token_ttl,
-        "signing_alg": r.signing_alg,
-        "scope_details": serde_json::from_str::<Value>(&r.scope_details).unwrap_or_else(|_| json!({})),
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-    })
 }
 
 async fn resource_create(

@@ -2,7 +2,6 @@
 //! not token endpoint policies; and the answer helpers every OAuth handler shares, the token pipeline
 //! (`http/token.rs`) included. Handlers extract (`OAuthRequest`), call and answer.
 
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};

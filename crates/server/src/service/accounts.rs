@@ -14,7 +14,7 @@ use super::{Actor, Delegated};
 use crate::clock::Clock;
 use crate::crypto::{new_token, random, random_id};
 use crate::error::ApiError;
-use crate::memory::Memory;
+use crate::memory::OnCommit;
 use crate::store::{AccountRow, Store, StoreError};
 
 /// Fields of an account, for create (`email` required) and update (only those given change).
@@ -130,8 +130,8 @@ pub struct Accounts {
     pub store: Store,
     /// Where time comes from.
     pub clock: Clock,
-    /// This node's memory (an account's keys, disabled or deleted with it).
-    pub memory: Arc<Memory>,
+    /// The commit hook of this node's memory (an account's keys, disabled or deleted with it).
+    pub memory: Arc<dyn OnCommit>,
     /// Revokes an account's grants.
     pub delegated: Arc<Delegated>,
 }

@@ -17,7 +17,9 @@ pub use super::Actor;
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_secret, random_id, random_uuid};
 use crate::error::ApiError;
-use crate::memory::Memory;
+use crate::keys::KeyRing;
+use crate::memory::OnCommit;
+use crate::registry::Registry;
 use crate::store::{ClientRow, NewClient, SecretRow, Store, StoreError, Tx, split_list};
 use crate::usage::Usage;
 
@@ -28,7 +30,7 @@ mod secrets;
 mod usage;
 
 pub use keyward_core::registration::{DurationValue, ResourceInput, ResourcePatch};
-pub use resources::resource_create_in;
+pub use resources::{resource_create_in, resource_json};
 use secrets::secret_view;
 pub use secrets::{NewSecret, SecretView};
 
@@ -346,8 +348,12 @@ pub struct Admin {
     pub master: Arc<MasterKeys>,
     /// Where time comes from.
     pub clock: Clock,
-    /// This node's memory, brought up to date after each commit.
-    pub memory: Arc<Memory>,
+    /// The commit hook: brings this node's memory up to date after each commit (the CLI has none).
+    pub memory: Arc<dyn OnCommit>,
+    /// Clients in memory (a listed client's resources, a key's instance).
+    pub registry: Arc<Registry>,
+    /// Signing keys (their states).
+    pub keys: Arc<KeyRing>,
     /// Longest access-token lifetime a resource may be given, seconds.
     pub max_access_token_ttl: i64,
     /// Publish-then-sign delay of a new signing key, seconds.
@@ -436,7 +442,6 @@ impl Admin {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let resources = self
-                .memory
                 .registry
                 .client(&self.store, &row.id)
                 .await?

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 impl Admin {
     /// Signing keys with their state.
     pub fn keys_list(&self) -> Vec<serde_json::Value> {
-        self.memory.keys.describe(self.clock.now())
+        self.keys.describe(self.clock.now())
     }
 
     /// Rotates signing keys (one algorithm, or all): the new key is published now and signs after

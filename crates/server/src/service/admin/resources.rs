@@ -1,5 +1,5 @@
-//! Resources (the APIs tokens are for): creating, listing, changing and deleting them, and checking the
-//! resources a configuration declares. Part of the admin operations, with the same rules as clients.
+//! Resources (the APIs tokens are for): creating, listing, changing and deleting them, checking the resources a
+//! configuration declares, and their JSON shape. Part of the admin operations, with the same rules as clients.
 
 use keyward_core::registration::ResourceRegistration;
 use keyward_core::registration::resource as registration;
@@ -206,4 +206,19 @@ impl Admin {
         .await?;
         self.finish(tx, "resource", &row.id).await
     }
+}
+
+/// A resource as the admin API and the CLI show it.
+pub fn resource_json(r: &ResourceRow) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "identifier": r.identifier,
+        "name": r.name,
+        "scopes": crate::store::split_list(&r.scopes),
+        "access_token_ttl": r.access_token_ttl,
+        "signing_alg": r.signing_alg,
+        "scope_details": serde_json::from_str::<serde_json::Value>(&r.scope_details).unwrap_or_else(|_| json!({})),
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    })
 }

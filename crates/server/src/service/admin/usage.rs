@@ -19,7 +19,6 @@ impl Admin {
             - (hours as i64 - 1) * keyward_core::console::HOUR;
         // The counts of this instance of the client only: one deleted before it, with the same id, left its own.
         let instance = self
-            .memory
             .registry
             .client(&self.store, client_id)
             .await?
