@@ -129,9 +129,7 @@ pub(crate) async fn declare_resources(
                 tx.commit().await?;
                 tracing::info!(identifier = %input.identifier, "created a declared resource");
             }
-            Err(crate::error::ApiError::Plain {
-                code: "conflict", ..
-            }) => {}
+            Err(crate::service::admin::AdminError::Conflict(_)) => {}
             Err(e) => {
                 return Err(anyhow::anyhow!(
                     "declared resource {:?}: {e}",

@@ -4,12 +4,14 @@
 mod admin;
 mod detail;
 mod discovery;
+pub mod error;
 mod extract;
 mod metrics;
 mod oauth;
 mod observe;
 mod policy;
 mod token;
+mod xml;
 
 use std::sync::Arc;
 

@@ -15,7 +15,6 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod crypto;
-pub mod error;
 pub mod feed;
 pub mod first_start;
 pub mod follower;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::service::accounts::AccountInput;
 use crate::service::admin::{
     Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch, resource_json,

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::policy::TokenPolicy;
 use crate::app::App;
 use crate::config::NamedHeader;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// What the endpoint answers for a valid token.
 #[derive(Debug, Serialize)]

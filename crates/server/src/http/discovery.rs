@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// RFC 8414 §2 metadata, listing only what is implemented.
 pub(crate) async fn metadata(State(app): State<App>) -> Json<Value> {

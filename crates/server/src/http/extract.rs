@@ -16,7 +16,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::app::App;
 use crate::config::{BodyKind, BodyRules};
-use crate::error::{ApiError, Challenge};
+use crate::http::error::{ApiError, Challenge};
 use crate::limits::Source;
 use crate::registry::Credentials;
 

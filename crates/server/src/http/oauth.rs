@@ -12,7 +12,7 @@ use super::extract::OAuthRequest;
 use super::observe::Observed;
 use crate::app::App;
 use crate::config::Endpoint;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// `POST /oauth2/introspect` (RFC 7662 §2).
 pub(crate) async fn introspect(State(app): State<App>, req: OAuthRequest) -> Response {
@@ -31,13 +31,9 @@ async fn handle(app: &App, req: OAuthRequest, endpoint: Endpoint) -> Response {
     let result = async {
         let client = app
             .issuer
-            .authenticate(
-                req.credentials.as_ref(),
-                req.challenge,
-                &req.source,
-                endpoint,
-            )
-            .await?;
+            .authenticate(req.credentials.as_ref(), &req.source, endpoint)
+            .await
+            .map_err(|e| ApiError::issue(e, req.challenge))?;
         seen.client_id = Some(client.client.id.clone());
         Ok(if endpoint == Endpoint::Revoke {
             app.issuer.revoke(&client, &req.params).await?;

@@ -14,7 +14,7 @@ use keyward_core::{ErrorCode, OAuthError};
 use super::extract::OAuthRequest;
 use super::observe::CORRELATION_MAX;
 use crate::config::{BodyRules, NamedHeader, TokenEndpoint};
-use crate::error::{ApiError, Challenge};
+use crate::http::error::{ApiError, Challenge};
 use keyward_core::grant::PartnerCheck;
 
 /// How one token endpoint path answers.

@@ -19,7 +19,7 @@ use super::observe::Observed;
 use super::policy::TokenPolicy;
 use crate::app::App;
 use crate::config::Endpoint;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use keyward_core::grant::TokenResponse;
 
 /// `POST` on a token endpoint's path: a token (RFC 6749 §5.1) or an error (RFC 6749 §5.2), in the format the
@@ -73,24 +73,21 @@ async fn issue(
     policy.check_method(&req)?;
     let client = app
         .issuer
-        .authenticate(
-            req.credentials.as_ref(),
-            policy.challenge(req.challenge),
-            &req.source,
-            Endpoint::Token,
-        )
-        .await?;
+        .authenticate(req.credentials.as_ref(), &req.source, Endpoint::Token)
+        .await
+        .map_err(|e| ApiError::issue(e, policy.challenge(req.challenge)))?;
     seen.client_id = Some(client.client.id.clone());
     policy.check_grant(&req.params, market)?;
     app.issuer
         .token(&client, &req.params, policy.partner(&parts.headers))
         .await
+        .map_err(ApiError::from)
 }
 
 /// A token response (RFC 6749 §5.1) in `format`: JSON, or Walmart's `OAuthTokenDTO` where XML was chosen.
 fn render(t: TokenResponse, format: Format) -> Response {
     if format.is_xml() {
-        crate::error::xml::response(StatusCode::OK, format, crate::error::xml::token(&t))
+        super::xml::response(StatusCode::OK, format, super::xml::token(&t))
     } else {
         axum::Json(t).into_response()
     }

@@ -10,12 +10,77 @@ use keyward_core::console::{KeyScopes, check_key_scopes};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Actor, Delegated};
+use super::admin::AdminError;
+use super::delegated::DelegatedError;
+use super::{Actor, Delegated, Invalid, Outcome, Refusal};
 use crate::clock::Clock;
 use crate::crypto::{new_token, random, random_id};
-use crate::error::ApiError;
 use crate::memory::OnCommit;
 use crate::store::{AccountRow, Store, StoreError};
+
+/// What the accounts service answers instead of doing what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// A field is wrong.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// No such account.
+    #[error("account not found")]
+    NotFound,
+    /// Another account has this email or partner id.
+    #[error("an account with this email or partner_id exists")]
+    Taken,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AccountError {
+    /// A refusal worded `field: why`.
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(Invalid::from_message(message))
+    }
+}
+
+impl From<DelegatedError> for AccountError {
+    fn from(e: DelegatedError) -> Self {
+        match e {
+            DelegatedError::Store(e) => Self::Store(e),
+            DelegatedError::Internal(e) => Self::Internal(e),
+            e => Self::Internal(anyhow::anyhow!("revoking a grant: {e}")),
+        }
+    }
+}
+
+impl From<AdminError> for AccountError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Store(e) => Self::Store(e),
+            AdminError::Internal(e) => Self::Internal(e),
+            e => Self::Internal(anyhow::anyhow!("deleting a key: {e}")),
+        }
+    }
+}
+
+impl Outcome for AccountError {
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Invalid(_) => Some(Refusal::Invalid),
+            Self::NotFound => Some(Refusal::NotFound),
+            Self::Taken => Some(Refusal::Conflict),
+            Self::Store(_) | Self::Internal(_) => None,
+        }
+    }
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Fields of an account, for create (`email` required) and update (only those given change).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -77,7 +142,7 @@ impl From<&AccountRow> for AccountView {
 
 /// Argon2id with the crate's defaults (RFC 9106's second recommended option scaled down: 19 MiB, 2 passes, one
 /// lane, as OWASP recommends), run on the blocking pool so a login never stalls the token endpoint's threads.
-async fn hash_password(password: String) -> Result<String, ApiError> {
+async fn hash_password(password: String) -> Result<String, AccountError> {
     tokio::task::spawn_blocking(move || {
         let salt =
             SaltString::encode_b64(&random::<16>()).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
@@ -87,13 +152,13 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(ApiError::Internal)
+    .map_err(|e| AccountError::Internal(e.into()))?
+    .map_err(AccountError::Internal)
 }
 
-fn check_partner_id(p: &str) -> Result<(), ApiError> {
+fn check_partner_id(p: &str) -> Result<(), AccountError> {
     if p.chars().count() > 100 || p.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ApiError::bad_request(
+        return Err(AccountError::invalid(
             "partner_id: at most 100 characters, no spaces or control characters",
         ));
     }
@@ -106,20 +171,16 @@ pub(crate) fn key_scopes_of(a: &AccountRow) -> KeyScopes {
     serde_json::from_str(&a.key_scopes).unwrap_or_default()
 }
 
-fn conflict_on_email(e: StoreError) -> ApiError {
+fn conflict_on_email(e: StoreError) -> AccountError {
     match e {
-        StoreError::Conflict(_) => ApiError::Plain {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "conflict",
-            message: "an account with this email or partner_id exists".into(),
-        },
+        StoreError::Conflict(_) => AccountError::Taken,
         e => e.into(),
     }
 }
 
-fn not_found(e: StoreError) -> ApiError {
+fn not_found(e: StoreError) -> AccountError {
     match e {
-        StoreError::NotFound => ApiError::not_found("account"),
+        StoreError::NotFound => AccountError::NotFound,
         e => e.into(),
     }
 }
@@ -142,18 +203,18 @@ impl Accounts {
         &self,
         actor: &Actor,
         input: AccountInput,
-    ) -> Result<(AccountView, Option<String>), ApiError> {
+    ) -> Result<(AccountView, Option<String>), AccountError> {
         let email = normalize_email(input.email.as_deref().unwrap_or_default())
-            .map_err(ApiError::bad_request)?;
+            .map_err(AccountError::invalid)?;
         let role = input.role.unwrap_or_else(|| "user".into());
-        check_role(&role).map_err(ApiError::bad_request)?;
+        check_role(&role).map_err(AccountError::invalid)?;
         let partner_id = input.partner_id.filter(|p| !p.is_empty());
         if let Some(p) = &partner_id {
             check_partner_id(p)?;
         }
         let (password, generated) = match input.password {
             Some(p) => {
-                check_password(&p).map_err(ApiError::bad_request)?;
+                check_password(&p).map_err(AccountError::invalid)?;
                 (p, None)
             }
             None => {
@@ -195,17 +256,17 @@ impl Accounts {
     }
 
     /// One account.
-    pub async fn account_get(&self, id: &str) -> Result<AccountView, ApiError> {
+    pub async fn account_get(&self, id: &str) -> Result<AccountView, AccountError> {
         Ok(AccountView::from(
             &self.store.account_get(id).await.map_err(not_found)?,
         ))
     }
 
     /// Checks an allowance against the resources and returns it as stored.
-    async fn checked_key_scopes(&self, k: KeyScopes) -> Result<String, ApiError> {
+    async fn checked_key_scopes(&self, k: KeyScopes) -> Result<String, AccountError> {
         let catalogue = super::admin::catalogue(&self.store).await?;
         let k =
-            check_key_scopes(k, |r| catalogue.get(r).cloned()).map_err(ApiError::bad_request)?;
+            check_key_scopes(k, |r| catalogue.get(r).cloned()).map_err(AccountError::invalid)?;
         Ok(serde_json::to_string(&k).unwrap_or_else(|_| "{}".into()))
     }
 
@@ -215,7 +276,7 @@ impl Accounts {
         after: &str,
         search: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<AccountView>, ApiError> {
+    ) -> Result<Vec<AccountView>, AccountError> {
         let rows = self
             .store
             .accounts_page(after, search, limit.clamp(1, 1_000))
@@ -231,10 +292,10 @@ impl Accounts {
         actor: &Actor,
         id: &str,
         input: AccountInput,
-    ) -> Result<AccountView, ApiError> {
+    ) -> Result<AccountView, AccountError> {
         let new_hash = match &input.password {
             Some(p) => {
-                check_password(p).map_err(ApiError::bad_request)?;
+                check_password(p).map_err(AccountError::invalid)?;
                 Some(hash_password(p.clone()).await?)
             }
             None => None,
@@ -252,7 +313,7 @@ impl Accounts {
             fields.push("key_scopes");
         }
         if let Some(e) = input.email {
-            row.email = normalize_email(&e).map_err(ApiError::bad_request)?;
+            row.email = normalize_email(&e).map_err(AccountError::invalid)?;
             fields.push("email");
         }
         if let Some(p) = input.partner_id {
@@ -263,7 +324,7 @@ impl Accounts {
             fields.push("partner_id");
         }
         if let Some(r) = input.role {
-            check_role(&r).map_err(ApiError::bad_request)?;
+            check_role(&r).map_err(AccountError::invalid)?;
             row.role = r;
             fields.push("role");
         }
@@ -313,7 +374,7 @@ impl Accounts {
 
     /// Deletes an account: its grants are revoked first (their access tokens denylisted), then it goes with its
     /// sessions, consents and grants.
-    pub async fn account_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+    pub async fn account_delete(&self, actor: &Actor, id: &str) -> Result<(), AccountError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.account_get(id, true).await.map_err(not_found)?;

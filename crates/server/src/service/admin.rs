@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use super::Actor;
+use super::{Invalid, Outcome, Refusal};
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_secret, random_id, random_uuid};
-use crate::error::ApiError;
 use crate::keys::KeyRing;
 use crate::memory::OnCommit;
 use crate::registry::Registry;
@@ -35,10 +35,10 @@ use secrets::secret_view;
 pub use secrets::{NewSecret, SecretView};
 
 /// The value of `d` in seconds; `field` names it in the error.
-pub(crate) fn seconds(d: &DurationValue, field: &str) -> Result<i64, ApiError> {
+pub(crate) fn seconds(d: &DurationValue, field: &str) -> Result<i64, AdminError> {
     let s = d.raw_seconds(field).map_err(refused)?;
     if s < 0 {
-        return Err(ApiError::bad_request(format!(
+        return Err(AdminError::invalid(format!(
             "{field}: must not be negative"
         )));
     }
@@ -158,12 +158,12 @@ fn client_view(
 }
 
 /// The admin API's answer to a registration the rules refuse: 400, in the rule's words.
-fn refused(e: RegistrationError) -> ApiError {
-    ApiError::bad_request(e.to_string())
+fn refused(e: RegistrationError) -> AdminError {
+    e.into()
 }
 
 /// The change `input` asks for, its names and durations read (`client_id` and `owner_account` are not part of it).
-fn client_change(input: ClientInput) -> Result<ClientChange, ApiError> {
+fn client_change(input: ClientInput) -> Result<ClientChange, AdminError> {
     Ok(ClientChange {
         name: input.name,
         enabled: input.enabled,
@@ -207,7 +207,7 @@ fn merge_client(
     resources: &mut Vec<String>,
     input: ClientInput,
     catalogue: &HashMap<String, Vec<String>>,
-) -> Result<(), ApiError> {
+) -> Result<(), AdminError> {
     let change = client_change(input)?;
     let merged = registration::apply(row.registration(resources.clone()), change, catalogue)
         .map_err(refused)?;
@@ -221,7 +221,7 @@ pub(crate) fn new_client(
     input: ClientInput,
     catalogue: &HashMap<String, Vec<String>>,
     now: i64,
-) -> Result<NewClient, ApiError> {
+) -> Result<NewClient, AdminError> {
     let id = match &input.client_id {
         Some(id) => {
             registration::check_id(id).map_err(refused)?;
@@ -246,7 +246,7 @@ pub async fn client_create_in(
     input: ClientInput,
     catalogue: &HashMap<String, Vec<String>>,
     now: i64,
-) -> Result<(ClientView, Option<String>), ApiError> {
+) -> Result<(ClientView, Option<String>), AdminError> {
     let client = new_client(input, catalogue, now)?;
     let id = client.row.id.clone();
     // The feed row first: on SQLite it takes the write lock, so the owner's checks below cannot race.
@@ -256,12 +256,12 @@ pub async fn client_create_in(
         // disable or delete of the account. The unique index on (owner_account, name) backs the name check.
         let account = tx.account_get(owner, true).await.map_err(|e| match e {
             StoreError::NotFound => {
-                ApiError::bad_request(format!("owner_account: no account has the id {owner:?}"))
+                AdminError::invalid(format!("owner_account: no account has the id {owner:?}"))
             }
             e => e.into(),
         })?;
         if !account.enabled {
-            return Err(ApiError::bad_request(
+            return Err(AdminError::invalid(
                 "owner_account: the account is disabled",
             ));
         }
@@ -269,15 +269,13 @@ pub async fn client_create_in(
             return Err(name_taken());
         }
         if tx.clients_owned_ids(owner).await?.len() >= MAX_KEYS_PER_ACCOUNT {
-            return Err(too_many_keys());
+            return Err(AdminError::TooManyKeys);
         }
     }
     tx.client_insert(&client).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::Plain {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "conflict",
-            message: "client_id: a client with this id exists".into(),
-        },
+        StoreError::Conflict(_) => {
+            AdminError::Conflict("client_id: a client with this id exists".into())
+        }
         e => e.into(),
     })?;
     let public = client.row.auth_methods == AuthMethod::None.as_str();
@@ -320,7 +318,7 @@ pub async fn client_delete_in(
     id: &str,
     detail: serde_json::Value,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), AdminError> {
     tx.client_delete(id, now)
         .await
         .map_err(|e| not_found(e, "client"))?;
@@ -328,6 +326,63 @@ pub async fn client_delete_in(
         .await?;
     tx.change("client", id, now).await?;
     Ok(())
+}
+
+/// What the admin service answers instead of doing what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A field is wrong.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// What the request names does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The change conflicts with what exists, or would lock the caller out.
+    #[error("{0}")]
+    Conflict(String),
+    /// The account already has a key with this name.
+    #[error("name: this account already has a key with this name")]
+    NameTaken,
+    /// The account holds [`MAX_KEYS_PER_ACCOUNT`] keys.
+    #[error("owner_account: the account holds the most keys it may (50)")]
+    TooManyKeys,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AdminError {
+    /// A refusal worded `field: why`.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(Invalid::from_message(message))
+    }
+}
+
+impl From<RegistrationError> for AdminError {
+    fn from(e: RegistrationError) -> Self {
+        let RegistrationError::Invalid { field, why } = e;
+        Self::Invalid(Invalid::new(field, why))
+    }
+}
+
+impl Outcome for AdminError {
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Invalid(_) => Some(Refusal::Invalid),
+            Self::NotFound(_) => Some(Refusal::NotFound),
+            Self::Conflict(_) | Self::NameTaken | Self::TooManyKeys => Some(Refusal::Conflict),
+            Self::Store(_) | Self::Internal(_) => None,
+        }
+    }
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Every resource's identifier with the scopes it offers: what registrations and allowances are checked against.
@@ -366,11 +421,11 @@ pub struct Admin {
 
 impl Admin {
     /// Every resource's identifier with the scopes it offers.
-    pub(crate) async fn catalogue(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    pub(crate) async fn catalogue(&self) -> Result<HashMap<String, Vec<String>>, AdminError> {
         Ok(catalogue(&self.store).await?)
     }
 
-    async fn finish(&self, tx: Tx, kind: &str, key: &str) -> Result<(), ApiError> {
+    async fn finish(&self, tx: Tx, kind: &str, key: &str) -> Result<(), AdminError> {
         tx.commit().await?;
         self.memory.committed(kind, key).await;
         Ok(())
@@ -382,7 +437,7 @@ impl Admin {
         &self,
         mut input: ClientInput,
         catalogue: &HashMap<String, Vec<String>>,
-    ) -> Result<ClientInput, ApiError> {
+    ) -> Result<ClientInput, AdminError> {
         if input.resources.is_none() {
             let known: Vec<&str> = catalogue.keys().map(String::as_str).collect();
             let serves = input
@@ -395,7 +450,7 @@ impl Admin {
                     self.default_client_resource.as_deref(),
                     &known,
                 )
-                .map_err(ApiError::bad_request)?,
+                .map_err(AdminError::invalid)?,
             );
         }
         Ok(input)
@@ -406,7 +461,7 @@ impl Admin {
         &self,
         actor: &Actor,
         input: ClientInput,
-    ) -> Result<(ClientView, Option<String>), ApiError> {
+    ) -> Result<(ClientView, Option<String>), AdminError> {
         let now = self.clock.now();
         let catalogue = self.catalogue().await?;
         let input = self.with_default_resources(input, &catalogue)?;
@@ -418,7 +473,7 @@ impl Admin {
     }
 
     /// One client with its secrets.
-    pub async fn client_get(&self, id: &str) -> Result<ClientView, ApiError> {
+    pub async fn client_get(&self, id: &str) -> Result<ClientView, AdminError> {
         let (row, resources, secrets) = self
             .store
             .client_get(id)
@@ -434,7 +489,7 @@ impl Admin {
         after: &str,
         search: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<ClientView>, ApiError> {
+    ) -> Result<Vec<ClientView>, AdminError> {
         let rows = self
             .store
             .clients_page(after, search, limit.clamp(1, 1_000))
@@ -458,12 +513,12 @@ impl Admin {
         actor: &Actor,
         id: &str,
         input: ClientInput,
-    ) -> Result<ClientView, ApiError> {
+    ) -> Result<ClientView, AdminError> {
         if input.client_id.is_some() {
-            return Err(ApiError::bad_request("client_id: cannot be changed"));
+            return Err(AdminError::invalid("client_id: cannot be changed"));
         }
         if input.owner_account.is_some() {
-            return Err(ApiError::bad_request("owner_account: cannot be changed"));
+            return Err(AdminError::invalid("owner_account: cannot be changed"));
         }
         let now = self.clock.now();
         let catalogue = self.catalogue().await?;
@@ -502,7 +557,7 @@ impl Admin {
         actor: &Actor,
         id: &str,
         enabled: bool,
-    ) -> Result<ClientView, ApiError> {
+    ) -> Result<ClientView, AdminError> {
         self.client_update(
             actor,
             id,
@@ -515,7 +570,7 @@ impl Admin {
     }
 
     /// Deletes a client and its secrets.
-    pub async fn client_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+    pub async fn client_delete(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
         guard_self(actor, id, None)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
@@ -563,7 +618,7 @@ fn guard_self(
     actor: &Actor,
     id: &str,
     after: Option<(&ClientRow, &Vec<String>)>,
-) -> Result<(), ApiError> {
+) -> Result<(), AdminError> {
     if !actor.is_client(id) {
         return Ok(());
     }
@@ -582,61 +637,24 @@ fn guard_self(
 }
 
 /// The answer to a change that would lock the calling admin client out of the admin API.
-pub(crate) fn lockout() -> ApiError {
-    ApiError::Plain {
-        status: axum::http::StatusCode::CONFLICT,
-        code: "conflict",
-        message: "this change would lock the calling admin client out: use another admin client or the CLI".into(),
-    }
+pub(crate) fn lockout() -> AdminError {
+    AdminError::Conflict(
+        "this change would lock the calling admin client out: use another admin client or the CLI"
+            .into(),
+    )
 }
 
 /// The most keys one account may hold (SECURITY.md).
 pub const MAX_KEYS_PER_ACCOUNT: usize = 50;
 
-const NAME_TAKEN: &str = "name: this account already has a key with this name";
-const TOO_MANY_KEYS: &str = "owner_account: the account holds the most keys it may (50)";
-
 /// The answer to a second key with the same name in one account.
-pub(crate) fn name_taken() -> ApiError {
-    ApiError::Plain {
-        status: axum::http::StatusCode::CONFLICT,
-        code: "conflict",
-        message: NAME_TAKEN.into(),
-    }
+pub(crate) fn name_taken() -> AdminError {
+    AdminError::NameTaken
 }
 
-/// The answer to a key beyond [`MAX_KEYS_PER_ACCOUNT`].
-fn too_many_keys() -> ApiError {
-    ApiError::Plain {
-        status: axum::http::StatusCode::CONFLICT,
-        code: "conflict",
-        message: TOO_MANY_KEYS.into(),
-    }
-}
-
-/// Why creating an account's key was refused, when it is one of the reasons a form shows beside a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnedRefusal {
-    /// The name is taken in the account.
-    NameTaken,
-    /// The account holds [`MAX_KEYS_PER_ACCOUNT`].
-    TooMany,
-}
-
-impl OwnedRefusal {
-    /// Which of the refusals `e` is, if any.
-    pub fn of(e: &ApiError) -> Option<Self> {
-        match e {
-            ApiError::Plain { message, .. } if message == NAME_TAKEN => Some(Self::NameTaken),
-            ApiError::Plain { message, .. } if message == TOO_MANY_KEYS => Some(Self::TooMany),
-            _ => None,
-        }
-    }
-}
-
-fn not_found(e: StoreError, what: &str) -> ApiError {
+fn not_found(e: StoreError, what: &'static str) -> AdminError {
     match e {
-        StoreError::NotFound => ApiError::not_found(what),
+        StoreError::NotFound => AdminError::NotFound(what),
         e => e.into(),
     }
 }

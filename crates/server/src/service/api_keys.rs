@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::Actor;
 use super::accounts::key_scopes_of;
-use super::admin::{Admin, ClientInput, ClientView, DurationValue, NewSecret, OwnedRefusal};
-use crate::error::ApiError;
+use super::admin::{Admin, AdminError, ClientInput, ClientView, DurationValue, NewSecret};
+use super::{Outcome, Refusal};
 use crate::registry::Registry;
-use crate::store::{AccountRow, Store};
+use crate::store::{AccountRow, Store, StoreError};
 
 pub use super::admin::MAX_KEYS_PER_ACCOUNT;
 
@@ -52,13 +52,49 @@ pub enum KeyFormError {
     Scopes(String),
     /// The account holds the most keys it may.
     TooMany,
-    /// Not the form's fault (the database, for one).
-    Api(ApiError),
+    /// Not the form's fault (a resource changed while the form was open, the database failed).
+    Admin(AdminError),
 }
 
-impl From<ApiError> for KeyFormError {
-    fn from(e: ApiError) -> Self {
-        KeyFormError::Api(e)
+impl From<AdminError> for KeyFormError {
+    fn from(e: AdminError) -> Self {
+        KeyFormError::Admin(e)
+    }
+}
+
+/// What the console's key operations answer instead of doing what they were asked.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Not one of the account's keys (another account's key, or none).
+    #[error("key not found")]
+    NotFound,
+    /// The key has scopes the account may no longer give, so it stays disabled.
+    #[error("This key has scopes your account may no longer give: create a new key instead.")]
+    NoLongerAllowed,
+    /// The admin service refused or failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+}
+
+impl From<StoreError> for KeyError {
+    fn from(e: StoreError) -> Self {
+        KeyError::Admin(AdminError::Store(e))
+    }
+}
+
+impl Outcome for KeyError {
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::NotFound => Some(Refusal::NotFound),
+            Self::NoLongerAllowed => Some(Refusal::Conflict),
+            Self::Admin(e) => e.refusal(),
+        }
+    }
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Admin(e) => e.store_error(),
+            _ => None,
+        }
     }
 }
 
@@ -74,18 +110,15 @@ pub struct ApiKeys {
 
 impl ApiKeys {
     /// The keys an account made, newest first.
-    pub async fn keys_of(&self, account_id: &str) -> Result<Vec<KeyView>, ApiError> {
+    pub async fn keys_of(&self, account_id: &str) -> Result<Vec<KeyView>, KeyError> {
         let rows = self.store.clients_owned(account_id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             // The client may be deleted between the two reads (another tab): it is then simply not listed.
             match self.admin.client_get(&row.id).await {
                 Ok(c) => out.push(self.key_view(c)),
-                Err(ApiError::Plain {
-                    status: axum::http::StatusCode::NOT_FOUND,
-                    ..
-                }) => {}
-                Err(e) => return Err(e),
+                Err(AdminError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(out)
@@ -119,10 +152,10 @@ impl ApiKeys {
 
     /// One of the account's keys. Another account's key, or none, is the same `not_found`, so ids of other
     /// accounts' keys cannot be probed.
-    pub async fn key_of(&self, account_id: &str, client_id: &str) -> Result<KeyView, ApiError> {
+    pub async fn key_of(&self, account_id: &str, client_id: &str) -> Result<KeyView, KeyError> {
         let client = self.admin.client_get(client_id).await?;
         if client.owner_account.as_deref() != Some(account_id) {
-            return Err(ApiError::not_found("key"));
+            return Err(KeyError::NotFound);
         }
         Ok(self.key_view(client))
     }
@@ -159,23 +192,25 @@ impl ApiKeys {
         let (view, secret) = match self.admin.client_create(actor, input).await {
             Ok(created) => created,
             Err(e) => {
-                return Err(match OwnedRefusal::of(&e) {
-                    Some(OwnedRefusal::NameTaken) => {
+                return Err(match e {
+                    AdminError::NameTaken => {
                         KeyFormError::Name("This account already has a key with this name.".into())
                     }
-                    Some(OwnedRefusal::TooMany) => KeyFormError::TooMany,
-                    // The admin service's checks of the name say so first: "name: …".
-                    None => match e {
-                        ApiError::Plain { message, .. } if message.starts_with("name:") => {
-                            KeyFormError::Name(field_message(&message))
-                        }
-                        e => KeyFormError::Api(e),
-                    },
+                    AdminError::TooManyKeys => KeyFormError::TooMany,
+                    // The admin service's checks of the name come first.
+                    AdminError::Invalid(i) if i.field == "name" => {
+                        KeyFormError::Name(as_sentence(&i.why))
+                    }
+                    e => KeyFormError::Admin(e),
                 });
             }
         };
         // A key made here is confidential, so it always has a first secret.
-        let secret = secret.ok_or_else(|| KeyFormError::Api(ApiError::Unavailable))?;
+        let secret = secret.ok_or_else(|| {
+            KeyFormError::Admin(AdminError::Internal(anyhow::anyhow!(
+                "a confidential key was made without a secret"
+            )))
+        })?;
         Ok((self.key_view(view), secret))
     }
 
@@ -187,11 +222,12 @@ impl ApiKeys {
         account_id: &str,
         client_id: &str,
         overlap: i64,
-    ) -> Result<NewSecret, ApiError> {
+    ) -> Result<NewSecret, KeyError> {
         self.key_of(account_id, client_id).await?;
-        self.admin
+        Ok(self
+            .admin
             .secret_add(actor, client_id, Some(DurationValue::Seconds(overlap)))
-            .await
+            .await?)
     }
 
     /// What an account may give its keys now: its allowance, less what the resources no longer offer (an
@@ -217,7 +253,7 @@ impl ApiKeys {
         account: &AccountRow,
         client_id: &str,
         enabled: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), KeyError> {
         let key = self.key_of(&account.id, client_id).await?;
         let allowed = check_key_request(
             &self.key_scopes_now(account),
@@ -225,13 +261,7 @@ impl ApiKeys {
             &key.client.scopes,
         );
         if enabled && allowed.is_err() {
-            return Err(ApiError::Plain {
-                status: axum::http::StatusCode::CONFLICT,
-                code: "conflict",
-                message:
-                    "This key has scopes your account may no longer give: create a new key instead."
-                        .into(),
-            });
+            return Err(KeyError::NoLongerAllowed);
         }
         self.admin
             .client_set_enabled(actor, client_id, enabled)
@@ -245,16 +275,15 @@ impl ApiKeys {
         actor: &Actor,
         account_id: &str,
         client_id: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), KeyError> {
         self.key_of(account_id, client_id).await?;
-        self.admin.client_delete(actor, client_id).await
+        Ok(self.admin.client_delete(actor, client_id).await?)
     }
 }
 
-/// The message of an admin error without its leading `field: `, capitalised for a form.
-fn field_message(message: &str) -> String {
-    let m = message.split_once(": ").map_or(message, |(_, m)| m);
-    let mut c = m.chars();
+/// A reason as a form shows it: capitalised, with a full stop.
+fn as_sentence(why: &str) -> String {
+    let mut c = why.chars();
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
         None => String::new(),

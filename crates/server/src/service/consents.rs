@@ -6,11 +6,50 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Actor, Delegated};
+use super::delegated::DelegatedError;
+use super::{Actor, Delegated, Outcome, Refusal};
 use crate::clock::Clock;
-use crate::error::ApiError;
 use crate::registry::Registry;
-use crate::store::{ConsentRow, GrantFilter, GrantRow, Store, split_list};
+use crate::store::{ConsentRow, GrantFilter, GrantRow, Store, StoreError, split_list};
+
+/// What the consents service answers instead of doing what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    /// No such authorization or grant (or not the account's).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl From<DelegatedError> for ConsentError {
+    fn from(e: DelegatedError) -> Self {
+        match e {
+            DelegatedError::Store(e) => Self::Store(e),
+            DelegatedError::Internal(e) => Self::Internal(e),
+            e => Self::Internal(anyhow::anyhow!("revoking a grant: {e}")),
+        }
+    }
+}
+
+impl Outcome for ConsentError {
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::NotFound(_) => Some(Refusal::NotFound),
+            Self::Store(_) | Self::Internal(_) => None,
+        }
+    }
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// What accounts delegated to apps.
 pub struct Consents {
@@ -41,7 +80,7 @@ pub struct Authorized {
 
 impl Consents {
     /// The apps an account authorized.
-    pub async fn authorized_apps(&self, account_id: &str) -> Result<Vec<Authorized>, ApiError> {
+    pub async fn authorized_apps(&self, account_id: &str) -> Result<Vec<Authorized>, ConsentError> {
         let consents = self.store.consents_for(account_id).await?;
         let mut out = Vec::with_capacity(consents.len());
         for c in consents {
@@ -50,7 +89,7 @@ impl Consents {
         Ok(out)
     }
 
-    async fn authorized(&self, c: ConsentRow) -> Result<Authorized, ApiError> {
+    async fn authorized(&self, c: ConsentRow) -> Result<Authorized, ConsentError> {
         let name = self
             .registry
             .client(&self.store, &c.client_id)
@@ -73,7 +112,7 @@ impl Consents {
         client_id: &str,
         resource: &str,
         scope: &keyward_core::scope::ScopeSet,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, ConsentError> {
         let Some(c) = self
             .store
             .consent_get(account_id, client_id, resource)
@@ -92,7 +131,7 @@ impl Consents {
         client_id: &str,
         resource: &str,
         scope: &keyward_core::scope::ScopeSet,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ConsentError> {
         let now = self.clock.now();
         let earlier = self
             .store
@@ -128,13 +167,13 @@ impl Consents {
         actor: &Actor,
         account_id: &str,
         client_id: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ConsentError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let removed = tx.consent_delete(account_id, client_id).await?;
         let grants = tx.grants_of(account_id, client_id).await?;
         if removed == 0 && grants.is_empty() {
-            return Err(ApiError::not_found("authorization"));
+            return Err(ConsentError::NotFound("authorization"));
         }
         for g in &grants {
             self.delegated
@@ -160,7 +199,7 @@ impl Consents {
         filter: &GrantFilter<'_>,
         after: &str,
         limit: i64,
-    ) -> Result<Vec<GrantRow>, ApiError> {
+    ) -> Result<Vec<GrantRow>, ConsentError> {
         Ok(self
             .store
             .grants_page(filter, after, limit.clamp(1, 1_000))
@@ -168,11 +207,11 @@ impl Consents {
     }
 
     /// Revokes one grant (its refresh tokens stop working, its access tokens are denylisted).
-    pub async fn grant_revoke(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+    pub async fn grant_revoke(&self, actor: &Actor, id: &str) -> Result<(), ConsentError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         if tx.grant_get(id).await?.is_none() {
-            return Err(ApiError::not_found("grant"));
+            return Err(ConsentError::NotFound("grant"));
         }
         self.delegated
             .revoke_grant_in(&mut tx, id, "revoked", actor, now)

@@ -21,34 +21,63 @@ use serde_json::json;
 use super::Actor;
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_token, random_id, sha256, token_id};
-use crate::error::ApiError;
 use crate::keys::KeyRing;
+use crate::keys::NoActiveKey;
 use crate::refresh::{self, Presented};
 use crate::registry::{CachedClient, Registry};
 use crate::store::{
     Advance, CodeRow, GrantRow, NewAudit, Store, StoreError, Tx, same_instance, split_list,
 };
 
+/// What delegated access answers instead of a code, a token or a revocation.
+#[derive(Debug, thiserror::Error)]
+pub enum DelegatedError {
+    /// An RFC 6749 §5.2 error.
+    #[error("{0}")]
+    OAuth(OAuthError),
+    /// No signing key is active at this node's time.
+    #[error("no signing key is active")]
+    NoSigningKey,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl super::Outcome for DelegatedError {
+    fn refusal(&self) -> Option<super::Refusal> {
+        None
+    }
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// The one answer for a code that cannot be used, whatever the reason, so a client learns nothing about codes it
 /// does not hold.
-fn unusable_code() -> ApiError {
-    ApiError::oauth(OAuthError::invalid_grant(
+fn unusable_code() -> DelegatedError {
+    DelegatedError::OAuth(OAuthError::invalid_grant(
         "the code is invalid, expired, used, or was issued to another client",
     ))
 }
 
 /// The same for a refresh token.
-fn unusable_refresh() -> ApiError {
-    ApiError::oauth(OAuthError::invalid_grant(
+fn unusable_refresh() -> DelegatedError {
+    DelegatedError::OAuth(OAuthError::invalid_grant(
         "the refresh token is invalid, expired, used, revoked, or was issued to another client",
     ))
 }
 
-fn may_use(client: &CachedClient, grant: GrantType) -> Result<(), ApiError> {
+fn may_use(client: &CachedClient, grant: GrantType) -> Result<(), DelegatedError> {
     if client.client.grant_types.contains(&grant) {
         return Ok(());
     }
-    Err(ApiError::oauth(OAuthError::new(
+    Err(DelegatedError::OAuth(OAuthError::new(
         ErrorCode::UnauthorizedClient,
         format!("the client may not use {grant}"),
     )))
@@ -82,14 +111,14 @@ impl Delegated {
         &self,
         auth: &Authorization,
         account_id: &str,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, DelegatedError> {
         // The code belongs to this instance of the client: one created later with the same id cannot redeem it.
         let client = self
             .registry
             .client(&self.store, &auth.client_id)
             .await?
             .ok_or_else(|| {
-                ApiError::oauth(OAuthError::invalid_request(
+                DelegatedError::OAuth(OAuthError::invalid_request(
                     "the client is unknown or disabled",
                 ))
             })?;
@@ -121,11 +150,15 @@ impl Delegated {
         client: &CachedClient,
         params: &Params,
         partner: PartnerCheck<'_>,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<TokenResponse, DelegatedError> {
         may_use(client, GrantType::AuthorizationCode)?;
-        let code = params.required("code").map_err(ApiError::oauth)?;
-        let redirect_uri = params.single("redirect_uri").map_err(ApiError::oauth)?;
-        let verifier = params.single("code_verifier").map_err(ApiError::oauth)?;
+        let code = params.required("code").map_err(DelegatedError::OAuth)?;
+        let redirect_uri = params
+            .single("redirect_uri")
+            .map_err(DelegatedError::OAuth)?;
+        let verifier = params
+            .single("code_verifier")
+            .map_err(DelegatedError::OAuth)?;
         let digest = self.master.digest(code);
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
@@ -153,7 +186,7 @@ impl Delegated {
         };
         let checked =
             check_redemption(&issued, &client.client, redirect_uri, verifier, now, sha256)
-                .map_err(ApiError::oauth)
+                .map_err(DelegatedError::OAuth)
                 // A code of a deleted client with the same id (spent at the deletion anyway).
                 .and_then(|()| {
                     same_instance(row.client_instance, client.instance)
@@ -169,7 +202,7 @@ impl Delegated {
         let checked = checked.and_then(|()| match &account {
             Some(a) if a.enabled => partner
                 .check(a.partner_id.as_deref())
-                .map_err(ApiError::oauth),
+                .map_err(DelegatedError::OAuth),
             _ => Err(unusable_code()),
         });
         let resource = self.registry.resources().get(&row.resource).cloned();
@@ -216,10 +249,12 @@ impl Delegated {
         client: &CachedClient,
         params: &Params,
         partner: PartnerCheck<'_>,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<TokenResponse, DelegatedError> {
         may_use(client, GrantType::RefreshToken)?;
-        let token = params.required("refresh_token").map_err(ApiError::oauth)?;
-        let asked_scope = params.single("scope").map_err(ApiError::oauth)?;
+        let token = params
+            .required("refresh_token")
+            .map_err(DelegatedError::OAuth)?;
+        let asked_scope = params.single("scope").map_err(DelegatedError::OAuth)?;
         let presented = refresh::read(&self.master, token);
         // Not a token Keyward made: refused without a transaction (on SQLite one would take the write lock).
         if presented == Presented::Unknown {
@@ -280,9 +315,9 @@ impl Delegated {
         }
         partner
             .check(account.partner_id.as_deref())
-            .map_err(ApiError::oauth)?;
+            .map_err(DelegatedError::OAuth)?;
         let granted = ScopeSet::from_tokens(split_list(&grant.scopes));
-        let scope = refresh_scope(&granted, asked_scope).map_err(ApiError::oauth)?;
+        let scope = refresh_scope(&granted, asked_scope).map_err(DelegatedError::OAuth)?;
         let resource = self
             .registry
             .resources()
@@ -304,7 +339,7 @@ impl Delegated {
         client: &CachedClient,
         presented: &Presented,
         digest: &[u8],
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, DelegatedError> {
         let mine = |id: &str, instance: i64| {
             id == client.client.id && same_instance(instance, client.instance)
         };
@@ -333,7 +368,7 @@ impl Delegated {
         tx: &mut Tx,
         caller: &CachedClient,
         token: &str,
-    ) -> Result<Option<(GrantRow, i64, bool)>, ApiError> {
+    ) -> Result<Option<(GrantRow, i64, bool)>, DelegatedError> {
         let mine = |g: &GrantRow| {
             may_see_refresh(&caller.client, &g.client_id)
                 && same_instance(g.client_instance, caller.instance)
@@ -366,7 +401,7 @@ impl Delegated {
         &self,
         caller: &CachedClient,
         token: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), DelegatedError> {
         // Not a token Keyward made: nothing to revoke, and no transaction (nor SQLite's write lock) for it.
         if refresh::read(&self.master, token) == Presented::Unknown {
             return Ok(());
@@ -389,7 +424,7 @@ impl Delegated {
         &self,
         caller: &CachedClient,
         token: &str,
-    ) -> Result<Introspection, ApiError> {
+    ) -> Result<Introspection, DelegatedError> {
         let now = self.clock.now();
         let mut tx = self.store.begin_read().await?;
         let Some((grant, iat, live)) = self.family_of(&mut tx, caller, token).await? else {
@@ -430,7 +465,7 @@ impl Delegated {
         resource: &Resource,
         scope: &ScopeSet,
         now: i64,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<TokenResponse, DelegatedError> {
         // The access token never outlives the grant.
         let ttl = resource.access_token_ttl.min(grant.expires_at - now).max(1);
         let claims = AccessTokenClaims {
@@ -448,12 +483,18 @@ impl Delegated {
         let access_token = self
             .keys
             .sign(resource.signing_alg, &claims, now)
-            .map_err(ApiError::signing)?;
+            .map_err(|e| {
+                if e.is::<NoActiveKey>() {
+                    DelegatedError::NoSigningKey
+                } else {
+                    DelegatedError::Internal(e)
+                }
+            })?;
         tx.grant_token_insert(&grant.id, &claims.jti, claims.exp + LEEWAY_SECONDS)
             .await?;
         let refresh =
             refresh::make(&self.master, &grant.id, grant.refresh_gen).ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!(
+                DelegatedError::Internal(anyhow::anyhow!(
                     "grant {} cannot carry a refresh token (generation {})",
                     grant.id,
                     grant.refresh_gen
@@ -477,7 +518,7 @@ impl Delegated {
         reason: &str,
         actor: &Actor,
         now: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), DelegatedError> {
         let alive = tx.grant_revoke(grant_id, now, LEEWAY_SECONDS).await?;
         for (jti, until) in &alive {
             tx.revoke_jti(jti, *until).await?;

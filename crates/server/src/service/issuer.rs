@@ -13,18 +13,68 @@ use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
 use super::Delegated;
+use super::delegated::DelegatedError;
 use crate::clock::Clock;
 use crate::config::Endpoint;
 use crate::crypto::{MasterKeys, token_id, token_instance};
-use crate::error::{ApiError, Challenge};
 use crate::feed::FeedHealth;
 use crate::keys::KeyRing;
+use crate::keys::NoActiveKey;
+use crate::limits::Refusal;
 use crate::limits::{Limits, Source};
 use crate::metrics::{Lookup, Metrics};
 use crate::refresh::REFRESH_PREFIX;
 use crate::registry::{CachedClient, Credentials, Registry};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::usage::Usage;
+
+/// What the issuer answers instead of a token, an introspection or a revocation.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// An RFC 6749 §5.2 error (`invalid_client` among them: the edge adds its challenge).
+    #[error("{0}")]
+    OAuth(OAuthError),
+    /// RFC 6750 §3.1: the access token presented is not one Keyward stands behind.
+    #[error("{0}")]
+    InvalidToken(OAuthError),
+    /// A rate limit, quota or failed-authentication limit refused the request.
+    #[error("{}", .0.message())]
+    Limited(Refusal),
+    /// The database has been unreachable for longer than `stale_while_unreachable`.
+    #[error("the database is unavailable")]
+    Stale,
+    /// No signing key is active at this node's time.
+    #[error("no signing key is active")]
+    NoSigningKey,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl IssueError {
+    /// A signing failure: no key active yet, or anything else.
+    pub(crate) fn signing(e: anyhow::Error) -> Self {
+        if e.is::<NoActiveKey>() {
+            Self::NoSigningKey
+        } else {
+            Self::Internal(e)
+        }
+    }
+}
+
+impl From<DelegatedError> for IssueError {
+    fn from(e: DelegatedError) -> Self {
+        match e {
+            DelegatedError::OAuth(e) => Self::OAuth(e),
+            DelegatedError::NoSigningKey => Self::NoSigningKey,
+            DelegatedError::Store(e) => Self::Store(e),
+            DelegatedError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
 
 /// Issues, introspects and revokes tokens: the token endpoint's service, over what is in memory.
 pub struct Issuer {
@@ -55,34 +105,33 @@ pub struct Issuer {
 }
 
 impl Issuer {
-    /// Authenticates a client, keeping the challenge for a 401, under the limits of `endpoint`: the source's
+    /// Authenticates a client under the limits of `endpoint`: the source's
     /// request rate first, then whether the source may try this client id at all (failed-authentication
     /// limits), then the secret (a failure counts against both), then the client's own request rate.
     pub async fn authenticate(
         &self,
         creds: Option<&Credentials>,
-        challenge: Challenge,
         source: &Source,
         endpoint: Endpoint,
-    ) -> Result<Arc<CachedClient>, ApiError> {
+    ) -> Result<Arc<CachedClient>, IssueError> {
         let now_us = self.clock.now_micros();
         self.limits
             .address(&self.store, endpoint, source, now_us)
             .await
-            .map_err(ApiError::Limited)?;
-        let creds = creds.ok_or(ApiError::OAuth(OAuthError::invalid_client(), challenge))?;
+            .map_err(IssueError::Limited)?;
+        let creds = creds.ok_or(IssueError::OAuth(OAuthError::invalid_client()))?;
         // RFC 7662 §2.1: introspection needs a client that proves who it is; a public client's id alone does not
         // (it may revoke its own tokens with it, RFC 7009 §2.1, and use its grants).
         if endpoint == Endpoint::Introspect && creds.method == AuthMethod::None {
-            return Err(ApiError::OAuth(OAuthError::invalid_client(), challenge));
+            return Err(IssueError::OAuth(OAuthError::invalid_client()));
         }
         self.limits
             .may_try(&creds.client_id, source, now_us)
-            .map_err(ApiError::Limited)?;
+            .map_err(IssueError::Limited)?;
         // While the database is unreachable the clients in memory keep authenticating, but only for
         // stale_while_unreachable: past it a disabled client or a rotated secret may be missed for too long.
         if self.feed.is_stale(self.stale_while_unreachable) {
-            return Err(ApiError::Unavailable);
+            return Err(IssueError::Stale);
         }
         let client = self.registry.client(&self.store, &creds.client_id).await?;
         let lookup = match (&client, self.registry.is_loaded()) {
@@ -99,7 +148,7 @@ impl Issuer {
                 self.limits
                     .client(&self.store, endpoint, &client, source.ip, now_us)
                     .await
-                    .map_err(ApiError::Limited)?;
+                    .map_err(IssueError::Limited)?;
                 Ok(client)
             }
             Err(e) => {
@@ -108,7 +157,7 @@ impl Issuer {
                 self.limits
                     .failed(&self.store, &creds.client_id, source, now_us)
                     .await;
-                Err(ApiError::OAuth(e, challenge))
+                Err(IssueError::OAuth(e))
             }
         }
     }
@@ -119,26 +168,28 @@ impl Issuer {
         client: &CachedClient,
         params: &Params,
         partner: PartnerCheck<'_>,
-    ) -> Result<TokenResponse, ApiError> {
-        let grant_type = params.required("grant_type").map_err(ApiError::oauth)?;
+    ) -> Result<TokenResponse, IssueError> {
+        let grant_type = params.required("grant_type").map_err(IssueError::OAuth)?;
         let now_us = self.clock.now_micros();
         let spent = self
             .limits
             .quota(&self.store, client, now_us)
             .await
-            .map_err(ApiError::Limited)?;
+            .map_err(IssueError::Limited)?;
         let grant = grant_type.parse::<GrantType>();
         let issued = match grant {
             Ok(GrantType::ClientCredentials) => self.client_credentials(client, params),
-            Ok(GrantType::AuthorizationCode) => {
-                self.delegated
-                    .authorization_code(client, params, partner)
-                    .await
-            }
-            Ok(GrantType::RefreshToken) => {
-                self.delegated.refresh_token(client, params, partner).await
-            }
-            Err(_) => Err(ApiError::oauth(OAuthError::new(
+            Ok(GrantType::AuthorizationCode) => self
+                .delegated
+                .authorization_code(client, params, partner)
+                .await
+                .map_err(Into::into),
+            Ok(GrantType::RefreshToken) => self
+                .delegated
+                .refresh_token(client, params, partner)
+                .await
+                .map_err(Into::into),
+            Err(_) => Err(IssueError::OAuth(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "Keyward offers client_credentials, authorization_code and refresh_token",
             ))),
@@ -164,15 +215,15 @@ impl Issuer {
         &self,
         client: &CachedClient,
         params: &Params,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<TokenResponse, IssueError> {
         let request = client_credentials::Request {
-            scope: params.single("scope").map_err(ApiError::oauth)?,
-            audience: params.single("audience").map_err(ApiError::oauth)?,
-            resource: params.single("resource").map_err(ApiError::oauth)?,
+            scope: params.single("scope").map_err(IssueError::OAuth)?,
+            audience: params.single("audience").map_err(IssueError::OAuth)?,
+            resource: params.single("resource").map_err(IssueError::OAuth)?,
         };
         let resources = self.registry.resources();
         let grant = client_credentials::check(&client.client, &request, |id| resources.get(id))
-            .map_err(ApiError::oauth)?;
+            .map_err(IssueError::OAuth)?;
         let now = self.clock.now();
         let scope = (!grant.scope.is_empty()).then(|| grant.scope.to_string());
         let claims = AccessTokenClaims {
@@ -189,7 +240,7 @@ impl Issuer {
         let access_token = self
             .keys
             .sign(grant.alg, &claims, now)
-            .map_err(ApiError::signing)?;
+            .map_err(IssueError::signing)?;
         if self.feed.is_down() {
             self.metrics.stale_tokens.increment(1);
         }
@@ -205,11 +256,11 @@ impl Issuer {
     /// Verifies a token we issued: signature, claims, the client's state, and the denylist. A token of a client
     /// that has been disabled or deleted is refused (re-enabling the client restores its unexpired tokens), and so
     /// is a token of a deleted client's instance when a client with the same id exists again.
-    pub async fn verify_token(&self, token: &str) -> Result<AccessTokenClaims, ApiError> {
+    pub async fn verify_token(&self, token: &str) -> Result<AccessTokenClaims, IssueError> {
         let claims = self
             .keys
             .verify(token, &self.issuer, self.clock.now())
-            .map_err(ApiError::Bearer)?;
+            .map_err(IssueError::InvalidToken)?;
         let issued_to = |c: &CachedClient| match token_instance(&claims.jti) {
             Some(instance) => instance == c.instance,
             // Issued before token ids named the instance: not before this client existed.
@@ -221,13 +272,13 @@ impl Issuer {
             .await?
             .is_some_and(|c| c.client.enabled && issued_to(&c))
         {
-            return Err(ApiError::Bearer(OAuthError::new(
+            return Err(IssueError::InvalidToken(OAuthError::new(
                 ErrorCode::InvalidToken,
                 "the client is disabled or deleted",
             )));
         }
         if self.store.is_revoked(&claims.jti).await? {
-            return Err(ApiError::Bearer(OAuthError::new(
+            return Err(IssueError::InvalidToken(OAuthError::new(
                 ErrorCode::InvalidToken,
                 "token revoked",
             )));
@@ -240,34 +291,38 @@ impl Issuer {
         &self,
         caller: &CachedClient,
         params: &Params,
-    ) -> Result<Introspection, ApiError> {
-        let token = params.required("token").map_err(ApiError::oauth)?;
+    ) -> Result<Introspection, IssueError> {
+        let token = params.required("token").map_err(IssueError::OAuth)?;
         // The hint is optional and only an optimisation (RFC 7662 §2.1): the token's own form says what it is.
-        params.single("token_type_hint").map_err(ApiError::oauth)?;
+        params
+            .single("token_type_hint")
+            .map_err(IssueError::OAuth)?;
         if token.starts_with(REFRESH_PREFIX) {
-            return self.delegated.introspect_refresh(caller, token).await;
+            return Ok(self.delegated.introspect_refresh(caller, token).await?);
         }
         match self.verify_token(token).await {
             Ok(claims) if may_see(&caller.client, &claims) => Ok(Introspection::active(claims)),
-            Ok(_) | Err(ApiError::Bearer(_)) => Ok(Introspection::inactive()),
+            Ok(_) | Err(IssueError::InvalidToken(_)) => Ok(Introspection::inactive()),
             Err(e) => Err(e),
         }
     }
 
     /// `POST /oauth2/revoke` (RFC 7009 §2.1). An invalid or unknown token is a success (§2.2).
-    pub async fn revoke(&self, caller: &CachedClient, params: &Params) -> Result<(), ApiError> {
-        let token = params.required("token").map_err(ApiError::oauth)?;
-        params.single("token_type_hint").map_err(ApiError::oauth)?;
+    pub async fn revoke(&self, caller: &CachedClient, params: &Params) -> Result<(), IssueError> {
+        let token = params.required("token").map_err(IssueError::OAuth)?;
+        params
+            .single("token_type_hint")
+            .map_err(IssueError::OAuth)?;
         if token.starts_with(REFRESH_PREFIX) {
-            return self.delegated.revoke_refresh(caller, token).await;
+            return Ok(self.delegated.revoke_refresh(caller, token).await?);
         }
         let claims = match self.verify_token(token).await {
             Ok(c) => c,
-            Err(ApiError::Bearer(_)) => return Ok(()),
+            Err(IssueError::InvalidToken(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
         if !may_revoke(&caller.client, &claims) {
-            return Err(ApiError::oauth(OAuthError::new(
+            return Err(IssueError::OAuth(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "the token was not issued to this client",
             )));

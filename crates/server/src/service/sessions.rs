@@ -9,7 +9,6 @@ use keyward_core::account::{login_delay, normalize_email};
 
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_token};
-use crate::error::ApiError;
 use crate::store::{AccountRow, Store, StoreError};
 
 /// Logins and the sessions they open.
@@ -24,20 +23,30 @@ pub struct Sessions {
     pub session_ttl: i64,
 }
 
-/// Why a login failed: the page shows the same words for an unknown email and a wrong password.
-#[derive(Debug)]
-pub enum LoginError {
+/// Why a login failed, or a session could not be read or ended: the login page shows the same words for an
+/// unknown email and a wrong password.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
     /// Wrong email or password (or a disabled account).
+    #[error("wrong email or password")]
     Invalid,
     /// Too many failures: try again after this many seconds.
+    #[error("too many failed logins: try again in {0} s")]
     Throttled(i64),
-    /// Anything else.
-    Api(ApiError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl From<StoreError> for LoginError {
-    fn from(e: StoreError) -> Self {
-        LoginError::Api(e.into())
+impl super::Outcome for SessionError {
+    fn refusal(&self) -> Option<super::Refusal> {
+        None
+    }
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -78,7 +87,7 @@ impl Sessions {
         &self,
         email: &str,
         password: &str,
-    ) -> Result<(String, AccountRow), LoginError> {
+    ) -> Result<(String, AccountRow), SessionError> {
         let now = self.clock.now();
         let account = match normalize_email(email) {
             Ok(e) => self.store.account_by_email(&e).await?,
@@ -86,7 +95,7 @@ impl Sessions {
         };
         if let Some(a) = &account {
             if a.locked_until > now {
-                return Err(LoginError::Throttled(a.locked_until - now));
+                return Err(SessionError::Throttled(a.locked_until - now));
             }
         }
         let ok = verify_password(
@@ -95,7 +104,7 @@ impl Sessions {
         )
         .await;
         let Some(account) = account else {
-            return Err(LoginError::Invalid);
+            return Err(SessionError::Invalid);
         };
         if !ok || !account.enabled {
             let failures = self.store.login_failed(&account.id).await?;
@@ -104,7 +113,7 @@ impl Sessions {
                 self.store.login_lock(&account.id, now + delay).await?;
                 tracing::warn!(account_id = %account.id, failures, delay, "failed logins: the account's next login waits");
             }
-            return Err(LoginError::Invalid);
+            return Err(SessionError::Invalid);
         }
         let session = new_token("kws_");
         self.store
@@ -119,7 +128,7 @@ impl Sessions {
     }
 
     /// The account of a session cookie's value, when the session is live.
-    pub async fn session(&self, cookie: &str) -> Result<Option<AccountRow>, ApiError> {
+    pub async fn session(&self, cookie: &str) -> Result<Option<AccountRow>, SessionError> {
         Ok(self
             .store
             .session_account(&self.master.digest(cookie), self.clock.now())
@@ -127,7 +136,7 @@ impl Sessions {
     }
 
     /// Ends a session.
-    pub async fn logout(&self, cookie: &str) -> Result<(), ApiError> {
+    pub async fn logout(&self, cookie: &str) -> Result<(), SessionError> {
         Ok(self
             .store
             .session_delete(&self.master.digest(cookie))

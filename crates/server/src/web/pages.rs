@@ -4,6 +4,9 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::service::{Outcome, Refusal, store_refusal};
+use crate::store::StoreError;
+
 /// The login form.
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -60,4 +63,44 @@ pub(crate) fn error(status: StatusCode, heading: &str, message: &str, code: &str
             code,
         },
     )
+}
+
+/// What a page says of a service's error.
+pub(crate) enum Said {
+    /// The request was refused, in the service's words.
+    Refused(Refusal, String),
+    /// The database is unavailable.
+    Unavailable,
+    /// The service failed.
+    Failed,
+}
+
+/// The status and code a refusal is answered with, as the admin API answers it.
+pub(crate) fn refusal_status(r: Refusal) -> (StatusCode, &'static str) {
+    match r {
+        Refusal::Invalid => (StatusCode::BAD_REQUEST, "invalid_request"),
+        Refusal::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        Refusal::Conflict => (StatusCode::CONFLICT, "conflict"),
+    }
+}
+
+/// Reads a service's error for a page.
+pub(crate) fn said(e: &impl Outcome) -> Said {
+    if let Some(store) = e.store_error() {
+        return match store_refusal(store) {
+            Some((r, message)) => Said::Refused(r, message),
+            None if matches!(store, StoreError::Unavailable(_)) => Said::Unavailable,
+            None => Said::Failed,
+        };
+    }
+    match e.refusal() {
+        Some(r) => Said::Refused(r, e.to_string()),
+        None => Said::Failed,
+    }
+}
+
+/// The page for a refusal, under `heading`.
+pub(crate) fn refused(r: Refusal, heading: &str, message: &str) -> Response {
+    let (status, code) = refusal_status(r);
+    error(status, heading, message, code)
 }

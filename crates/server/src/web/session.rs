@@ -17,9 +17,10 @@ use keyward_core::form::{Params, encode_component};
 use super::pages;
 use crate::app::App;
 use crate::crypto::{digests_equal, new_token};
-use crate::error::ApiError;
-use crate::service::sessions::LoginError;
+use crate::service::Outcome;
+use crate::service::sessions::SessionError;
 use crate::store::AccountRow;
+use crate::web::pages::Said;
 
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "keyward_session";
@@ -90,24 +91,18 @@ pub(crate) fn session_csrf_ok(app: &App, session: &str, params: &Params) -> bool
     )
 }
 
-/// A page for a failure of the server or the database (never a client's mistake).
-pub(crate) fn unavailable(e: impl Into<ApiError>) -> Response {
-    match e.into() {
-        ApiError::Unavailable => pages::error(
+/// A page for a failure of the server or the database; a refusal the service states (text the database cannot
+/// store, say) is shown with its words.
+pub(crate) fn unavailable(e: impl Outcome) -> Response {
+    match pages::said(&e) {
+        Said::Refused(r, message) => pages::refused(r, "This request cannot be served", &message),
+        Said::Unavailable => pages::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again in a moment",
             "The service is briefly unavailable.",
             "",
         ),
-        // The request's own mistake (text the database cannot store, say): the page says what it is.
-        ApiError::Plain {
-            status,
-            code,
-            message,
-        } if status.is_client_error() => {
-            pages::error(status, "This request cannot be served", &message, code)
-        }
-        e => {
+        Said::Failed => {
             tracing::error!(error = %e, "a page request failed");
             pages::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -248,7 +243,7 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
             h.append(header::SET_COOKIE, set_cookie(&app, LOGIN_COOKIE, "", 0));
             r
         }
-        Err(LoginError::Invalid) => login_form(
+        Err(SessionError::Invalid) => login_form(
             &app,
             login_cookie,
             StatusCode::UNAUTHORIZED,
@@ -256,7 +251,7 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
             email,
             next,
         ),
-        Err(LoginError::Throttled(wait)) => {
+        Err(SessionError::Throttled(wait)) => {
             let message = format!("Too many failed sign-ins. Try again in {wait} seconds.");
             let mut r = login_form(
                 &app,
@@ -270,7 +265,7 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
             r
         }
-        Err(LoginError::Api(e)) => unavailable(e),
+        Err(e @ SessionError::Store(_)) => unavailable(e),
     }
 }
 

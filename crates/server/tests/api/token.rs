@@ -579,12 +579,11 @@ both_engines!(
             secret: secret.into(),
             method: keyward_core::client::AuthMethod::ClientSecretBasic,
         };
-        let basic = keyward::error::Challenge::Basic;
         let here = keyward::limits::Source::new(std::net::Ipv4Addr::LOCALHOST.into());
         let token = keyward::config::Endpoint::Token;
         let found = twin
             .issuer
-            .authenticate(Some(&creds(&id, &secret)), basic, &here, token)
+            .authenticate(Some(&creds(&id, &secret)), &here, token)
             .await;
         assert_eq!(found.map(|c| c.client.id.clone()).ok(), Some(id.clone()));
         for (who, secret) in [
@@ -593,10 +592,10 @@ both_engines!(
         ] {
             let refused = twin
                 .issuer
-                .authenticate(Some(&creds(who, secret)), basic, &here, token)
+                .authenticate(Some(&creds(who, secret)), &here, token)
                 .await;
             assert!(
-                matches!(&refused, Err(keyward::error::ApiError::OAuth(e, _)) if e.code.as_str() == "invalid_client"),
+                matches!(&refused, Err(keyward::service::issuer::IssueError::OAuth(e)) if e.code.as_str() == "invalid_client"),
                 "{who}: {refused:?}"
             );
         }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use keyward::error::ApiError;
+use keyward::http::error::ApiError;
 use keyward::service::accounts::AccountInput;
 use keyward::store::StoreError;
 use reqwest::{Method, Response, StatusCode};

@@ -8,9 +8,9 @@ use std::io::BufRead;
 
 use serde_json::{Value, json};
 
-use super::{Actor, Admin, ClientInput, new_client};
+use super::{Actor, Admin, AdminError, ClientInput, new_client};
 use crate::crypto::random_id;
-use crate::error::ApiError;
+use crate::service::Invalid;
 use crate::store::{NewClient, SecretRow, StoreError};
 
 /// Lines checked and written together; bounds the memory an import needs whatever its size.
@@ -98,17 +98,16 @@ fn parse_line(line: &str) -> Result<(ClientInput, String), String> {
     Ok((input, secret))
 }
 
-fn at_line(n: usize, e: ApiError) -> ApiError {
+/// An error of line `n`, said so: `line 3: name: required`.
+fn at_line(n: usize, e: AdminError) -> AdminError {
     match e {
-        ApiError::Plain {
-            status,
-            code,
-            message,
-        } => ApiError::Plain {
-            status,
-            code,
-            message: format!("line {n}: {message}"),
-        },
+        AdminError::Invalid(i) => {
+            AdminError::Invalid(Invalid::new(format!("line {n}"), i.to_string()))
+        }
+        AdminError::Conflict(m) => AdminError::Conflict(format!("line {n}: {m}")),
+        e @ (AdminError::NameTaken | AdminError::TooManyKeys) => {
+            AdminError::Conflict(format!("line {n}: {e}"))
+        }
         e => e,
     }
 }
@@ -119,7 +118,7 @@ impl Admin {
         &self,
         actor: &Actor,
         lines: impl BufRead,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<usize, AdminError> {
         let now = self.clock.now();
         let catalogue = self.catalogue().await?;
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -130,16 +129,16 @@ impl Admin {
         let mut lines = lines.lines().enumerate().peekable();
         while let Some((i, line)) = lines.next() {
             let n = i + 1;
-            let line = line.map_err(|e| ApiError::bad_request(format!("line {n}: {e}")))?;
+            let line = line.map_err(|e| AdminError::invalid(format!("line {n}: {e}")))?;
             if !line.trim().is_empty() {
                 let (input, secret) =
-                    parse_line(&line).map_err(|m| at_line(n, ApiError::bad_request(m)))?;
+                    parse_line(&line).map_err(|m| at_line(n, AdminError::invalid(m)))?;
                 let client = self
                     .with_default_resources(input, &catalogue)
                     .and_then(|input| new_client(input, &catalogue, now))
                     .map_err(|e| at_line(n, e))?;
                 if let Some(first) = seen.insert(client.row.id.clone(), n) {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(AdminError::invalid(format!(
                         "line {n}: client_id: the same id as line {first}"
                     )));
                 }
@@ -154,7 +153,7 @@ impl Admin {
             }
         }
         if count == 0 {
-            return Err(ApiError::bad_request("the import holds no clients"));
+            return Err(AdminError::invalid("the import holds no clients"));
         }
         tx.audit(
             &actor.entry("clients.import", "*", json!({ "count": count })),
@@ -184,15 +183,11 @@ async fn write_chunk(
     tx: &mut crate::store::Tx,
     clients: &[NewClient],
     secrets: &[SecretRow],
-) -> Result<(), ApiError> {
+) -> Result<(), AdminError> {
     tx.clients_insert_many(clients).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::Plain {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "conflict",
-            message:
-                "client_id: a client with one of these ids exists already; nothing was imported"
-                    .into(),
-        },
+        StoreError::Conflict(_) => AdminError::Conflict(
+            "client_id: a client with one of these ids exists already; nothing was imported".into(),
+        ),
         e => e.into(),
     })?;
     tx.secrets_insert_many(secrets).await?;

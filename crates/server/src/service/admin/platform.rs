@@ -3,8 +3,7 @@
 use keyward_core::resource::SigningAlg;
 use serde_json::json;
 
-use super::{Actor, Admin};
-use crate::error::ApiError;
+use super::{Actor, Admin, AdminError};
 
 impl Admin {
     /// Signing keys with their state.
@@ -18,12 +17,12 @@ impl Admin {
         &self,
         actor: &Actor,
         alg: Option<&str>,
-    ) -> Result<Vec<serde_json::Value>, ApiError> {
+    ) -> Result<Vec<serde_json::Value>, AdminError> {
         let now = self.clock.now();
         let algs = match alg {
             Some(a) => vec![
                 a.parse::<SigningAlg>()
-                    .map_err(|m| ApiError::bad_request(format!("alg: {m}")))?,
+                    .map_err(|m| AdminError::invalid(format!("alg: {m}")))?,
             ],
             None => SigningAlg::ALL.to_vec(),
         };
@@ -50,7 +49,7 @@ impl Admin {
         before: Option<i64>,
         search: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<crate::store::AuditEntry>, ApiError> {
+    ) -> Result<Vec<crate::store::AuditEntry>, AdminError> {
         Ok(self
             .store
             .audit_page(before.unwrap_or(i64::MAX), search, limit.clamp(1, 1_000))

@@ -6,9 +6,8 @@ use keyward_core::registration::resource as registration;
 use keyward_core::resource::{ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE};
 use serde_json::json;
 
-use super::{Actor, Admin, ResourceInput, ResourcePatch, not_found, refused};
+use super::{Actor, Admin, AdminError, ResourceInput, ResourcePatch, not_found, refused};
 use crate::crypto::random_id;
-use crate::error::ApiError;
 use crate::store::{ResourceRow, StoreError, Tx};
 
 /// Creates a resource inside `tx`.
@@ -18,14 +17,12 @@ pub async fn resource_create_in(
     input: ResourceInput,
     max_ttl: i64,
     now: i64,
-) -> Result<ResourceRow, ApiError> {
+) -> Result<ResourceRow, AdminError> {
     let row = new_resource(input, max_ttl, now)?;
     tx.resource_insert(&row).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::Plain {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "conflict",
-            message: "identifier: a resource with this identifier exists".into(),
-        },
+        StoreError::Conflict(_) => {
+            AdminError::Conflict("identifier: a resource with this identifier exists".into())
+        }
         e => e.into(),
     })?;
     tx.audit(
@@ -43,7 +40,7 @@ pub async fn resource_create_in(
 
 /// A new resource's row: the defaults (15-minute tokens, ES256) under the input, every field checked by
 /// `keyward_core::registration::resource`.
-fn new_resource(input: ResourceInput, max_ttl: i64, now: i64) -> Result<ResourceRow, ApiError> {
+fn new_resource(input: ResourceInput, max_ttl: i64, now: i64) -> Result<ResourceRow, AdminError> {
     // The identifier first, as it always was.
     let new = ResourceRegistration::new(&input.identifier).map_err(refused)?;
     let change = input.into_patch().change().map_err(refused)?;
@@ -56,7 +53,7 @@ fn apply_resource(
     row: &mut ResourceRow,
     patch: ResourcePatch,
     max_ttl: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), AdminError> {
     let change = patch.change().map_err(refused)?;
     let applied = registration::apply(row.registration(), change, max_ttl).map_err(refused)?;
     row.set_registration(&applied);
@@ -69,7 +66,7 @@ impl Admin {
         &self,
         actor: &Actor,
         input: ResourceInput,
-    ) -> Result<ResourceRow, ApiError> {
+    ) -> Result<ResourceRow, AdminError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let row = resource_create_in(&mut tx, actor, input, self.max_access_token_ttl, now).await?;
@@ -78,12 +75,12 @@ impl Admin {
     }
 
     /// Every resource.
-    pub async fn resources_list(&self) -> Result<Vec<ResourceRow>, ApiError> {
+    pub async fn resources_list(&self) -> Result<Vec<ResourceRow>, AdminError> {
         Ok(self.store.resources_all().await?)
     }
 
     /// One resource by id or identifier.
-    pub async fn resource_get(&self, id: &str) -> Result<ResourceRow, ApiError> {
+    pub async fn resource_get(&self, id: &str) -> Result<ResourceRow, AdminError> {
         self.store
             .resource_get(id)
             .await
@@ -96,7 +93,7 @@ impl Admin {
         actor: &Actor,
         id: &str,
         patch: ResourcePatch,
-    ) -> Result<ResourceRow, ApiError> {
+    ) -> Result<ResourceRow, AdminError> {
         let now = self.clock.now();
         let detail =
             json!({"name": patch.name, "scopes": patch.scopes, "signing_alg": patch.signing_alg});
@@ -113,14 +110,10 @@ impl Admin {
                 .iter()
                 .any(|s| s == ADMIN_SCOPE)
         {
-            return Err(ApiError::Plain {
-                status: axum::http::StatusCode::CONFLICT,
-                code: "conflict",
-                message: format!(
-                    "scopes: the admin API resource must keep the scope {ADMIN_SCOPE}, or no admin client could \
+            return Err(AdminError::Conflict(format!(
+                "scopes: the admin API resource must keep the scope {ADMIN_SCOPE}, or no admin client could \
                      use the admin API"
-                ),
-            });
+            )));
         }
         row.updated_at = now;
         tx.resource_update(&row).await?;
@@ -135,7 +128,7 @@ impl Admin {
     pub async fn admin_resource_restore(
         &self,
         actor: &Actor,
-    ) -> Result<(ResourceRow, bool), ApiError> {
+    ) -> Result<(ResourceRow, bool), AdminError> {
         let admin_scopes = [ADMIN_SCOPE, ADMIN_READ_SCOPE];
         let row = match self.store.resource_get(ADMIN_RESOURCE).await {
             Ok(row) => row,
@@ -170,29 +163,23 @@ impl Admin {
     }
 
     /// Deletes a resource no client uses.
-    pub async fn resource_delete(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+    pub async fn resource_delete(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
         let now = self.clock.now();
         let row = self.resource_get(id).await?;
         if row.identifier == ADMIN_RESOURCE {
-            return Err(ApiError::Plain {
-                status: axum::http::StatusCode::CONFLICT,
-                code: "conflict",
-                message: "the admin API resource cannot be deleted".into(),
-            });
+            return Err(AdminError::Conflict(
+                "the admin API resource cannot be deleted".into(),
+            ));
         }
         let mut tx = self.store.begin().await?;
         tx.change("resource", &row.id, now).await?;
         let serving = tx.clients_serving(&row.identifier).await?;
         if !serving.is_empty() {
-            return Err(ApiError::Plain {
-                status: axum::http::StatusCode::CONFLICT,
-                code: "conflict",
-                message: format!(
-                    "the resource is served by {} client(s), e.g. {}",
-                    serving.len(),
-                    serving[0]
-                ),
-            });
+            return Err(AdminError::Conflict(format!(
+                "the resource is served by {} client(s), e.g. {}",
+                serving.len(),
+                serving[0]
+            )));
         }
         tx.resource_delete(&row.id).await?;
         tx.audit(

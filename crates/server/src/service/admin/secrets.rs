@@ -5,9 +5,8 @@ use keyward_core::client::AuthMethod;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Actor, Admin, DurationValue, not_found};
+use super::{Actor, Admin, AdminError, DurationValue, not_found};
 use crate::crypto::{new_secret, random_id};
-use crate::error::ApiError;
 use crate::store::SecretRow;
 
 /// The longest overlap a rotation may give the older secrets: ten years.
@@ -59,14 +58,14 @@ impl Admin {
         actor: &Actor,
         id: &str,
         retire_old_after: Option<DurationValue>,
-    ) -> Result<NewSecret, ApiError> {
+    ) -> Result<NewSecret, AdminError> {
         let now = self.clock.now();
         let retire = retire_old_after
             .map(|d| super::seconds(&d, "retire_old_after"))
             .transpose()?;
         // Bounded so that `now` plus the overlap stays a time (an unbounded one overflowed).
         if retire.is_some_and(|r| r > MAX_OVERLAP) {
-            return Err(ApiError::bad_request(
+            return Err(AdminError::invalid(
                 "retire_old_after: must be at most 3650d",
             ));
         }
@@ -88,7 +87,7 @@ impl Admin {
             .await
             .map_err(|e| not_found(e, "client"))?;
         if client.auth_methods == AuthMethod::None.as_str() {
-            return Err(ApiError::bad_request(
+            return Err(AdminError::invalid(
                 "a public client has no secret: make it confidential first (client_type)",
             ));
         }
@@ -118,7 +117,7 @@ impl Admin {
     }
 
     /// Lists a client's secrets (never their values).
-    pub async fn secrets_list(&self, id: &str) -> Result<Vec<SecretView>, ApiError> {
+    pub async fn secrets_list(&self, id: &str) -> Result<Vec<SecretView>, AdminError> {
         let (_, _, secrets) = self
             .store
             .client_get(id)
@@ -133,7 +132,7 @@ impl Admin {
         actor: &Actor,
         id: &str,
         secret_id: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AdminError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.secret_set_expiry(id, secret_id, now)

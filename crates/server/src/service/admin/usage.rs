@@ -3,8 +3,7 @@
 
 use keyward_core::console::hourly_series;
 
-use super::Admin;
-use crate::error::ApiError;
+use super::{Admin, AdminError};
 
 impl Admin {
     /// Tokens issued to a client per hour over the last `hours` hours, oldest first: what every node has flushed
@@ -13,7 +12,7 @@ impl Admin {
         &self,
         client_id: &str,
         hours: usize,
-    ) -> Result<Vec<(i64, i64)>, ApiError> {
+    ) -> Result<Vec<(i64, i64)>, AdminError> {
         let now = self.clock.now();
         let since = keyward_core::console::hour_start(now)
             - (hours as i64 - 1) * keyward_core::console::HOUR;
@@ -23,7 +22,7 @@ impl Admin {
             .client(&self.store, client_id)
             .await?
             .map(|c| c.instance)
-            .ok_or_else(|| ApiError::not_found("client"))?;
+            .ok_or_else(|| AdminError::NotFound("client"))?;
         let stored = self.store.usage_of(client_id, instance, since).await?;
         let pending = self.usage.pending_of(client_id, instance);
         Ok(hourly_series(

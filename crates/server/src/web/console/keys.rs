@@ -12,9 +12,12 @@ use keyward_core::form::Params;
 use super::usage::{Chart, advice_text};
 use super::{Console, Frame, when, when_or_never};
 use crate::app::App;
-use crate::error::ApiError;
+use crate::service::Refusal;
+use crate::service::api_keys::KeyError;
 use crate::service::api_keys::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
 use crate::service::consents::Authorized;
+use crate::service::consents::ConsentError;
+use crate::web::pages::Said;
 use crate::web::pages::render;
 use crate::web::session::{see_other, unavailable};
 
@@ -217,13 +220,13 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
             StatusCode::CONFLICT
         }
         // Anything else the admin service refused (a resource changed while the form was open) is said above it.
-        Err(KeyFormError::Api(ApiError::Plain {
-            status, message, ..
-        })) if status.is_client_error() => {
-            page.form_error = Some(message);
-            status
-        }
-        Err(KeyFormError::Api(e)) => return unavailable(e),
+        Err(KeyFormError::Admin(e)) => match crate::web::pages::said(&e) {
+            Said::Refused(r, message) => {
+                page.form_error = Some(message);
+                crate::web::pages::refusal_status(r).0
+            }
+            _ => return unavailable(e),
+        },
     };
     render(status, &page)
 }
@@ -257,25 +260,18 @@ struct KeyPage {
 }
 
 /// Maps the console's errors on one key: someone else's key or none is 404, the rest a failure page.
-fn key_error(e: ApiError) -> Response {
-    match e {
-        ApiError::Plain {
-            status: StatusCode::NOT_FOUND,
-            ..
-        } => crate::web::pages::error(
+fn key_error(e: KeyError) -> Response {
+    match crate::web::pages::said(&e) {
+        Said::Refused(Refusal::NotFound, _) => crate::web::pages::error(
             StatusCode::NOT_FOUND,
             "No such key",
             "This key does not exist, or it is not one of yours.",
             "not_found",
         ),
-        ApiError::Plain {
-            status,
-            code,
-            message,
-        } if status.is_client_error() => {
-            crate::web::pages::error(status, "The key was not changed", &message, code)
+        Said::Refused(r, message) => {
+            crate::web::pages::refused(r, "The key was not changed", &message)
         }
-        e => unavailable(e),
+        _ => unavailable(e),
     }
 }
 
@@ -491,7 +487,7 @@ pub(crate) async fn revoke_app(State(app): Shared, c: Console, body: Bytes) -> R
         .await
     {
         // Already gone (a second click): the page shows the current list either way.
-        Ok(()) | Err(ApiError::Plain { .. }) => see_other("/console/apps"),
+        Ok(()) | Err(ConsentError::NotFound(_)) => see_other("/console/apps"),
         Err(e) => unavailable(e),
     }
 }

@@ -11,8 +11,9 @@ use keyward_core::form::{Params, encode_component};
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::service::Outcome;
 use crate::web::pages;
+use crate::web::pages::Said;
 use crate::web::session::{see_other, unavailable};
 
 /// The operator routes.
@@ -129,14 +130,10 @@ fn back(path: &str, form: &Params) -> String {
 
 /// An admin service error on an operator page: what the operator asked for was refused (a 4xx, with the service's
 /// words), or the service failed.
-fn refused(e: ApiError, heading: &str) -> Response {
-    match e {
-        ApiError::Plain {
-            status,
-            code,
-            message,
-        } if status.is_client_error() => pages::error(status, heading, &message, code),
-        e => unavailable(e),
+fn refused(e: impl Outcome, heading: &str) -> Response {
+    match pages::said(&e) {
+        Said::Refused(r, message) => pages::refused(r, heading, &message),
+        _ => unavailable(e),
     }
 }
 
@@ -173,9 +170,15 @@ mod tests {
 
     #[test]
     fn refusals_show_the_service_words_and_failures_do_not() {
-        let r = refused(ApiError::bad_request("alg: unknown"), "Not rotated");
+        let r = refused(
+            crate::service::admin::AdminError::invalid("alg: unknown"),
+            "Not rotated",
+        );
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        let r = refused(ApiError::Unavailable, "Not rotated");
+        let r = refused(
+            crate::store::StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+            "Not rotated",
+        );
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

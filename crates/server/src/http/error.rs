@@ -9,9 +9,13 @@ use keyward_core::endpoint::Format;
 use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
-pub mod xml;
-
 use crate::limits::Refusal;
+use crate::service::accounts::AccountError;
+use crate::service::admin::AdminError;
+use crate::service::api_keys::KeyError;
+use crate::service::consents::ConsentError;
+use crate::service::delegated::DelegatedError;
+use crate::service::issuer::IssueError;
 use crate::store::StoreError;
 
 /// How a 401 challenges the client.
@@ -107,20 +111,12 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let Some((refusal, message)) = crate::service::store_refusal(&e) {
+            return refused(refusal, message);
+        }
         match e {
-            StoreError::NotFound => ApiError::not_found("the resource"),
-            StoreError::Conflict(m) => ApiError::Plain {
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message: m.to_owned(),
-            },
             StoreError::Unavailable(_) => ApiError::Unavailable,
-            StoreError::Unstorable(_) => ApiError::bad_request(
-                "the request holds text that cannot be stored: NUL (U+0000) is not allowed",
-            ),
-            StoreError::Db(e) => {
-                ApiError::Internal(anyhow::Error::new(e).context("database query"))
-            }
+            e => ApiError::Internal(anyhow::Error::new(e).context("database query")),
         }
     }
 }
@@ -244,7 +240,7 @@ impl ApiError {
     pub fn render(self, format: Format) -> Response {
         let r = self.rendered();
         let mut response = if format.is_xml() {
-            xml::response(r.status, format, xml::error(r.code, &r.description))
+            super::xml::response(r.status, format, super::xml::error(r.code, &r.description))
         } else {
             (
                 r.status,
@@ -260,5 +256,217 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.render(Format::Json)
+    }
+}
+
+/// A refusal as the admin API answers it: 400 `invalid_request`, 404 `not_found` or 409 `conflict`, with the
+/// service's words.
+fn refused(refusal: crate::service::Refusal, message: String) -> ApiError {
+    use crate::service::Refusal as R;
+    let (status, code) = match refusal {
+        R::Invalid => (StatusCode::BAD_REQUEST, "invalid_request"),
+        R::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        R::Conflict => (StatusCode::CONFLICT, "conflict"),
+    };
+    ApiError::Plain {
+        status,
+        code,
+        message,
+    }
+}
+
+/// A service's refusal; its failures (store, anything else) are mapped by each `From` before this.
+fn from_outcome(e: impl crate::service::Outcome) -> ApiError {
+    match e.refusal() {
+        Some(r) => refused(r, e.to_string()),
+        None => ApiError::Internal(anyhow::anyhow!("{e}")),
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Store(e) => e.into(),
+            AdminError::Internal(e) => ApiError::Internal(e),
+            e => from_outcome(e),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Store(e) => e.into(),
+            AccountError::Internal(e) => ApiError::Internal(e),
+            e => from_outcome(e),
+        }
+    }
+}
+
+impl From<ConsentError> for ApiError {
+    fn from(e: ConsentError) -> Self {
+        match e {
+            ConsentError::Store(e) => e.into(),
+            ConsentError::Internal(e) => ApiError::Internal(e),
+            e => from_outcome(e),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Admin(e) => e.into(),
+            e => from_outcome(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// An issuer's error at an OAuth endpoint whose request challenged as `challenge` (RFC 6749 §5.2: a 401
+    /// `invalid_client` carries `WWW-Authenticate: Basic` when the client used Basic).
+    pub fn issue(e: IssueError, challenge: Challenge) -> Self {
+        match e {
+            IssueError::OAuth(e) => ApiError::OAuth(e, challenge),
+            IssueError::InvalidToken(e) => ApiError::Bearer(e),
+            IssueError::Limited(r) => ApiError::Limited(r),
+            IssueError::Stale => ApiError::Unavailable,
+            IssueError::NoSigningKey => ApiError::NoSigningKey,
+            IssueError::Store(e) => e.into(),
+            IssueError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(e: IssueError) -> Self {
+        ApiError::issue(e, Challenge::None)
+    }
+}
+
+impl From<DelegatedError> for ApiError {
+    fn from(e: DelegatedError) -> Self {
+        IssueError::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use keyward_core::ErrorCode;
+
+    use super::*;
+    use crate::service::Invalid;
+
+    async fn answer(e: impl Into<ApiError>) -> (StatusCode, serde_json::Value, HeaderMap) {
+        let r = e.into().into_response();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap(), headers)
+    }
+
+    use axum::http::HeaderMap;
+
+    #[tokio::test]
+    async fn each_service_refusal_has_its_status_code_and_words() {
+        let cases: Vec<(ApiError, StatusCode, &str, &str)> = vec![
+            (
+                AdminError::Invalid(Invalid::new("name", "required")).into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "name: required",
+            ),
+            (
+                AdminError::NotFound("client").into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "client not found",
+            ),
+            (
+                AdminError::NameTaken.into(),
+                StatusCode::CONFLICT,
+                "conflict",
+                "name: this account already has a key with this name",
+            ),
+            (
+                AdminError::Store(StoreError::NotFound).into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the resource not found",
+            ),
+            (
+                AccountError::Taken.into(),
+                StatusCode::CONFLICT,
+                "conflict",
+                "an account with this email or partner_id exists",
+            ),
+            (
+                AccountError::NotFound.into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "account not found",
+            ),
+            (
+                ConsentError::NotFound("grant").into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "grant not found",
+            ),
+            (
+                KeyError::NotFound.into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "key not found",
+            ),
+            (
+                KeyError::Admin(AdminError::TooManyKeys).into(),
+                StatusCode::CONFLICT,
+                "conflict",
+                "owner_account: the account holds the most keys it may (50)",
+            ),
+        ];
+        for (e, status, code, message) in cases {
+            let (s, body, _) = answer(e).await;
+            assert_eq!(
+                (
+                    s,
+                    body["error"].as_str(),
+                    body["error_description"].as_str()
+                ),
+                (status, Some(code), Some(message))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn issuer_errors_keep_rfc_codes_and_the_requests_challenge() {
+        let e = IssueError::OAuth(OAuthError::invalid_client());
+        let (s, body, headers) = answer(ApiError::issue(e, Challenge::Basic)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "invalid_client");
+        assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+        let e = IssueError::OAuth(OAuthError::invalid_client());
+        let (_, _, headers) = answer(ApiError::issue(e, Challenge::None)).await;
+        assert!(!headers.contains_key(header::WWW_AUTHENTICATE));
+        let (s, body, _) = answer(IssueError::InvalidToken(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "token revoked",
+        )))
+        .await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+        );
+        let (s, _, headers) = answer(IssueError::Stale).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.contains_key(header::RETRY_AFTER));
+        let (s, _, _) = answer(DelegatedError::NoSigningKey).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        let (s, body, _) = answer(DelegatedError::OAuth(OAuthError::invalid_grant("spent"))).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
     }
 }

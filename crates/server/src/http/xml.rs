@@ -34,7 +34,7 @@ fn escape(text: &str) -> String {
 /// A token response as Walmart documents it:
 /// `<OAuthTokenDTO><accessToken>…</accessToken><tokenType>Bearer</tokenType><expiresIn>900</expiresIn></OAuthTokenDTO>`,
 /// with `<refreshToken>` (delegated grants) and `<scope>` after them when the token has them.
-pub fn token(t: &TokenResponse) -> String {
+pub(crate) fn token(t: &TokenResponse) -> String {
     let refresh = t
         .refresh_token
         .as_deref()
@@ -55,7 +55,7 @@ pub fn token(t: &TokenResponse) -> String {
 
 /// An error: `<errors><error><code>invalid_client</code><description>…</description></error></errors>`, the
 /// element names of Walmart's error documents carrying the RFC 6749 §5.2 `error` and `error_description`.
-pub fn error(code: &str, description: &str) -> String {
+pub(crate) fn error(code: &str, description: &str) -> String {
     format!(
         "{DECLARATION}<errors><error><code>{}</code><description>{}</description></error></errors>",
         escape(code),
@@ -64,7 +64,7 @@ pub fn error(code: &str, description: &str) -> String {
 }
 
 /// An XML body with its status and the `Content-Type` of the negotiated XML media type.
-pub fn response(status: StatusCode, format: Format, body: String) -> Response {
+pub(crate) fn response(status: StatusCode, format: Format, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
