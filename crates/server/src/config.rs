@@ -163,6 +163,15 @@ pub fn load(
 /// The commented example printed by `keyward config example`.
 pub const EXAMPLE: &str = include_str!("../../../docs/keyward.example.toml");
 
+/// A process environment of `pairs`, for the configuration's tests.
+#[cfg(test)]
+pub(crate) fn test_env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

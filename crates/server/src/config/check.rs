@@ -276,14 +276,8 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
+    use crate::config::test_env as env;
     use crate::config::{Flags, load};
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn defaults() {

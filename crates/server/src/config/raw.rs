@@ -210,16 +210,8 @@ impl RawConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
+    use crate::config::test_env as env;
     use crate::config::{Flags, load};
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn file_then_env_then_flags() {

@@ -2,6 +2,8 @@
 //! (audience `urn:keyward:admin`; `keyward:admin` for every operation, `keyward:admin:read` for reads): clients,
 //! resources, keys and the audit log, and accounts with what they delegated (their authorized apps and grants).
 
+use std::sync::Arc;
+
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -17,13 +19,19 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::http::error::ApiError;
+use crate::service::Admin as AdminService;
 use crate::service::accounts::AccountInput;
 use crate::service::admin::{
     Actor, ClientInput, DurationValue, ResourceInput, ResourcePatch, resource_json,
 };
-use crate::store::{GrantFilter, GrantRow, StoreError};
 
+mod accounts;
 mod input;
+
+use accounts::{
+    account_create, account_delete, account_get, account_update, accounts_list,
+    authorization_withdraw, authorizations_list, grant_get, grant_revoke, grants_list,
+};
 
 use input::{Body, Input, OptionalBody, PAGE_DEFAULT, PAGE_MAX, Params, Q};
 
@@ -173,7 +181,7 @@ async fn openapi(State(app): Shared) -> Response {
 /// A page of a listing ordered by id (clients, accounts): `after` the last id of the previous page.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Page {
+pub(super) struct Page {
     after: Option<String>,
     #[serde(default, deserialize_with = "input::page_size")]
     limit: Option<i64>,
@@ -202,13 +210,12 @@ struct AuditPage {
 }
 
 async fn clients_list(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     _: Admin,
     Q(page): Q<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(PAGE_DEFAULT);
-    let items = app
-        .admin
+    let items = admin
         .clients_list(
             page.after.as_deref().unwrap_or(""),
             page.q.as_deref(),
@@ -220,11 +227,11 @@ async fn clients_list(
 }
 
 async fn client_create(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Body(input): Body<ClientInput>,
 ) -> Result<Response, ApiError> {
-    let (view, secret) = app.admin.client_create(&a, input).await?;
+    let (view, secret) = admin.client_create(&a, input).await?;
     created_once(view, "client_secret", secret)
 }
 
@@ -248,57 +255,53 @@ fn created_once(
 }
 
 async fn client_get(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.admin.client_get(&id).await?)))
+    Ok(Json(json!(admin.client_get(&id).await?)))
 }
 
 async fn client_update(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params(id): Params<String>,
     Body(ClientPatch(input)): Body<ClientPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.admin.client_update(&a, &id, input).await?)))
+    Ok(Json(json!(admin.client_update(&a, &id, input).await?)))
 }
 
 async fn client_delete(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.admin.client_delete(&a, &id).await?;
+    admin.client_delete(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn client_disable(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(
-        app.admin.client_set_enabled(&a, &id, false).await?
-    )))
+    Ok(Json(json!(admin.client_set_enabled(&a, &id, false).await?)))
 }
 
 async fn client_enable(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(
-        app.admin.client_set_enabled(&a, &id, true).await?
-    )))
+    Ok(Json(json!(admin.client_set_enabled(&a, &id, true).await?)))
 }
 
 async fn secrets_list(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"items": app.admin.secrets_list(&id).await?})))
+    Ok(Json(json!({"items": admin.secrets_list(&id).await?})))
 }
 
 #[derive(Deserialize)]
@@ -311,7 +314,7 @@ struct UsageSpan {
 /// Tokens issued to a client per hour (the console's chart): every node's flushed counts and this node's
 /// unflushed ones.
 async fn usage(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     _: Admin,
     Params(id): Params<String>,
     Q(span): Q<UsageSpan>,
@@ -320,8 +323,8 @@ async fn usage(
     if !(1..=31 * 24).contains(&hours) {
         return Err(ApiError::bad_request("hours: must be from 1 to 744"));
     }
-    app.admin.client_get(&id).await?;
-    let series = app.admin.usage_series(&id, hours as usize).await?;
+    admin.client_get(&id).await?;
+    let series = admin.usage_series(&id, hours as usize).await?;
     let total: i64 = series.iter().map(|(_, n)| n).sum();
     let items: Vec<Value> = series
         .iter()
@@ -339,15 +342,12 @@ struct SecretAdd {
 }
 
 async fn secret_add(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params(id): Params<String>,
     OptionalBody(input): OptionalBody<SecretAdd>,
 ) -> Result<Response, ApiError> {
-    let made = app
-        .admin
-        .secret_add(&a, &id, input.retire_old_after)
-        .await?;
+    let made = admin.secret_add(&a, &id, input.retire_old_after).await?;
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -357,17 +357,19 @@ async fn secret_add(
 }
 
 async fn secret_retire(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params((id, secret_id)): Params<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    app.admin.secret_retire(&a, &id, &secret_id).await?;
+    admin.secret_retire(&a, &id, &secret_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn resources_list(State(app): Shared, _: Admin) -> Result<Json<Value>, ApiError> {
-    let items: Vec<Value> = app
-        .admin
+async fn resources_list(
+    State(admin): State<Arc<AdminService>>,
+    _: Admin,
+) -> Result<Json<Value>, ApiError> {
+    let items: Vec<Value> = admin
         .resources_list()
         .await?
         .iter()
@@ -377,46 +379,46 @@ async fn resources_list(State(app): Shared, _: Admin) -> Result<Json<Value>, Api
 }
 
 async fn resource_create(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Body(input): Body<ResourceInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(resource_json(&app.admin.resource_create(&a, input).await?)),
+        Json(resource_json(&admin.resource_create(&a, input).await?)),
     ))
 }
 
 async fn resource_get(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(resource_json(&app.admin.resource_get(&id).await?)))
+    Ok(Json(resource_json(&admin.resource_get(&id).await?)))
 }
 
 async fn resource_update(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params(id): Params<String>,
     Body(patch): Body<ResourcePatch>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(resource_json(
-        &app.admin.resource_update(&a, &id, patch).await?,
+        &admin.resource_update(&a, &id, patch).await?,
     )))
 }
 
 async fn resource_delete(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     Params(id): Params<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.admin.resource_delete(&a, &id).await?;
+    admin.resource_delete(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn keys_list(State(app): Shared, _: Admin) -> Json<Value> {
-    Json(json!({"items": app.admin.keys_list()}))
+async fn keys_list(State(admin): State<Arc<AdminService>>, _: Admin) -> Json<Value> {
+    Json(json!({"items": admin.keys_list()}))
 }
 
 #[derive(Deserialize, Default)]
@@ -426,24 +428,23 @@ struct Rotate {
 }
 
 async fn keys_rotate(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Admin(a): Admin,
     OptionalBody(input): OptionalBody<Rotate>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(json!({"items": app.admin.keys_rotate(&a, input.alg.as_deref()).await?})),
+        Json(json!({"items": admin.keys_rotate(&a, input.alg.as_deref()).await?})),
     ))
 }
 
 async fn audit_list(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     _: Admin,
     Q(page): Q<AuditPage>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(PAGE_DEFAULT);
-    let items = app
-        .admin
+    let items = admin
         .audit_list(page.before, page.q.as_deref(), limit)
         .await?;
     let next = if items.len() as i64 >= limit.clamp(1, PAGE_MAX) {
@@ -452,150 +453,4 @@ async fn audit_list(
         None
     };
     Ok(Json(json!({"items": items, "next_before": next})))
-}
-
-async fn accounts_list(
-    State(app): Shared,
-    _: Admin,
-    Q(page): Q<Page>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit.unwrap_or(PAGE_DEFAULT);
-    let items = app
-        .accounts
-        .accounts_list(
-            page.after.as_deref().unwrap_or(""),
-            page.q.as_deref(),
-            limit,
-        )
-        .await?;
-    let next = next_after(&items, limit, |a| &a.account_id);
-    Ok(Json(json!({"items": items, "next_after": next})))
-}
-
-async fn account_create(
-    State(app): Shared,
-    Admin(a): Admin,
-    Body(input): Body<AccountInput>,
-) -> Result<Response, ApiError> {
-    let (view, password) = app.accounts.account_create(&a, input).await?;
-    created_once(view, "password", password)
-}
-
-async fn account_get(
-    State(app): Shared,
-    _: Admin,
-    Params(id): Params<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(app.accounts.account_get(&id).await?)))
-}
-
-async fn account_update(
-    State(app): Shared,
-    Admin(a): Admin,
-    Params(id): Params<String>,
-    Body(input): Body<AccountInput>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(
-        app.accounts.account_update(&a, &id, input).await?
-    )))
-}
-
-async fn account_delete(
-    State(app): Shared,
-    Admin(a): Admin,
-    Params(id): Params<String>,
-) -> Result<StatusCode, ApiError> {
-    app.accounts.account_delete(&a, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn authorizations_list(
-    State(app): Shared,
-    _: Admin,
-    Params(id): Params<String>,
-) -> Result<Json<Value>, ApiError> {
-    // An unknown account is a 404, not an empty list.
-    app.accounts.account_get(&id).await?;
-    Ok(Json(
-        json!({"items": app.consents.authorized_apps(&id).await?}),
-    ))
-}
-
-async fn authorization_withdraw(
-    State(app): Shared,
-    Admin(a): Admin,
-    Params((id, client_id)): Params<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    app.consents.consent_withdraw(&a, &id, &client_id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantsQuery {
-    account_id: Option<String>,
-    client_id: Option<String>,
-    /// Only grants neither revoked nor expired now.
-    #[serde(default, deserialize_with = "input::boolean")]
-    live: Option<bool>,
-    after: Option<String>,
-    #[serde(default, deserialize_with = "input::page_size")]
-    limit: Option<i64>,
-}
-
-/// The JSON shape of a grant: its scopes as a list, like everywhere else in this API.
-fn grant_json(g: &GrantRow) -> Value {
-    json!({
-        "id": g.id,
-        "account_id": g.account_id,
-        "client_id": g.client_id,
-        "resource": g.resource,
-        "scopes": crate::store::split_list(&g.scopes),
-        "created_at": g.created_at,
-        "expires_at": g.expires_at,
-        "revoked_at": g.revoked_at,
-    })
-}
-
-async fn grants_list(
-    State(app): Shared,
-    _: Admin,
-    Q(q): Q<GrantsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
-    // An empty filter (`account_id=`) is no filter, as an empty `after` is the first page.
-    let filter = GrantFilter {
-        account_id: q.account_id.as_deref().filter(|s| !s.is_empty()),
-        client_id: q.client_id.as_deref().filter(|s| !s.is_empty()),
-        live_at: (q.live == Some(true)).then(|| app.clock.now()),
-        idle_ttl: app.delegated.refresh_token_idle_ttl,
-    };
-    let items = app
-        .consents
-        .grants_list(&filter, q.after.as_deref().unwrap_or(""), limit)
-        .await?;
-    let next = next_after(&items, limit, |g| &g.id);
-    let items: Vec<Value> = items.iter().map(grant_json).collect();
-    Ok(Json(json!({"items": items, "next_after": next})))
-}
-
-async fn grant_get(
-    State(app): Shared,
-    _: Admin,
-    Params(id): Params<String>,
-) -> Result<Json<Value>, ApiError> {
-    match app.store.grant_get(&id).await {
-        Ok(g) => Ok(Json(grant_json(&g))),
-        Err(StoreError::NotFound) => Err(ApiError::not_found("grant")),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn grant_revoke(
-    State(app): Shared,
-    Admin(a): Admin,
-    Params(id): Params<String>,
-) -> Result<StatusCode, ApiError> {
-    app.consents.grant_revoke(&a, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

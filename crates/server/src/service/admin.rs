@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use super::Actor;
-use super::{Invalid, Outcome, Refusal};
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_secret, random_id, random_uuid};
 use crate::keys::KeyRing;
@@ -23,16 +22,21 @@ use crate::registry::Registry;
 use crate::store::{ClientRow, NewClient, SecretRow, Store, StoreError, Tx, split_list};
 use crate::usage::Usage;
 
+mod error;
 mod import;
 mod platform;
 mod resources;
 mod secrets;
 mod usage;
+mod view;
 
+pub use error::AdminError;
 pub use keyward_core::registration::{DurationValue, ResourceInput, ResourcePatch};
 pub use resources::{resource_create_in, resource_json};
 use secrets::secret_view;
 pub use secrets::{NewSecret, SecretView};
+pub use view::ClientView;
+use view::client_view;
 
 /// The value of `d` in seconds; `field` names it in the error.
 pub(crate) fn seconds(d: &DurationValue, field: &str) -> Result<i64, AdminError> {
@@ -82,79 +86,6 @@ pub struct ClientInput {
     /// Its own limits, over the server's: `{"token": "10/s", "introspect": "off", "tokens_per_hour": 1000}`. On
     /// update the object replaces the one before; `{}` goes back to the server's limits.
     pub limits: Option<ClientLimits>,
-}
-
-/// A client as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClientView {
-    /// Client id.
-    pub client_id: String,
-    /// Display name.
-    pub name: String,
-    /// Whether it may authenticate.
-    pub enabled: bool,
-    /// Grant types.
-    pub grant_types: Vec<String>,
-    /// Auth methods.
-    pub auth_methods: Vec<String>,
-    /// Allowed resources.
-    pub resources: Vec<String>,
-    /// Allowed scopes.
-    pub scopes: Vec<String>,
-    /// Default resource.
-    pub default_resource: Option<String>,
-    /// Served resources.
-    pub serves_resources: Vec<String>,
-    /// `confidential` or `public`.
-    pub client_type: &'static str,
-    /// Registered redirect URIs.
-    pub redirect_uris: Vec<String>,
-    /// Shown on the consent page.
-    pub description: String,
-    /// Absolute lifetime of its grants in seconds, when it has its own.
-    pub refresh_token_ttl: Option<i64>,
-    /// The account it belongs to, when an account holder made it in the console (or an operator made it for one).
-    pub owner_account: Option<String>,
-    /// Its own limits (absent members follow the server's).
-    pub limits: ClientLimits,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub updated_at: i64,
-    /// Secrets, when shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secrets: Option<Vec<SecretView>>,
-}
-
-fn client_view(
-    row: &ClientRow,
-    resources: Vec<String>,
-    secrets: Option<&[SecretRow]>,
-) -> ClientView {
-    ClientView {
-        client_id: row.id.clone(),
-        name: row.name.clone(),
-        enabled: row.enabled,
-        grant_types: split_list(&row.grant_types),
-        auth_methods: split_list(&row.auth_methods),
-        resources,
-        scopes: split_list(&row.scopes),
-        default_resource: row.default_resource.clone(),
-        serves_resources: split_list(&row.serves_resources),
-        client_type: if row.auth_methods == AuthMethod::None.as_str() {
-            "public"
-        } else {
-            "confidential"
-        },
-        redirect_uris: split_list(&row.redirect_uris),
-        description: row.description.clone(),
-        refresh_token_ttl: row.refresh_token_ttl,
-        owner_account: row.owner_account.clone(),
-        limits: serde_json::from_str(&row.limits).unwrap_or_default(),
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        secrets: secrets.map(|s| s.iter().map(secret_view).collect()),
-    }
 }
 
 /// The admin API's answer to a registration the rules refuse: 400, in the rule's words.
@@ -326,63 +257,6 @@ pub async fn client_delete_in(
         .await?;
     tx.change("client", id, now).await?;
     Ok(())
-}
-
-/// What the admin service answers instead of doing what it was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// A field is wrong.
-    #[error("{0}")]
-    Invalid(Invalid),
-    /// What the request names does not exist.
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// The change conflicts with what exists, or would lock the caller out.
-    #[error("{0}")]
-    Conflict(String),
-    /// The account already has a key with this name.
-    #[error("name: this account already has a key with this name")]
-    NameTaken,
-    /// The account holds [`MAX_KEYS_PER_ACCOUNT`] keys.
-    #[error("owner_account: the account holds the most keys it may (50)")]
-    TooManyKeys,
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Anything else.
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl AdminError {
-    /// A refusal worded `field: why`.
-    pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self::Invalid(Invalid::from_message(message))
-    }
-}
-
-impl From<RegistrationError> for AdminError {
-    fn from(e: RegistrationError) -> Self {
-        let RegistrationError::Invalid { field, why } = e;
-        Self::Invalid(Invalid::new(field, why))
-    }
-}
-
-impl Outcome for AdminError {
-    fn refusal(&self) -> Option<Refusal> {
-        match self {
-            Self::Invalid(_) => Some(Refusal::Invalid),
-            Self::NotFound(_) => Some(Refusal::NotFound),
-            Self::Conflict(_) | Self::NameTaken | Self::TooManyKeys => Some(Refusal::Conflict),
-            Self::Store(_) | Self::Internal(_) => None,
-        }
-    }
-    fn store_error(&self) -> Option<&StoreError> {
-        match self {
-            Self::Store(e) => Some(e),
-            _ => None,
-        }
-    }
 }
 
 /// Every resource's identifier with the scopes it offers: what registrations and allowances are checked against.

@@ -1,6 +1,8 @@
 //! The account holder's pages: API keys (list, create with the secret shown once, rotate with an overlap,
 //! disable, enable, delete after a confirmation) and the apps the account authorized.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,6 +19,7 @@ use crate::service::api_keys::KeyError;
 use crate::service::api_keys::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
 use crate::service::consents::Authorized;
 use crate::service::consents::ConsentError;
+use crate::service::{ApiKeys, Consents};
 use crate::web::pages::Said;
 use crate::web::pages::render;
 use crate::web::session::{see_other, unavailable};
@@ -62,14 +65,14 @@ struct KeysPage {
 }
 
 /// `GET /console/keys`.
-pub(crate) async fn list(State(app): Shared, c: Console) -> Response {
-    match app.api_keys.keys_of(&c.account.id).await {
+pub(crate) async fn list(State(api_keys): State<Arc<ApiKeys>>, c: Console) -> Response {
+    match api_keys.keys_of(&c.account.id).await {
         Ok(keys) => render(
             StatusCode::OK,
             &KeysPage {
                 frame: c.frame(),
                 keys: keys.iter().map(KeyRow::from).collect(),
-                may_create: !app.api_keys.key_scopes_now(&c.account).is_empty(),
+                may_create: !api_keys.key_scopes_now(&c.account).is_empty(),
             },
         ),
         Err(e) => unavailable(e),
@@ -421,11 +424,11 @@ struct DeletePage {
 
 /// `GET /console/keys/{id}/delete`: asks for confirmation.
 pub(crate) async fn confirm_delete(
-    State(app): Shared,
+    State(api_keys): State<Arc<ApiKeys>>,
     c: Console,
     Path(id): Path<String>,
 ) -> Response {
-    match app.api_keys.key_of(&c.account.id, &id).await {
+    match api_keys.key_of(&c.account.id, &id).await {
         Ok(k) => render(
             StatusCode::OK,
             &DeletePage {
@@ -461,8 +464,8 @@ struct AppsPage {
 }
 
 /// `GET /console/apps`: the apps the account authorized (delegated access), each revocable.
-pub(crate) async fn apps(State(app): Shared, c: Console) -> Response {
-    match app.consents.authorized_apps(&c.account.id).await {
+pub(crate) async fn apps(State(consents): State<Arc<Consents>>, c: Console) -> Response {
+    match consents.authorized_apps(&c.account.id).await {
         Ok(apps) => render(
             StatusCode::OK,
             &AppsPage {

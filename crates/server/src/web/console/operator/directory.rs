@@ -1,5 +1,7 @@
 //! Every account and every client, searched and paged by id, each enabled or disabled from its row.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -11,6 +13,7 @@ use super::{ACCOUNTS, CLIENTS, Listing, PAGE, Pager, back, refused};
 use crate::app::App;
 use crate::service::accounts::{AccountInput, AccountView};
 use crate::service::admin::ClientView;
+use crate::service::{Accounts, Admin as AdminService};
 use crate::web::console::{Console, Frame, Operator, when};
 use crate::web::pages::render;
 use crate::web::session::{see_other, unavailable};
@@ -59,15 +62,11 @@ struct AccountsPage {
 
 /// `GET /console/admin/accounts?q=&after=`: a page of accounts by id; the search matches the email or partner id.
 pub(crate) async fn accounts(
-    State(app): Shared,
+    State(accounts): State<Arc<Accounts>>,
     Operator(c): Operator,
     Query(l): Query<Listing>,
 ) -> Response {
-    let found = match app
-        .accounts
-        .accounts_list(l.after(), l.search(), PAGE)
-        .await
-    {
+    let found = match accounts.accounts_list(l.after(), l.search(), PAGE).await {
         Ok(a) => a,
         Err(e) => return unavailable(e),
     };
@@ -177,11 +176,11 @@ struct ClientsPage {
 
 /// `GET /console/admin/clients?q=&after=`: a page of clients by id; the search matches the id or name.
 pub(crate) async fn clients(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Operator(c): Operator,
     Query(l): Query<Listing>,
 ) -> Response {
-    let found = match app.admin.clients_list(l.after(), l.search(), PAGE).await {
+    let found = match admin.clients_list(l.after(), l.search(), PAGE).await {
         Ok(v) => v,
         Err(e) => return unavailable(e),
     };

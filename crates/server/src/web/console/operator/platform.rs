@@ -1,6 +1,8 @@
 //! What the platform is made of and what happened to it: the resources, the signing keys (rotated from the page)
 //! and the audit log, newest first.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -12,6 +14,7 @@ use serde_json::Value;
 
 use super::{AUDIT, KEYS, Listing, PAGE, Pager, refused};
 use crate::app::App;
+use crate::service::Admin as AdminService;
 use crate::store::{AuditEntry, ResourceRow};
 use crate::web::console::{Frame, Operator, when};
 use crate::web::pages::render;
@@ -58,11 +61,11 @@ fn resource_matches(r: &ResourceRow, q: Option<&str>) -> bool {
 
 /// `GET /console/admin/resources?q=`: every resource (there are few), searched by identifier or name.
 pub(crate) async fn resources(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Operator(c): Operator,
     Query(l): Query<Listing>,
 ) -> Response {
-    let all = match app.admin.resources_list().await {
+    let all = match admin.resources_list().await {
         Ok(r) => r,
         Err(e) => return unavailable(e),
     };
@@ -114,14 +117,17 @@ struct KeysPage {
 }
 
 /// `GET /console/admin/keys`: the signing keys with their state, and the rotation form.
-pub(crate) async fn keys(State(app): Shared, Operator(c): Operator) -> Response {
+pub(crate) async fn keys(
+    State(admin): State<Arc<AdminService>>,
+    Operator(c): Operator,
+) -> Response {
     render(
         StatusCode::OK,
         &KeysPage {
             frame: c.frame(),
-            rows: app.admin.keys_list().iter().map(KeyLine::from).collect(),
+            rows: admin.keys_list().iter().map(KeyLine::from).collect(),
             algs: SigningAlg::ALL.iter().map(|a| a.as_str()).collect(),
-            publish_delay: format_seconds(app.admin.key_publish_delay),
+            publish_delay: format_seconds(admin.key_publish_delay),
         },
     )
 }
@@ -179,12 +185,12 @@ struct AuditPage {
 
 /// `GET /console/admin/audit?q=&before=`: the audit log newest first; the search matches actor, action or target.
 pub(crate) async fn audit(
-    State(app): Shared,
+    State(admin): State<Arc<AdminService>>,
     Operator(c): Operator,
     Query(l): Query<Listing>,
 ) -> Response {
     let before = l.before();
-    let found = match app.admin.audit_list(before, l.search(), PAGE).await {
+    let found = match admin.audit_list(before, l.search(), PAGE).await {
         Ok(e) => e,
         Err(e) => return unavailable(e),
     };
