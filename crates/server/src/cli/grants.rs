@@ -80,7 +80,7 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: GrantsCommand) -> any
                 .iter()
                 .map(|g| {
                     let mut v = json!(g);
-                    v["scopes"] = json!(crate::store::split_list(&g.scopes));
+                    v["refreshed_at"] = json!(g.refreshed_at);
                     v
                 })
                 .collect();

@@ -167,7 +167,7 @@ fn check_partner_id(p: &str) -> Result<(), AccountError> {
 
 /// An account's allowance as stored (JSON). Checked on write; a document a newer version wrote and this one cannot
 /// read allows nothing.
-pub(crate) fn key_scopes_of(a: &AccountRow) -> KeyScopes {
+fn key_scopes_of(a: &AccountRow) -> KeyScopes {
     serde_json::from_str(&a.key_scopes).unwrap_or_default()
 }
 

@@ -32,7 +32,8 @@ mod view;
 
 pub use error::AdminError;
 pub use keyward_core::registration::{DurationValue, ResourceInput, ResourcePatch};
-pub use resources::{resource_create_in, resource_json};
+pub use platform::AuditView;
+pub use resources::{ResourceView, resource_create_in, resource_json};
 use secrets::secret_view;
 pub use secrets::{NewSecret, SecretView};
 pub use view::ClientView;

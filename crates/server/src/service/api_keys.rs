@@ -9,11 +9,11 @@ use keyward_core::console::{KeyRequestError, KeyScopes, check_key_request};
 use serde::Serialize;
 
 use super::Actor;
-use super::accounts::key_scopes_of;
+use super::accounts::AccountView;
 use super::admin::{Admin, AdminError, ClientInput, ClientView, DurationValue, NewSecret};
 use super::{Outcome, Refusal};
 use crate::registry::Registry;
-use crate::store::{AccountRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use super::admin::MAX_KEYS_PER_ACCOUNT;
 
@@ -164,7 +164,7 @@ impl ApiKeys {
     pub async fn key_create(
         &self,
         actor: &Actor,
-        account: &AccountRow,
+        account: &AccountView,
         request: KeyRequest,
     ) -> Result<(KeyView, String), KeyFormError> {
         let name = request.name.trim().to_owned();
@@ -186,7 +186,7 @@ impl ApiKeys {
             resources: Some(vec![request.environment.clone()]),
             default_resource: Some(request.environment),
             scopes: Some(scopes),
-            owner_account: Some(account.id.clone()),
+            owner_account: Some(account.account_id.clone()),
             ..ClientInput::default()
         };
         let (view, secret) = match self.admin.client_create(actor, input).await {
@@ -232,9 +232,11 @@ impl ApiKeys {
 
     /// What an account may give its keys now: its allowance, less what the resources no longer offer (an
     /// operator may have changed them since the allowance was set).
-    pub fn key_scopes_now(&self, account: &AccountRow) -> KeyScopes {
+    pub fn key_scopes_now(&self, account: &AccountView) -> KeyScopes {
         let resources = self.registry.resources();
-        key_scopes_of(account)
+        account
+            .key_scopes
+            .clone()
             .into_iter()
             .filter_map(|(r, scopes)| {
                 let offered = &resources.get(&r)?.scopes;
@@ -250,11 +252,11 @@ impl ApiKeys {
     pub async fn key_set_enabled(
         &self,
         actor: &Actor,
-        account: &AccountRow,
+        account: &AccountView,
         client_id: &str,
         enabled: bool,
     ) -> Result<(), KeyError> {
-        let key = self.key_of(&account.id, client_id).await?;
+        let key = self.key_of(&account.account_id, client_id).await?;
         let allowed = check_key_request(
             &self.key_scopes_now(account),
             &key.environment,

@@ -51,6 +51,47 @@ impl Outcome for ConsentError {
     }
 }
 
+/// A grant as the admin API and the CLI show it: its scopes as a list. Its members are in the order the admin API
+/// has always written them (alphabetical).
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantView {
+    /// The account that authorized the app.
+    pub account_id: String,
+    /// The app.
+    pub client_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds: the grant's absolute end.
+    pub expires_at: i64,
+    /// `grt_…`.
+    pub id: String,
+    /// The resource.
+    pub resource: String,
+    /// Unix seconds, when revoked.
+    pub revoked_at: Option<i64>,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// Unix seconds of the last refresh (0: never); the CLI lists it, the admin API does not.
+    #[serde(skip)]
+    pub refreshed_at: i64,
+}
+
+impl From<&GrantRow> for GrantView {
+    fn from(g: &GrantRow) -> Self {
+        GrantView {
+            account_id: g.account_id.clone(),
+            client_id: g.client_id.clone(),
+            created_at: g.created_at,
+            expires_at: g.expires_at,
+            id: g.id.clone(),
+            resource: g.resource.clone(),
+            revoked_at: g.revoked_at,
+            scopes: split_list(&g.scopes),
+            refreshed_at: g.refreshed_at,
+        }
+    }
+}
+
 /// What accounts delegated to apps.
 pub struct Consents {
     /// Consents and grants.
@@ -199,11 +240,21 @@ impl Consents {
         filter: &GrantFilter<'_>,
         after: &str,
         limit: i64,
-    ) -> Result<Vec<GrantRow>, ConsentError> {
-        Ok(self
+    ) -> Result<Vec<GrantView>, ConsentError> {
+        let rows = self
             .store
             .grants_page(filter, after, limit.clamp(1, 1_000))
-            .await?)
+            .await?;
+        Ok(rows.iter().map(GrantView::from).collect())
+    }
+
+    /// One grant.
+    pub async fn grant_get(&self, id: &str) -> Result<GrantView, ConsentError> {
+        match self.store.grant_get(id).await {
+            Ok(g) => Ok(GrantView::from(&g)),
+            Err(StoreError::NotFound) => Err(ConsentError::NotFound("grant")),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Revokes one grant (its refresh tokens stop working, its access tokens are denylisted).

@@ -7,9 +7,10 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use keyward_core::account::{login_delay, normalize_email};
 
+use super::accounts::AccountView;
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_token};
-use crate::store::{AccountRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Logins and the sessions they open.
 pub struct Sessions {
@@ -87,7 +88,7 @@ impl Sessions {
         &self,
         email: &str,
         password: &str,
-    ) -> Result<(String, AccountRow), SessionError> {
+    ) -> Result<(String, AccountView), SessionError> {
         let now = self.clock.now();
         let account = match normalize_email(email) {
             Ok(e) => self.store.account_by_email(&e).await?,
@@ -124,15 +125,17 @@ impl Sessions {
                 now + self.session_ttl,
             )
             .await?;
-        Ok((session, account))
+        Ok((session, AccountView::from(&account)))
     }
 
     /// The account of a session cookie's value, when the session is live.
-    pub async fn session(&self, cookie: &str) -> Result<Option<AccountRow>, SessionError> {
+    pub async fn session(&self, cookie: &str) -> Result<Option<AccountView>, SessionError> {
         Ok(self
             .store
             .session_account(&self.master.digest(cookie), self.clock.now())
-            .await?)
+            .await?
+            .as_ref()
+            .map(AccountView::from))
     }
 
     /// Ends a session.

@@ -16,7 +16,7 @@ use super::session::{
     forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unavailable,
 };
 use crate::app::App;
-use crate::store::AccountRow;
+use crate::service::accounts::AccountView;
 
 /// `GET /oauth2/authorize`.
 pub(crate) async fn show(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
@@ -42,7 +42,12 @@ pub(crate) async fn show(State(app): State<App>, uri: Uri, headers: HeaderMap) -
     }
     match app
         .consents
-        .consented(&account.id, &auth.client_id, &auth.audience, &auth.scope)
+        .consented(
+            &account.account_id,
+            &auth.client_id,
+            &auth.audience,
+            &auth.scope,
+        )
         .await
     {
         // Consent is remembered: straight back to the app with a code.
@@ -75,12 +80,17 @@ pub(crate) async fn decide(State(app): State<App>, headers: HeaderMap, body: Byt
         Some("allow") => {
             if let Err(e) = app
                 .consents
-                .consent_give(&account.id, &auth.client_id, &auth.audience, &auth.scope)
+                .consent_give(
+                    &account.account_id,
+                    &auth.client_id,
+                    &auth.audience,
+                    &auth.scope,
+                )
                 .await
             {
                 return unavailable(e);
             }
-            tracing::info!(account_id = %account.id, client_id = %auth.client_id, "consent given");
+            tracing::info!(account_id = %account.account_id, client_id = %auth.client_id, "consent given");
             grant(&app, &auth, &account).await
         }
         Some("deny") => see_other(&back(
@@ -132,8 +142,8 @@ async fn check(app: &App, params: &Params) -> Result<Authorization, Response> {
 }
 
 /// Issues a code and sends the browser back to the app with it.
-async fn grant(app: &App, auth: &Authorization, account: &AccountRow) -> Response {
-    match app.delegated.issue_code(auth, &account.id).await {
+async fn grant(app: &App, auth: &Authorization, account: &AccountView) -> Response {
+    match app.delegated.issue_code(auth, &account.account_id).await {
         Ok(code) => see_other(&back(
             app,
             &auth.redirect_uri,
@@ -168,7 +178,7 @@ fn back(app: &App, redirect_uri: &str, params: &[(&str, &str)], state: Option<&s
 async fn consent_page(
     app: &App,
     auth: &Authorization,
-    account: &AccountRow,
+    account: &AccountView,
     session: &str,
 ) -> Response {
     let client = match app

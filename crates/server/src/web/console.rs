@@ -24,8 +24,8 @@ use super::session::{
     forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unreadable_form,
 };
 use crate::app::App;
+use crate::service::accounts::AccountView;
 use crate::service::admin::Actor;
-use crate::store::AccountRow;
 
 /// The console's routes (the page headers are added by `web::routes`).
 pub(crate) fn routes() -> Router<App> {
@@ -105,7 +105,7 @@ pub(crate) async fn script() -> impl IntoResponse {
 /// audit log (the account, from the peer's address).
 pub(crate) struct Console {
     pub session: String,
-    pub account: AccountRow,
+    pub account: AccountView,
     pub csrf: String,
     pub actor: Actor,
 }
@@ -123,7 +123,7 @@ impl FromRequestParts<App> for Console {
                     .unwrap_or_else(|| "console".into());
                 Ok(Console {
                     csrf: session_csrf(app, &session),
-                    actor: Actor::account(&account.id, source),
+                    actor: Actor::account(&account.account_id, source),
                     session,
                     account,
                 })

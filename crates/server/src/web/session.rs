@@ -18,8 +18,8 @@ use super::pages;
 use crate::app::App;
 use crate::crypto::{digests_equal, new_token};
 use crate::service::Outcome;
+use crate::service::accounts::AccountView;
 use crate::service::sessions::SessionError;
-use crate::store::AccountRow;
 use crate::web::pages::Said;
 
 /// The session cookie.
@@ -66,7 +66,7 @@ fn csrf_ok(app: &App, binding: &str, presented: Option<&str>) -> bool {
 pub(crate) async fn signed_in(
     app: &App,
     headers: &HeaderMap,
-) -> Result<Option<(String, AccountRow)>, Response> {
+) -> Result<Option<(String, AccountView)>, Response> {
     let Some(value) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -233,7 +233,7 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
     let email = field("email");
     match app.sessions.login(email, field("password")).await {
         Ok((session, account)) => {
-            tracing::info!(account_id = %account.id, "signed in");
+            tracing::info!(account_id = %account.account_id, "signed in");
             let mut r = see_other(next);
             let h = r.headers_mut();
             h.append(

@@ -15,7 +15,7 @@ use super::{Admin, Page, Shared, created_once, next_after};
 use crate::http::error::ApiError;
 use crate::service::accounts::AccountInput;
 use crate::service::{Accounts, Consents};
-use crate::store::{GrantFilter, GrantRow, StoreError};
+use crate::store::GrantFilter;
 
 pub(super) async fn accounts_list(
     State(accounts): State<Arc<Accounts>>,
@@ -103,20 +103,6 @@ pub(super) struct GrantsQuery {
     limit: Option<i64>,
 }
 
-/// The JSON shape of a grant: its scopes as a list, like everywhere else in this API.
-fn grant_json(g: &GrantRow) -> Value {
-    json!({
-        "id": g.id,
-        "account_id": g.account_id,
-        "client_id": g.client_id,
-        "resource": g.resource,
-        "scopes": crate::store::split_list(&g.scopes),
-        "created_at": g.created_at,
-        "expires_at": g.expires_at,
-        "revoked_at": g.revoked_at,
-    })
-}
-
 pub(super) async fn grants_list(
     State(app): Shared,
     _: Admin,
@@ -135,7 +121,6 @@ pub(super) async fn grants_list(
         .grants_list(&filter, q.after.as_deref().unwrap_or(""), limit)
         .await?;
     let next = next_after(&items, limit, |g| &g.id);
-    let items: Vec<Value> = items.iter().map(grant_json).collect();
     Ok(Json(json!({"items": items, "next_after": next})))
 }
 
@@ -144,11 +129,7 @@ pub(super) async fn grant_get(
     _: Admin,
     Params(id): Params<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match app.store.grant_get(&id).await {
-        Ok(g) => Ok(Json(grant_json(&g))),
-        Err(StoreError::NotFound) => Err(ApiError::not_found("grant")),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Json(json!(app.consents.grant_get(&id).await?)))
 }
 
 pub(super) async fn grant_revoke(

@@ -1,9 +1,11 @@
 //! Platform-wide admin operations: signing keys (listing, publish-then-sign rotation) and reading the audit log.
 
 use keyward_core::resource::SigningAlg;
+use serde::Serialize;
 use serde_json::json;
 
 use super::{Actor, Admin, AdminError};
+use crate::store::AuditEntry;
 
 impl Admin {
     /// Signing keys with their state.
@@ -49,10 +51,44 @@ impl Admin {
         before: Option<i64>,
         search: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<crate::store::AuditEntry>, AdminError> {
-        Ok(self
+    ) -> Result<Vec<AuditView>, AdminError> {
+        let entries = self
             .store
             .audit_page(before.unwrap_or(i64::MAX), search, limit.clamp(1, 1_000))
-            .await?)
+            .await?;
+        Ok(entries.into_iter().map(AuditView::from).collect())
+    }
+}
+
+/// An audit entry as the admin API and the operator's pages show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditView {
+    /// Position.
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Who: `client:<id>` for the admin API, `account:<id>` for the console, `cli`, `config` or `system`.
+    pub actor: String,
+    /// What, such as `client.create`.
+    pub action: String,
+    /// The id acted on.
+    pub target: String,
+    /// JSON details (never a secret).
+    pub detail: String,
+    /// Where from: the peer address, or `cli`.
+    pub source: String,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> Self {
+        AuditView {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            detail: e.detail,
+            source: e.source,
+        }
     }
 }

@@ -4,6 +4,7 @@
 use keyward_core::registration::ResourceRegistration;
 use keyward_core::registration::resource as registration;
 use keyward_core::resource::{ADMIN_READ_SCOPE, ADMIN_RESOURCE, ADMIN_SCOPE};
+use serde::Serialize;
 use serde_json::json;
 
 use super::{Actor, Admin, AdminError, ResourceInput, ResourcePatch, not_found, refused};
@@ -66,25 +67,28 @@ impl Admin {
         &self,
         actor: &Actor,
         input: ResourceInput,
-    ) -> Result<ResourceRow, AdminError> {
+    ) -> Result<ResourceView, AdminError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let row = resource_create_in(&mut tx, actor, input, self.max_access_token_ttl, now).await?;
         self.finish(tx, "resource", &row.id).await?;
-        Ok(row)
+        Ok(ResourceView::from(&row))
     }
 
     /// Every resource.
-    pub async fn resources_list(&self) -> Result<Vec<ResourceRow>, AdminError> {
-        Ok(self.store.resources_all().await?)
+    pub async fn resources_list(&self) -> Result<Vec<ResourceView>, AdminError> {
+        let rows = self.store.resources_all().await?;
+        Ok(rows.iter().map(ResourceView::from).collect())
     }
 
     /// One resource by id or identifier.
-    pub async fn resource_get(&self, id: &str) -> Result<ResourceRow, AdminError> {
-        self.store
+    pub async fn resource_get(&self, id: &str) -> Result<ResourceView, AdminError> {
+        let row = self
+            .store
             .resource_get(id)
             .await
-            .map_err(|e| not_found(e, "resource"))
+            .map_err(|e| not_found(e, "resource"))?;
+        Ok(ResourceView::from(&row))
     }
 
     /// Changes a resource.
@@ -93,7 +97,7 @@ impl Admin {
         actor: &Actor,
         id: &str,
         patch: ResourcePatch,
-    ) -> Result<ResourceRow, AdminError> {
+    ) -> Result<ResourceView, AdminError> {
         let now = self.clock.now();
         let detail =
             json!({"name": patch.name, "scopes": patch.scopes, "signing_alg": patch.signing_alg});
@@ -120,7 +124,7 @@ impl Admin {
         tx.audit(&actor.entry("resource.update", &row.id, detail), now)
             .await?;
         self.finish(tx, "resource", &row.id).await?;
-        Ok(row)
+        Ok(ResourceView::from(&row))
     }
 
     /// The CLI's way back into a locked-out admin API: creates the admin resource when it is missing, or adds
@@ -128,7 +132,7 @@ impl Admin {
     pub async fn admin_resource_restore(
         &self,
         actor: &Actor,
-    ) -> Result<(ResourceRow, bool), AdminError> {
+    ) -> Result<(ResourceView, bool), AdminError> {
         let admin_scopes = [ADMIN_SCOPE, ADMIN_READ_SCOPE];
         let row = match self.store.resource_get(ADMIN_RESOURCE).await {
             Ok(row) => row,
@@ -153,7 +157,7 @@ impl Admin {
             }
         }
         if scopes.len() == before {
-            return Ok((row, false));
+            return Ok((ResourceView::from(&row), false));
         }
         let patch = ResourcePatch {
             scopes: Some(scopes),
@@ -195,17 +199,47 @@ impl Admin {
     }
 }
 
-/// A resource as the admin API and the CLI show it.
-pub fn resource_json(r: &ResourceRow) -> serde_json::Value {
-    json!({
-        "id": r.id,
-        "identifier": r.identifier,
-        "name": r.name,
-        "scopes": crate::store::split_list(&r.scopes),
-        "access_token_ttl": r.access_token_ttl,
-        "signing_alg": r.signing_alg,
-        "scope_details": serde_json::from_str::<serde_json::Value>(&r.scope_details).unwrap_or_else(|_| json!({})),
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-    })
+/// A resource as the admin API, the CLI and the operator's pages show it: scopes as a list, scope details as an
+/// object. Its members are in the order the admin API has always written them (alphabetical).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceView {
+    /// Seconds.
+    pub access_token_ttl: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// `res_…`.
+    pub id: String,
+    /// The audience string.
+    pub identifier: String,
+    /// Display name.
+    pub name: String,
+    /// Scope descriptions, categories and access levels.
+    pub scope_details: serde_json::Value,
+    /// The scope catalogue.
+    pub scopes: Vec<String>,
+    /// `ES256`, `RS256` or `EdDSA`.
+    pub signing_alg: String,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+impl From<&ResourceRow> for ResourceView {
+    fn from(r: &ResourceRow) -> Self {
+        ResourceView {
+            access_token_ttl: r.access_token_ttl,
+            created_at: r.created_at,
+            id: r.id.clone(),
+            identifier: r.identifier.clone(),
+            name: r.name.clone(),
+            scope_details: serde_json::from_str(&r.scope_details).unwrap_or_else(|_| json!({})),
+            scopes: crate::store::split_list(&r.scopes),
+            signing_alg: r.signing_alg.clone(),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A resource as the admin API and the CLI write it in JSON.
+pub fn resource_json(r: &ResourceView) -> serde_json::Value {
+    serde_json::to_value(r).unwrap_or_else(|_| json!({}))
 }

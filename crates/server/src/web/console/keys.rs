@@ -66,7 +66,7 @@ struct KeysPage {
 
 /// `GET /console/keys`.
 pub(crate) async fn list(State(api_keys): State<Arc<ApiKeys>>, c: Console) -> Response {
-    match api_keys.keys_of(&c.account.id).await {
+    match api_keys.keys_of(&c.account.account_id).await {
         Ok(keys) => render(
             StatusCode::OK,
             &KeysPage {
@@ -280,7 +280,7 @@ fn key_error(e: KeyError) -> Response {
 
 /// `GET /console/keys/{id}`: the key, its secrets, rotate / disable / delete, and its usage over a week.
 pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>) -> Response {
-    let key = match app.api_keys.key_of(&c.account.id, &id).await {
+    let key = match app.api_keys.key_of(&c.account.account_id, &id).await {
         Ok(k) => k,
         Err(e) => return key_error(e),
     };
@@ -350,13 +350,13 @@ pub(crate) async fn rotate(
         .ok()
         .filter(|o| OVERLAPS.contains(o))
         .unwrap_or(86_400);
-    let key = match app.api_keys.key_of(&c.account.id, &id).await {
+    let key = match app.api_keys.key_of(&c.account.account_id, &id).await {
         Ok(k) => k,
         Err(e) => return key_error(e),
     };
     match app
         .api_keys
-        .key_rotate(&c.actor, &c.account.id, &id, overlap)
+        .key_rotate(&c.actor, &c.account.account_id, &id, overlap)
         .await
     {
         Ok(new) => render(
@@ -428,7 +428,7 @@ pub(crate) async fn confirm_delete(
     c: Console,
     Path(id): Path<String>,
 ) -> Response {
-    match api_keys.key_of(&c.account.id, &id).await {
+    match api_keys.key_of(&c.account.account_id, &id).await {
         Ok(k) => render(
             StatusCode::OK,
             &DeletePage {
@@ -450,7 +450,11 @@ pub(crate) async fn delete(
     if let Err(r) = c.form(&app, &body) {
         return r;
     }
-    match app.api_keys.key_delete(&c.actor, &c.account.id, &id).await {
+    match app
+        .api_keys
+        .key_delete(&c.actor, &c.account.account_id, &id)
+        .await
+    {
         Ok(()) => see_other("/console/keys"),
         Err(e) => key_error(e),
     }
@@ -465,7 +469,7 @@ struct AppsPage {
 
 /// `GET /console/apps`: the apps the account authorized (delegated access), each revocable.
 pub(crate) async fn apps(State(consents): State<Arc<Consents>>, c: Console) -> Response {
-    match consents.authorized_apps(&c.account.id).await {
+    match consents.authorized_apps(&c.account.account_id).await {
         Ok(apps) => render(
             StatusCode::OK,
             &AppsPage {
@@ -486,7 +490,7 @@ pub(crate) async fn revoke_app(State(app): Shared, c: Console, body: Bytes) -> R
     let client_id = text(&form, "client_id");
     match app
         .consents
-        .consent_withdraw(&c.actor, &c.account.id, &client_id)
+        .consent_withdraw(&c.actor, &c.account.account_id, &client_id)
         .await
     {
         // Already gone (a second click): the page shows the current list either way.

@@ -222,7 +222,7 @@ pub(crate) async fn page(State(app): State<App>, c: Console, Query(span): Query<
         Some("30") => 30,
         _ => 7,
     };
-    let keys = match app.api_keys.keys_of(&c.account.id).await {
+    let keys = match app.api_keys.keys_of(&c.account.account_id).await {
         Ok(k) => k,
         Err(e) => return unavailable(e),
     };

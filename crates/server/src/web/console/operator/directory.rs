@@ -97,7 +97,7 @@ async fn account_set(app: &App, c: &Console, id: &str, body: &[u8], enabled: boo
         Err(r) => return r,
     };
     // An operator who disabled their own account would be signed out mid-click with no way back in here.
-    if !enabled && id == c.account.id {
+    if !enabled && id == c.account.account_id {
         return crate::web::pages::error(
             axum::http::StatusCode::CONFLICT,
             "The account was not changed",

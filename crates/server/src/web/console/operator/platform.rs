@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{AUDIT, KEYS, Listing, PAGE, Pager, refused};
 use crate::app::App;
 use crate::service::Admin as AdminService;
-use crate::store::{AuditEntry, ResourceRow};
+use crate::service::admin::{AuditView, ResourceView};
 use crate::web::console::{Frame, Operator, when};
 use crate::web::pages::render;
 use crate::web::session::{see_other, unavailable};
@@ -31,12 +31,12 @@ pub(crate) struct ResourceLine {
     pub signing_alg: String,
 }
 
-impl From<&ResourceRow> for ResourceLine {
-    fn from(r: &ResourceRow) -> Self {
+impl From<&ResourceView> for ResourceLine {
+    fn from(r: &ResourceView) -> Self {
         ResourceLine {
             identifier: r.identifier.clone(),
             name: r.name.clone(),
-            scopes: r.scopes.split_whitespace().map(str::to_owned).collect(),
+            scopes: r.scopes.clone(),
             lifetime: format_seconds(r.access_token_ttl),
             signing_alg: r.signing_alg.clone(),
         }
@@ -52,7 +52,7 @@ struct ResourcesPage {
 }
 
 /// Whether a resource's identifier or name contains `q` (case-insensitive; no search matches all).
-fn resource_matches(r: &ResourceRow, q: Option<&str>) -> bool {
+fn resource_matches(r: &ResourceView, q: Option<&str>) -> bool {
     q.is_none_or(|q| {
         let q = q.to_lowercase();
         r.identifier.to_lowercase().contains(&q) || r.name.to_lowercase().contains(&q)
@@ -156,8 +156,8 @@ pub(crate) struct AuditLine {
     pub source: String,
 }
 
-impl From<&AuditEntry> for AuditLine {
-    fn from(e: &AuditEntry) -> Self {
+impl From<&AuditView> for AuditLine {
+    fn from(e: &AuditView) -> Self {
         AuditLine {
             time: when(e.at),
             actor: e.actor.clone(),
@@ -213,14 +213,14 @@ mod tests {
 
     #[test]
     fn resources_match_by_identifier_or_name_in_any_case() {
-        let r = ResourceRow {
+        let r = ResourceView {
             id: "res_1".into(),
             identifier: "https://api.example.com".into(),
             name: "Orders API".into(),
-            scopes: "orders:read".into(),
+            scopes: vec!["orders:read".into()],
             access_token_ttl: 900,
             signing_alg: "ES256".into(),
-            scope_details: "{}".into(),
+            scope_details: serde_json::json!({}),
             created_at: 0,
             updated_at: 0,
         };
