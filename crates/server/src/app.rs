@@ -24,9 +24,19 @@ use crate::store::Store;
 use crate::toolkit::{Held, Toolkit};
 use crate::usage::Usage;
 
-/// The services and the shared parts under them; cloning it clones pointers.
+/// The services and the shared parts under them, behind one pointer: the routers' state, cloned per request.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<Parts>);
+
+impl std::ops::Deref for App {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What `App` points to.
+pub struct Parts {
     /// Tokens: authenticate, issue, introspect, revoke.
     pub issuer: Arc<Issuer>,
     /// Codes, grants and refresh tokens.
@@ -167,7 +177,7 @@ impl App {
             stale_while_unreachable: config.stale_while_unreachable,
             delegated: delegated.clone(),
         });
-        let app = App {
+        let app = App(Arc::new(Parts {
             sessions: Arc::new(Sessions {
                 store: store.clone(),
                 master: master.clone(),
@@ -193,7 +203,7 @@ impl App {
             usage,
             feed,
             settings,
-        };
+        }));
         app.metrics.database_up.set(1.0);
         Ok((app, first))
     }

@@ -124,14 +124,15 @@ pub async fn run_admin(command: Command, config: &Config) -> anyhow::Result<()> 
     }
     let actor = Actor::cli();
     let writes = command.writes();
-    let result = admin_command(&tools, &actor, command).await;
+    let result = admin_command(&tools, &actor, command)
+        .await
+        .map_err(output::said);
     tools.store.close().await;
     if writes && result.is_ok() {
         // Running servers read the change feed every FEED_POLL on SQLite, and on PostgreSQL when notified and
         // at least every FEED_CATCH_UP: returning after twice the longer of the two means that a script's next
         // request to a running server already sees this change, even if a notification was lost.
-        tokio::time::sleep(crate::follower::FEED_POLL.max(crate::follower::FEED_CATCH_UP) * 2)
-            .await;
+        tokio::time::sleep(crate::feed::FEED_POLL.max(crate::feed::FEED_CATCH_UP) * 2).await;
     }
     result
 }

@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 /// How many of the newest feed positions a starting node checks for gaps (transactions still committing).
 pub const FEED_RECENT: i64 = 1_000;
 
+/// How often a server reads the change feed on SQLite, which has no notifications.
+pub const FEED_POLL: Duration = Duration::from_millis(250);
+
+/// On PostgreSQL a notification wakes the follower at once; this catch-up read runs anyway, so a notification
+/// lost with its connection delays a change by at most this long.
+pub const FEED_CATCH_UP: Duration = Duration::from_millis(500);
+
 /// How long a missing position is watched before it is taken as a rolled-back transaction. A gap holds nothing back,
 /// so the grace is long enough for any transaction still committing (a lock wait, a stalled connection): watching
 /// costs one query by position per read.

@@ -5,18 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::feed::{FEED_RECENT, FeedCursor, GAP_GRACE};
+use crate::feed::{FEED_CATCH_UP, FEED_POLL, FEED_RECENT, FeedCursor, GAP_GRACE};
 use crate::store::{Store, StoreError};
 
 /// The most feed entries read at a time.
 const FEED_BATCH: usize = 1_000;
-
-/// How often a server reads the change feed on SQLite, which has no notifications.
-pub const FEED_POLL: Duration = Duration::from_millis(250);
-
-/// On PostgreSQL a notification wakes the follower at once; this catch-up read runs anyway, so a notification
-/// lost with its connection delays a change by at most this long.
-pub const FEED_CATCH_UP: Duration = Duration::from_millis(500);
 
 /// The longest a read of the feed may take before it counts as failed: a connection that died silently (no
 /// reset, no answer) must not leave the node believing the database is up, and issuing tokens past its stale limit.

@@ -73,3 +73,43 @@ pub(super) fn print_rows(out: &Output, rows: &Value, columns: &[&str]) {
         line(r);
     }
 }
+
+/// A service's error as the CLI has always said it: a refusal as `code: words` with the admin API's code
+/// (`not_found: client not found`), an unreachable database as `database unavailable`, a failed query under
+/// `database query`; anything else as it is.
+pub(super) fn said(e: anyhow::Error) -> anyhow::Error {
+    use crate::service::accounts::AccountError;
+    use crate::service::admin::AdminError;
+    use crate::service::api_keys::KeyError;
+    use crate::service::consents::ConsentError;
+    use crate::service::{Outcome, Refusal, store_refusal};
+    use crate::store::StoreError;
+
+    let outcome: Option<&dyn Outcome> = None
+        .or_else(|| e.downcast_ref::<AdminError>().map(|x| x as &dyn Outcome))
+        .or_else(|| e.downcast_ref::<AccountError>().map(|x| x as &dyn Outcome))
+        .or_else(|| e.downcast_ref::<ConsentError>().map(|x| x as &dyn Outcome))
+        .or_else(|| e.downcast_ref::<KeyError>().map(|x| x as &dyn Outcome))
+        .or_else(|| e.downcast_ref::<StoreError>().map(|x| x as &dyn Outcome));
+    let Some(outcome) = outcome else {
+        return e;
+    };
+    let code = |r: Refusal| match r {
+        Refusal::Invalid => "invalid_request",
+        Refusal::NotFound => "not_found",
+        Refusal::Conflict => "conflict",
+    };
+    if let Some(store) = outcome.store_error() {
+        return match store_refusal(store) {
+            Some((r, words)) => anyhow::anyhow!("{}: {words}", code(r)),
+            None if matches!(store, StoreError::Unavailable(_)) => {
+                anyhow::anyhow!("database unavailable")
+            }
+            None => e.context("database query"),
+        };
+    }
+    match outcome.refusal() {
+        Some(r) => anyhow::anyhow!("{}: {outcome}", code(r)),
+        None => e,
+    }
+}

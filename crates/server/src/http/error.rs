@@ -298,6 +298,7 @@ impl From<AccountError> for ApiError {
         match e {
             AccountError::Store(e) => e.into(),
             AccountError::Internal(e) => ApiError::Internal(e),
+            AccountError::Admin(e) => e.into(),
             e => from_outcome(e),
         }
     }

@@ -30,6 +30,9 @@ pub enum AccountError {
     /// Another account has this email or partner id.
     #[error("an account with this email or partner_id exists")]
     Taken,
+    /// The admin service refused or failed (an account's keys go with it).
+    #[error(transparent)]
+    Admin(AdminError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,7 +63,7 @@ impl From<AdminError> for AccountError {
         match e {
             AdminError::Store(e) => Self::Store(e),
             AdminError::Internal(e) => Self::Internal(e),
-            e => Self::Internal(anyhow::anyhow!("deleting a key: {e}")),
+            e => Self::Admin(e),
         }
     }
 }
@@ -71,6 +74,7 @@ impl Outcome for AccountError {
             Self::Invalid(_) => Some(Refusal::Invalid),
             Self::NotFound => Some(Refusal::NotFound),
             Self::Taken => Some(Refusal::Conflict),
+            Self::Admin(e) => e.refusal(),
             Self::Store(_) | Self::Internal(_) => None,
         }
     }

@@ -44,8 +44,10 @@ pub struct KeyRequest {
 /// Why a key was not created, by form field.
 #[derive(Debug)]
 pub enum KeyFormError {
-    /// The name is missing, malformed or taken.
+    /// The name is missing or malformed.
     Name(String),
+    /// The account already has a key with this name.
+    NameTaken,
     /// The environment is not allowed.
     Environment(String),
     /// The scopes are not allowed, or none was chosen.
@@ -193,9 +195,7 @@ impl ApiKeys {
             Ok(created) => created,
             Err(e) => {
                 return Err(match e {
-                    AdminError::NameTaken => {
-                        KeyFormError::Name("This account already has a key with this name.".into())
-                    }
+                    AdminError::NameTaken => KeyFormError::NameTaken,
                     AdminError::TooManyKeys => KeyFormError::TooMany,
                     // The admin service's checks of the name come first.
                     AdminError::Invalid(i) if i.field == "name" => {

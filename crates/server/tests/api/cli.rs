@@ -177,7 +177,13 @@ both_engines!(
         within_a_second(&app, &id, &new_secret, StatusCode::UNAUTHORIZED).await;
         let missing = keyward(&app, &["clients", "show", &id]);
         assert!(!missing.status.success());
-        assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+        // Said as the admin API says it: its code, then its words.
+        assert!(
+            String::from_utf8_lossy(&missing.stderr)
+                .contains("keyward: not_found: client not found"),
+            "{}",
+            String::from_utf8_lossy(&missing.stderr)
+        );
     }
 );
 

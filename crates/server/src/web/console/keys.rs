@@ -18,7 +18,6 @@ use crate::service::Refusal;
 use crate::service::api_keys::KeyError;
 use crate::service::api_keys::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
 use crate::service::consents::Authorized;
-use crate::service::consents::ConsentError;
 use crate::service::{ApiKeys, Consents};
 use crate::web::pages::Said;
 use crate::web::pages::render;
@@ -200,8 +199,8 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
                 },
             );
         }
-        Err(KeyFormError::Name(m)) if m.contains("already") => {
-            page.name_error = Some(m);
+        Err(KeyFormError::NameTaken) => {
+            page.name_error = Some("This account already has a key with this name.".into());
             StatusCode::CONFLICT
         }
         Err(KeyFormError::Name(m)) => {
@@ -494,7 +493,11 @@ pub(crate) async fn revoke_app(State(app): Shared, c: Console, body: Bytes) -> R
         .await
     {
         // Already gone (a second click): the page shows the current list either way.
-        Ok(()) | Err(ConsentError::NotFound(_)) => see_other("/console/apps"),
-        Err(e) => unavailable(e),
+        Ok(()) => see_other("/console/apps"),
+        // Already gone (a second click), or refused: the page shows the current list either way.
+        Err(e) => match crate::web::pages::said(&e) {
+            Said::Refused(..) => see_other("/console/apps"),
+            _ => unavailable(e),
+        },
     }
 }
