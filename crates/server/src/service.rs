@@ -87,8 +87,10 @@ pub enum Refusal {
 /// What every service's error tells an edge that renders it without knowing the service: a refusal (the
 /// message is the error's `Display`), or the store's failure, or neither (a failure of the service itself).
 pub trait Outcome: fmt::Display {
-    /// The refusal, when the request was refused.
-    fn refusal(&self) -> Option<Refusal>;
+    /// The refusal, when the request was refused (by default never: the service only fails).
+    fn refusal(&self) -> Option<Refusal> {
+        None
+    }
     /// The store's error, when the store failed (unavailable, or text it cannot store).
     fn store_error(&self) -> Option<&StoreError>;
 }

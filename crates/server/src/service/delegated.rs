@@ -46,10 +46,18 @@ pub enum DelegatedError {
     Internal(anyhow::Error),
 }
 
-impl super::Outcome for DelegatedError {
-    fn refusal(&self) -> Option<super::Refusal> {
-        None
+impl DelegatedError {
+    /// A signing failure: no key active yet at this node's time, or anything else.
+    pub(crate) fn signing(e: anyhow::Error) -> Self {
+        if e.is::<NoActiveKey>() {
+            Self::NoSigningKey
+        } else {
+            Self::Internal(e)
+        }
     }
+}
+
+impl super::Outcome for DelegatedError {
     fn store_error(&self) -> Option<&StoreError> {
         match self {
             Self::Store(e) => Some(e),
@@ -483,13 +491,7 @@ impl Delegated {
         let access_token = self
             .keys
             .sign(resource.signing_alg, &claims, now)
-            .map_err(|e| {
-                if e.is::<NoActiveKey>() {
-                    DelegatedError::NoSigningKey
-                } else {
-                    DelegatedError::Internal(e)
-                }
-            })?;
+            .map_err(DelegatedError::signing)?;
         tx.grant_token_insert(&grant.id, &claims.jti, claims.exp + LEEWAY_SECONDS)
             .await?;
         let refresh =

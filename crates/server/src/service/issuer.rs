@@ -19,7 +19,6 @@ use crate::config::Endpoint;
 use crate::crypto::{MasterKeys, token_id, token_instance};
 use crate::feed::FeedHealth;
 use crate::keys::KeyRing;
-use crate::keys::NoActiveKey;
 use crate::limits::Refusal;
 use crate::limits::{Limits, Source};
 use crate::metrics::{Lookup, Metrics};
@@ -57,11 +56,7 @@ pub enum IssueError {
 impl IssueError {
     /// A signing failure: no key active yet, or anything else.
     pub(crate) fn signing(e: anyhow::Error) -> Self {
-        if e.is::<NoActiveKey>() {
-            Self::NoSigningKey
-        } else {
-            Self::Internal(e)
-        }
+        DelegatedError::signing(e).into()
     }
 }
 

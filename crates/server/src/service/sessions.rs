@@ -40,9 +40,6 @@ pub enum SessionError {
 }
 
 impl super::Outcome for SessionError {
-    fn refusal(&self) -> Option<super::Refusal> {
-        None
-    }
     fn store_error(&self) -> Option<&StoreError> {
         match self {
             Self::Store(e) => Some(e),
