@@ -7,3 +7,9 @@ pub(crate) fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// The wall clock, for reading an HTTP-date `Retry-After` when the answer carries no `Date`.
+#[allow(clippy::disallowed_methods)] // As above.
+pub(crate) fn wall() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}

@@ -1,6 +1,9 @@
 //! Fetching JSON documents (discovery, JWKS, introspection) over HTTP or HTTPS, with a size limit and a timeout.
-//! One pooled client per verifier; TLS is rustls on aws-lc-rs with the Mozilla root set.
+//! One pooled client per verifier or token source; TLS is rustls on aws-lc-rs with the Mozilla root set, plus any
+//! extra certificate authorities the caller trusts (a private CA's PEM file).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +14,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
 /// The largest document read: a JWKS with dozens of RSA keys fits easily.
@@ -21,12 +26,50 @@ pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client for `http://` and `https://` URLs.
 pub(crate) fn client() -> HttpClient {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
+    client_trusting(&[])
+}
+
+/// A client for `http://` and `https://` URLs that trusts `extra` authorities beside the Mozilla roots.
+pub(crate) fn client_trusting(extra: &[CertificateDer<'static>]) -> HttpClient {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Certificates were parsed when the file was read; one rustls cannot use is left out rather than failing
+    // every connection (`read_ca_file` has already refused a file with none it can use).
+    roots.add_parsable_certificates(extra.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+    let https = match tls {
+        Ok(tls) => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build(),
+        // The aws-lc-rs provider always supports the default versions; keep the stock roots if it ever does not.
+        Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build(),
+    };
     Client::builder(TokioExecutor::new()).build(https)
+}
+
+/// The certificates of a PEM file of certificate authorities; an error names the file and what is wrong.
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let shown = path.display();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{shown}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let mut store = rustls::RootCertStore::empty();
+    let (usable, _) = store.add_parsable_certificates(certs.iter().cloned());
+    if usable == 0 {
+        return Err(format!("{shown}: no usable CA certificate in the file"));
+    }
+    Ok(certs)
 }
 
 /// A fetched JSON document and how long it may be cached (`Cache-Control: max-age`), if the server said.

@@ -1,7 +1,13 @@
-//! keyward-client: Keyward for the API side. A Rust API embeds [`Verifier`] to check Keyward access tokens:
-//! local JWT verification against the issuer's JWKS (fetched through discovery, cached, refetched on rotation),
-//! or introspection where revocation must be honoured at once; a tower layer with per-route scopes; an axum
-//! extractor for the claims; RFC 6750 answers for every failure.
+//! keyward-client: Keyward for both ends of an API call.
+//!
+//! The API side embeds [`Verifier`] to check Keyward access tokens: local JWT verification against the issuer's
+//! JWKS (fetched through discovery, cached, refetched on rotation), or introspection where revocation must be
+//! honoured at once; a tower layer with per-route scopes; an axum extractor for the claims; RFC 6750 answers for
+//! every failure.
+//!
+//! The calling side (the integrator) holds a [`TokenSource`]: it gets a token with the client credentials grant
+//! from Keyward or any OAuth 2.0 server (with a [`Preset`] for each service the seed documents describe), caches
+//! it, refreshes it ahead of expiry, and [`AttachTokenLayer`] adds it to outgoing requests.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -26,8 +32,15 @@ mod fetch;
 mod introspect;
 mod key;
 mod layer;
+mod outgoing;
+mod secret;
+pub mod source;
 mod verify;
 
+pub use fetch::read_ca_file;
 pub use key::{PublicKey, parse_jwks};
 pub use layer::{Mode, Verified, VerifyLayer, VerifyService};
+pub use outgoing::{AttachToken, AttachTokenLayer};
+pub use secret::Secret;
+pub use source::{AccessToken, Preset, Status, TokenError, TokenSource};
 pub use verify::{Builder, Claims, Verifier, VerifyError};

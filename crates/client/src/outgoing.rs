@@ -1,0 +1,180 @@
+//! The calling side's tower layer: adds a [`TokenSource`]'s token to every outgoing request (as
+//! `Authorization: Bearer`, RFC 6750 §2.1, or in a header such as Walmart's `WM_SEC.ACCESS_TOKEN`), and when the
+//! API answers 401 because of the token (RFC 6750 §3.1 `invalid_token`), gets a new one and sends the request
+//! once more. The request body must be `Clone` so that it can be sent again.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Request, Response, StatusCode};
+use tower::{BoxError, Layer, Service};
+
+use crate::source::{AccessToken, TokenSource};
+
+/// Adds a token source's token to requests.
+#[derive(Debug, Clone)]
+pub struct AttachTokenLayer {
+    source: TokenSource,
+    header: Option<HeaderName>,
+}
+
+impl AttachTokenLayer {
+    /// Sends the token where the source's dialect says API calls carry it (`Authorization: Bearer` unless a
+    /// preset names another header).
+    pub fn new(source: TokenSource) -> Result<Self, String> {
+        let header = match source.api_header() {
+            Some(h) => Some(parse_header(h)?),
+            None => None,
+        };
+        Ok(AttachTokenLayer { source, header })
+    }
+
+    /// Sends the token in `header` instead, as its bare value.
+    pub fn header(mut self, header: &str) -> Result<Self, String> {
+        self.header = Some(parse_header(header)?);
+        Ok(self)
+    }
+
+    /// Sends the token as `Authorization: Bearer`.
+    pub fn bearer(mut self) -> Self {
+        self.header = None;
+        self
+    }
+}
+
+fn parse_header(h: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("`{h}` is not a header name"))
+}
+
+impl<S> Layer<S> for AttachTokenLayer {
+    type Service = AttachToken<S>;
+    fn layer(&self, inner: S) -> AttachToken<S> {
+        AttachToken {
+            inner,
+            source: self.source.clone(),
+            header: self.header.clone(),
+        }
+    }
+}
+
+/// The service [`AttachTokenLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct AttachToken<S> {
+    inner: S,
+    source: TokenSource,
+    header: Option<HeaderName>,
+}
+
+impl<S, B, RB> Service<Request<B>> for AttachToken<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Clone + Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The service that was made ready serves the first try; a fresh clone serves the retry (tower's rule).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let source = self.source.clone();
+        let header = self.header.clone();
+        Box::pin(async move {
+            let token = source.token().await?;
+            let again = request.clone();
+            let response = inner
+                .call(with_token(request, &token, header.as_ref())?)
+                .await
+                .map_err(Into::into)?;
+            if !token_refused(&response) {
+                return Ok(response);
+            }
+            source.reject(&token);
+            let fresh = source.token().await?;
+            tower::ServiceExt::ready(&mut inner)
+                .await
+                .map_err(Into::into)?
+                .call(with_token(again, &fresh, header.as_ref())?)
+                .await
+                .map_err(Into::into)
+        })
+    }
+}
+
+fn with_token<B>(
+    mut request: Request<B>,
+    token: &AccessToken,
+    header: Option<&HeaderName>,
+) -> Result<Request<B>, BoxError> {
+    let (name, value) = match header {
+        Some(h) => (h.clone(), HeaderValue::from_str(token.secret())?),
+        None => (
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", token.secret()))?,
+        ),
+    };
+    let mut value = value;
+    value.set_sensitive(true);
+    request.headers_mut().insert(name, value);
+    Ok(request)
+}
+
+/// A 401 the token caused: `error="invalid_token"`, or no error code at all (a server that says only `Bearer`).
+/// A 401 naming another error (`invalid_request`) is not helped by a new token.
+pub(crate) fn token_refused<RB>(response: &Response<RB>) -> bool {
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return false;
+    }
+    let challenges: Vec<String> = response
+        .headers()
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let named_other = challenges
+        .iter()
+        .any(|c| c.contains("error=") && !c.contains("invalid_token"));
+    !named_other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(status: u16, challenge: Option<&str>) -> Response<()> {
+        let mut r = Response::builder().status(status);
+        if let Some(c) = challenge {
+            r = r.header(WWW_AUTHENTICATE, c);
+        }
+        r.body(()).unwrap()
+    }
+
+    #[test]
+    fn only_a_token_refusal_is_retried() {
+        assert!(token_refused(&with(
+            401,
+            Some(r#"Bearer error="invalid_token""#)
+        )));
+        assert!(token_refused(&with(401, Some("Bearer realm=\"api\""))));
+        assert!(token_refused(&with(401, None)));
+        assert!(!token_refused(&with(
+            401,
+            Some(r#"Bearer error="invalid_request""#)
+        )));
+        assert!(!token_refused(&with(
+            403,
+            Some(r#"Bearer error="insufficient_scope""#)
+        )));
+    }
+}

@@ -1,0 +1,653 @@
+//! [`TokenSource`]: the integrator's side of a token service. It gets an access token with the client
+//! credentials grant (RFC 6749 §4.4), hands it out from memory until it nears its end, and refreshes it in the
+//! background before then, timed by `expires_in` on the monotonic clock. One task does every fetch, so any
+//! number of callers cause one request (single flight); while the server is busy or down it keeps handing out the
+//! token it has, retrying with jittered backoff and never sooner than `Retry-After` says; when the server refuses
+//! the client (`invalid_client`, `unauthorized_client`, any RFC 6749 §5.2 error) it stops and says why.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::fetch::{self, HttpClient};
+use crate::secret::Secret;
+
+pub mod dialect;
+mod request;
+mod timing;
+
+pub use dialect::{
+    Accept, AuthMethod, BodyFormat, Dialect, HeaderValue, Preset, WalleyEnvironment,
+    WllEnvironment, WllRegion,
+};
+use request::{Answer, Ask, Credentials, Issued};
+
+/// An access token handed out by a [`TokenSource`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    value: Arc<str>,
+    token_type: Arc<str>,
+    scope: Option<Arc<str>>,
+    expires_at: Instant,
+}
+
+impl AccessToken {
+    /// The token itself, for an `Authorization: Bearer` header.
+    pub fn secret(&self) -> &str {
+        &self.value
+    }
+
+    /// `Bearer` (RFC 6750).
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// The scope the server granted, when it said.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// How long the token has left, by this process's monotonic clock.
+    pub fn expires_in(&self) -> Duration {
+        self.expires_at.saturating_duration_since(Instant::now())
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no token could be handed out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The server refused the request (RFC 6749 §5.2); the source does not retry until its credentials change or
+    /// [`Builder::refused_retry`] has passed.
+    #[error("the token endpoint refused the request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Refused {
+        /// The HTTP status (0 when the request could not be built).
+        status: u16,
+        /// The RFC 6749 §5.2 error code (`invalid_client`, …), or `http_<status>` when the answer had none.
+        error: String,
+        /// `error_description`, when the server gave one.
+        description: Option<String>,
+    },
+    /// No valid token within the caller's bound; the last failure says why.
+    #[error("no token within {waited:?}: {last}")]
+    Unavailable {
+        /// How long the caller waited.
+        waited: Duration,
+        /// The last failure, or that the first request is still under way.
+        last: String,
+    },
+}
+
+impl TokenError {
+    /// Whether the server refused the client itself: its id or secret (`invalid_client`) or its grant
+    /// (`unauthorized_client`).
+    pub fn is_client_refused(&self) -> bool {
+        matches!(self, TokenError::Refused { error, .. } if error == "invalid_client" || error == "unauthorized_client")
+    }
+}
+
+/// Counts and the current state of a token source, for metrics and readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Tokens received from the server.
+    pub fetched: u64,
+    /// Tokens handed to callers from memory.
+    pub served: u64,
+    /// Token requests that failed (refused, busy, unreachable).
+    pub failures: u64,
+    /// How long the token held has left, if one is held and usable.
+    pub expires_in: Option<Duration>,
+    /// The last failure since the last token, if any.
+    pub last_error: Option<String>,
+}
+
+/// Configures a [`TokenSource`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    ask: Ask,
+    credentials: Credentials,
+    refresh_share: f64,
+    max_wait: Duration,
+    request_timeout: Duration,
+    default_lifetime: Duration,
+    refused_retry: Duration,
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl Builder {
+    /// Where API calls should carry the token: `None` for `Authorization: Bearer`, or a header such as
+    /// `WM_SEC.ACCESS_TOKEN`.
+    pub fn api_header(&self) -> Option<&str> {
+        self.ask.dialect.api_header.as_deref()
+    }
+
+    /// How the request is spoken (default: RFC 6749's own, Basic and a form body).
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.ask.dialect = dialect;
+        self
+    }
+
+    /// Where the credentials travel.
+    pub fn auth(mut self, auth: AuthMethod) -> Self {
+        self.ask.dialect.auth = auth;
+        self
+    }
+
+    /// The body's encoding.
+    pub fn body(mut self, body: BodyFormat) -> Self {
+        self.ask.dialect.body = body;
+        self
+    }
+
+    /// The answer format to ask for.
+    pub fn accept(mut self, accept: Accept) -> Self {
+        self.ask.dialect.accept = accept;
+        self
+    }
+
+    /// A header sent with every token request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.ask
+            .dialect
+            .headers
+            .push((name.into(), HeaderValue::Fixed(value.into())));
+        self
+    }
+
+    /// A header carrying a fresh correlation id (a random UUID) on every token request.
+    pub fn correlation_header(mut self, name: impl Into<String>) -> Self {
+        self.ask
+            .dialect
+            .headers
+            .push((name.into(), HeaderValue::Correlation));
+        self
+    }
+
+    /// `scope` (RFC 6749 §3.3), space-separated.
+    pub fn scope(self, scope: impl Into<String>) -> Self {
+        self.param("scope", scope)
+    }
+
+    /// `audience`, as Auth0-style servers (and Keyward) take it.
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        self.param("audience", audience)
+    }
+
+    /// `resource` (RFC 8707); may be given more than once.
+    pub fn resource(self, resource: impl Into<String>) -> Self {
+        self.param("resource", resource)
+    }
+
+    /// Any other body parameter.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.ask.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// The share of a token's lifetime after which it is refreshed (default 0.75); it is refreshed a minute
+    /// before its end at the latest, whichever comes first.
+    pub fn refresh_share(mut self, share: f64) -> Self {
+        self.refresh_share = share;
+        self
+    }
+
+    /// The longest a caller of [`TokenSource::token`] waits for a token (default 30 s).
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
+    /// The longest one token request may take (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The lifetime assumed when the server leaves out `expires_in` (default 5 minutes).
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = lifetime;
+        self
+    }
+
+    /// After the server refused the request, how long before one more try (default 5 minutes); a change of
+    /// credentials tries at once.
+    pub fn refused_retry(mut self, wait: Duration) -> Self {
+        self.refused_retry = wait;
+        self
+    }
+
+    /// Trusts the certificate authorities of a PEM file beside the Mozilla roots.
+    pub fn ca_file(mut self, path: &Path) -> Result<Self, String> {
+        self.extra_roots.extend(fetch::read_ca_file(path)?);
+        Ok(self)
+    }
+
+    /// The token source. It starts fetching on the first [`TokenSource::token`] (or [`TokenSource::start`]).
+    pub fn build(self) -> Result<TokenSource, String> {
+        let url: hyper::Uri = self
+            .ask
+            .token_url
+            .parse()
+            .map_err(|e| format!("token URL `{}`: {e}", self.ask.token_url))?;
+        if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
+            return Err(format!(
+                "token URL `{}`: must be an http:// or https:// URL",
+                self.ask.token_url
+            ));
+        }
+        if self.credentials.client_id.is_empty() {
+            return Err("client id: must not be empty".into());
+        }
+        if !(self.refresh_share > 0.0 && self.refresh_share <= 1.0) {
+            return Err("refresh share: must be above 0 and at most 1".into());
+        }
+        for (name, _) in &self.ask.dialect.headers {
+            hyper::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("header `{name}`: not a valid header name"))?;
+        }
+        let http = fetch::client_trusting(&self.extra_roots);
+        let (state, _) = watch::channel(State::default());
+        Ok(TokenSource {
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared {
+                    ask: self.ask,
+                    credentials: Mutex::new(self.credentials),
+                    refresh_share: self.refresh_share,
+                    request_timeout: self.request_timeout,
+                    default_lifetime: self.default_lifetime,
+                    refused_retry: self.refused_retry,
+                    http,
+                    state,
+                    wake: Notify::new(),
+                    fetched: AtomicU64::new(0),
+                    served: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                }),
+                max_wait: self.max_wait,
+                driver: OnceLock::new(),
+            }),
+        })
+    }
+}
+
+/// Gets, caches and refreshes an access token (RFC 6749 §4.4). Cheap to clone; clones share the token.
+///
+/// ```no_run
+/// use keyward_client::{Secret, TokenSource};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let source = TokenSource::builder("https://auth.example.com/oauth2/token", "my-client", Secret::new("…"))
+///     .audience("https://api.example.com")
+///     .build()?;
+/// let token = source.token().await?; // from memory after the first call
+/// # let _ = token.secret(); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenSource {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("token_url", &self.inner.shared.ask.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the handles share; dropping the last handle stops the background task.
+struct Inner {
+    shared: Arc<Shared>,
+    max_wait: Duration,
+    driver: OnceLock<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.driver.get() {
+            task.abort();
+        }
+    }
+}
+
+/// What the background task and the callers share.
+struct Shared {
+    ask: Ask,
+    credentials: Mutex<Credentials>,
+    refresh_share: f64,
+    request_timeout: Duration,
+    default_lifetime: Duration,
+    refused_retry: Duration,
+    http: HttpClient,
+    state: watch::Sender<State>,
+    /// Wakes the task: a token was rejected, or the credentials changed.
+    wake: Notify,
+    fetched: AtomicU64,
+    served: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// The token held and the last failure, published to callers.
+#[derive(Clone, Default)]
+struct State {
+    token: Option<Held>,
+    /// Set when the server refused the request; callers get it at once.
+    refused: Option<TokenError>,
+    /// The last failure since the last token.
+    last_error: Option<String>,
+}
+
+#[derive(Clone)]
+struct Held {
+    token: AccessToken,
+    usable_until: Instant,
+    refresh_at: Instant,
+    /// An API answered 401 `invalid_token` for it: not handed out again.
+    rejected: bool,
+}
+
+impl Held {
+    fn usable(&self, now: Instant) -> bool {
+        !self.rejected && now < self.usable_until
+    }
+}
+
+impl TokenSource {
+    /// A source for `token_url` with a client's credentials, speaking RFC 6749's own dialect until told
+    /// otherwise.
+    pub fn builder(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: Secret,
+    ) -> Builder {
+        Builder {
+            ask: Ask {
+                token_url: token_url.into(),
+                dialect: Dialect::default(),
+                params: Vec::new(),
+            },
+            credentials: Credentials {
+                client_id: client_id.into(),
+                client_secret,
+            },
+            refresh_share: 0.75,
+            max_wait: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            default_lifetime: Duration::from_secs(300),
+            refused_retry: Duration::from_secs(300),
+            extra_roots: Vec::new(),
+        }
+    }
+
+    /// A source for one of the services the seed documents describe, at its documented host or at `base`.
+    pub fn preset(
+        preset: &Preset,
+        base: Option<&str>,
+        client_id: impl Into<String>,
+        client_secret: Secret,
+    ) -> Result<Builder, String> {
+        let filled = preset.fill(base)?;
+        let mut b =
+            Self::builder(filled.token_url, client_id, client_secret).dialect(filled.dialect);
+        if let Some(scope) = filled.scope {
+            b = b.scope(scope);
+        }
+        if let Some(audience) = filled.audience {
+            b = b.audience(audience);
+        }
+        Ok(b)
+    }
+
+    /// A valid access token: the one in memory, or, when there is none, the next one fetched, waiting at most the
+    /// configured bound.
+    pub async fn token(&self) -> Result<AccessToken, TokenError> {
+        let shared = &self.inner.shared;
+        if let Some(t) = self.current() {
+            return Ok(t);
+        }
+        self.start();
+        let waited = Instant::now();
+        let deadline = waited + self.inner.max_wait;
+        let mut rx = shared.state.subscribe();
+        loop {
+            {
+                let state = rx.borrow_and_update();
+                if let Some(h) = state.token.as_ref().filter(|h| h.usable(Instant::now())) {
+                    shared.served.fetch_add(1, Ordering::Relaxed);
+                    return Ok(h.token.clone());
+                }
+                if let Some(refused) = &state.refused {
+                    return Err(refused.clone());
+                }
+            }
+            let changed = tokio::time::timeout_at(deadline, rx.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                let last = rx.borrow().last_error.clone();
+                return Err(TokenError::Unavailable {
+                    waited: waited.elapsed(),
+                    last: last.unwrap_or_else(|| "the token request is still under way".into()),
+                });
+            }
+        }
+    }
+
+    /// The token in memory if it is usable, without waiting or starting anything.
+    pub fn current(&self) -> Option<AccessToken> {
+        let shared = &self.inner.shared;
+        let state = shared.state.borrow();
+        let held = state.token.as_ref().filter(|h| h.usable(Instant::now()))?;
+        shared.served.fetch_add(1, Ordering::Relaxed);
+        Some(held.token.clone())
+    }
+
+    /// Starts the background task now rather than on the first [`token`](Self::token) call, so a token is
+    /// ready before anyone asks. Needs a Tokio runtime.
+    pub fn start(&self) {
+        self.inner
+            .driver
+            .get_or_init(|| tokio::spawn(drive(self.inner.shared.clone())));
+    }
+
+    /// Says that an API answered 401 `invalid_token` for `token` (RFC 6750 §3.1): it is not handed out again and a
+    /// new one is fetched at once. Only the token held counts, so a burst of such answers for one token causes one
+    /// request.
+    pub fn reject(&self, token: &AccessToken) {
+        let shared = &self.inner.shared;
+        let changed = shared.state.send_if_modified(|s| match &mut s.token {
+            Some(h) if !h.rejected && h.token.value == token.value => {
+                h.rejected = true;
+                true
+            }
+            _ => false,
+        });
+        if changed {
+            shared.wake.notify_one();
+        }
+    }
+
+    /// Replaces the credentials (a rotated secret). The token held stays in use until its refresh is due; a
+    /// source stopped by a refusal tries again at once.
+    pub fn set_credentials(&self, client_id: impl Into<String>, client_secret: Secret) {
+        let shared = &self.inner.shared;
+        let new = Credentials {
+            client_id: client_id.into(),
+            client_secret,
+        };
+        let changed = {
+            let mut held = shared
+                .credentials
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let changed = *held != new;
+            *held = new;
+            changed
+        };
+        if changed {
+            shared.wake.notify_one();
+        }
+    }
+
+    /// Counts and the current state.
+    pub fn status(&self) -> Status {
+        let shared = &self.inner.shared;
+        let state = shared.state.borrow();
+        let now = Instant::now();
+        Status {
+            fetched: shared.fetched.load(Ordering::Relaxed),
+            served: shared.served.load(Ordering::Relaxed),
+            failures: shared.failures.load(Ordering::Relaxed),
+            expires_in: state
+                .token
+                .as_ref()
+                .filter(|h| h.usable(now))
+                .map(|h| h.usable_until.saturating_duration_since(now)),
+            last_error: state
+                .refused
+                .as_ref()
+                .map(ToString::to_string)
+                .or_else(|| state.last_error.clone()),
+        }
+    }
+
+    /// The token endpoint's URL.
+    pub fn token_url(&self) -> &str {
+        &self.inner.shared.ask.token_url
+    }
+
+    /// Where API calls carry the token: `None` for `Authorization: Bearer`.
+    pub fn api_header(&self) -> Option<&str> {
+        self.inner.shared.ask.dialect.api_header.as_deref()
+    }
+}
+
+/// The background task: fetches when the token held is due for refresh, missing or rejected, and after a failure
+/// waits (backoff, `Retry-After`) before the next try.
+async fn drive(shared: Arc<Shared>) {
+    let mut next = Instant::now();
+    let mut failures: u32 = 0;
+    // Where a wait was imposed (Retry-After, backoff), a rejected token does not shorten it.
+    let mut not_before = Instant::now();
+    let mut credentials = current_credentials(&shared);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = shared.wake.notified() => {
+                let now_creds = current_credentials(&shared);
+                let creds_changed = now_creds != credentials;
+                credentials = now_creds;
+                let (needed, was_refused) = {
+                    let s = shared.state.borrow();
+                    (s.token.as_ref().is_none_or(|h| h.rejected), s.refused.is_some())
+                };
+                if creds_changed {
+                    // New credentials: a refusal of the old ones no longer stands, nor does their backoff.
+                    shared.state.send_modify(|s| s.refused = None);
+                    failures = 0;
+                    not_before = Instant::now();
+                    if was_refused {
+                        next = not_before;
+                    }
+                }
+                if needed {
+                    next = not_before.max(Instant::now());
+                }
+                continue;
+            }
+        }
+        let sent = Instant::now();
+        let answer = request::exchange(
+            &shared.http,
+            &shared.ask,
+            &credentials,
+            shared.request_timeout,
+            crate::clock::wall(),
+        )
+        .await;
+        match answer {
+            Answer::Token(issued) => {
+                failures = 0;
+                shared.fetched.fetch_add(1, Ordering::Relaxed);
+                let held = hold(&shared, issued, sent);
+                next = held.refresh_at;
+                not_before = Instant::now();
+                shared.state.send_replace(State {
+                    token: Some(held),
+                    refused: None,
+                    last_error: None,
+                });
+            }
+            Answer::Refused {
+                status,
+                error,
+                description,
+            } => {
+                shared.failures.fetch_add(1, Ordering::Relaxed);
+                let refused = TokenError::Refused {
+                    status,
+                    error,
+                    description,
+                };
+                tracing::warn!(token_url = %shared.ask.token_url, error = %refused, "token request refused; not retrying until the credentials change");
+                next = Instant::now() + shared.refused_retry;
+                not_before = next;
+                shared.state.send_modify(|s| {
+                    s.last_error = Some(refused.to_string());
+                    s.refused = Some(refused);
+                });
+            }
+            Answer::Retry { why, retry_after } => {
+                shared.failures.fetch_add(1, Ordering::Relaxed);
+                failures = failures.saturating_add(1);
+                let wait = timing::backoff(failures, random()).max(retry_after.unwrap_or_default());
+                tracing::warn!(token_url = %shared.ask.token_url, error = %why, retry_in = ?wait, "token request failed; retrying");
+                next = Instant::now() + wait;
+                not_before = next;
+                shared.state.send_modify(|s| s.last_error = Some(why));
+            }
+        }
+    }
+}
+
+fn current_credentials(shared: &Shared) -> Credentials {
+    shared
+        .credentials
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// The token as held: its schedule counted from when the request was sent.
+fn hold(shared: &Shared, issued: Issued, sent: Instant) -> Held {
+    let lifetime = issued.lifetime.unwrap_or(shared.default_lifetime);
+    let schedule = timing::schedule(lifetime, shared.refresh_share);
+    Held {
+        token: AccessToken {
+            value: Arc::from(issued.access_token),
+            token_type: Arc::from(issued.token_type),
+            scope: issued.scope.map(Arc::from),
+            expires_at: sent + lifetime,
+        },
+        usable_until: sent + schedule.usable_for,
+        refresh_at: sent + schedule.refresh_after,
+        rejected: false,
+    }
+}
+
+/// Random bits for jitter.
+fn random() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    u32::from_le_bytes(b)
+}

@@ -1,0 +1,420 @@
+//! One token request (RFC 6749 §4.4.2, client credentials) in a service's dialect, and its answer read into what
+//! the token source does next: use the token, stop (the server refused the client), or retry later.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, RETRY_AFTER, USER_AGENT};
+use hyper::{Request, StatusCode};
+use serde_json::{Map, Value};
+
+use super::dialect::{Accept, AuthMethod, BodyFormat, Dialect, HeaderValue};
+use super::timing;
+use crate::fetch::HttpClient;
+use crate::secret::Secret;
+
+/// The largest answer read: a token response is a few kilobytes at most.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What a token request asks for, apart from the credentials.
+#[derive(Debug, Clone)]
+pub(crate) struct Ask {
+    pub(crate) token_url: String,
+    pub(crate) dialect: Dialect,
+    /// Body parameters beside `grant_type` and the credentials: `scope`, `audience`, `resource`, extras.
+    pub(crate) params: Vec<(String, String)>,
+}
+
+/// A client's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Secret,
+}
+
+/// A token as the server gave it.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub(crate) access_token: String,
+    pub(crate) token_type: String,
+    /// `expires_in`, when the server said.
+    pub(crate) lifetime: Option<Duration>,
+    pub(crate) scope: Option<String>,
+}
+
+/// What the answer means for the token source.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A token.
+    Token(Issued),
+    /// The server refused the request as such (RFC 6749 §5.2): retrying the same request cannot help.
+    Refused {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
+    /// The server is busy or down, or did not answer: retry, no sooner than `retry_after` where it said.
+    Retry {
+        why: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Sends one token request and reads the answer.
+pub(crate) async fn exchange(
+    http: &HttpClient,
+    ask: &Ask,
+    credentials: &Credentials,
+    timeout: Duration,
+    now: SystemTime,
+) -> Answer {
+    let request = match build(ask, credentials) {
+        Ok(r) => r,
+        Err(why) => {
+            return Answer::Refused {
+                status: 0,
+                error: "invalid_request".into(),
+                description: Some(why),
+            };
+        }
+    };
+    let url = &ask.token_url;
+    let response = match tokio::time::timeout(timeout, http.request(request)).await {
+        Err(_) => return retry(format!("{url}: no answer within {timeout:?}")),
+        Ok(Err(e)) => return retry(format!("{url}: {}", chain(&e))),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &hyper::header::HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after =
+        header(RETRY_AFTER).and_then(|v| timing::retry_after(&v, header(DATE).as_deref(), now));
+    let xml = header(CONTENT_TYPE).is_some_and(|t| t.to_ascii_lowercase().contains("xml"));
+    let body = match tokio::time::timeout(
+        timeout,
+        Limited::new(response.into_body(), MAX_ANSWER).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => return retry(format!("{url}: reading the answer: {e}")),
+        Err(_) => {
+            return retry(format!(
+                "{url}: the answer did not arrive within {timeout:?}"
+            ));
+        }
+    };
+    let read = if xml {
+        read_xml(&body)
+    } else {
+        read_json(&body)
+    };
+    classify(status, read, retry_after, url)
+}
+
+fn retry(why: String) -> Answer {
+    Answer::Retry {
+        why,
+        retry_after: None,
+    }
+}
+
+/// An error and its sources, for a network failure's message.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The members of an answer, from either format.
+#[derive(Debug, Default)]
+struct Read {
+    access_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<u64>,
+    scope: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn classify(
+    status: StatusCode,
+    read: Option<Read>,
+    retry_after: Option<Duration>,
+    url: &str,
+) -> Answer {
+    let read = read.unwrap_or_default();
+    if status == StatusCode::OK {
+        return match (read.access_token, read.token_type) {
+            (Some(access_token), Some(token_type)) if !access_token.is_empty() => {
+                if token_type.eq_ignore_ascii_case("bearer") {
+                    Answer::Token(Issued {
+                        access_token,
+                        token_type: "Bearer".into(),
+                        lifetime: read.expires_in.map(Duration::from_secs),
+                        scope: read.scope,
+                    })
+                } else {
+                    // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
+                    Answer::Refused {
+                        status: 200,
+                        error: "unsupported_token_type".into(),
+                        description: Some(format!(
+                            "the server issued a `{token_type}` token; only Bearer is used"
+                        )),
+                    }
+                }
+            }
+            // A 200 that is not a token: a proxy's page, a truncated body. The next try may be answered properly.
+            _ => retry(format!(
+                "{url}: status 200 without an access_token and token_type"
+            )),
+        };
+    }
+    let transient = status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429);
+    let described = |code: &Option<String>| {
+        code.as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default()
+    };
+    if transient {
+        return Answer::Retry {
+            why: format!("{url}: status {status}{}", described(&read.error)),
+            retry_after,
+        };
+    }
+    Answer::Refused {
+        status: status.as_u16(),
+        error: read
+            .error
+            .unwrap_or_else(|| format!("http_{}", status.as_u16())),
+        description: read.error_description,
+    }
+}
+
+fn read_json(body: &Bytes) -> Option<Read> {
+    let v: Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    // `expires_in` is a number (RFC 6749 §5.1), though some servers send it as a string of digits.
+    let expires_in = v.get("expires_in").and_then(|e| match e {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    });
+    Some(Read {
+        access_token: text("access_token"),
+        token_type: text("token_type"),
+        expires_in,
+        scope: text("scope"),
+        error: text("error"),
+        error_description: text("error_description"),
+    })
+}
+
+/// Walmart's XML: `<OAuthTokenDTO><accessToken>…</accessToken><tokenType>…</tokenType><expiresIn>…</expiresIn>`,
+/// or an `<errors><error><code>…</code><description>…</description></error></errors>` document.
+fn read_xml(body: &Bytes) -> Option<Read> {
+    let text = std::str::from_utf8(body).ok()?;
+    let doc = roxmltree::Document::parse(text).ok()?;
+    let find = |name: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .map(|t| t.trim().to_owned())
+    };
+    Some(Read {
+        access_token: find("accessToken"),
+        token_type: find("tokenType"),
+        expires_in: find("expiresIn").and_then(|e| e.parse().ok()),
+        scope: find("scope"),
+        error: find("code"),
+        error_description: find("description"),
+    })
+}
+
+/// The HTTP request: credentials, parameters and headers where the dialect puts them.
+fn build(ask: &Ask, credentials: &Credentials) -> Result<Request<Full<Bytes>>, String> {
+    let dialect = &ask.dialect;
+    let mut params: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+    if dialect.auth == AuthMethod::Post {
+        params.push(("client_id", &credentials.client_id));
+        params.push(("client_secret", credentials.client_secret.expose()));
+    }
+    params.extend(ask.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (content_type, body) = match dialect.body {
+        BodyFormat::Form => (
+            "application/x-www-form-urlencoded",
+            params
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        keyward_core::basic::form_encode(k),
+                        keyward_core::basic::form_encode(v)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("&"),
+        ),
+        BodyFormat::Json => {
+            let object: Map<String, Value> = params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+                .collect();
+            ("application/json", Value::Object(object).to_string())
+        }
+    };
+    let accept = match dialect.accept {
+        Accept::Json => "application/json",
+        Accept::Xml => "application/xml",
+    };
+    let mut builder = Request::builder()
+        .method("POST")
+        .uri(&ask.token_url)
+        .header(CONTENT_TYPE, content_type)
+        .header(ACCEPT, accept)
+        .header(
+            USER_AGENT,
+            concat!("keyward-client/", env!("CARGO_PKG_VERSION")),
+        );
+    if dialect.auth == AuthMethod::Basic {
+        builder = builder.header(
+            AUTHORIZATION,
+            keyward_core::basic::encode(&credentials.client_id, credentials.client_secret.expose()),
+        );
+    }
+    for (name, value) in &dialect.headers {
+        let value = match value {
+            HeaderValue::Fixed(v) => v.clone(),
+            HeaderValue::Correlation => correlation_id(),
+        };
+        builder = builder.header(name.as_str(), value);
+    }
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("the token request cannot be built: {e}"))
+}
+
+/// A random (version 4) UUID, as correlation ids are usually written.
+pub(crate) fn correlation_id() -> String {
+    let mut b = [0u8; 16];
+    // The system's random source does not fail on the platforms rustls runs on; zeros would still be an id.
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str, xml: bool) -> Answer {
+        let body = Bytes::from(body.to_owned());
+        let read = if xml {
+            read_xml(&body)
+        } else {
+            read_json(&body)
+        };
+        classify(StatusCode::from_u16(status).unwrap(), read, None, "u")
+    }
+
+    #[test]
+    fn reads_json_and_walmart_xml() {
+        let Answer::Token(t) = answer(
+            200,
+            r#"{"access_token":"a","token_type":"bearer","expires_in":"900"}"#,
+            false,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (t.access_token.as_str(), t.lifetime),
+            ("a", Some(Duration::from_secs(900)))
+        );
+        let xml = r#"<?xml version="1.0"?><OAuthTokenDTO><accessToken>x&amp;y</accessToken><tokenType>Bearer</tokenType><expiresIn>900</expiresIn></OAuthTokenDTO>"#;
+        let Answer::Token(t) = answer(200, xml, true) else {
+            panic!()
+        };
+        assert_eq!(t.access_token, "x&y");
+        let err = "<errors><error><code>invalid_client</code><description>no</description></error></errors>";
+        let Answer::Refused {
+            error, description, ..
+        } = answer(401, err, true)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (error.as_str(), description.as_deref()),
+            ("invalid_client", Some("no"))
+        );
+    }
+
+    #[test]
+    fn busy_and_broken_servers_are_retried_refusals_are_not() {
+        assert!(matches!(answer(429, "", false), Answer::Retry { .. }));
+        assert!(matches!(answer(503, "<html>", false), Answer::Retry { .. }));
+        assert!(matches!(answer(200, "<html>", false), Answer::Retry { .. }));
+        let Answer::Refused { error, .. } = answer(400, r#"{"error":"invalid_scope"}"#, false)
+        else {
+            panic!()
+        };
+        assert_eq!(error, "invalid_scope");
+        let Answer::Refused { error, .. } = answer(404, "", false) else {
+            panic!()
+        };
+        assert_eq!(error, "http_404");
+        let Answer::Refused { error, .. } =
+            answer(200, r#"{"access_token":"a","token_type":"mac"}"#, false)
+        else {
+            panic!()
+        };
+        assert_eq!(error, "unsupported_token_type");
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_and_headers_fresh() {
+        let ask = Ask {
+            token_url: "http://h/t".into(),
+            dialect: Dialect {
+                headers: vec![("WM_QOS.CORRELATION_ID".into(), HeaderValue::Correlation)],
+                ..Dialect::default()
+            },
+            params: vec![("scope".into(), "a b".into())],
+        };
+        let creds = Credentials {
+            client_id: "id:1".into(),
+            client_secret: Secret::new("s p"),
+        };
+        let a = build(&ask, &creds).unwrap();
+        let b = build(&ask, &creds).unwrap();
+        assert_eq!(
+            a.headers()[AUTHORIZATION],
+            keyward_core::basic::encode("id:1", "s p").as_str()
+        );
+        assert_ne!(
+            a.headers()["wm_qos.correlation_id"],
+            b.headers()["wm_qos.correlation_id"]
+        );
+        assert_eq!(correlation_id().len(), 36);
+    }
+}
