@@ -495,6 +495,10 @@ impl TokenSource {
             changed
         };
         if changed {
+            // Callers from now on wait for the new credentials' answer rather than hear the old refusal.
+            shared
+                .state
+                .send_if_modified(|s| s.refused.take().is_some());
             shared.wake.notify_one();
         }
     }
@@ -537,6 +541,8 @@ impl TokenSource {
 async fn drive(shared: Arc<Shared>) {
     let mut next = Instant::now();
     let mut failures: u32 = 0;
+    // The server refused the last request.
+    let mut refused = false;
     // Where a wait was imposed (Retry-After, backoff), a rejected token does not shorten it.
     let mut not_before = Instant::now();
     let mut credentials = current_credentials(&shared);
@@ -547,18 +553,16 @@ async fn drive(shared: Arc<Shared>) {
                 let now_creds = current_credentials(&shared);
                 let creds_changed = now_creds != credentials;
                 credentials = now_creds;
-                let (needed, was_refused) = {
-                    let s = shared.state.borrow();
-                    (s.token.as_ref().is_none_or(|h| h.rejected), s.refused.is_some())
-                };
+                let needed = shared.state.borrow().token.as_ref().is_none_or(|h| h.rejected);
                 if creds_changed {
-                    // New credentials: a refusal of the old ones no longer stands, nor does their backoff.
-                    shared.state.send_modify(|s| s.refused = None);
-                    failures = 0;
+                    // New credentials: a refusal of the old ones no longer stands, nor does their backoff; a
+                    // valid token is kept until its refresh is due.
                     not_before = Instant::now();
-                    if was_refused {
+                    if refused || failures > 0 {
                         next = not_before;
                     }
+                    refused = false;
+                    failures = 0;
                 }
                 if needed {
                     next = not_before.max(Instant::now());
@@ -578,6 +582,7 @@ async fn drive(shared: Arc<Shared>) {
         match answer {
             Answer::Token(issued) => {
                 failures = 0;
+                refused = false;
                 shared.fetched.fetch_add(1, Ordering::Relaxed);
                 let held = hold(&shared, issued, sent);
                 next = held.refresh_at;
@@ -594,17 +599,18 @@ async fn drive(shared: Arc<Shared>) {
                 description,
             } => {
                 shared.failures.fetch_add(1, Ordering::Relaxed);
-                let refused = TokenError::Refused {
+                refused = true;
+                let error = TokenError::Refused {
                     status,
                     error,
                     description,
                 };
-                tracing::warn!(token_url = %shared.ask.token_url, error = %refused, "token request refused; not retrying until the credentials change");
+                tracing::warn!(token_url = %shared.ask.token_url, error = %error, "token request refused; not retrying until the credentials change");
                 next = Instant::now() + shared.refused_retry;
                 not_before = next;
                 shared.state.send_modify(|s| {
-                    s.last_error = Some(refused.to_string());
-                    s.refused = Some(refused);
+                    s.last_error = Some(error.to_string());
+                    s.refused = Some(error);
                 });
             }
             Answer::Retry { why, retry_after } => {

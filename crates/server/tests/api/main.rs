@@ -44,5 +44,6 @@ mod schemathesis;
 mod serve;
 mod slow;
 mod token;
+mod token_source;
 mod unstorable;
 mod verify;

@@ -12,7 +12,7 @@ use crate::harness::{Engine, TestApp};
 
 /// Samples of a Prometheus text exposition, keyed by `name{labels}` as written. Panics on any line that is not
 /// a comment, a blank or `name{labels} value`, so a malformed exposition fails the test.
-fn parse(text: &str) -> HashMap<String, f64> {
+pub(crate) fn parse(text: &str) -> HashMap<String, f64> {
     let mut samples = HashMap::new();
     for line in text.lines() {
         if line.is_empty() {
@@ -63,7 +63,7 @@ fn parse(text: &str) -> HashMap<String, f64> {
 }
 
 /// Serves `app`'s metrics on a free port (as `--metrics-listen` does) and returns a scraper.
-async fn metrics_of(
+pub(crate) async fn metrics_of(
     app: &TestApp,
 ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = HashMap<String, f64>>>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,7 +80,7 @@ async fn metrics_of(
     }
 }
 
-fn get(samples: &HashMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn get(samples: &HashMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }
 
