@@ -3,6 +3,7 @@
 //! without JavaScript (one small script adds copy buttons), every form with the session's CSRF token, every change
 //! through the admin service the JSON API uses.
 
+mod guide;
 mod keys;
 mod operator;
 mod usage;
@@ -44,6 +45,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/apps", get(keys::apps))
         .route("/console/apps/revoke", post(keys::revoke_app))
         .route("/console/usage", get(usage::page))
+        .route("/console/guide", get(guide::page))
         .merge(operator::routes())
         .route_layer(axum::middleware::from_fn(refuse_unreadable))
 }

@@ -146,6 +146,43 @@ both_engines!(keys_are_made_within_the_allowance_and_owned, |app| {
         (Some(id.as_str()), Some(API))
     );
     assert_eq!(c["scope"], "orders:read");
+    // The secret page says to cache the token and links the guide, filled in with the key's environment.
+    let guide = unescape(
+        &html[html
+            .find("id=\"guide\"")
+            .map(|i| html[..i].rfind("href=\"").unwrap() + 6)
+            .unwrap()..],
+    )
+    .split('"')
+    .next()
+    .unwrap()
+    .to_owned();
+    assert_eq!(
+        guide,
+        "/console/guide?resource=https%3A%2F%2Fapi.shop.example"
+    );
+    let page = alice.get(&guide).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    let token_url = format!("{}/oauth2/token", app.base);
+    assert_eq!(by_id(&page, "token-url"), token_url);
+    let config = by_id(&page, "agent-config");
+    assert!(
+        config.contains(&format!("token_url = \"{token_url}\""))
+            && config.contains(&format!("resource = \"{API}\"")),
+        "{config}"
+    );
+    // An API the deployment does not know is never echoed into the snippets.
+    let page = alice
+        .get("/console/guide?resource=%3Cscript%3E")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        by_id(&page, "agent-config").contains("resource = \"YOUR_API\"")
+            && !page.contains("<script>")
+    );
     // The key page never shows the secret again; the admin API sees who owns the key.
     let page = alice
         .get(&format!("/console/keys/{id}"))

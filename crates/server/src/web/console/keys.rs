@@ -169,6 +169,16 @@ struct SecretPage {
     old_expire: Option<String>,
 }
 
+impl SecretPage {
+    /// The guide to using the key, its snippets filled in with the key's environment.
+    fn guide_link(&self) -> String {
+        format!(
+            "/console/guide?resource={}",
+            keyward_core::form::encode_component(&self.environment)
+        )
+    }
+}
+
 /// `POST /console/keys`: creates a key and shows its secret once; a mistake shows the form again with what was
 /// typed and a message beside the field.
 pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Response {
