@@ -133,13 +133,14 @@ pub(super) async fn forward(agent: &Agent, req: Request<Body>) -> Response {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let Some(kept) = kept else {
-        return answer(first);
-    };
     if !token_refused(&first) {
         return answer(first);
     }
+    // Dropped even when this request cannot be sent again, so that the next one gets a fresh token.
     api.source.reject(&token);
+    let Some(kept) = kept else {
+        return answer(first);
+    };
     let fresh = match api.source.token().await {
         Ok(t) if t != token => t,
         // No other token to try: the API's own answer says why.

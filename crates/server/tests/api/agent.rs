@@ -5,6 +5,7 @@
 
 mod examples;
 mod lifecycle;
+mod proxy;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,11 @@ async fn metric(http: &reqwest::Client, addr: &str, series: &str) -> u64 {
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
+/// The `[api.NAME]` lines of an API on a plain Keyward's own token endpoint.
+fn plain_api(name: &str, base: &str, audience: &str) -> String {
+    format!("[api.{name}]\ntoken_url = \"{base}/oauth2/token\"\naudience = \"{audience}\"\n")
+}
+
 /// An HTTP client with a bound on every request.
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -133,6 +139,10 @@ fn claims(jwt: &str) -> Value {
 }
 
 /// The time now, in Unix seconds with a fraction.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the tokens' `exp` is set by child processes on the system's clock, and checked against it"
+)]
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,15 +9,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{
-    Admin, agent, claims, http, keyward, keyward_soon, metric, metrics_addr, token_mode, token_of,
-    unix_now,
+    Admin, agent, claims, http, keyward, keyward_soon, metric, metrics_addr, plain_api, token_mode,
+    token_of, unix_now,
 };
 use crate::child::token_request;
-
-/// The `[api.NAME]` lines of an API on a plain Keyward's own token endpoint.
-fn plain_api(name: &str, base: &str, audience: &str) -> String {
-    format!("[api.{name}]\ntoken_url = \"{base}/oauth2/token\"\naudience = \"{audience}\"\n")
-}
 
 // A token of 5 s is replaced before it ends, so token mode never hands out an expired one; a rotated secret is
 // read from its file and used for the next token, while the token held goes on being served.
