@@ -333,21 +333,21 @@ fn credential(
     env: &Env,
     files: &mut Vec<PathBuf>,
 ) -> Result<String, String> {
-    let value = match (inline, variable, file) {
+    let (from, value) = match (inline, variable, file) {
         (Some(v), None, None) => (key.to_owned(), v),
         (None, Some(var), None) => {
-            let key = format!("{key}_env");
+            let from = format!("{key}_env");
             let v = env(&var).ok_or_else(|| {
-                format!("api.{api}.{key}: the environment variable `{var}` is not set")
+                format!("api.{api}.{from}: the environment variable `{var}` is not set")
             })?;
-            (key, v)
+            (from, v)
         }
         (None, None, Some(path)) => {
-            let key = format!("{key}_file");
+            let from = format!("{key}_file");
             let v = std::fs::read_to_string(&path)
-                .map_err(|e| format!("api.{api}.{key}: cannot read {}: {e}", path.display()))?;
+                .map_err(|e| format!("api.{api}.{from}: cannot read {}: {e}", path.display()))?;
             files.push(path);
-            (key, v.trim_end_matches(['\n', '\r']).to_owned())
+            (from, v.trim_end_matches(['\n', '\r']).to_owned())
         }
         _ => {
             return Err(format!(
@@ -355,9 +355,8 @@ fn credential(
             ));
         }
     };
-    let (key, value) = value;
     if value.is_empty() {
-        return Err(format!("api.{api}.{key}: the value is empty"));
+        return Err(format!("api.{api}.{from}: the value is empty"));
     }
     Ok(value)
 }
