@@ -59,7 +59,7 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
     family(
         "keyward_agent_token_expiry_seconds",
         "gauge",
-        "Seconds until the token held expires (0 when none is held).",
+        "Seconds the token held may still be handed out (0 when none is held).",
         &|s| s.expires_in.map_or(0, |d| d.as_secs()),
     );
     family(
