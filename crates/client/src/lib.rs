@@ -40,7 +40,7 @@ mod verify;
 pub use fetch::{read_ca_file, tls_config};
 pub use key::{PublicKey, parse_jwks};
 pub use layer::{Mode, Verified, VerifyLayer, VerifyService};
-pub use outgoing::{AttachToken, AttachTokenLayer};
+pub use outgoing::{AttachToken, AttachTokenLayer, token_refused};
 pub use secret::Secret;
 pub use source::{AccessToken, Preset, Status, TokenError, TokenSource};
 pub use verify::{Builder, Claims, Verifier, VerifyError};

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use tower::{BoxError, Layer, Service};
 
@@ -96,7 +96,7 @@ where
                 .call(with_token(request, &token, header.as_ref())?)
                 .await
                 .map_err(Into::into)?;
-            if !token_refused(&response) {
+            if !token_refused(response.status(), response.headers()) {
                 return Ok(response);
             }
             source.reject(&token);
@@ -129,52 +129,64 @@ fn with_token<B>(
     Ok(request)
 }
 
-/// A 401 the token caused: `error="invalid_token"`, or no error code at all (a server that says only `Bearer`).
-/// A 401 naming another error (`invalid_request`) is not helped by a new token.
-pub(crate) fn token_refused<RB>(response: &Response<RB>) -> bool {
-    if response.status() != StatusCode::UNAUTHORIZED {
-        return false;
+/// Whether an answer says the token itself is no good, so that a new token may help: a 401 whose challenges name
+/// `invalid_token` (RFC 6750 §3.1) or no error code at all (a server that says only `Bearer`). A 401 naming another
+/// error (`invalid_request`) is not helped by a new token, nor is any other status.
+pub fn token_refused(status: StatusCode, headers: &HeaderMap) -> bool {
+    status == StatusCode::UNAUTHORIZED
+        && headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .all(|v| error_code(v.as_bytes()).is_none_or(|c| c == "invalid_token"))
+}
+
+/// The `error` parameter of a `WWW-Authenticate` challenge (RFC 6750 §3), if it has one.
+fn error_code(value: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(value);
+    let lower = text.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("error=") {
+        let at = from + i;
+        // A parameter's own name, not the tail of another's (`x-error=`) or of a quoted value.
+        let starts = at == 0 || matches!(lower.as_bytes()[at - 1], b' ' | b',' | b'\t');
+        if starts {
+            let v = &text[at + "error=".len()..];
+            let v = v.trim_start_matches('"');
+            let end = v.find(['"', ',', ' ']).unwrap_or(v.len());
+            return Some(v[..end].to_owned());
+        }
+        from = at + 1;
     }
-    let challenges: Vec<String> = response
-        .headers()
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let named_other = challenges
-        .iter()
-        .any(|c| c.contains("error=") && !c.contains("invalid_token"));
-    !named_other
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn with(status: u16, challenge: Option<&str>) -> Response<()> {
-        let mut r = Response::builder().status(status);
+    fn with(status: u16, challenge: Option<&str>) -> bool {
+        let mut headers = HeaderMap::new();
         if let Some(c) = challenge {
-            r = r.header(WWW_AUTHENTICATE, c);
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_str(c).unwrap());
         }
-        r.body(()).unwrap()
+        token_refused(StatusCode::from_u16(status).unwrap(), &headers)
     }
 
     #[test]
     fn only_a_token_refusal_is_retried() {
-        assert!(token_refused(&with(
+        assert!(with(
             401,
-            Some(r#"Bearer error="invalid_token""#)
-        )));
-        assert!(token_refused(&with(401, Some("Bearer realm=\"api\""))));
-        assert!(token_refused(&with(401, None)));
-        assert!(!token_refused(&with(
+            Some(r#"Bearer realm="api", error="invalid_token", error_description="expired""#)
+        ));
+        assert!(with(401, Some("Bearer error=invalid_token")));
+        assert!(with(401, Some("Bearer realm=\"api\"")));
+        assert!(with(401, Some(r#"Bearer realm="x-error=y""#)));
+        assert!(with(401, None));
+        assert!(!with(401, Some(r#"Bearer error="invalid_request""#)));
+        assert!(!with(
             401,
-            Some(r#"Bearer error="invalid_request""#)
-        )));
-        assert!(!token_refused(&with(
-            403,
-            Some(r#"Bearer error="insufficient_scope""#)
-        )));
+            Some(r#"Bearer error_description="x", error="insufficient_scope""#)
+        ));
+        assert!(!with(403, Some(r#"Bearer error="insufficient_scope""#)));
     }
 }

@@ -133,7 +133,7 @@ pub(super) async fn forward(agent: &Agent, req: Request<Body>) -> Response {
         Ok(r) => r,
         Err(r) => return r,
     };
-    if !token_refused(&first) {
+    if !keyward_client::token_refused(first.status(), first.headers()) {
         return answer(first);
     }
     // Dropped even when this request cannot be sent again, so that the next one gets a fresh token.
@@ -223,63 +223,9 @@ async fn send(
     }
 }
 
-/// Whether a 401 says the token itself is no good (RFC 6750 §3.1 `invalid_token`, or no error code at all, as
-/// APIs that do not follow RFC 6750 answer), rather than that the request lacks something else.
-fn token_refused(r: &Response<hyper::body::Incoming>) -> bool {
-    r.status() == StatusCode::UNAUTHORIZED
-        && r.headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .all(|v| error_code(v.as_bytes()).is_none_or(|c| c == "invalid_token"))
-}
-
-/// The `error` parameter of a `WWW-Authenticate` challenge, if it has one.
-fn error_code(value: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(value);
-    let lower = text.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("error=") {
-        let at = from + i;
-        let starts = at == 0 || matches!(lower.as_bytes()[at - 1], b' ' | b',' | b'\t');
-        if starts {
-            let v = &text[at + "error=".len()..];
-            let v = v.trim_start_matches('"');
-            let end = v.find(['"', ',', ' ']).unwrap_or(v.len());
-            return Some(v[..end].to_owned());
-        }
-        from = at + 1;
-    }
-    None
-}
-
 /// The upstream's answer, streamed to the app without hop-by-hop headers.
 fn answer(r: Response<hyper::body::Incoming>) -> Response {
     let (mut parts, body) = r.into_parts();
     crate::gateway::strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenge_error_codes() {
-        let code = |v: &str| error_code(v.as_bytes());
-        assert_eq!(
-            code(r#"Bearer realm="api", error="invalid_token", error_description="expired""#)
-                .as_deref(),
-            Some("invalid_token")
-        );
-        assert_eq!(
-            code(r#"Bearer error_description="x", error="insufficient_scope""#).as_deref(),
-            Some("insufficient_scope")
-        );
-        assert_eq!(
-            code("Bearer error=invalid_token").as_deref(),
-            Some("invalid_token")
-        );
-        assert_eq!(code(r#"Bearer realm="api""#), None);
-        assert_eq!(code(r#"Bearer realm="x-error=y""#), None);
-    }
 }
