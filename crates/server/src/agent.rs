@@ -27,7 +27,6 @@ use axum::response::{IntoResponse, Response};
 use keyward_client::TokenSource;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use config::{AgentConfig, Env, Overrides};
 use guard::Via;
@@ -131,15 +130,7 @@ struct Edge {
 
 /// Token mode and proxy mode, on one listener.
 fn router(agent: Arc<Agent>, unix: bool) -> Router {
-    Router::new()
-        .fallback(handle)
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(crate::http::request_span)
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-        .with_state(Edge { agent, unix })
+    crate::http::logged(Router::new().fallback(handle)).with_state(Edge { agent, unix })
 }
 
 async fn handle(State(edge): State<Edge>, req: Request<Body>) -> Response {

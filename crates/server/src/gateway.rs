@@ -22,7 +22,6 @@ use hyper_util::rt::TokioExecutor;
 use keyward_client::{Claims, Verifier, VerifyLayer};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use config::GatewayConfig;
 use routes::Found;
@@ -114,15 +113,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let timeouts = gateway.config.timeouts;
-    let router = Router::new()
-        .fallback(handle)
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(crate::http::request_span)
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-        .with_state(gateway);
+    let router = crate::http::logged(Router::new().fallback(handle)).with_state(gateway);
     crate::conn::serve(listener, router, timeouts, shutdown).await;
     Ok(())
 }

@@ -100,6 +100,17 @@ fn detail_route(policy: &Arc<TokenPolicy>) -> MethodRouter<App> {
     get(move |State(app): State<App>, headers| detail::detail(app, policy, headers))
 }
 
+/// `router` with the request log line the edges share (the gateway, the agent): a span per request
+/// ([`request_span`]) and one `info` line per answer.
+pub(crate) fn logged<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
+    router.layer(
+        tower_http::trace::TraceLayer::new_for_http()
+            .make_span_with(request_span)
+            .on_request(())
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+    )
+}
+
 /// The span every request to the gateway runs in; its fields appear on the request's log line.
 pub(crate) fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(

@@ -122,14 +122,35 @@ fn token_mode(http: &reqwest::Client, agent: &Served, name: &str) -> reqwest::Re
 
 /// Token mode's answer, which must be a token: (access_token, expires_in).
 async fn token_of(http: &reqwest::Client, agent: &Served, name: &str) -> (String, u64) {
-    let r = token_mode(http, agent, name).send().await.unwrap();
+    token_at(http, &agent.url(&format!("/v1/token/{name}"))).await
+}
+
+/// Token mode's answer at `url` (for tasks that cannot borrow the agent), which must be a token.
+async fn token_at(http: &reqwest::Client, url: &str) -> (String, u64) {
+    let r = http
+        .get(url)
+        .header("Metadata-Flavor", "Keyward")
+        .send()
+        .await
+        .unwrap();
     let status = r.status();
     let body: Value = r.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{name}: {body}");
+    assert_eq!(status, StatusCode::OK, "{url}: {body}");
     (
         body["access_token"].as_str().unwrap().to_owned(),
         body["expires_in"].as_u64().unwrap(),
     )
+}
+
+/// An answer that must be a JSON error with `status` whose description says `why`; returns its body.
+async fn refused(r: reqwest::Response, status: StatusCode, why: &str) -> Value {
+    assert_eq!(r.status(), status, "{why}");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error_description"].as_str().unwrap().contains(why),
+        "{body}"
+    );
+    body
 }
 
 /// A JWT's claims, read without checking the signature (the APIs behind do that).
@@ -302,15 +323,7 @@ async fn socket_sources_readiness_and_sighup() {
 
     // Over TCP from 127.0.0.1, outside allowed_sources: refused whatever the request.
     let r = token_mode(&http, &agent, "nowhere").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let body: Value = r.json().await.unwrap();
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("allowed_sources"),
-        "{body}"
-    );
+    refused(r, StatusCode::FORBIDDEN, "allowed_sources").await;
 
     // The socket: 0600; any Host (no DNS there); Metadata-Flavor still needed.
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;

@@ -185,15 +185,7 @@ async fn one_agent_for_the_five_examples() {
             tokio::spawn(async move {
                 let mut tokens = std::collections::HashSet::new();
                 for _ in 0..200 {
-                    let r = http
-                        .get(&url)
-                        .header("Metadata-Flavor", "Keyward")
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), StatusCode::OK);
-                    let body: Value = r.json().await.unwrap();
-                    tokens.insert(body["access_token"].as_str().unwrap().to_owned());
+                    tokens.insert(super::token_at(&http, &url).await.0);
                 }
                 tokens
             })
@@ -261,13 +253,8 @@ async fn refusals(http: &reqwest::Client, agent: &Served) {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{url} {header}");
-            let body: Value = r.json().await.unwrap();
-            assert_eq!(body["error"], "forbidden");
-            assert!(
-                body["error_description"].as_str().unwrap().contains(why),
-                "{body}"
-            );
+            let body = super::refused(r, StatusCode::FORBIDDEN, why).await;
+            assert_eq!(body["error"], "forbidden", "{url} {header}");
         }
     }
     let r = http
@@ -275,15 +262,7 @@ async fn refusals(http: &reqwest::Client, agent: &Served) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let body: Value = r.json().await.unwrap();
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("Metadata-Flavor"),
-        "{body}"
-    );
+    super::refused(r, StatusCode::FORBIDDEN, "Metadata-Flavor").await;
     let r = token_mode(http, agent, "stripe").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let body: Value = r.json().await.unwrap();

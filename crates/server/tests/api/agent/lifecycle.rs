@@ -47,18 +47,9 @@ async fn short_tokens_are_replaced_and_rotated_secrets_picked_up() {
             let mut seen = BTreeSet::new();
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(11) {
-                let r = http
-                    .get(&url)
-                    .header("Metadata-Flavor", "Keyward")
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), StatusCode::OK);
-                let body: serde_json::Value = r.json().await.unwrap();
-                let token = body["access_token"].as_str().unwrap().to_owned();
+                let (token, expires_in) = super::token_at(&http, &url).await;
                 let exp = claims(&token)["exp"].as_f64().unwrap();
                 assert!(exp > unix_now(), "an expired token was served");
-                let expires_in = body["expires_in"].as_u64().unwrap();
                 assert!((1..=5).contains(&expires_in), "expires_in {expires_in}");
                 seen.insert(token);
                 tokio::time::sleep(Duration::from_millis(50)).await;
