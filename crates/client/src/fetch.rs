@@ -31,17 +31,7 @@ pub(crate) fn client() -> HttpClient {
 
 /// A client for `http://` and `https://` URLs that trusts `extra` authorities beside the Mozilla roots.
 pub(crate) fn client_trusting(extra: &[CertificateDer<'static>]) -> HttpClient {
-    let mut roots =
-        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    // Certificates were parsed when the file was read; one rustls cannot use is left out rather than failing
-    // every connection (`read_ca_file` has already refused a file with none it can use).
-    roots.add_parsable_certificates(extra.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-    let https = match tls {
+    let https = match tls_config(extra) {
         Ok(tls) => hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -55,6 +45,23 @@ pub(crate) fn client_trusting(extra: &[CertificateDer<'static>]) -> HttpClient {
             .build(),
     };
     Client::builder(TokioExecutor::new()).build(https)
+}
+
+/// The TLS settings keyward-client connects with: rustls on aws-lc-rs, trusting the Mozilla roots and `extra`
+/// authorities (from [`read_ca_file`]). For a caller that makes its own connections the same way (`keyward
+/// agent`'s proxy).
+pub fn tls_config(extra: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig, String> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Certificates were parsed when the file was read; one rustls cannot use is left out rather than failing
+    // every connection (`read_ca_file` has already refused a file with none it can use).
+    roots.add_parsable_certificates(extra.iter().cloned());
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    .map_err(|e| format!("TLS settings: {e}"))
 }
 
 /// The certificates of a PEM file of certificate authorities; an error names the file and what is wrong.

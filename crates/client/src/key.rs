@@ -1,9 +1,9 @@
 //! Public keys from a JWKS (RFC 7517), each bound to the one algorithm it may verify (RFC 8725 §3.1): ES256 on
-//! P-256, RS256 on RSA of at least 2048 bits, EdDSA on Ed25519. Signatures are checked with aws-lc-rs.
+//! P-256, RS256 or PS256 on RSA of at least 2048 bits, EdDSA on Ed25519. Signatures are checked with aws-lc-rs.
 
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
-    UnparsedPublicKey,
+    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256,
+    RsaPublicKeyComponents, UnparsedPublicKey,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -80,13 +80,14 @@ impl PublicKey {
                 }
                 ("EdDSA", Material::Ed25519(x))
             }
-            ("RSA", "RS256") => {
+            ("RSA", alg @ ("RS256" | "PS256")) => {
                 let (n, e) = (bytes(jwk, "n")?, bytes(jwk, "e")?);
-                // RFC 7518 §3.3: at least 2048 bits.
+                // RFC 7518 §3.3 and §3.5: at least 2048 bits.
                 if n.len() < 256 {
                     return Err("RSA keys must have at least 2048 bits".into());
                 }
-                ("RS256", Material::Rsa { n, e })
+                let alg = if alg == "PS256" { "PS256" } else { "RS256" };
+                (alg, Material::Rsa { n, e })
             }
             _ => return Err("unsupported kty/alg pair".into()),
         };
@@ -102,9 +103,16 @@ impl PublicKey {
             Material::Ed25519(key) => UnparsedPublicKey::new(&ED25519, key)
                 .verify(input, signature)
                 .is_ok(),
-            Material::Rsa { n, e } => RsaPublicKeyComponents { n, e }
-                .verify(&RSA_PKCS1_2048_8192_SHA256, input, signature)
-                .is_ok(),
+            Material::Rsa { n, e } => {
+                let padding = if self.alg == "PS256" {
+                    &RSA_PSS_2048_8192_SHA256
+                } else {
+                    &RSA_PKCS1_2048_8192_SHA256
+                };
+                RsaPublicKeyComponents { n, e }
+                    .verify(padding, input, signature)
+                    .is_ok()
+            }
         }
     }
 }
@@ -150,6 +158,30 @@ mod tests {
         assert!(PublicKey::from_jwk(&enc).is_err());
         let small_rsa = json!({"kid": "r", "kty": "RSA", "alg": "RS256", "n": B64.encode([7u8; 128]), "e": "AQAB"});
         assert!(PublicKey::from_jwk(&small_rsa).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_verify_only_their_own_padding() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair};
+        let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let public = pair.public_key();
+        let jwk = |alg: &str| {
+            let c: RsaPublicKeyComponents<Vec<u8>> = public.into();
+            json!({"kid": "r", "kty": "RSA", "alg": alg, "n": B64.encode(&c.n), "e": B64.encode(&c.e)})
+        };
+        let rng = SystemRandom::new();
+        let mut pss = vec![0; pair.public_modulus_len()];
+        pair.sign(&RSA_PSS_SHA256, &rng, b"input", &mut pss)
+            .unwrap();
+        let mut pkcs1 = vec![0; pair.public_modulus_len()];
+        pair.sign(&RSA_PKCS1_SHA256, &rng, b"input", &mut pkcs1)
+            .unwrap();
+        let ps = PublicKey::from_jwk(&jwk("PS256")).unwrap();
+        let rs = PublicKey::from_jwk(&jwk("RS256")).unwrap();
+        assert!(ps.verify(b"input", &pss) && !ps.verify(b"input", &pkcs1));
+        assert!(rs.verify(b"input", &pkcs1) && !rs.verify(b"input", &pss));
+        assert!(!ps.verify(b"other", &pss));
     }
 
     #[test]

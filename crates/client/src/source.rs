@@ -453,11 +453,13 @@ impl TokenSource {
     }
 
     /// Starts the background task now rather than on the first [`token`](Self::token) call, so a token is
-    /// ready before anyone asks. Needs a Tokio runtime.
+    /// ready before anyone asks. Outside a Tokio runtime it does nothing (the first `token` call starts it).
     pub fn start(&self) {
-        self.inner
-            .driver
-            .get_or_init(|| tokio::spawn(drive(self.inner.shared.clone())));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.inner
+                .driver
+                .get_or_init(|| runtime.spawn(drive(self.inner.shared.clone())));
+        }
     }
 
     /// Says that an API answered 401 `invalid_token` for `token` (RFC 6750 §3.1): it is not handed out again and a

@@ -3,6 +3,7 @@
 //! rule is tested here without a runtime or a database.
 
 pub mod account;
+pub mod assertion;
 pub mod basic;
 pub mod client;
 pub mod console;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `config example`, and admin commands (clients, resources, keys,
+//! The command line: `serve`, `migrate`, `config example`, `gateway`, `agent`, and admin commands (clients, resources, keys,
 //! accounts, grants) that act on the same database as a running server, through the same services as the admin
 //! API, opened without the server's state (`Toolkit`). This file holds the top of the clap command line and the
 //! dispatch; each group of admin commands, with its arguments, is a module of `cli/`.
@@ -80,6 +80,10 @@ pub enum Command {
     /// Run the gateway: verify tokens in front of an API in any language (`--config` names the gateway file;
     /// `--listen` overrides its address).
     Gateway,
+    /// Run the agent: hold credentials for named APIs and give local apps their tokens (`GET /v1/token/NAME`) or
+    /// call the APIs for them (`/NAME/<path>`) (`--config` names the agent file; `--listen` and `--metrics-listen`
+    /// override its addresses).
+    Agent,
 }
 
 /// `keyward config …`.
@@ -144,7 +148,11 @@ async fn admin_command(tools: &Toolkit, actor: &Actor, command: Command) -> anyh
         Command::Keys(c) => keys::run(tools, actor, c).await,
         Command::Accounts(c) => accounts::run(tools, actor, c).await,
         Command::Grants(c) => grants::run(tools, actor, c).await,
-        Command::Serve | Command::Migrate | Command::Config(_) | Command::Gateway => Ok(()),
+        Command::Serve
+        | Command::Migrate
+        | Command::Config(_)
+        | Command::Gateway
+        | Command::Agent => Ok(()),
     }
 }
 

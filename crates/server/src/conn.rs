@@ -2,7 +2,7 @@
 //! and `keyward gateway`. A request's head must arrive within `header` of the connection opening (or of its first
 //! byte on a kept-alive connection), its body within `body` of the head, a kept-alive connection may sit idle for
 //! `idle`, and a response the client stops reading ends the connection after `write`. Below the router: it knows
-//! nothing of what is served.
+//! nothing of what is served. Connections come from TCP, or from a Unix socket (`keyward agent`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -53,10 +53,45 @@ impl Default for Timeouts {
     }
 }
 
+/// Where [`serve`] accepts connections: a TCP listener, or a Unix socket.
+pub trait Listener: Send {
+    /// A connection's byte stream.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection, and the peer's address when it has one. A Unix socket's peer has none: its requests
+    /// carry no `ConnectInfo`.
+    fn accept_stream(
+        &self,
+    ) -> impl Future<Output = io::Result<(Self::Stream, Option<SocketAddr>)>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+
+    async fn accept_stream(&self) -> io::Result<(TcpStream, Option<SocketAddr>)> {
+        let (tcp, peer) = self.accept().await?;
+        // Each response leaves in one write; Nagle's algorithm would only hold back the rare one that does not.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        Ok((tcp, Some(peer)))
+    }
+}
+
+#[cfg(unix)]
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+
+    async fn accept_stream(&self) -> io::Result<(tokio::net::UnixStream, Option<SocketAddr>)> {
+        let (stream, _) = self.accept().await?;
+        Ok((stream, None))
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight finish (idle
-/// connections close at once). Each request carries its peer's address as `ConnectInfo<SocketAddr>`.
-pub async fn serve(
-    listener: TcpListener,
+/// connections close at once). Each request over TCP carries its peer's address as `ConnectInfo<SocketAddr>`.
+pub async fn serve<L: Listener>(
+    listener: L,
     router: Router,
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
@@ -65,7 +100,7 @@ pub async fn serve(
     let mut shutdown = pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept_stream() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it was accepted: keep serving.
@@ -76,10 +111,6 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // Each response leaves in one write; Nagle's algorithm would only hold back the rare one that does not.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
         let pace = Arc::new(Pace::new(timeouts));
         let service = ConnService {
             router: router.clone(),
@@ -99,7 +130,7 @@ pub async fn serve(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+                tracing::debug!(error = %e, ?peer, "connection ended with an error");
             }
         });
     }
@@ -232,9 +263,9 @@ fn expired(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Instant, cx: &mut Cont
     }
 }
 
-/// The TCP stream, with the read and write deadlines of its phase.
-struct Guarded {
-    tcp: TcpStream,
+/// The connection's stream, with the read and write deadlines of its phase.
+struct Guarded<S> {
+    tcp: S,
     pace: Arc<Pace>,
     read_timer: Option<Pin<Box<Sleep>>>,
     write_timer: Option<Pin<Box<Sleep>>>,
@@ -242,7 +273,7 @@ struct Guarded {
     write_stalled: Option<Instant>,
 }
 
-impl AsyncRead for Guarded {
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -276,7 +307,7 @@ impl AsyncRead for Guarded {
     }
 }
 
-impl Guarded {
+impl<S> Guarded<S> {
     /// A write that made progress clears the stall; one that did not starts or checks it.
     fn paced<T>(
         &mut self,
@@ -302,7 +333,7 @@ impl Guarded {
     }
 }
 
-impl AsyncWrite for Guarded {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -343,7 +374,7 @@ impl AsyncWrite for Guarded {
 #[derive(Clone)]
 struct ConnService {
     router: Router,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     pace: Arc<Pace>,
 }
 
@@ -360,7 +391,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
             deadline,
             timer: None,
         });
-        req.extensions_mut().insert(ConnectInfo(self.peer));
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
         let call = self.router.clone().call(req);
         let pace = self.pace.clone();
         Box::pin(async move {

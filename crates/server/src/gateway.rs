@@ -265,8 +265,9 @@ async fn forward(
     }
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header names (RFC 9110 §7.6.1).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// Removes hop-by-hop headers, including those the `Connection` header names (RFC 9110 §7.6.1). `keyward agent`'s
+/// proxy uses it too.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()

@@ -2,13 +2,14 @@
 //! `keyward-core`; this crate loads what they need, persists, signs and speaks HTTP.
 //!
 //! Layers, each importing only those below it (docs/ARCHITECTURE.md draws them):
-//! - edges: `serve` (wires `http` and `web` with the background tasks), `http`, `web`, `gateway`, `cli`;
+//! - edges: `serve` (wires `http` and `web` with the background tasks), `http`, `web`, `gateway`, `agent`, `cli`;
 //! - wiring and background: `app` (the server's), `toolkit` (the CLI's), `startup`, `first_start`, `follower`,
 //!   `housekeeping`;
 //! - services: `service` (issuer, delegated access, admin, accounts, sessions, consents, API keys);
 //! - shared parts: `memory`, `registry`, `keys`, `limits`, `usage`, `metrics`, `feed`, `refresh`, `config`;
 //! - ground: `store`, `crypto`, `clock`, `conn`, `otel`.
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod clock;

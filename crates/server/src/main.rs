@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     if let Command::Gateway = cli.command {
         return gateway(&cli);
     }
+    if let Command::Agent = cli.command {
+        return agent(&cli);
+    }
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = match cli.config(&env) {
         Ok(c) => c,
@@ -72,6 +75,32 @@ fn gateway(cli: &Cli) -> ExitCode {
     };
     init_logs(LogFormat::Text, &config.log_level, None);
     block_on(keyward::gateway::run(config, shutdown_signal()), None)
+}
+
+/// `keyward agent --config FILE`.
+fn agent(cli: &Cli) -> ExitCode {
+    use keyward::agent::config::{self, Env, Overrides};
+    let Some(path) = &cli.config else {
+        eprintln!(
+            "keyward agent: --config FILE is required (the agent's own file; see docs/AGENT.md)"
+        );
+        return ExitCode::from(2);
+    };
+    let overrides = Overrides {
+        listen: cli.listen.clone(),
+        metrics_listen: cli.metrics_listen.clone(),
+    };
+    let env: std::sync::Arc<Env> = std::sync::Arc::new(|name: &str| std::env::var(name).ok());
+    let config = match config::load(path, &overrides, env.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(LogFormat::Text, &config.settings.log_level, None);
+    let run = keyward::agent::run(config, path.clone(), overrides, env, shutdown_signal());
+    block_on(run, None)
 }
 
 /// Runs `work` on a multi-threaded runtime with `threads` workers (one per core when `None`).

@@ -289,10 +289,13 @@ fn build(ask: &Ask, credentials: &Credentials) -> Result<Request<Full<Bytes>>, S
             concat!("keyward-client/", env!("CARGO_PKG_VERSION")),
         );
     if dialect.auth == AuthMethod::Basic {
-        builder = builder.header(
-            AUTHORIZATION,
-            keyward_core::basic::encode(&credentials.client_id, credentials.client_secret.expose()),
-        );
+        let mut basic = hyper::header::HeaderValue::try_from(keyward_core::basic::encode(
+            &credentials.client_id,
+            credentials.client_secret.expose(),
+        ))
+        .map_err(|_| "the client id cannot be sent in a header".to_owned())?;
+        basic.set_sensitive(true);
+        builder = builder.header(AUTHORIZATION, basic);
     }
     for (name, value) in &dialect.headers {
         let value = match value {

@@ -68,6 +68,11 @@ impl Process {
         self
     }
 
+    /// The process id, for signals (`kill -HUP`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every line collected so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

@@ -10,6 +10,7 @@
 mod accounts;
 mod admin;
 mod admin_input;
+mod agent;
 mod browser;
 mod child;
 mod cli;

@@ -1,0 +1,362 @@
+//! One `[api.NAME]` table of the agent's file: a preset or an explicit token endpoint and dialect, the explicit
+//! keys that override a preset's, the upstream of proxy mode, and where the credentials come from (the file, an
+//! environment variable, or a mounted secret file that a reload reads again).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use axum::http::{HeaderName, HeaderValue, Uri};
+use keyward_client::source::{Builder, Dialect, HeaderValue as Sent, Preset};
+use keyward_client::{Secret, TokenSource};
+use serde::Deserialize;
+
+use super::config::Env;
+
+/// An `[api.NAME]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    preset: Option<String>,
+    environment: Option<String>,
+    region: Option<String>,
+    market: Option<String>,
+    base_url: Option<String>,
+    token_url: Option<String>,
+    api_url: Option<String>,
+    client_id: Option<String>,
+    client_id_env: Option<String>,
+    client_id_file: Option<PathBuf>,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    auth: Option<String>,
+    body: Option<String>,
+    accept: Option<String>,
+    scope: Option<String>,
+    audience: Option<String>,
+    resource: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    correlation_header: Option<String>,
+    token_header: Option<String>,
+    refresh_share: Option<f64>,
+}
+
+/// A checked `[api.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// The name apps use: `/v1/token/NAME`, `/NAME/<path>`.
+    pub name: String,
+    /// How tokens are asked for and where proxied calls go.
+    pub settings: ApiSettings,
+    /// The client id, as read.
+    pub client_id: String,
+    /// The client secret, as read.
+    pub client_secret: Secret,
+    /// The files the credentials were read from, watched for change.
+    pub files: Vec<PathBuf>,
+}
+
+/// Everything about an API but its credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSettings {
+    /// The token endpoint.
+    pub token_url: String,
+    /// How the token request is spoken.
+    pub dialect: Dialect,
+    /// Body parameters: `scope`, `audience`, `resource`.
+    pub params: Vec<(String, String)>,
+    /// Proxy mode's upstream base URL, without a trailing `/`; `None`: token mode only.
+    pub api_url: Option<String>,
+    /// The header proxied calls carry the token in; `None`: `Authorization: Bearer`.
+    pub token_header: Option<String>,
+    /// The share of a token's lifetime after which it is refreshed.
+    pub refresh_share: Option<f64>,
+}
+
+impl ApiConfig {
+    /// The token source's builder for this API, with its credentials.
+    pub fn builder(&self) -> Builder {
+        let s = &self.settings;
+        let mut b = TokenSource::builder(
+            s.token_url.clone(),
+            self.client_id.clone(),
+            self.client_secret.clone(),
+        )
+        .dialect(s.dialect.clone());
+        for (name, value) in &s.params {
+            b = b.param(name.clone(), value.clone());
+        }
+        if let Some(share) = s.refresh_share {
+            b = b.refresh_share(share);
+        }
+        b
+    }
+}
+
+/// The presets, as the file names them.
+const PRESETS: &str = "walley, wll, walmart-marketplace, walmart-orders-hub, walmart-1p-supplier";
+
+/// Checks one `[api.NAME]` table and reads its credentials.
+pub(super) fn check(name: &str, raw: RawApi, env: &Env) -> Result<ApiConfig, String> {
+    let at = |key: &str, why: String| format!("api.{name}.{key}: {why}");
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid_name || name == "v1" {
+        return Err(format!(
+            "api.{name}: a name is 1 to 64 of a-z, 0-9, _ and -, and not v1 (token mode's path)"
+        ));
+    }
+    let preset = match raw.preset.as_deref() {
+        Some(p) => Some(preset(p, &raw).map_err(|(key, why)| at(key, why))?),
+        None => None,
+    };
+    let base_url = raw
+        .base_url
+        .as_deref()
+        .map(|u| url(u).map_err(|e| at("base_url", e)))
+        .transpose()?;
+    let token_url = raw
+        .token_url
+        .as_deref()
+        .map(|u| url(u).map_err(|e| at("token_url", e)))
+        .transpose()?;
+    let (token_url, mut dialect, scope, audience) = match &preset {
+        Some(p) => {
+            // An explicit token_url replaces the preset's, so the preset needs no host of its own then.
+            let filled = p
+                .fill(base_url.as_deref().or(token_url.as_deref()))
+                .map_err(|e| at("base_url", e))?;
+            (
+                token_url.unwrap_or(filled.token_url),
+                filled.dialect,
+                filled.scope,
+                filled.audience,
+            )
+        }
+        None => {
+            if base_url.is_some() {
+                return Err(at(
+                    "base_url",
+                    "only with a preset; without one, give token_url".into(),
+                ));
+            }
+            let token_url = token_url.ok_or_else(|| {
+                at(
+                    "token_url",
+                    format!("required without a preset (or set preset to one of {PRESETS})"),
+                )
+            })?;
+            (token_url, Dialect::default(), None, None)
+        }
+    };
+    if let Some(a) = &raw.auth {
+        dialect.auth = a.parse().map_err(|e| at("auth", e))?;
+    }
+    if let Some(b) = &raw.body {
+        dialect.body = b.parse().map_err(|e| at("body", e))?;
+    }
+    if let Some(a) = &raw.accept {
+        dialect.accept = a.parse().map_err(|e| at("accept", e))?;
+    }
+    for (header, value) in &raw.headers {
+        header_name(header).map_err(|e| at("headers", e))?;
+        if HeaderValue::from_str(value).is_err() {
+            return Err(at(
+                "headers",
+                format!("the value of `{header}` is not a valid header value"),
+            ));
+        }
+        set_header(&mut dialect, header, Sent::Fixed(value.clone()));
+    }
+    if let Some(header) = &raw.correlation_header {
+        header_name(header).map_err(|e| at("correlation_header", e))?;
+        set_header(&mut dialect, header, Sent::Correlation);
+    }
+    let token_header = match &raw.token_header {
+        Some(h) => {
+            header_name(h).map_err(|e| at("token_header", e))?;
+            (!h.eq_ignore_ascii_case("authorization")).then(|| h.clone())
+        }
+        None => dialect.api_header.clone(),
+    };
+    dialect.api_header = token_header.clone();
+    // An explicit scope or audience replaces the preset's; an empty one sends none.
+    let mut params = Vec::new();
+    for (key, value) in [
+        ("scope", raw.scope.or(scope)),
+        ("audience", raw.audience.or(audience)),
+        ("resource", raw.resource),
+    ] {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            params.push((key.to_owned(), v));
+        }
+    }
+    let api_url = raw
+        .api_url
+        .as_deref()
+        .map(|u| url(u).map_err(|e| at("api_url", e)))
+        .transpose()?;
+    if let Some(share) = raw.refresh_share {
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(at("refresh_share", "must be above 0 and at most 1".into()));
+        }
+    }
+    let mut files = Vec::new();
+    let client_id = credential(
+        name,
+        "client_id",
+        (raw.client_id, raw.client_id_env, raw.client_id_file),
+        env,
+        &mut files,
+    )?;
+    let client_secret = credential(
+        name,
+        "client_secret",
+        (
+            raw.client_secret,
+            raw.client_secret_env,
+            raw.client_secret_file,
+        ),
+        env,
+        &mut files,
+    )?;
+    Ok(ApiConfig {
+        name: name.to_owned(),
+        settings: ApiSettings {
+            token_url,
+            dialect,
+            params,
+            api_url,
+            token_header,
+            refresh_share: raw.refresh_share,
+        },
+        client_id,
+        client_secret: Secret::new(client_secret),
+        files,
+    })
+}
+
+/// The preset named `name`, with the keys it takes; an error names the key and why.
+fn preset(name: &str, raw: &RawApi) -> Result<Preset, (&'static str, String)> {
+    if !PRESETS.split(", ").any(|p| p == name) {
+        return Err(("preset", format!("`{name}` is not one of {PRESETS}")));
+    }
+    let takes = |key: &'static str, value: &Option<String>, presets: &[&str]| {
+        if value.is_some() && !presets.contains(&name) {
+            let which = match presets {
+                [one] => format!("the {one} preset takes"),
+                _ => format!("the {} presets take", presets.join(" and ")),
+            };
+            return Err((key, format!("only {which} it")));
+        }
+        Ok(())
+    };
+    takes("environment", &raw.environment, &["walley", "wll"])?;
+    takes("region", &raw.region, &["wll"])?;
+    takes("market", &raw.market, &["walmart-marketplace"])?;
+    let environment = |allowed: &str| {
+        raw.environment.as_deref().ok_or_else(|| {
+            (
+                "environment",
+                format!("required by the {name} preset ({allowed})"),
+            )
+        })
+    };
+    Ok(match name {
+        "walley" => Preset::Walley {
+            environment: environment("uat or prod")?
+                .parse()
+                .map_err(|e| ("environment", e))?,
+        },
+        "wll" => Preset::Wll {
+            region: raw
+                .region
+                .as_deref()
+                .unwrap_or("eu")
+                .parse()
+                .map_err(|e| ("region", e))?,
+            environment: environment("staging, production or any")?
+                .parse()
+                .map_err(|e| ("environment", e))?,
+        },
+        "walmart-marketplace" => {
+            let market = raw.market.as_deref().unwrap_or("us").to_ascii_lowercase();
+            if !["us", "mx", "ca", "cl"].contains(&market.as_str()) {
+                return Err(("market", format!("`{market}` is not one of us, mx, ca, cl")));
+            }
+            Preset::WalmartMarketplace { market }
+        }
+        "walmart-orders-hub" => Preset::OrdersHub,
+        "walmart-1p-supplier" => Preset::Supplier1P,
+        other => {
+            return Err(("preset", format!("`{other}` is not one of {PRESETS}")));
+        }
+    })
+}
+
+/// An `http://` or `https://` URL with a host and no query, without a trailing `/`.
+fn url(text: &str) -> Result<String, String> {
+    let uri: Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(format!("`{text}` is not an http:// or https:// URL"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{text}`: a query has no place here"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+fn header_name(name: &str) -> Result<(), String> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map(|_| ())
+        .map_err(|_| format!("`{name}` is not a valid header name"))
+}
+
+/// Sets a header of the token request, replacing the preset's of the same name.
+fn set_header(dialect: &mut Dialect, name: &str, value: Sent) {
+    dialect
+        .headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    dialect.headers.push((name.to_owned(), value));
+}
+
+/// Reads one credential from the one place the table names: the file itself, an environment variable, or a
+/// file (whose trailing newline is not part of it). Errors never show a credential's value.
+fn credential(
+    api: &str,
+    key: &str,
+    (inline, variable, file): (Option<String>, Option<String>, Option<PathBuf>),
+    env: &Env,
+    files: &mut Vec<PathBuf>,
+) -> Result<String, String> {
+    let (from, value) = match (inline, variable, file) {
+        (Some(v), None, None) => (key.to_owned(), v),
+        (None, Some(var), None) => {
+            let from = format!("{key}_env");
+            let v = env(&var).ok_or_else(|| {
+                format!("api.{api}.{from}: the environment variable `{var}` is not set")
+            })?;
+            (from, v)
+        }
+        (None, None, Some(path)) => {
+            let from = format!("{key}_file");
+            let v = std::fs::read_to_string(&path)
+                .map_err(|e| format!("api.{api}.{from}: cannot read {}: {e}", path.display()))?;
+            files.push(path);
+            (from, v.trim_end_matches(['\n', '\r']).to_owned())
+        }
+        _ => {
+            return Err(format!(
+                "api.{api}.{key}: give exactly one of {key}, {key}_env and {key}_file"
+            ));
+        }
+    };
+    if value.is_empty() {
+        return Err(format!("api.{api}.{from}: the value is empty"));
+    }
+    Ok(value)
+}
