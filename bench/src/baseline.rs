@@ -1,7 +1,8 @@
 //! The baselines, each a minimal hyper server run as its own process (`keyward-bench serve-hello ADDR`,
 //! `keyward-bench serve-sign ADDR`): the machine's limit for answering HTTP with a token-sized body, and for the
 //! work a token endpoint cannot avoid (parse the form and Basic header, check an HMAC digest in constant time, sign
-//! an ES256 JWT with aws-lc-rs, as Keyward does).
+//! an ES256 JWT with aws-lc-rs, as Keyward does). `keyward-bench serve-proxy ADDR UPSTREAM` is the limit for one
+//! extra hop: a reverse proxy that forwards every request to UPSTREAM over pooled connections, bodies streamed.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,12 +12,15 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyward_core::jwt::{self, AccessTokenClaims};
 use keyward_core::resource::SigningAlg;
 use keyward_core::{basic, form::Params};
@@ -101,8 +105,12 @@ async fn sign(s: Arc<Signer>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     )
 }
 
-/// Serves a baseline on `addr` until killed.
-pub(crate) async fn serve(which: &str, addr: &str) -> anyhow::Result<()> {
+/// Serves a baseline on `addr` until killed; `upstream` is the proxy's (`serve-proxy`) and only its.
+pub(crate) async fn serve(which: &str, addr: &str, upstream: Option<String>) -> anyhow::Result<()> {
+    if which == "proxy" {
+        let upstream = upstream.ok_or_else(|| anyhow::anyhow!("serve-proxy ADDR UPSTREAM"))?;
+        return serve_proxy(addr, upstream).await;
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -143,6 +151,95 @@ pub(crate) async fn serve(which: &str, addr: &str) -> anyhow::Result<()> {
                         Ok(Response::new(Full::new(hello)))
                     }
                 }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the hop-by-hop headers, those the `Connection` header names included.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for h in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(h);
+    }
+}
+
+type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// One request forwarded to `upstream` (`http://host:port`, no path): the same method, path, query, headers and
+/// body, without the hop-by-hop headers and with the upstream's `Host`; the answer streamed back the same way.
+async fn forward(
+    client: Client<HttpConnector, Incoming>,
+    upstream: Arc<str>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let failed = |status: StatusCode| {
+        let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+        *r.status_mut() = status;
+        r
+    };
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let Ok(uri) = format!("{upstream}{path_and_query}").parse::<Uri>() else {
+        return failed(StatusCode::BAD_REQUEST);
+    };
+    parts.uri = uri;
+    strip_hop_by_hop(&mut parts.headers);
+    // The client sets `Host` from the URI when there is none.
+    parts.headers.remove(header::HOST);
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Either::Left(body))
+        }
+        Err(_) => failed(StatusCode::BAD_GATEWAY),
+    }
+}
+
+/// Serves the proxy on `addr` until killed, forwarding to `upstream` with a pooled hyper-util client.
+async fn serve_proxy(addr: &str, upstream: String) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<HttpConnector, Incoming> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (client, upstream) = (client.clone(), upstream.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let (client, upstream) = (client.clone(), upstream.clone());
+                async move { Ok::<_, Infallible>(forward(client, upstream, req).await) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

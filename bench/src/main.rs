@@ -5,7 +5,8 @@
 //!
 //! Targets: `baseline-hello` (HTTP limit), `baseline-sign` (form + Basic + HMAC + ES256 limit), `keyward-cc` on
 //! SQLite and PostgreSQL (ES256, EdDSA, RS256), `limits` (every limit on against off), `keyward-introspect`,
-//! `gateway` against its upstream alone, `scaling` (one and two threads), `clients` (10,000 and 1,000,000),
+//! `gateway` against its upstream alone, `agent` (`keyward agent`'s token mode beside baseline-hello, its proxy
+//! mode beside `baseline-proxy`, a bare hyper reverse proxy), `scaling` (one and two threads), `clients` (10,000 and 1,000,000),
 //! `cluster` (two nodes on one PostgreSQL against one), `purge` (introspection while the purge runs against idle)
 //! and, with `--peers`, node-oidc-provider.
 //! Every process started is stopped at the end, however the run ends.
@@ -40,13 +41,14 @@ pub(crate) struct Options {
     pub(crate) gateway_log_level: String,
 }
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "baselines",
     "keyward-sqlite",
     "keyward-postgres",
     "limits",
     "introspect",
     "gateway",
+    "agent",
     "scaling",
     "clients",
     "cluster",
@@ -238,6 +240,26 @@ fn goals(rows: &[Row], starts: &[StartUp]) {
             ),
         );
     }
+    // Issue 21 sets the agent no goal: these are the bench's own, each mode against the baseline doing the same HTTP
+    // work without the agent, measured in alternating slices.
+    for (mode, reference) in [("token", "baseline-hello"), ("proxy", "baseline-proxy")] {
+        let prefix = format!("agent {mode} mode");
+        let Some(r) = rows.iter().find(|r| r.target.starts_with(&prefix)) else {
+            continue;
+        };
+        if let Some(b) = r.baseline {
+            line(
+                r.m.rps >= 0.8 * b,
+                format!(
+                    "{} at {:.2} of {reference}, measured in alternating slices (the bench's own goal 0.80; \
+                     p99 {:.2} ms)",
+                    r.target,
+                    r.m.rps / b,
+                    r.m.p99.as_secs_f64() * 1e3
+                ),
+            );
+        }
+    }
     if let Some(p) = find(rows, "peer-oidc-provider ES256") {
         // The peer's row is measured beside a one-client Keyward, in alternating slices.
         if let Some(k) = p.baseline {
@@ -312,6 +334,7 @@ async fn bench(o: &Options) -> anyhow::Result<(Vec<Row>, Vec<StartUp>)> {
             "limits" => scenarios::limits(o, p, r).await?,
             "introspect" => scenarios::introspect(o, p, r, sign).await?,
             "gateway" => scenarios::gateway(o, p, r).await?,
+            "agent" => scenarios::agent(o, p, r).await?,
             "scaling" => scenarios::scaling(o, p, r, sign).await?,
             "clients" => {
                 starts.push(scenarios::many_clients(o, p, r, 10_000, &[10_000], sign).await?);
@@ -339,7 +362,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            return rt.block_on(baseline::serve(which, &addr));
+            return rt.block_on(baseline::serve(which, &addr, args.next()));
         }
     }
     let o = options()?;
@@ -351,7 +374,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         println!(
             "keyward bench: {} s per target after 1 s of warm-up, {} connections, load generator on 1 thread; \
-             Keyward runs with log_level warn; ratios: baseline-sign to baseline-hello, keyward to baseline-sign, \
+             Keyward runs with log_level warn (the gateway and the agent with --gateway-log-level); ratios: baseline-sign to baseline-hello, keyward to baseline-sign, \
              the gateway to its upstream, and a row under an indented \"alternating\" one to that reference, measured \
              in alternating 1 s slices with it; writes: the database's own write counter around the run",
             o.seconds, o.connections

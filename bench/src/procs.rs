@@ -1,4 +1,4 @@
-//! The processes a run starts (baselines, Keyward, orders-api, the gateway), their ports and temporary files, and
+//! The processes a run starts (baselines, Keyward, orders-api, the gateway, the agent), their ports and temporary files, and
 //! their peak memory. Everything is stopped and removed when `Procs` is dropped, however the run ends.
 
 use std::io::{BufRead, BufReader};
@@ -107,9 +107,23 @@ impl Procs {
 
     /// A baseline server (this binary, `serve-hello` or `serve-sign`): (pid, base URL).
     pub(crate) async fn baseline(&mut self, which: &str) -> anyhow::Result<(u32, String)> {
+        self.baseline_with(which, None).await
+    }
+
+    /// The proxy baseline (`serve-proxy`) in front of `upstream`: (pid, base URL).
+    pub(crate) async fn baseline_proxy(&mut self, upstream: &str) -> anyhow::Result<(u32, String)> {
+        self.baseline_with("proxy", Some(upstream)).await
+    }
+
+    async fn baseline_with(
+        &mut self,
+        which: &str,
+        upstream: Option<&str>,
+    ) -> anyhow::Result<(u32, String)> {
         let port = free_port()?;
         let mut c = Command::new(std::env::current_exe()?);
         c.args([format!("serve-{which}"), format!("127.0.0.1:{port}")]);
+        c.args(upstream);
         let pid = self.spawn(c, &format!("baseline-{which}.log"))?;
         wait_listening(port).await?;
         Ok((pid, format!("http://127.0.0.1:{port}")))
@@ -183,6 +197,79 @@ impl Procs {
         wait_listening(port).await?;
         Ok((pid, format!("http://127.0.0.1:{port}")))
     }
+
+    /// `keyward agent` holding `api` as the API named `bench`; returns once its token endpoint answers 200 (its
+    /// first token fetched): (pid, base URL).
+    pub(crate) async fn agent(
+        &mut self,
+        bin: &Path,
+        api: &AgentApi<'_>,
+        log_level: &str,
+    ) -> anyhow::Result<(u32, String)> {
+        let port = free_port()?;
+        let config = self.dir.join("agent.toml");
+        std::fs::write(&config, agent_config(port, api, log_level))?;
+        let mut c = Command::new(bin.join("keyward"));
+        c.args(["agent", "--config"])
+            .arg(&config)
+            .env(AGENT_SECRET_ENV, api.client_secret);
+        let pid = self.spawn(c, "agent.log")?;
+        wait_listening(port).await?;
+        let base = format!("http://127.0.0.1:{port}");
+        let ready = agent_token_shot(&base);
+        let start = Instant::now();
+        while !crate::load::once(&ready).await {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!(
+                    "keyward agent gave no token after 30 s; its log:\n{}",
+                    self.log("agent.log")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok((pid, base))
+    }
+
+    /// What a process started by `spawn` wrote on stderr so far (its last 4,000 bytes).
+    pub(crate) fn log(&self, name: &str) -> String {
+        let all = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        let mut from = all.len().saturating_sub(4_000);
+        while !all.is_char_boundary(from) {
+            from += 1;
+        }
+        all[from..].to_owned()
+    }
+}
+
+/// The API `keyward agent` holds in a run, named `bench`: a client of a Keyward and the API it calls.
+pub(crate) struct AgentApi<'a> {
+    /// The Keyward's token endpoint.
+    pub(crate) token_url: String,
+    /// The resource the client asks for (RFC 8707).
+    pub(crate) resource: &'a str,
+    pub(crate) client_id: &'a str,
+    /// Given to the agent in `AGENT_SECRET_ENV`, not in the file.
+    pub(crate) client_secret: &'a str,
+    /// Where proxy mode forwards to.
+    pub(crate) api_url: &'a str,
+}
+
+/// The environment variable the agent reads the client's secret from.
+const AGENT_SECRET_ENV: &str = "KEYWARD_BENCH_AGENT_SECRET";
+
+/// The agent's configuration file (docs/AGENT.md): one API, `bench`.
+fn agent_config(port: u16, api: &AgentApi<'_>, log_level: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\nlog_level = \"{log_level}\"\n\n[api.bench]\n\
+         token_url = \"{}\"\nresource = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"{AGENT_SECRET_ENV}\"\n\
+         api_url = \"{}\"\n",
+        api.token_url, api.resource, api.client_id, api.api_url
+    )
+}
+
+/// Token mode: the agent's token for the API `bench`, from memory.
+pub(crate) fn agent_token_shot(base: &str) -> crate::load::Shot {
+    crate::load::Shot::get(format!("{base}/v1/token/bench")).header("metadata-flavor", "Keyward")
 }
 
 type Http = Client<HttpConnector, Full<Bytes>>;

@@ -1,6 +1,6 @@
 //! The targets a run measures, each adding rows to the table: the baselines, Keyward's token endpoint on both
-//! engines (with the database's write counter read around the measured run), introspection, the gateway, one and
-//! two server threads, many clients in the store, and node-oidc-provider.
+//! engines (with the database's write counter read around the measured run), introspection, the gateway, the
+//! integrator's agent, one and two server threads, many clients in the store, and node-oidc-provider.
 
 use std::io::Write;
 use std::path::Path;
@@ -50,6 +50,14 @@ async fn measure_beside(
     let before = counter.read().await?;
     let (m, b) = load::run_alternating(shots, beside, o.connections, o.seconds, 1.0).await;
     Ok((m, counter.read().await? - before, b))
+}
+
+/// Measures `shot` and `beside` (a reference) in alternating one-second slices, each warmed up first: (shot's,
+/// reference's).
+async fn alternating(shot: Shot, beside: Shot, o: &Options) -> (Measured, Measured) {
+    let beside = warm_up(beside, o).await;
+    let shots = warm_up(shot, o).await;
+    load::run_alternating(shots, beside, o.connections, o.seconds, 1.0).await
 }
 
 /// A reference measured beside a target: its row's name, its request, its process.
@@ -383,6 +391,76 @@ pub(crate) async fn gateway(
     Ok(())
 }
 
+/// `keyward agent` holding a client of a real Keyward, in its two modes, each beside the baseline that does the
+/// same HTTP work without the agent, in alternating slices. Token mode (`GET /v1/token/bench`, answered from
+/// memory) beside baseline-hello; proxy mode (`GET /bench/manage/orders/42`, the token added and the request
+/// forwarded to a baseline-hello) beside baseline-proxy forwarding `GET /manage/orders/42` to the same upstream.
+pub(crate) async fn agent(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
+    let (id, secret) = kw.client_for("ES256").await?;
+    // The token-mode reference and both proxies' upstream: it answers any path.
+    let (hello_pid, hello) = procs.baseline("hello").await?;
+    let (proxy_pid, proxy) = procs.baseline_proxy(&hello).await?;
+    let api = procs::AgentApi {
+        token_url: format!("{}/oauth2/token", kw.base),
+        // The audience `client_for("ES256")` allows.
+        resource: "https://bench.api",
+        client_id: &id,
+        client_secret: &secret,
+        api_url: &hello,
+    };
+    let (agent_pid, agent) = procs.agent(&o.bin_dir, &api, &o.gateway_log_level).await?;
+    let through = Shot::get(format!("{agent}/bench/manage/orders/42"));
+    if !load::once(&through).await {
+        bail!(
+            "keyward agent's proxy mode did not answer 200; its log:\n{}",
+            procs.log("agent.log")
+        );
+    }
+    let level = &o.gateway_log_level;
+
+    let (m, b) = alternating(
+        procs::agent_token_shot(&agent),
+        Shot::get(format!("{hello}/")),
+        o,
+    )
+    .await;
+    let row = Row::new(
+        format!("agent token mode (log {level})"),
+        m,
+        procs::peak_rss_mib(agent_pid),
+    )
+    .beside(
+        rows,
+        "  baseline-hello, alternating".into(),
+        b,
+        procs::peak_rss_mib(hello_pid),
+    );
+    rows.push(row);
+
+    let (m, b) = alternating(through, Shot::get(format!("{proxy}/manage/orders/42")), o).await;
+    let row = Row::new(
+        format!("agent proxy mode (log {level})"),
+        m,
+        procs::peak_rss_mib(agent_pid),
+    )
+    .beside(
+        rows,
+        "  baseline-proxy, alternating".into(),
+        b,
+        procs::peak_rss_mib(proxy_pid),
+    );
+    rows.push(row);
+    for pid in [agent_pid, proxy_pid, hello_pid, kw.pid] {
+        procs.stop(pid);
+    }
+    Ok(())
+}
+
 /// `keyward-cc` ES256 on SQLite with one, then two server threads.
 pub(crate) async fn scaling(
     o: &Options,
@@ -588,9 +666,7 @@ pub(crate) async fn peer(
         keyward_core::basic::encode(crate::peers::CLIENT_ID, crate::peers::CLIENT_SECRET),
     );
     let (one_shot, one_kw) = keyward_cc_beside(o, procs).await?;
-    let beside = warm_up(one_shot, o).await;
-    let shots = warm_up(shot, o).await;
-    let (m, b) = load::run_alternating(shots, beside, o.connections, o.seconds, 1.0).await;
+    let (m, b) = alternating(shot, one_shot, o).await;
     let row = Row::new(
         "peer-oidc-provider ES256".into(),
         m,
