@@ -423,38 +423,37 @@ pub(crate) async fn agent(
     }
     let level = &o.gateway_log_level;
 
-    let (m, b) = alternating(
-        procs::agent_token_shot(&agent),
-        Shot::get(format!("{hello}/")),
-        o,
-    )
-    .await;
-    let row = Row::new(
-        format!("agent token mode (log {level})"),
-        m,
-        procs::peak_rss_mib(agent_pid),
-    )
-    .beside(
-        rows,
-        "  baseline-hello, alternating".into(),
-        b,
-        procs::peak_rss_mib(hello_pid),
-    );
-    rows.push(row);
-
-    let (m, b) = alternating(through, Shot::get(format!("{proxy}/manage/orders/42")), o).await;
-    let row = Row::new(
-        format!("agent proxy mode (log {level})"),
-        m,
-        procs::peak_rss_mib(agent_pid),
-    )
-    .beside(
-        rows,
-        "  baseline-proxy, alternating".into(),
-        b,
-        procs::peak_rss_mib(proxy_pid),
-    );
-    rows.push(row);
+    let modes = [
+        (
+            "token",
+            procs::agent_token_shot(&agent),
+            Shot::get(format!("{hello}/")),
+            "baseline-hello",
+            hello_pid,
+        ),
+        (
+            "proxy",
+            through,
+            Shot::get(format!("{proxy}/manage/orders/42")),
+            "baseline-proxy",
+            proxy_pid,
+        ),
+    ];
+    for (mode, shot, reference, reference_name, reference_pid) in modes {
+        let (m, b) = alternating(shot, reference, o).await;
+        let row = Row::new(
+            format!("agent {mode} mode (log {level})"),
+            m,
+            procs::peak_rss_mib(agent_pid),
+        )
+        .beside(
+            rows,
+            format!("  {reference_name}, alternating"),
+            b,
+            procs::peak_rss_mib(reference_pid),
+        );
+        rows.push(row);
+    }
     for pid in [agent_pid, proxy_pid, hello_pid, kw.pid] {
         procs.stop(pid);
     }
