@@ -12,6 +12,7 @@ mod limits;
 mod meta;
 mod resources;
 mod revoked;
+mod spent;
 mod usage;
 
 use std::str::FromStr;
@@ -217,6 +218,8 @@ pub enum Expiring {
     LimitState,
     /// Audit entries older than the configured retention (`audit_retention`).
     Audit,
+    /// Single-use ids (client assertions' `jti`) that could no longer be accepted anyway.
+    SpentIds,
 }
 
 /// Used and expired codes are kept ten minutes, so a code replayed late still revokes what it issued.
@@ -230,7 +233,7 @@ pub const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 impl Expiring {
     /// Every kind, in the order the purge visits them.
-    pub const ALL: [Expiring; 9] = [
+    pub const ALL: [Expiring; 10] = [
         Expiring::RevokedTokens,
         Expiring::Changes,
         Expiring::AuthCodes,
@@ -240,6 +243,7 @@ impl Expiring {
         Expiring::Usage,
         Expiring::LimitState,
         Expiring::Audit,
+        Expiring::SpentIds,
     ];
 
     /// The table's name (the `table` label of the purge metric).
@@ -254,6 +258,7 @@ impl Expiring {
             Expiring::Usage => "token_usage",
             Expiring::LimitState => "limit_state",
             Expiring::Audit => "audit_log",
+            Expiring::SpentIds => "spent_ids",
         }
     }
 }
@@ -410,6 +415,7 @@ impl Store {
             Expiring::Usage => self.usage_purge(now - USAGE_KEPT_SECONDS, limit).await,
             Expiring::LimitState => self.limit_purge(now, limit).await,
             Expiring::Audit => self.audit_purge(now - audit_retention, limit).await,
+            Expiring::SpentIds => self.spent_purge(now, limit).await,
         }
     }
 

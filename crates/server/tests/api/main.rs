@@ -44,6 +44,7 @@ mod refresh_tokens;
 mod schemathesis;
 mod serve;
 mod slow;
+mod spent;
 mod token;
 mod token_source;
 mod unstorable;
