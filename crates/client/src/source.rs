@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -196,8 +196,8 @@ impl Builder {
         self
     }
 
-    /// The share of a token's lifetime after which it is refreshed (default 0.75); it is refreshed a minute
-    /// before its end at the latest, whichever comes first.
+    /// The share of a token's lifetime after which it is refreshed (default 0.75). A token of two minutes or more
+    /// is refreshed a minute before its end at the latest, whichever comes first.
     pub fn refresh_share(mut self, share: f64) -> Self {
         self.refresh_share = share;
         self
@@ -205,26 +205,26 @@ impl Builder {
 
     /// The longest a caller of [`TokenSource::token`] waits for a token (default 30 s).
     pub fn max_wait(mut self, wait: Duration) -> Self {
-        self.max_wait = wait;
+        self.max_wait = wait.min(timing::FAR);
         self
     }
 
     /// The longest one token request may take (default 10 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.request_timeout = timeout.min(timing::FAR);
         self
     }
 
     /// The lifetime assumed when the server leaves out `expires_in` (default 5 minutes).
     pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.default_lifetime = lifetime;
+        self.default_lifetime = lifetime.min(timing::FAR);
         self
     }
 
     /// After the server refused the request, how long before one more try (default 5 minutes); a change of
     /// credentials tries at once.
     pub fn refused_retry(mut self, wait: Duration) -> Self {
-        self.refused_retry = wait;
+        self.refused_retry = wait.min(timing::FAR);
         self
     }
 
@@ -274,9 +274,10 @@ impl Builder {
                     fetched: AtomicU64::new(0),
                     served: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
+                    fresh_rejects: std::sync::atomic::AtomicU32::new(0),
                 }),
                 max_wait: self.max_wait,
-                driver: OnceLock::new(),
+                driver: Mutex::new(None),
             }),
         })
     }
@@ -311,12 +312,13 @@ impl std::fmt::Debug for TokenSource {
 struct Inner {
     shared: Arc<Shared>,
     max_wait: Duration,
-    driver: OnceLock<tokio::task::JoinHandle<()>>,
+    /// The background task, once started; started again if it has ended (its runtime shut down).
+    driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = self.driver.get() {
+        if let Some(task) = lock(&self.driver).as_ref() {
             task.abort();
         }
     }
@@ -337,6 +339,8 @@ struct Shared {
     fetched: AtomicU64,
     served: AtomicU64,
     failures: AtomicU64,
+    /// Tokens refused by an API within `timing::FRESH` of their fetch, in a row.
+    fresh_rejects: std::sync::atomic::AtomicU32,
 }
 
 /// The token held and the last failure, published to callers.
@@ -352,10 +356,15 @@ struct State {
 #[derive(Clone)]
 struct Held {
     token: AccessToken,
+    /// When the request that got it was sent.
+    obtained: Instant,
     usable_until: Instant,
     refresh_at: Instant,
     /// An API answered 401 `invalid_token` for it: not handed out again.
     rejected: bool,
+    /// An API answered 401 for it while it was fresh: a new token may not help (the API may refuse every token),
+    /// so it is still handed out and the next fetch waits for a backoff.
+    suspect: bool,
 }
 
 impl Held {
@@ -419,7 +428,7 @@ impl TokenSource {
         }
         self.start();
         let waited = Instant::now();
-        let deadline = waited + self.inner.max_wait;
+        let deadline = timing::later(waited, self.inner.max_wait);
         let mut rx = shared.state.subscribe();
         loop {
             {
@@ -456,20 +465,36 @@ impl TokenSource {
     /// ready before anyone asks. Outside a Tokio runtime it does nothing (the first `token` call starts it).
     pub fn start(&self) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            self.inner
-                .driver
-                .get_or_init(|| runtime.spawn(drive(self.inner.shared.clone())));
+            let mut driver = lock(&self.inner.driver);
+            if driver
+                .as_ref()
+                .is_none_or(tokio::task::JoinHandle::is_finished)
+            {
+                *driver = Some(runtime.spawn(drive(self.inner.shared.clone())));
+            }
         }
     }
 
     /// Says that an API answered 401 `invalid_token` for `token` (RFC 6750 §3.1): it is not handed out again and a
     /// new one is fetched at once. Only the token held counts, so a burst of such answers for one token causes one
-    /// request.
+    /// request. Tokens refused within 10 seconds of being fetched are replaced at once three times in a row; after
+    /// that each is kept in use and replaced after a backoff that grows while fresh tokens keep being refused, so
+    /// an API that refuses every token (a wrong audience) does not turn each call into a token request.
     pub fn reject(&self, token: &AccessToken) {
         let shared = &self.inner.shared;
+        let now = Instant::now();
         let changed = shared.state.send_if_modified(|s| match &mut s.token {
-            Some(h) if !h.rejected && h.token.value == token.value => {
-                h.rejected = true;
+            Some(h) if !h.rejected && !h.suspect && h.token.value == token.value => {
+                if now.saturating_duration_since(h.obtained) >= timing::FRESH {
+                    shared.fresh_rejects.store(0, Ordering::Relaxed);
+                    h.rejected = true;
+                } else if shared.fresh_rejects.fetch_add(1, Ordering::Relaxed)
+                    < timing::FREE_REJECTS
+                {
+                    h.rejected = true;
+                } else {
+                    h.suspect = true;
+                }
                 true
             }
             _ => false,
@@ -488,10 +513,7 @@ impl TokenSource {
             client_secret,
         };
         let changed = {
-            let mut held = shared
-                .credentials
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut held = lock(&shared.credentials);
             let changed = *held != new;
             *held = new;
             changed
@@ -555,23 +577,33 @@ async fn drive(shared: Arc<Shared>) {
                 let now_creds = current_credentials(&shared);
                 let creds_changed = now_creds != credentials;
                 credentials = now_creds;
-                let needed = shared.state.borrow().token.as_ref().is_none_or(|h| h.rejected);
-                if creds_changed {
-                    // New credentials: a refusal of the old ones no longer stands, nor does their backoff; a
-                    // valid token is kept until its refresh is due.
-                    not_before = Instant::now();
-                    if refused || failures > 0 {
-                        next = not_before;
-                    }
+                let (needed, suspect) = {
+                    let s = shared.state.borrow();
+                    let held = s.token.as_ref();
+                    (held.is_none_or(|h| h.rejected), held.filter(|h| h.suspect).map(|h| h.obtained))
+                };
+                // New credentials undo a refusal of the old ones, and its wait; a busy server's Retry-After stands.
+                if creds_changed && refused {
                     refused = false;
                     failures = 0;
+                    not_before = Instant::now();
+                    next = not_before;
                 }
                 if needed {
                     next = not_before.max(Instant::now());
+                } else if let Some(obtained) = suspect {
+                    let past_free = shared
+                        .fresh_rejects
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(timing::FREE_REJECTS);
+                    let wait = timing::backoff(past_free, random());
+                    next = next.min(not_before.max(timing::later(obtained, wait)));
                 }
                 continue;
             }
         }
+        // Read now, not at the last wake: a refresh due at the moment new credentials arrived uses the new ones.
+        credentials = current_credentials(&shared);
         let sent = Instant::now();
         let answer = request::exchange(
             &shared.http,
@@ -585,6 +617,16 @@ async fn drive(shared: Arc<Shared>) {
             Answer::Token(issued) => {
                 failures = 0;
                 refused = false;
+                // A token that reached its refresh unrefused ends a run of refused fresh tokens.
+                if shared
+                    .state
+                    .borrow()
+                    .token
+                    .as_ref()
+                    .is_some_and(|h| !h.rejected && !h.suspect)
+                {
+                    shared.fresh_rejects.store(0, Ordering::Relaxed);
+                }
                 shared.fetched.fetch_add(1, Ordering::Relaxed);
                 let held = hold(&shared, issued, sent);
                 next = held.refresh_at;
@@ -608,7 +650,7 @@ async fn drive(shared: Arc<Shared>) {
                     description,
                 };
                 tracing::warn!(token_url = %shared.ask.token_url, error = %error, "token request refused; not retrying until the credentials change");
-                next = Instant::now() + shared.refused_retry;
+                next = timing::later(Instant::now(), shared.refused_retry);
                 not_before = next;
                 shared.state.send_modify(|s| {
                     s.last_error = Some(error.to_string());
@@ -618,9 +660,9 @@ async fn drive(shared: Arc<Shared>) {
             Answer::Retry { why, retry_after } => {
                 shared.failures.fetch_add(1, Ordering::Relaxed);
                 failures = failures.saturating_add(1);
-                let wait = timing::backoff(failures, random()).max(retry_after.unwrap_or_default());
+                let wait = timing::retry_wait(failures, retry_after, random());
                 tracing::warn!(token_url = %shared.ask.token_url, error = %why, retry_in = ?wait, "token request failed; retrying");
-                next = Instant::now() + wait;
+                next = timing::later(Instant::now(), wait);
                 not_before = next;
                 shared.state.send_modify(|s| s.last_error = Some(why));
             }
@@ -628,28 +670,35 @@ async fn drive(shared: Arc<Shared>) {
     }
 }
 
+/// A lock that a panic elsewhere does not poison for good: what it guards stays valid between statements.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn current_credentials(shared: &Shared) -> Credentials {
-    shared
-        .credentials
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
+    lock(&shared.credentials).clone()
 }
 
 /// The token as held: its schedule counted from when the request was sent.
 fn hold(shared: &Shared, issued: Issued, sent: Instant) -> Held {
-    let lifetime = issued.lifetime.unwrap_or(shared.default_lifetime);
+    // A lifetime beyond any real token's (an `expires_in` of 2^63) is read as the longest one held.
+    let lifetime = issued
+        .lifetime
+        .unwrap_or(shared.default_lifetime)
+        .min(timing::FAR);
     let schedule = timing::schedule(lifetime, shared.refresh_share);
     Held {
         token: AccessToken {
             value: Arc::from(issued.access_token),
             token_type: Arc::from(issued.token_type),
             scope: issued.scope.map(Arc::from),
-            expires_at: sent + lifetime,
+            expires_at: timing::later(sent, lifetime),
         },
-        usable_until: sent + schedule.usable_for,
-        refresh_at: sent + schedule.refresh_after,
+        obtained: sent,
+        usable_until: timing::later(sent, schedule.usable_for),
+        refresh_at: timing::later(sent, schedule.refresh_after),
         rejected: false,
+        suspect: false,
     }
 }
 

@@ -51,6 +51,8 @@ struct Api {
     api_url: Option<String>,
     /// Where proxied calls carry the token; `None`: `Authorization: Bearer`.
     token_header: Option<HeaderName>,
+    /// Whether proxy mode needs `Metadata-Flavor: Keyward` too.
+    proxy_requires_header: bool,
 }
 
 impl Agent {
@@ -79,6 +81,7 @@ impl Agent {
                     source,
                     api_url: a.settings.api_url.clone(),
                     token_header,
+                    proxy_requires_header: a.settings.proxy_requires_header,
                 },
             );
         }
@@ -273,10 +276,21 @@ pub async fn run(
 /// died is replaced, a live one is not.
 #[cfg(unix)]
 fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
     let shown = path.display();
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        anyhow::bail!("socket {shown}: another process is serving it");
+    // Only a socket nobody serves is replaced: not a file (a mistyped path), not a live agent, not one this user
+    // may not even connect to.
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("socket {shown}: {e}"),
+        Ok(m) if !m.file_type().is_socket() => {
+            anyhow::bail!("socket {shown}: something that is not a socket is there")
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => anyhow::bail!("socket {shown}: another process is serving it"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(e) => anyhow::bail!("socket {shown}: {e}"),
+        },
     }
     let parent = path
         .parent()

@@ -80,7 +80,9 @@ pub(crate) async fn exchange(
         }
     };
     let url = &ask.token_url;
-    let response = match tokio::time::timeout(timeout, http.request(request)).await {
+    // One bound for the whole exchange: the answer's head and its body together.
+    let deadline = timing::later(tokio::time::Instant::now(), timeout);
+    let response = match tokio::time::timeout_at(deadline, http.request(request)).await {
         Err(_) => return retry(format!("{url}: no answer within {timeout:?}")),
         Ok(Err(e)) => return retry(format!("{url}: {}", chain(&e))),
         Ok(Ok(r)) => r,
@@ -96,8 +98,8 @@ pub(crate) async fn exchange(
     let retry_after =
         header(RETRY_AFTER).and_then(|v| timing::retry_after(&v, header(DATE).as_deref(), now));
     let xml = header(CONTENT_TYPE).is_some_and(|t| t.to_ascii_lowercase().contains("xml"));
-    let body = match tokio::time::timeout(
-        timeout,
+    let body = match tokio::time::timeout_at(
+        deadline,
         Limited::new(response.into_body(), MAX_ANSWER).collect(),
     )
     .await

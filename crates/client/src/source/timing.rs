@@ -4,6 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 /// A token is refreshed at the latest this long before it expires (when its lifetime allows).
 pub(crate) const REFRESH_BEFORE: Duration = Duration::from_secs(60);
 /// A token is not handed out in its last moments: at most this long, or a tenth of its lifetime.
@@ -16,6 +18,21 @@ const BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// The longest `Retry-After` honoured: a server that asks for more is retried after this.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3_600);
+/// The longest of any duration a source holds (a lifetime, a setting): ten years. `expires_in` of 2^63 seconds
+/// is read as this, so no deadline overflows the clock.
+pub(crate) const FAR: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// A token an API refuses sooner than this after it was fetched is suspect: past [`FREE_REJECTS`] in a row, a new
+/// token may not help, so it is kept and replaced after a backoff (see `TokenSource::reject`).
+pub(crate) const FRESH: Duration = Duration::from_secs(10);
+/// Fresh tokens refused in a row that are replaced at once; each one after waits `backoff(n)`.
+pub(crate) const FREE_REJECTS: u32 = 3;
+
+/// `at + wait`, or as far as the clock goes (durations are capped at [`FAR`], so that is never reached).
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
 
 /// Offsets from the moment a token request was sent (not answered, so the server's clock has run at least as
 /// long): when to refresh the token and until when to hand it out.
@@ -26,12 +43,14 @@ pub(crate) struct Schedule {
 }
 
 /// The schedule of a token that lives `lifetime` (`expires_in`): refreshed once `share` of its life has passed
-/// or [`REFRESH_BEFORE`] its end, whichever is first.
+/// or [`REFRESH_BEFORE`] its end, whichever is first. The minute before the end counts only where it falls in the
+/// second half of the life, so a token of 61 s is refreshed by its share, not every second.
 pub(crate) fn schedule(lifetime: Duration, share: f64) -> Schedule {
+    let lifetime = lifetime.min(FAR);
     let by_share = lifetime.mul_f64(share.clamp(0.0, 1.0));
     let by_end = lifetime
         .checked_sub(REFRESH_BEFORE)
-        .filter(|d| !d.is_zero());
+        .filter(|e| *e >= lifetime / 2);
     let refresh_after = by_end
         .map_or(by_share, |e| e.min(by_share))
         .max(MIN_REFRESH);
@@ -50,6 +69,19 @@ pub(crate) fn backoff(failures: u32, random: u32) -> Duration {
         .min(BACKOFF_CAP);
     let half = step / 2;
     half + half.mul_f64(f64::from(random) / f64::from(u32::MAX))
+}
+
+/// The wait before the next try after failure number `failures`: the backoff, or the server's `Retry-After` with
+/// up to a tenth more (at most 5 s) when that is longer, so clients told the same time do not all return at once.
+pub(crate) fn retry_wait(failures: u32, retry_after: Option<Duration>, random: u32) -> Duration {
+    let backoff = backoff(failures, random);
+    match retry_after {
+        Some(r) => {
+            let spread = (r / 10).min(Duration::from_secs(5));
+            backoff.max(r + spread.mul_f64(f64::from(random) / f64::from(u32::MAX)))
+        }
+        None => backoff,
+    }
 }
 
 /// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date read against the answer's `Date` (the
@@ -82,8 +114,19 @@ mod tests {
         assert_eq!(schedule(S(120), 0.9).refresh_after, S(60));
         // Shorter than a minute: the share alone.
         assert_eq!(schedule(S(8), 0.5).refresh_after, S(4));
-        // Never a loop of refreshes.
+        // Never a loop of refreshes: just over a minute is refreshed by its share, not after one second.
         assert_eq!(schedule(S(0), 0.5).refresh_after, S(1));
+        assert_eq!(
+            schedule(S(62), 0.75).refresh_after,
+            Duration::from_millis(46_500)
+        );
+        // An absurd lifetime is read as ten years, and nothing overflows.
+        assert_eq!(
+            schedule(Duration::MAX, 1.0).refresh_after,
+            FAR - REFRESH_BEFORE
+        );
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > now);
         assert_eq!(schedule(S(900), 0.75).usable_for, S(895));
         assert_eq!(schedule(S(10), 0.75).usable_for, S(9));
     }
@@ -95,6 +138,16 @@ mod tests {
         assert_eq!(backoff(3, 0), S(2));
         assert_eq!(backoff(40, u32::MAX), BACKOFF_CAP);
         assert!(backoff(2, u32::MAX / 2) > S(1) && backoff(2, u32::MAX / 2) < S(2));
+    }
+
+    #[test]
+    fn retry_after_is_waited_out_with_a_little_spread() {
+        assert_eq!(retry_wait(1, None, 0), Duration::from_millis(500));
+        assert_eq!(retry_wait(1, Some(S(30)), 0), S(30));
+        assert_eq!(retry_wait(1, Some(S(30)), u32::MAX), S(33));
+        assert_eq!(retry_wait(1, Some(S(600)), u32::MAX), S(605));
+        // A backoff longer than Retry-After wins.
+        assert_eq!(retry_wait(10, Some(S(1)), u32::MAX), BACKOFF_CAP);
     }
 
     #[test]

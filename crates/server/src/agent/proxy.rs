@@ -69,6 +69,15 @@ pub(super) async fn forward(agent: &Agent, req: Request<Body>) -> Response {
     let Some(api) = agent.apis.get(&name) else {
         return agent.unknown(&name);
     };
+    if api.proxy_requires_header && !token::flavored(req.headers()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!(
+                "proxy mode for `{name}` needs the header `Metadata-Flavor: Keyward` (proxy_requires_header)"
+            ),
+        );
+    }
     let Some(base) = &api.api_url else {
         return error(
             StatusCode::NOT_FOUND,

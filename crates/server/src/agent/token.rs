@@ -20,10 +20,7 @@ pub(super) async fn answer(
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
-    let flavored = headers
-        .get(FLAVOR.0)
-        .is_some_and(|v| v.as_bytes() == FLAVOR.1.as_bytes());
-    if !flavored {
+    if !flavored(headers) {
         return error(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -47,6 +44,13 @@ pub(super) async fn answer(
         Ok(token) => issued(&token),
         Err(e) => unavailable(name, &e),
     }
+}
+
+/// Whether a request carries `Metadata-Flavor: Keyward`.
+pub(super) fn flavored(headers: &HeaderMap) -> bool {
+    headers
+        .get(FLAVOR.0)
+        .is_some_and(|v| v.as_bytes() == FLAVOR.1.as_bytes())
 }
 
 /// The token as an app reads it: `expires_in` is the whole seconds left, never rounded up.

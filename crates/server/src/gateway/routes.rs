@@ -95,14 +95,17 @@ pub enum Found<'r> {
     NotFound,
 }
 
-/// Refuses a path an upstream could resolve to another route: dot or empty segments, encoded separators or dots,
-/// backslashes.
+/// Refuses a path an upstream could resolve to another route: dot or empty segments (with matrix parameters too:
+/// `..;x`, which Java servlet containers read as `..`), encoded separators or dots, backslashes.
 pub fn check_path(path: &str) -> Result<(), &'static str> {
     let lower = path.to_ascii_lowercase();
     let encoded = ["%2f", "%2e", "%5c", "%00"]
         .iter()
         .any(|e| lower.contains(e));
-    let dotted = path.split('/').skip(1).any(|s| s == "." || s == "..");
+    let dotted = path.split('/').skip(1).any(|s| {
+        let name = s.split(';').next().unwrap_or(s);
+        name == "." || name == ".."
+    });
     if !path.starts_with('/') || encoded || dotted || path.contains('\\') || path.contains("//") {
         return Err("the path has dot or empty segments or encoded separators");
     }
@@ -171,11 +174,15 @@ mod tests {
             "/a//b",
             "/a/./b",
             "/a\\b",
+            "/public/..;/admin",
+            "/public/..;jsessionid=x/admin",
+            "/a/.;x/b",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }
         assert!(check_path("/manage/orders/0f05ebc2-89ec").is_ok());
         assert!(check_path("/a/b%20c").is_ok());
+        assert!(check_path("/a;v=1/b").is_ok());
     }
 
     #[test]

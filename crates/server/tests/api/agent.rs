@@ -293,6 +293,23 @@ fn a_bad_file_names_the_key_and_why() {
         );
         assert!(!stderr.contains("\"s\""), "{stderr}");
     }
+    // A socket path where a file is: refused, and the file left as it was.
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    let path = dir.path().join("socket-on-a-file.toml");
+    std::fs::write(&path, format!("socket = \"{}\"\n{walley}", file.display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .arg("agent")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not a socket"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
     let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .arg("agent")
         .output()

@@ -340,3 +340,62 @@ async fn the_layer_adds_the_token_and_retries_once_after_invalid_token() {
     assert_ne!(source.token().await.unwrap().secret(), held.secret());
     assert_eq!(get(&scrape().await, &issued(&id)), 2.0);
 }
+
+/// A token endpoint of the test's own that misbehaves as a third-party server might: an `expires_in` of 2^63
+/// seconds, then (for an API that refuses every token) nothing wrong at all. Counts its requests.
+async fn odd_token_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    let base = crate::verify::serve(axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // Raw text: 2^63 does not fit the i64 a JSON library would write, and a server may still send it.
+                (
+                    [("content-type", "application/json")],
+                    format!(
+                        r#"{{"access_token":"t{n}","token_type":"Bearer","expires_in":9223372036854775808}}"#
+                    ),
+                )
+            }
+        }),
+    ))
+    .await;
+    (format!("{base}/token"), count)
+}
+
+/// Neither an absurd `expires_in` nor an API that refuses every token makes the source spin or fail: the first
+/// is read as a long life (and the task keeps running), the second costs a few token requests, not one per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_servers_and_refusing_apis_cannot_make_it_spin() {
+    use std::sync::atomic::Ordering;
+    let (url, count) = odd_token_endpoint().await;
+    let source = TokenSource::builder(url, "id", Secret::new("s"))
+        .build()
+        .unwrap();
+    let t = source.token().await.unwrap();
+    assert!(t.expires_in() > Duration::from_secs(365 * 86_400), "{t:?}");
+    assert_eq!(source.token().await.unwrap().secret(), t.secret());
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // An API that answers 401 to every token, called in a loop for 3 s: three fresh tokens are replaced at once,
+    // then each waits a growing backoff; callers are never kept waiting.
+    let started = std::time::Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let asked = std::time::Instant::now();
+        let t = source.token().await.unwrap();
+        assert!(asked.elapsed() < Duration::from_secs(1));
+        source.reject(&t);
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let requests = count.load(Ordering::SeqCst);
+    assert!(calls > 100, "{calls}");
+    assert!(
+        (4..=8).contains(&requests),
+        "{requests} token requests for {calls} refused calls"
+    );
+}

@@ -86,10 +86,12 @@ async fn proxy_mode_replaces_refused_tokens_and_streams() {
     let credentials = format!("client_id = \"{id}\"\nclient_secret = \"{secret}\"\n");
     let config = format!(
         "upstream_timeout = \"1s\"\n{}{credentials}api_url = \"{upstream}/\"\n{}{credentials}api_url = \"{upstream}\"\n\
-         token_header = \"WM_SEC.ACCESS_TOKEN\"\n{}{credentials}api_url = \"http://127.0.0.1:9\"\n",
+         token_header = \"WM_SEC.ACCESS_TOKEN\"\n{}{credentials}api_url = \"http://127.0.0.1:9\"\n\
+         {}{credentials}api_url = \"{upstream}\"\nproxy_requires_header = true\n",
         plain_api("api", &keyward.base, "https://api.example"),
         plain_api("wm", &keyward.base, "https://api.example"),
         plain_api("down", &keyward.base, "https://api.example"),
+        plain_api("strict", &keyward.base, "https://api.example"),
     );
     let agent = agent(dir.path(), &config, &[]);
     let http = http();
@@ -119,6 +121,26 @@ async fn proxy_mode_replaces_refused_tokens_and_streams() {
         (seen["wm_sec"].as_str(), &seen["authorization"]),
         (Some(wm.as_str()), &Value::Null)
     );
+
+    // An API that asks for it needs Metadata-Flavor in proxy mode too, so a redirect an app follows cannot use it.
+    let r = http.get(agent.url("/strict/x")).send().await.unwrap();
+    super::refused(r, StatusCode::FORBIDDEN, "proxy_requires_header").await;
+    let r = http
+        .get(agent.url("/strict/x"))
+        .header("Metadata-Flavor", "Keyward")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(
+        seen["flavor"],
+        Value::Null,
+        "the header stays with the agent"
+    );
+    // A matrix-parameter dot segment, which servlet containers read as `..`, never leaves the agent.
+    let r = http.get(agent.url("/api/..;/admin")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // The API refuses the token: an idempotent request with a small body goes again, body and all, with a new one.
     refused.lock().unwrap().insert(first.clone());
