@@ -5,7 +5,6 @@
 //! token it has, retrying with jittered backoff and never sooner than `Retry-After` says; when the server refuses
 //! the client (`invalid_client`, `unauthorized_client`, any RFC 6749 §5.2 error) it stops and says why.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,18 +12,22 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::fetch::{self, HttpClient};
+use crate::fetch::HttpClient;
 use crate::secret::Secret;
 
+mod builder;
 pub mod dialect;
+mod drive;
 mod request;
 mod timing;
 
+pub use builder::Builder;
 pub use dialect::{
     Accept, AuthMethod, BodyFormat, Dialect, HeaderValue, Preset, WalleyEnvironment,
     WllEnvironment, WllRegion,
 };
-use request::{Answer, Ask, Credentials, Issued};
+use drive::{drive, lock};
+use request::{Ask, Credentials};
 
 /// An access token handed out by a [`TokenSource`].
 #[derive(Clone, PartialEq, Eq)]
@@ -111,176 +114,6 @@ pub struct Status {
     pub expires_in: Option<Duration>,
     /// The last failure since the last token, if any.
     pub last_error: Option<String>,
-}
-
-/// Configures a [`TokenSource`].
-#[derive(Debug, Clone)]
-pub struct Builder {
-    ask: Ask,
-    credentials: Credentials,
-    refresh_share: f64,
-    max_wait: Duration,
-    request_timeout: Duration,
-    default_lifetime: Duration,
-    refused_retry: Duration,
-    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-}
-
-impl Builder {
-    /// Where API calls should carry the token: `None` for `Authorization: Bearer`, or a header such as
-    /// `WM_SEC.ACCESS_TOKEN`.
-    pub fn api_header(&self) -> Option<&str> {
-        self.ask.dialect.api_header.as_deref()
-    }
-
-    /// How the request is spoken (default: RFC 6749's own, Basic and a form body).
-    pub fn dialect(mut self, dialect: Dialect) -> Self {
-        self.ask.dialect = dialect;
-        self
-    }
-
-    /// Where the credentials travel.
-    pub fn auth(mut self, auth: AuthMethod) -> Self {
-        self.ask.dialect.auth = auth;
-        self
-    }
-
-    /// The body's encoding.
-    pub fn body(mut self, body: BodyFormat) -> Self {
-        self.ask.dialect.body = body;
-        self
-    }
-
-    /// The answer format to ask for.
-    pub fn accept(mut self, accept: Accept) -> Self {
-        self.ask.dialect.accept = accept;
-        self
-    }
-
-    /// A header sent with every token request.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.ask
-            .dialect
-            .headers
-            .push((name.into(), HeaderValue::Fixed(value.into())));
-        self
-    }
-
-    /// A header carrying a fresh correlation id (a random UUID) on every token request.
-    pub fn correlation_header(mut self, name: impl Into<String>) -> Self {
-        self.ask
-            .dialect
-            .headers
-            .push((name.into(), HeaderValue::Correlation));
-        self
-    }
-
-    /// `scope` (RFC 6749 §3.3), space-separated.
-    pub fn scope(self, scope: impl Into<String>) -> Self {
-        self.param("scope", scope)
-    }
-
-    /// `audience`, as Auth0-style servers (and Keyward) take it.
-    pub fn audience(self, audience: impl Into<String>) -> Self {
-        self.param("audience", audience)
-    }
-
-    /// `resource` (RFC 8707); may be given more than once.
-    pub fn resource(self, resource: impl Into<String>) -> Self {
-        self.param("resource", resource)
-    }
-
-    /// Any other body parameter.
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.ask.params.push((name.into(), value.into()));
-        self
-    }
-
-    /// The share of a token's lifetime after which it is refreshed (default 0.75). A token of two minutes or more
-    /// is refreshed a minute before its end at the latest, whichever comes first.
-    pub fn refresh_share(mut self, share: f64) -> Self {
-        self.refresh_share = share;
-        self
-    }
-
-    /// The longest a caller of [`TokenSource::token`] waits for a token (default 30 s).
-    pub fn max_wait(mut self, wait: Duration) -> Self {
-        self.max_wait = wait.min(timing::FAR);
-        self
-    }
-
-    /// The longest one token request may take (default 10 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout.min(timing::FAR);
-        self
-    }
-
-    /// The lifetime assumed when the server leaves out `expires_in` (default 5 minutes).
-    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.default_lifetime = lifetime.min(timing::FAR);
-        self
-    }
-
-    /// After the server refused the request, how long before one more try (default 5 minutes); a change of
-    /// credentials tries at once.
-    pub fn refused_retry(mut self, wait: Duration) -> Self {
-        self.refused_retry = wait.min(timing::FAR);
-        self
-    }
-
-    /// Trusts the certificate authorities of a PEM file beside the Mozilla roots.
-    pub fn ca_file(mut self, path: &Path) -> Result<Self, String> {
-        self.extra_roots.extend(fetch::read_ca_file(path)?);
-        Ok(self)
-    }
-
-    /// The token source. It starts fetching on the first [`TokenSource::token`] (or [`TokenSource::start`]).
-    pub fn build(self) -> Result<TokenSource, String> {
-        let url: hyper::Uri = self
-            .ask
-            .token_url
-            .parse()
-            .map_err(|e| format!("token URL `{}`: {e}", self.ask.token_url))?;
-        if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
-            return Err(format!(
-                "token URL `{}`: must be an http:// or https:// URL",
-                self.ask.token_url
-            ));
-        }
-        if self.credentials.client_id.is_empty() {
-            return Err("client id: must not be empty".into());
-        }
-        if !(self.refresh_share > 0.0 && self.refresh_share <= 1.0) {
-            return Err("refresh share: must be above 0 and at most 1".into());
-        }
-        for (name, _) in &self.ask.dialect.headers {
-            hyper::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("header `{name}`: not a valid header name"))?;
-        }
-        let http = fetch::client_trusting(&self.extra_roots);
-        let (state, _) = watch::channel(State::default());
-        Ok(TokenSource {
-            inner: Arc::new(Inner {
-                shared: Arc::new(Shared {
-                    ask: self.ask,
-                    credentials: Mutex::new(self.credentials),
-                    refresh_share: self.refresh_share,
-                    request_timeout: self.request_timeout,
-                    default_lifetime: self.default_lifetime,
-                    refused_retry: self.refused_retry,
-                    http,
-                    state,
-                    wake: Notify::new(),
-                    fetched: AtomicU64::new(0),
-                    served: AtomicU64::new(0),
-                    failures: AtomicU64::new(0),
-                    fresh_rejects: std::sync::atomic::AtomicU32::new(0),
-                }),
-                max_wait: self.max_wait,
-                driver: Mutex::new(None),
-            }),
-        })
-    }
 }
 
 /// Gets, caches and refreshes an access token (RFC 6749 §4.4). Cheap to clone; clones share the token.
@@ -558,153 +391,4 @@ impl TokenSource {
     pub fn api_header(&self) -> Option<&str> {
         self.inner.shared.ask.dialect.api_header.as_deref()
     }
-}
-
-/// The background task: fetches when the token held is due for refresh, missing or rejected, and after a failure
-/// waits (backoff, `Retry-After`) before the next try.
-async fn drive(shared: Arc<Shared>) {
-    let mut next = Instant::now();
-    let mut failures: u32 = 0;
-    // The server refused the last request.
-    let mut refused = false;
-    // Where a wait was imposed (Retry-After, backoff), a rejected token does not shorten it.
-    let mut not_before = Instant::now();
-    let mut credentials = current_credentials(&shared);
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
-            () = shared.wake.notified() => {
-                let now_creds = current_credentials(&shared);
-                let creds_changed = now_creds != credentials;
-                credentials = now_creds;
-                let (needed, suspect) = {
-                    let s = shared.state.borrow();
-                    let held = s.token.as_ref();
-                    (held.is_none_or(|h| h.rejected), held.filter(|h| h.suspect).map(|h| h.obtained))
-                };
-                // New credentials undo a refusal of the old ones, and its wait; a busy server's Retry-After stands.
-                if creds_changed && refused {
-                    refused = false;
-                    failures = 0;
-                    not_before = Instant::now();
-                    next = not_before;
-                }
-                if needed {
-                    next = not_before.max(Instant::now());
-                } else if let Some(obtained) = suspect {
-                    let past_free = shared
-                        .fresh_rejects
-                        .load(Ordering::Relaxed)
-                        .saturating_sub(timing::FREE_REJECTS);
-                    let wait = timing::backoff(past_free, random());
-                    next = next.min(not_before.max(timing::later(obtained, wait)));
-                }
-                continue;
-            }
-        }
-        // Read now, not at the last wake: a refresh due at the moment new credentials arrived uses the new ones.
-        credentials = current_credentials(&shared);
-        let sent = Instant::now();
-        let answer = request::exchange(
-            &shared.http,
-            &shared.ask,
-            &credentials,
-            shared.request_timeout,
-            crate::clock::wall(),
-        )
-        .await;
-        match answer {
-            Answer::Token(issued) => {
-                failures = 0;
-                refused = false;
-                // A token that reached its refresh unrefused ends a run of refused fresh tokens.
-                if shared
-                    .state
-                    .borrow()
-                    .token
-                    .as_ref()
-                    .is_some_and(|h| !h.rejected && !h.suspect)
-                {
-                    shared.fresh_rejects.store(0, Ordering::Relaxed);
-                }
-                shared.fetched.fetch_add(1, Ordering::Relaxed);
-                let held = hold(&shared, issued, sent);
-                next = held.refresh_at;
-                not_before = Instant::now();
-                shared.state.send_replace(State {
-                    token: Some(held),
-                    refused: None,
-                    last_error: None,
-                });
-            }
-            Answer::Refused {
-                status,
-                error,
-                description,
-            } => {
-                shared.failures.fetch_add(1, Ordering::Relaxed);
-                refused = true;
-                let error = TokenError::Refused {
-                    status,
-                    error,
-                    description,
-                };
-                tracing::warn!(token_url = %shared.ask.token_url, error = %error, "token request refused; not retrying until the credentials change");
-                next = timing::later(Instant::now(), shared.refused_retry);
-                not_before = next;
-                shared.state.send_modify(|s| {
-                    s.last_error = Some(error.to_string());
-                    s.refused = Some(error);
-                });
-            }
-            Answer::Retry { why, retry_after } => {
-                shared.failures.fetch_add(1, Ordering::Relaxed);
-                failures = failures.saturating_add(1);
-                let wait = timing::retry_wait(failures, retry_after, random());
-                tracing::warn!(token_url = %shared.ask.token_url, error = %why, retry_in = ?wait, "token request failed; retrying");
-                next = timing::later(Instant::now(), wait);
-                not_before = next;
-                shared.state.send_modify(|s| s.last_error = Some(why));
-            }
-        }
-    }
-}
-
-/// A lock that a panic elsewhere does not poison for good: what it guards stays valid between statements.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn current_credentials(shared: &Shared) -> Credentials {
-    lock(&shared.credentials).clone()
-}
-
-/// The token as held: its schedule counted from when the request was sent.
-fn hold(shared: &Shared, issued: Issued, sent: Instant) -> Held {
-    // A lifetime beyond any real token's (an `expires_in` of 2^63) is read as the longest one held.
-    let lifetime = issued
-        .lifetime
-        .unwrap_or(shared.default_lifetime)
-        .min(timing::FAR);
-    let schedule = timing::schedule(lifetime, shared.refresh_share);
-    Held {
-        token: AccessToken {
-            value: Arc::from(issued.access_token),
-            token_type: Arc::from(issued.token_type),
-            scope: issued.scope.map(Arc::from),
-            expires_at: timing::later(sent, lifetime),
-        },
-        obtained: sent,
-        usable_until: timing::later(sent, schedule.usable_for),
-        refresh_at: timing::later(sent, schedule.refresh_after),
-        rejected: false,
-        suspect: false,
-    }
-}
-
-/// Random bits for jitter.
-fn random() -> u32 {
-    let mut b = [0u8; 4];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    u32::from_le_bytes(b)
 }

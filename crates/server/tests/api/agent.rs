@@ -249,6 +249,16 @@ impl Admin {
     }
 }
 
+/// `keyward agent --config PATH`, run to its end.
+fn agent_on(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .arg("agent")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 // A file the agent cannot use stops it at start with exit status 2, and stderr names the key and why.
 #[test]
 fn a_bad_file_names_the_key_and_why() {
@@ -278,12 +288,7 @@ fn a_bad_file_names_the_key_and_why() {
     for (i, (text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad-{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
-            .arg("agent")
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = agent_on(&path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
@@ -298,12 +303,7 @@ fn a_bad_file_names_the_key_and_why() {
     std::fs::write(&file, "mine").unwrap();
     let path = dir.path().join("socket-on-a-file.toml");
     std::fs::write(&path, format!("socket = \"{}\"\n{walley}", file.display())).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("agent")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = agent_on(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("not a socket"),
