@@ -414,7 +414,8 @@ pub(crate) async fn agent(
         api_url: &hello,
     };
     let (agent_pid, agent) = procs.agent(&o.bin_dir, &api, &o.gateway_log_level).await?;
-    let through = Shot::get(format!("{agent}/bench/manage/orders/42"));
+    let through =
+        Shot::get(format!("{agent}/bench/manage/orders/42")).header("metadata-flavor", "Keyward");
     if !load::once(&through).await {
         bail!(
             "keyward agent's proxy mode did not answer 200; its log:\n{}",

@@ -40,8 +40,7 @@ pub(super) struct RawApi {
     correlation_header: Option<String>,
     token_header: Option<String>,
     refresh_share: Option<f64>,
-    #[serde(default)]
-    proxy_requires_header: bool,
+    proxy_requires_header: Option<bool>,
 }
 
 /// A checked `[api.NAME]`.
@@ -74,8 +73,8 @@ pub struct ApiSettings {
     pub token_header: Option<String>,
     /// The share of a token's lifetime after which it is refreshed.
     pub refresh_share: Option<f64>,
-    /// Whether proxy mode, like token mode, needs `Metadata-Flavor: Keyward` (so that a request an app was
-    /// tricked into sending, or a redirect it followed, cannot make an authenticated call).
+    /// Whether proxy mode, like token mode, needs `Metadata-Flavor: Keyward` (default: it does), so that a request
+    /// an app was tricked into sending, or a redirect it followed, cannot make an authenticated call.
     pub proxy_requires_header: bool,
 }
 
@@ -238,7 +237,8 @@ pub(super) fn check(name: &str, raw: RawApi, env: &Env) -> Result<ApiConfig, Str
             api_url,
             token_header,
             refresh_share: raw.refresh_share,
-            proxy_requires_header: raw.proxy_requires_header,
+            // Required unless turned off: the lesson of instance metadata services (a header, against SSRF).
+            proxy_requires_header: raw.proxy_requires_header.unwrap_or(true),
         },
         client_id,
         client_secret: Secret::new(client_secret),

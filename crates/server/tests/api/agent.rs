@@ -106,8 +106,20 @@ fn plain_api(name: &str, base: &str, audience: &str) -> String {
     format!("[api.{name}]\ntoken_url = \"{base}/oauth2/token\"\naudience = \"{audience}\"\n")
 }
 
-/// An HTTP client with a bound on every request.
+/// An app's HTTP client for the agent: a bound on every request, and `Metadata-Flavor: Keyward` on each (token
+/// mode needs it, and proxy mode by default).
 fn http() -> reqwest::Client {
+    let mut flavor = reqwest::header::HeaderMap::new();
+    flavor.insert("metadata-flavor", "Keyward".parse().unwrap());
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .default_headers(flavor)
+        .build()
+        .unwrap()
+}
+
+/// A client that sends no `Metadata-Flavor`: what a redirect, a relay or a tricked app sends.
+fn bare_http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()

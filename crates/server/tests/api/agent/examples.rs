@@ -257,7 +257,7 @@ async fn refusals(http: &reqwest::Client, agent: &Served) {
             assert_eq!(body["error"], "forbidden", "{url} {header}");
         }
     }
-    let r = http
+    let r = super::bare_http()
         .get(agent.url("/v1/token/walley"))
         .send()
         .await
@@ -293,7 +293,9 @@ async fn refusals(http: &reqwest::Client, agent: &Served) {
 async fn raw_status(addr: &str, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nMetadata-Flavor: Keyward\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
