@@ -12,6 +12,7 @@
 //! Every process started is stopped at the end, however the run ends.
 
 mod baseline;
+mod integrator;
 mod load;
 mod peers;
 mod procs;
@@ -334,7 +335,7 @@ async fn bench(o: &Options) -> anyhow::Result<(Vec<Row>, Vec<StartUp>)> {
             "limits" => scenarios::limits(o, p, r).await?,
             "introspect" => scenarios::introspect(o, p, r, sign).await?,
             "gateway" => scenarios::gateway(o, p, r).await?,
-            "agent" => scenarios::agent(o, p, r).await?,
+            "agent" => integrator::agent(o, p, r).await?,
             "scaling" => scenarios::scaling(o, p, r, sign).await?,
             "clients" => {
                 starts.push(scenarios::many_clients(o, p, r, 10_000, &[10_000], sign).await?);
@@ -344,7 +345,7 @@ async fn bench(o: &Options) -> anyhow::Result<(Vec<Row>, Vec<StartUp>)> {
             }
             "cluster" => scenarios::cluster(o, p, r).await?,
             "purge" => scenarios::purge(o, p, r).await?,
-            "peers" => scenarios::peer(o, p, r).await?,
+            "peers" => peers::peer(o, p, r).await?,
             _ => {}
         }
         if let Some(last) = rows.last() {

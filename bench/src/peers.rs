@@ -1,11 +1,16 @@
 //! The peer target a run can compare Keyward with: node-oidc-provider in `bench/peers/oidc-provider`, issuing ES256
 //! JWT access tokens for `https://bench.api` (900 s) to one client by client_credentials, as Keyward's target does.
-//! This file installs its npm packages and builds the command that starts it; `procs.rs` runs and stops it.
+//! This file installs its npm packages, builds the command that starts it (`procs.rs` runs and stops it), and
+//! measures it beside a one-client Keyward (`peer`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
+
+use crate::procs::{self, Procs};
+use crate::scenarios::{alternating, keyward_cc_beside, token_shot};
+use crate::{Options, Row};
 
 /// The peer's directory, relative to the repository root.
 const DIR: &str = "bench/peers/oidc-provider";
@@ -69,4 +74,36 @@ pub(crate) fn command(dir: &Path, port: u16) -> Command {
         .env("NODE_ENV", "production")
         .env("PORT", port.to_string());
     c
+}
+
+/// node-oidc-provider issuing ES256 JWTs for client_credentials (`--peers`), measured beside a one-client Keyward
+/// (keyward-cc) in alternating slices: the goal compares the two.
+pub(crate) async fn peer(
+    o: &Options,
+    procs: &mut Procs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let dir = install(&o.repo_root)?;
+    let (pid, base) = procs.peer(&dir).await?;
+    let shot = token_shot(&base, "/token").header(
+        "authorization",
+        keyward_core::basic::encode(CLIENT_ID, CLIENT_SECRET),
+    );
+    let (one_shot, one_kw) = keyward_cc_beside(o, procs).await?;
+    let (m, b) = alternating(shot, one_shot, o).await;
+    let row = Row::new(
+        "peer-oidc-provider ES256".into(),
+        m,
+        procs::peak_rss_mib(pid),
+    )
+    .beside(
+        rows,
+        "  keyward-cc-sqlite ES256, alternating".into(),
+        b,
+        procs::peak_rss_mib(one_kw.pid),
+    );
+    rows.push(row);
+    procs.stop(pid);
+    procs.stop(one_kw.pid);
+    Ok(())
 }

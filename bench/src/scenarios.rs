@@ -54,7 +54,7 @@ async fn measure_beside(
 
 /// Measures `shot` and `beside` (a reference) in alternating one-second slices, each warmed up first: (shot's,
 /// reference's).
-async fn alternating(shot: Shot, beside: Shot, o: &Options) -> (Measured, Measured) {
+pub(crate) async fn alternating(shot: Shot, beside: Shot, o: &Options) -> (Measured, Measured) {
     let beside = warm_up(beside, o).await;
     let shots = warm_up(shot, o).await;
     load::run_alternating(shots, beside, o.connections, o.seconds, 1.0).await
@@ -113,7 +113,10 @@ async fn sign_beside(procs: &mut Procs) -> anyhow::Result<(Shot, u32)> {
 }
 
 /// A fresh one-client Keyward (SQLite, ES256) as keyward-cc measures it, to measure beside a target.
-async fn keyward_cc_beside(o: &Options, procs: &mut Procs) -> anyhow::Result<(Shot, Keyward)> {
+pub(crate) async fn keyward_cc_beside(
+    o: &Options,
+    procs: &mut Procs,
+) -> anyhow::Result<(Shot, Keyward)> {
     let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
     let shot = one_client_shot(&kw, "ES256").await?;
     Ok((shot, kw))
@@ -129,7 +132,7 @@ async fn one_client_shot(kw: &Keyward, alg: &str) -> anyhow::Result<Shot> {
         .header("authorization", keyward_core::basic::encode(&id, &secret)))
 }
 
-fn token_shot(base: &str, path: &str) -> Shot {
+pub(crate) fn token_shot(base: &str, path: &str) -> Shot {
     Shot::post_form(format!("{base}{path}"), "grant_type=client_credentials")
 }
 
@@ -391,76 +394,6 @@ pub(crate) async fn gateway(
     Ok(())
 }
 
-/// `keyward agent` holding a client of a real Keyward, in its two modes, each beside the baseline that does the
-/// same HTTP work without the agent, in alternating slices. Token mode (`GET /v1/token/bench`, answered from
-/// memory) beside baseline-hello; proxy mode (`GET /bench/manage/orders/42`, the token added and the request
-/// forwarded to a baseline-hello) beside baseline-proxy forwarding `GET /manage/orders/42` to the same upstream.
-pub(crate) async fn agent(
-    o: &Options,
-    procs: &mut Procs,
-    rows: &mut Vec<Row>,
-) -> anyhow::Result<()> {
-    let kw = Keyward::start(procs, &o.bin_dir, None, None).await?;
-    let (id, secret) = kw.client_for("ES256").await?;
-    // The token-mode reference and both proxies' upstream: it answers any path.
-    let (hello_pid, hello) = procs.baseline("hello").await?;
-    let (proxy_pid, proxy) = procs.baseline_proxy(&hello).await?;
-    let api = procs::AgentApi {
-        token_url: format!("{}/oauth2/token", kw.base),
-        // The audience `client_for("ES256")` allows.
-        resource: "https://bench.api",
-        client_id: &id,
-        client_secret: &secret,
-        api_url: &hello,
-    };
-    let (agent_pid, agent) = procs.agent(&o.bin_dir, &api, &o.gateway_log_level).await?;
-    let through =
-        Shot::get(format!("{agent}/bench/manage/orders/42")).header("metadata-flavor", "Keyward");
-    if !load::once(&through).await {
-        bail!(
-            "keyward agent's proxy mode did not answer 200; its log:\n{}",
-            procs.log("agent.log")
-        );
-    }
-    let level = &o.gateway_log_level;
-
-    let modes = [
-        (
-            "token",
-            procs::agent_token_shot(&agent),
-            Shot::get(format!("{hello}/")),
-            "baseline-hello",
-            hello_pid,
-        ),
-        (
-            "proxy",
-            through,
-            Shot::get(format!("{proxy}/manage/orders/42")),
-            "baseline-proxy",
-            proxy_pid,
-        ),
-    ];
-    for (mode, shot, reference, reference_name, reference_pid) in modes {
-        let (m, b) = alternating(shot, reference, o).await;
-        let row = Row::new(
-            format!("agent {mode} mode (log {level})"),
-            m,
-            procs::peak_rss_mib(agent_pid),
-        )
-        .beside(
-            rows,
-            format!("  {reference_name}, alternating"),
-            b,
-            procs::peak_rss_mib(reference_pid),
-        );
-        rows.push(row);
-    }
-    for pid in [agent_pid, proxy_pid, hello_pid, kw.pid] {
-        procs.stop(pid);
-    }
-    Ok(())
-}
-
 /// `keyward-cc` ES256 on SQLite with one, then two server threads.
 pub(crate) async fn scaling(
     o: &Options,
@@ -650,36 +583,4 @@ pub(crate) fn count_label(n: usize) -> String {
         n if n % 1_000 == 0 => format!("{}k", n / 1_000),
         n => n.to_string(),
     }
-}
-
-/// node-oidc-provider issuing ES256 JWTs for client_credentials (`--peers`), measured beside a one-client Keyward
-/// (keyward-cc) in alternating slices: the goal compares the two.
-pub(crate) async fn peer(
-    o: &Options,
-    procs: &mut Procs,
-    rows: &mut Vec<Row>,
-) -> anyhow::Result<()> {
-    let dir = crate::peers::install(&o.repo_root)?;
-    let (pid, base) = procs.peer(&dir).await?;
-    let shot = token_shot(&base, "/token").header(
-        "authorization",
-        keyward_core::basic::encode(crate::peers::CLIENT_ID, crate::peers::CLIENT_SECRET),
-    );
-    let (one_shot, one_kw) = keyward_cc_beside(o, procs).await?;
-    let (m, b) = alternating(shot, one_shot, o).await;
-    let row = Row::new(
-        "peer-oidc-provider ES256".into(),
-        m,
-        procs::peak_rss_mib(pid),
-    )
-    .beside(
-        rows,
-        "  keyward-cc-sqlite ES256, alternating".into(),
-        b,
-        procs::peak_rss_mib(one_kw.pid),
-    );
-    rows.push(row);
-    procs.stop(pid);
-    procs.stop(one_kw.pid);
-    Ok(())
 }
