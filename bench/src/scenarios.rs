@@ -1,6 +1,7 @@
 //! The targets a run measures, each adding rows to the table: the baselines, Keyward's token endpoint on both
-//! engines (with the database's write counter read around the measured run), introspection, the gateway, the
-//! integrator's agent, one and two server threads, many clients in the store, and node-oidc-provider.
+//! engines (with the database's write counter read around the measured run), introspection, the gateway, one and
+//! two server threads, many clients in the store. The agent's target is in `integrator.rs`, the peer's in
+//! `peers.rs`.
 
 use std::io::Write;
 use std::path::Path;
