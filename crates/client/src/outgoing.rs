@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use hyper::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{HeaderMap, HeaderName, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use tower::{BoxError, Layer, Service};
 
@@ -116,15 +116,7 @@ fn with_token<B>(
     token: &AccessToken,
     header: Option<&HeaderName>,
 ) -> Result<Request<B>, BoxError> {
-    let (name, value) = match header {
-        Some(h) => (h.clone(), HeaderValue::from_str(token.secret())?),
-        None => (
-            AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {}", token.secret()))?,
-        ),
-    };
-    let mut value = value;
-    value.set_sensitive(true);
+    let (name, value) = token.header(header)?;
     request.headers_mut().insert(name, value);
     Ok(request)
 }
@@ -163,6 +155,7 @@ fn error_code(value: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HeaderValue;
 
     fn with(status: u16, challenge: Option<&str>) -> bool {
         let mut headers = HeaderMap::new();

@@ -54,6 +54,30 @@ impl AccessToken {
         self.scope.as_deref()
     }
 
+    /// The header an API call carries the token in (RFC 6750 §2.1): `Authorization: Bearer <token>`, or the bare
+    /// token in `header` (Walmart's `WM_SEC.ACCESS_TOKEN`). The value is marked sensitive; an error means the token
+    /// holds bytes a header cannot carry.
+    pub fn header(
+        &self,
+        header: Option<&hyper::header::HeaderName>,
+    ) -> Result<
+        (hyper::header::HeaderName, hyper::header::HeaderValue),
+        hyper::header::InvalidHeaderValue,
+    > {
+        let (name, mut value) = match header {
+            Some(h) => (
+                h.clone(),
+                hyper::header::HeaderValue::from_str(self.secret())?,
+            ),
+            None => (
+                hyper::header::AUTHORIZATION,
+                hyper::header::HeaderValue::from_str(&format!("Bearer {}", self.secret()))?,
+            ),
+        };
+        value.set_sensitive(true);
+        Ok((name, value))
+    }
+
     /// How long the token has left, by this process's monotonic clock.
     pub fn expires_in(&self) -> Duration {
         self.expires_at.saturating_duration_since(Instant::now())

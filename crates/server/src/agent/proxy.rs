@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, Uri, header};
 use axum::response::Response;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Body as _;
@@ -184,22 +184,14 @@ async fn send(
     body: Body,
 ) -> Result<Response<hyper::body::Incoming>, Response> {
     let mut headers = parts.headers.clone();
-    let (name, value) = match &api.token_header {
-        Some(h) => (h.clone(), HeaderValue::from_str(token.secret())),
-        None => (
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {}", token.secret())),
-        ),
-    };
-    let Ok(mut value) = value else {
+    let Ok((name, value)) = token.header(api.token_header.as_ref()) else {
         return Err(error(
             StatusCode::BAD_GATEWAY,
             "bad_token",
             "the token endpoint issued a token that cannot be sent in a header",
         ));
     };
-    value.set_sensitive(true);
-    headers.insert::<HeaderName>(name, value);
+    headers.insert(name, value);
     let mut upstream = Request::new(body);
     *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = uri.clone();
