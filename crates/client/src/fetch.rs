@@ -22,7 +22,7 @@ use serde_json::Value;
 const MAX_DOCUMENT: usize = 256 * 1024;
 
 /// A pooled HTTP(S) client.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client for `http://` and `https://` URLs.
 pub(crate) fn client() -> HttpClient {
@@ -30,7 +30,7 @@ pub(crate) fn client() -> HttpClient {
 }
 
 /// A client for `http://` and `https://` URLs that trusts `extra` authorities beside the Mozilla roots.
-pub(crate) fn client_trusting(extra: &[CertificateDer<'static>]) -> HttpClient {
+pub fn client_trusting(extra: &[CertificateDer<'static>]) -> HttpClient {
     let https = match tls_config(extra) {
         Ok(tls) => hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -126,6 +126,19 @@ pub(crate) async fn json(
     .to_bytes();
     let body = serde_json::from_slice(&body).map_err(|_| format!("{url}: not JSON"))?;
     Ok(Fetched { body, max_age })
+}
+
+/// `GET url` expecting a 200 JSON answer of at most 256 KiB within `timeout`: the document, and how long it may
+/// be cached when the server said (`Cache-Control: max-age`). For Keyward's own outbound fetches (client JWKS,
+/// federated issuers' discovery and keys), which follow the same limits as the verifier's.
+pub async fn get_json(
+    client: &HttpClient,
+    url: &str,
+    timeout: Duration,
+) -> Result<(Value, Option<Duration>), String> {
+    json(client, url, None, timeout)
+        .await
+        .map(|f| (f.body, f.max_age))
 }
 
 /// The `max-age` directive of a `Cache-Control` value (RFC 9111 §5.2.2.1); `no-store`/`no-cache` mean zero.

@@ -37,7 +37,7 @@ mod secret;
 pub mod source;
 mod verify;
 
-pub use fetch::{read_ca_file, tls_config};
+pub use fetch::{HttpClient, client_trusting, get_json, read_ca_file, tls_config};
 pub use key::{PublicKey, parse_jwks};
 pub use layer::{Mode, Verified, VerifyLayer, VerifyService};
 pub use outgoing::{AttachToken, AttachTokenLayer, token_refused};

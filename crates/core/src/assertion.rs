@@ -8,6 +8,7 @@
 use serde::Deserialize;
 
 use crate::jwt::{self, Header, LEEWAY_SECONDS};
+use crate::registration::keys::{FederatedCredential, conditions_met};
 
 /// `client_assertion_type` for a JWT client assertion (RFC 7523 §2.2).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -89,6 +90,12 @@ pub enum AssertionError {
     /// `jti` is missing, empty or longer than [`MAX_JTI`].
     #[error("jti must be present, 1 to {MAX_JTI} characters")]
     Jti,
+    /// A federated token from an issuer none of the client's credentials trusts.
+    #[error("no federated credential of the client trusts this issuer")]
+    Issuer,
+    /// A federated token whose audience or claims meet none of the credentials for its issuer.
+    #[error("the token's audience or claims meet none of the client's federated credentials")]
+    Conditions,
 }
 
 /// One name or several (RFC 7519 §4.1.3).
@@ -184,6 +191,102 @@ pub fn check<'a>(
         signature: parsed.signature,
         jti,
         spend_until: claims.exp + LEEWAY_SECONDS,
+    })
+}
+
+/// A federated token (a workload's platform token presented as its client assertion) whose header and claims
+/// pass for one of the client's federated credentials, its signature not yet checked.
+#[derive(Debug)]
+pub struct Federated<'a> {
+    /// The algorithm it claims; the issuer's key must be bound to the same one.
+    pub alg: AssertionAlg,
+    /// `kid`, to pick the issuer's key.
+    pub kid: Option<String>,
+    /// `header.payload`, as signed.
+    pub signing_input: &'a str,
+    /// The signature.
+    pub signature: Vec<u8>,
+    /// The credential it met (an index into the list given).
+    pub credential: usize,
+    /// Its `jti`, to spend once, when it has one (GitHub's tokens do; not every platform's do).
+    pub jti: Option<String>,
+    /// Until when the `jti` must stay spent: `exp` plus the leeway.
+    pub spend_until: i64,
+}
+
+/// The issuer a token names (`iss`), read before anything is trusted, to tell a client's own assertion (`iss`
+/// is the client) from a federated token.
+pub fn claimed_issuer(assertion: &str) -> Option<String> {
+    let parsed = jwt::split(assertion).ok()?;
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&parsed.payload).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// Checks a federated token's header and claims against a client's credentials at `now`: an accepted asymmetric
+/// `alg`, `iss` exactly a credential's issuer, its audience among `aud`, `exp` present and not passed, `iat` and
+/// `nbf` not ahead, and the credential's conditions on `sub` and other claims. Unlike a client's own assertion,
+/// `exp` may lie far ahead (a platform decides its tokens' lives) and `jti` may be absent.
+pub fn check_federated<'a>(
+    token: &'a str,
+    credentials: &[FederatedCredential],
+    now: i64,
+) -> Result<Federated<'a>, AssertionError> {
+    let parsed = jwt::split(token).map_err(AssertionError::Malformed)?;
+    let alg = check_header(&parsed.header)?;
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&parsed.payload).map_err(|_| AssertionError::Claims)?;
+    let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+    let time = |name: &str| claims.get(name).map(serde_json::Value::as_i64);
+    let iss = text("iss").ok_or(AssertionError::Claims)?;
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => vec![a.as_str()],
+        Some(serde_json::Value::Array(many)) => many
+            .iter()
+            .map(|a| a.as_str().ok_or(AssertionError::Claims))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(AssertionError::Claims),
+    };
+    let exp = time("exp").flatten().ok_or(AssertionError::Claims)?;
+    let (iat, nbf) = (time("iat"), time("nbf"));
+    if iat.is_some_and(|t| t.is_none()) || nbf.is_some_and(|t| t.is_none()) {
+        return Err(AssertionError::Claims);
+    }
+    if exp + LEEWAY_SECONDS <= now {
+        return Err(AssertionError::Expired);
+    }
+    let future = |t: Option<Option<i64>>| t.flatten().is_some_and(|t| t > now + LEEWAY_SECONDS);
+    if future(iat) || future(nbf) {
+        return Err(AssertionError::NotYetValid);
+    }
+    let jti = match claims.get("jti") {
+        None => None,
+        Some(serde_json::Value::String(j)) if !j.is_empty() && j.len() <= MAX_JTI => {
+            Some(j.clone())
+        }
+        Some(_) => return Err(AssertionError::Jti),
+    };
+    let of_issuer: Vec<usize> = (0..credentials.len())
+        .filter(|&i| credentials[i].issuer == iss)
+        .collect();
+    if of_issuer.is_empty() {
+        return Err(AssertionError::Issuer);
+    }
+    let credential = of_issuer
+        .into_iter()
+        .find(|&i| {
+            audiences.contains(&credentials[i].audience.as_str())
+                && conditions_met(&credentials[i], &claims)
+        })
+        .ok_or(AssertionError::Conditions)?;
+    Ok(Federated {
+        alg,
+        kid: parsed.header.kid,
+        signing_input: parsed.signing_input,
+        signature: parsed.signature,
+        credential,
+        jti,
+        spend_until: exp + LEEWAY_SECONDS,
     })
 }
 
@@ -378,5 +481,57 @@ mod tests {
             check("a.b", "c1", &[ISSUER], NOW).unwrap_err(),
             E::Malformed("not a compact JWS")
         );
+    }
+
+    #[test]
+    fn federated_tokens_must_meet_a_credential() {
+        use crate::registration::keys::FederatedCredential;
+        use std::collections::BTreeMap;
+        const GH: &str = "https://token.actions.githubusercontent.com";
+        let creds = vec![FederatedCredential {
+            name: "deploy".into(),
+            issuer: GH.into(),
+            audience: "https://kw.example".into(),
+            subject: None,
+            claims: BTreeMap::from([("repository".into(), "acme/shop".into())]),
+        }];
+        let good = json!({"iss": GH, "sub": "repo:acme/shop:ref:refs/heads/main", "aud": "https://kw.example",
+                          "repository": "acme/shop", "exp": NOW + 3_000, "iat": NOW, "jti": "g-1"});
+        let rs = json!({"alg": "RS256", "kid": "gh"});
+        let t = jws(rs.clone(), good.clone());
+        let f = check_federated(&t, &creds, NOW).unwrap();
+        assert_eq!(
+            (f.credential, f.jti.as_deref(), f.alg),
+            (0, Some("g-1"), AssertionAlg::RS256)
+        );
+        assert_eq!(claimed_issuer(&t).as_deref(), Some(GH));
+        let run =
+            |claims: Value| check_federated(&jws(rs.clone(), claims), &creds, NOW).map(|_| ());
+        use AssertionError as E;
+        let cases: [(&str, Value, E); 6] = [
+            ("iss", json!("https://evil.example"), E::Issuer),
+            ("aud", json!("https://other.example"), E::Conditions),
+            ("repository", json!("acme/other"), E::Conditions),
+            ("exp", json!(NOW - LEEWAY_SECONDS), E::Expired),
+            ("nbf", json!(NOW + 60), E::NotYetValid),
+            ("jti", json!(7), E::Jti),
+        ];
+        for (claim, value, error) in cases {
+            let claims = with(good.clone(), |m| {
+                m.insert(claim.into(), value.clone());
+            });
+            assert_eq!(run(claims), Err(error), "{claim} = {value}");
+        }
+        // No jti is allowed; HS256 and none never are.
+        assert!(
+            run(with(good.clone(), |m| {
+                m.remove("jti");
+            }))
+            .is_ok()
+        );
+        for alg in ["HS256", "none"] {
+            let t = jws(json!({"alg": alg}), good.clone());
+            assert!(check_federated(&t, &creds, NOW).is_err());
+        }
     }
 }

@@ -68,16 +68,20 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// RFC 7591 §2 `none`: a public client (RFC 6749 §2.1) that sends its `client_id` alone.
     None,
+    /// RFC 7523 §2.2 / RFC 7591 §2 `private_key_jwt`: a JWT client assertion (RFC 7521 §4.2), signed with one of
+    /// the client's own keys or issued by an external issuer the client trusts (workload identity federation).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
     /// The secret methods, the default for a new confidential client.
     pub const ALL: [AuthMethod; 2] = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
     /// Every method, secret or not.
-    pub const EVERY: [AuthMethod; 3] = [
+    pub const EVERY: [AuthMethod; 4] = [
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
         AuthMethod::None,
+        AuthMethod::PrivateKeyJwt,
     ];
 
     /// The RFC 7591 name.
@@ -86,6 +90,7 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -97,9 +102,10 @@ impl FromStr for AuthMethod {
             "client_secret_basic" => Ok(Self::ClientSecretBasic),
             "client_secret_post" => Ok(Self::ClientSecretPost),
             "none" => Ok(Self::None),
+            "private_key_jwt" => Ok(Self::PrivateKeyJwt),
             _ => Err(format!(
-                "unknown auth method {s:?}: use client_secret_basic, client_secret_post, or none (public \
-                 clients)"
+                "unknown auth method {s:?}: use client_secret_basic, client_secret_post, private_key_jwt, or \
+                 none (public clients)"
             )),
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod input;
+pub mod keys;
 pub mod resource;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +15,7 @@ use std::hash::BuildHasher;
 
 pub use client::{ClientChange, ClientRegistration, ClientType};
 pub use input::{DurationValue, ResourceInput, ResourcePatch};
+pub use keys::{FederatedCredential, KeySettings};
 pub use resource::{ResourceChange, ResourceRegistration};
 
 /// Why a registration or a change to one was refused.

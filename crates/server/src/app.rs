@@ -18,7 +18,8 @@ use crate::limits::Limits;
 use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::service::{Accounts, Admin, ApiKeys, Consents, Delegated, Issuer, Sessions};
+use crate::remote_keys::RemoteKeys;
+use crate::service::{Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, Sessions};
 use crate::startup::{self, Started};
 use crate::store::Store;
 use crate::toolkit::{Held, Toolkit};
@@ -176,6 +177,11 @@ impl App {
             issuer: config.issuer.clone(),
             stale_while_unreachable: config.stale_while_unreachable,
             delegated: delegated.clone(),
+            assertions: Arc::new(Assertions {
+                store: store.clone(),
+                remote: Arc::new(RemoteKeys::new(outbound_client(config)?)),
+                audiences: assertion_audiences(config),
+            }),
         });
         let app = App(Arc::new(Parts {
             sessions: Arc::new(Sessions {
@@ -207,6 +213,38 @@ impl App {
         app.metrics.database_up.set(1.0);
         Ok((app, first))
     }
+}
+
+/// The HTTPS client of Keyward's own outbound fetches (client `jwks_uri`s, federated issuers), trusting the
+/// configured `extra_ca_file` beside the Mozilla roots.
+fn outbound_client(config: &Config) -> anyhow::Result<keyward_client::HttpClient> {
+    let extra = match &config.extra_ca_file {
+        Some(path) => {
+            keyward_client::read_ca_file(path).map_err(|e| anyhow::anyhow!("extra_ca_file: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    Ok(keyward_client::client_trusting(&extra))
+}
+
+/// Keyward's names a client assertion's `aud` may hold (RFC 7523 §3 item 3): the issuer, and the URL of every
+/// endpoint that authenticates clients (the token endpoint and its configured aliases, introspection and
+/// revocation), since clients put the URL they post to.
+fn assertion_audiences(config: &Config) -> Vec<String> {
+    let i = &config.issuer;
+    let mut names = vec![
+        i.clone(),
+        format!("{i}/oauth2/token"),
+        format!("{i}/oauth2/introspect"),
+        format!("{i}/oauth2/revoke"),
+    ];
+    names.extend(
+        config
+            .token_endpoints
+            .iter()
+            .map(|e| format!("{i}{}", e.path)),
+    );
+    names
 }
 
 /// Each router takes the service it uses from the state.

@@ -81,6 +81,9 @@ pub struct Config {
     pub metrics_client_labels: usize,
     /// Where traces are exported (OTLP over HTTP), when set.
     pub otlp_endpoint: Option<String>,
+    /// A PEM file of certificate authorities trusted beside the Mozilla roots by Keyward's outbound HTTPS
+    /// (client `jwks_uri`s, federated issuers).
+    pub extra_ca_file: Option<PathBuf>,
     /// How long a connection may take over a request's head and body, sit idle, or leave a response unread.
     pub timeouts: Timeouts,
     /// How long an authorization code can be redeemed, seconds (RFC 6749 §4.1.2).

@@ -6,7 +6,8 @@
 //! - wiring and background: `app` (the server's), `toolkit` (the CLI's), `startup`, `first_start`, `follower`,
 //!   `housekeeping`;
 //! - services: `service` (issuer, delegated access, admin, accounts, sessions, consents, API keys);
-//! - shared parts: `memory`, `registry`, `keys`, `limits`, `usage`, `metrics`, `feed`, `refresh`, `config`;
+//! - shared parts: `memory`, `registry`, `remote_keys`, `keys`, `limits`, `usage`, `metrics`, `feed`, `refresh`,
+//!   `config`;
 //! - ground: `store`, `crypto`, `clock`, `conn`, `otel`.
 
 pub mod agent;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod otel;
 pub mod refresh;
 pub mod registry;
+pub mod remote_keys;
 pub mod serve;
 pub mod service;
 pub mod startup;

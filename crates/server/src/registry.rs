@@ -6,9 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+use keyward_client::PublicKey;
 use keyward_core::OAuthError;
 use keyward_core::client::{AuthMethod, Client};
 use keyward_core::limit::{ClientLimits, Rate, RateSetting};
+use keyward_core::registration::{FederatedCredential, KeySettings};
 use keyward_core::resource::Resource;
 use keyward_core::scope::ScopeSet;
 
@@ -46,10 +48,14 @@ pub struct CachedClient {
     pub client: Client,
     /// Its secrets.
     pub secrets: Vec<CachedSecret>,
-    /// Whether it may authenticate with HTTP Basic and with body credentials: `client.enabled` and
-    /// `client.auth_methods` folded into this struct, so with a million clients in memory an authentication
-    /// touches as few cache lines as it can.
-    accepts: [bool; 3],
+    /// Whether it may authenticate by each method: `client.enabled` and `client.auth_methods` folded into this
+    /// struct, so with a million clients in memory an authentication touches as few cache lines as it can.
+    accepts: [bool; 4],
+    /// What its `private_key_jwt` assertions are checked against, when it has any (boxed: most clients have none,
+    /// and a million of them then pay one pointer each).
+    pub keys: Option<Box<AssertionKeys>>,
+    /// RFC 9449 §5.2: its access tokens must be DPoP-bound.
+    pub dpop_bound: bool,
     /// Whether an account owns it (a console key): only those have their tokens counted for the usage charts.
     owned: bool,
     /// Its own limits over the server's.
@@ -69,7 +75,8 @@ pub struct CachedClient {
 }
 
 impl CachedClient {
-    fn accepts(&self, method: AuthMethod) -> bool {
+    /// Whether it is enabled and may authenticate with `method`.
+    pub fn accepts(&self, method: AuthMethod) -> bool {
         self.accepts[method as usize]
     }
 
@@ -94,13 +101,26 @@ impl CachedClient {
     }
 }
 
+/// What a client's `private_key_jwt` assertions are checked against (RFC 7523 §2.2): its own public keys, inline
+/// or at a URL, and the external issuers it trusts.
+#[derive(Debug)]
+pub struct AssertionKeys {
+    /// Its inline keys (`jwks`), parsed once when the client is read.
+    pub inline: Vec<PublicKey>,
+    /// Where its keys are published (`jwks_uri`).
+    pub jwks_uri: Option<String>,
+    /// External issuers whose tokens authenticate it.
+    pub federated: Vec<FederatedCredential>,
+}
+
 /// Client credentials as presented.
 #[derive(Debug)]
 pub struct Credentials {
     /// Claimed client id.
     pub client_id: String,
-    /// Presented secret.
-    pub secret: String,
+    /// What proves it: the secret (`client_secret_basic`, `client_secret_post`), the assertion
+    /// (`private_key_jwt`), or nothing (`none`).
+    pub proof: String,
     /// How they were presented.
     pub method: AuthMethod,
 }
@@ -173,9 +193,36 @@ pub fn to_resource(row: &ResourceRow) -> Option<Resource> {
     })
 }
 
+/// A row's key settings; most rows hold none, and are not parsed.
+fn key_settings(row: &ClientRow) -> KeySettings {
+    if row.key_settings == "{}" {
+        return KeySettings::default();
+    }
+    // Checked on write; a document a newer version wrote and this one cannot read holds no keys here.
+    serde_json::from_str(&row.key_settings).unwrap_or_default()
+}
+
+/// The assertion keys of `settings`, `None` when there are none. A key that does not parse (only a newer version
+/// could have written one) is left out.
+fn assertion_keys(settings: KeySettings) -> Option<Box<AssertionKeys>> {
+    if !settings.has_assertion_keys() {
+        return None;
+    }
+    Some(Box::new(AssertionKeys {
+        inline: settings
+            .keys()
+            .iter()
+            .filter_map(|k| PublicKey::from_jwk(k).ok())
+            .collect(),
+        jwks_uri: settings.jwks_uri,
+        federated: settings.federated,
+    }))
+}
+
 fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> CachedClient {
     let client = to_client(row, resources);
-    let mut accepts = [false; 3];
+    let settings = key_settings(row);
+    let mut accepts = [false; 4];
     for m in AuthMethod::EVERY {
         accepts[m as usize] = client.enabled && client.auth_methods.contains(&m);
     }
@@ -183,6 +230,8 @@ fn cached(row: &ClientRow, resources: Vec<String>, secrets: &[SecretRow]) -> Cac
         client,
         secrets: secrets.iter().filter_map(cached_secret).collect(),
         accepts,
+        dpop_bound: settings.dpop_bound_access_tokens,
+        keys: assertion_keys(settings),
         owned: row.owner_account.is_some(),
         // Checked on write; limits a newer version wrote and this one cannot read fall back to the server's.
         limits: serde_json::from_str(&row.limits).unwrap_or_default(),
@@ -396,7 +445,7 @@ impl Registry {
     ) -> Result<Arc<CachedClient>, OAuthError> {
         let Some(client) = client else {
             // The digest is still computed, so an unknown client costs what a known one does.
-            let _ = master.digest(&creds.secret);
+            let _ = master.digest(&creds.proof);
             return Err(OAuthError::invalid_client());
         };
         if creds.method == AuthMethod::None {
@@ -408,7 +457,7 @@ impl Registry {
                 Err(OAuthError::invalid_client())
             };
         }
-        let digest = master.digest(&creds.secret);
+        let digest = master.digest(&creds.proof);
         let mut matched = None;
         for s in &client.secrets {
             let live = s.expires_at.is_none_or(|t| now < t);

@@ -12,6 +12,7 @@ mod limits;
 mod meta;
 mod resources;
 mod revoked;
+mod secrets;
 mod spent;
 mod usage;
 
@@ -26,10 +27,11 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 pub use accounts::AccountRow;
 pub use audit::{AuditEntry, NewAudit};
 pub use changes::Change;
-pub use clients::{ClientRow, NewClient, SecretRow};
+pub use clients::{ClientRow, NewClient};
 pub use grants::{Advance, CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow, same_instance};
 pub use keys::KeyRow;
 pub use resources::ResourceRow;
+pub use secrets::SecretRow;
 pub use usage::UsageRow;
 
 /// Runs the same expression on whichever pool is in use.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::keys::{self, FederatedCredential, KeySettings};
 use super::{Catalogue, RegistrationError, check_name};
 use crate::client::{AuthMethod, GrantType};
 use crate::limit::ClientLimits;
@@ -50,6 +51,8 @@ pub struct ClientRegistration {
     /// The account whose key it is, when an account holder made it (or an operator made it for one); never
     /// changes.
     pub owner_account: Option<String>,
+    /// Its public keys, federated credentials and DPoP binding.
+    pub keys: KeySettings,
 }
 
 impl ClientRegistration {
@@ -70,6 +73,7 @@ impl ClientRegistration {
             refresh_token_ttl: None,
             limits: ClientLimits::default(),
             owner_account,
+            keys: KeySettings::default(),
         }
     }
 
@@ -157,6 +161,16 @@ pub struct ClientChange {
     pub refresh_token_ttl: Option<i64>,
     /// Its own limits (replaces them all; the default goes back to the server's).
     pub limits: Option<ClientLimits>,
+    /// Its public keys as a JWK Set (RFC 7591 §2 `jwks`); `Some(None)` removes them. Setting them drops a
+    /// `jwks_uri` the change does not name.
+    pub jwks: Option<Option<serde_json::Value>>,
+    /// Where its keys are published (RFC 7591 §2 `jwks_uri`); `Some(None)` removes it. Setting it drops inline
+    /// keys the change does not name.
+    pub jwks_uri: Option<Option<String>>,
+    /// Its federated credentials (replaces them all).
+    pub federated: Option<Vec<FederatedCredential>>,
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`.
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// Checks a client identifier an operator chose (RFC 6749 §2.2); generated ones always pass.
@@ -303,6 +317,17 @@ pub fn apply<C: Catalogue + ?Sized>(
             "none (a public client) cannot be combined with secret methods",
         ));
     }
+    apply_keys(&mut r.keys, change.jwks, change.jwks_uri, change.federated);
+    if let Some(bound) = change.dpop_bound_access_tokens {
+        r.keys.dpop_bound_access_tokens = bound;
+    }
+    keys::check(&r.keys)?;
+    if r.auth_methods.contains(&AuthMethod::PrivateKeyJwt) && !r.keys.has_assertion_keys() {
+        return Err(invalid(
+            "token_endpoint_auth_method",
+            "private_key_jwt needs jwks, jwks_uri or federated_credentials to check assertions with",
+        ));
+    }
     if let Some(uris) = change.redirect_uris {
         if uris.len() > MAX_REDIRECT_URIS {
             return Err(invalid("redirect_uris", "at most 20"));
@@ -355,6 +380,39 @@ pub fn apply<C: Catalogue + ?Sized>(
         ));
     }
     Ok(r)
+}
+
+/// Sets the key sources a change names. Inline keys and a `jwks_uri` exclude each other (RFC 7591 §2), so setting
+/// one drops the other unless the change names both (which [`keys::check`] then refuses).
+fn apply_keys(
+    current: &mut KeySettings,
+    jwks: Option<Option<serde_json::Value>>,
+    jwks_uri: Option<Option<String>>,
+    federated: Option<Vec<FederatedCredential>>,
+) {
+    match (jwks, jwks_uri) {
+        (Some(j), None) => {
+            if j.is_some() {
+                current.jwks_uri = None;
+            }
+            current.jwks = j;
+        }
+        (None, Some(u)) => {
+            let u = u.filter(|u| !u.is_empty());
+            if u.is_some() {
+                current.jwks = None;
+            }
+            current.jwks_uri = u;
+        }
+        (Some(j), Some(u)) => {
+            current.jwks = j;
+            current.jwks_uri = u.filter(|u| !u.is_empty());
+        }
+        (None, None) => {}
+    }
+    if let Some(f) = federated {
+        current.federated = f;
+    }
 }
 
 #[cfg(test)]

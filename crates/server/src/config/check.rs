@@ -157,6 +157,7 @@ impl RawConfig {
             }
             other => other.map(|u| u.trim_end_matches('/').to_owned()),
         };
+        let extra_ca_file = text("extra_ca_file", self.extra_ca_file)?.map(PathBuf::from);
         let defaults = Timeouts::default();
         // At most a day: a connection's deadlines are added to the time it opened.
         let seconds = |key, v, default: Duration| {
@@ -261,6 +262,7 @@ impl RawConfig {
             audit_retention,
             metrics_client_labels,
             otlp_endpoint,
+            extra_ca_file,
             timeouts,
             authorization_code_ttl,
             refresh_token_idle_ttl,

@@ -416,7 +416,7 @@ mod tests {
                 "cannot be echoed",
             ),
             (
-                "path = \"/x\"\nauth_methods = [\"private_key_jwt\"]",
+                "path = \"/x\"\nauth_methods = [\"tls_client_auth\"]",
                 "auth_methods",
             ),
             ("path = \"/x\"\nbody = [\"xml\"]", "body"),

@@ -49,6 +49,7 @@ pub struct RawConfig {
     pub(super) default_client_resource: Option<toml::Value>,
     pub(super) metrics_client_labels: Option<toml::Value>,
     pub(super) otlp_endpoint: Option<toml::Value>,
+    pub(super) extra_ca_file: Option<toml::Value>,
     pub(super) request_header_timeout: Option<toml::Value>,
     pub(super) request_body_timeout: Option<toml::Value>,
     pub(super) keep_alive_timeout: Option<toml::Value>,
@@ -62,7 +63,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 40] = [
+pub const KEYS: [&str; 41] = [
     "listen",
     "database",
     "issuer",
@@ -99,6 +100,7 @@ pub const KEYS: [&str; 40] = [
     "default_client_resource",
     "metrics_client_labels",
     "otlp_endpoint",
+    "extra_ca_file",
     "request_header_timeout",
     "request_body_timeout",
     "keep_alive_timeout",
@@ -169,6 +171,7 @@ impl RawConfig {
             "default_client_resource" => &mut self.default_client_resource,
             "metrics_client_labels" => &mut self.metrics_client_labels,
             "otlp_endpoint" => &mut self.otlp_endpoint,
+            "extra_ca_file" => &mut self.extra_ca_file,
             "request_header_timeout" => &mut self.request_header_timeout,
             "request_body_timeout" => &mut self.request_body_timeout,
             "keep_alive_timeout" => &mut self.keep_alive_timeout,

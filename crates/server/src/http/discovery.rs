@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyward_core::assertion::AssertionAlg;
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -14,8 +15,19 @@ pub(crate) async fn metadata(State(app): State<App>) -> Json<Value> {
     let i = &app.settings.issuer;
     // Exactly what each endpoint accepts: a public client authenticates with its id alone (`none`) at the token
     // and revocation endpoints (RFC 7009 §2.1), never at introspection (RFC 7662 §2.1).
-    let secret_methods = ["client_secret_basic", "client_secret_post"];
-    let with_none = ["client_secret_basic", "client_secret_post", "none"];
+    let confidential = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let with_none = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ];
+    // RFC 8414 §2: the algorithms private_key_jwt assertions may be signed with, per endpoint.
+    let assertion_algs: Vec<&str> = AssertionAlg::ALL.iter().map(|a| a.name()).collect();
     Json(json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/oauth2/authorize"),
@@ -29,8 +41,11 @@ pub(crate) async fn metadata(State(app): State<App>) -> Json<Value> {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "token_endpoint_auth_methods_supported": with_none,
-        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": confidential,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": with_none,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes(&app),
     }))
 }

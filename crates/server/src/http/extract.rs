@@ -8,10 +8,11 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest};
 use axum::http::request::Parts;
 use axum::http::{Request, header};
-use keyward_core::OAuthError;
+use keyward_core::assertion::{CLIENT_ASSERTION_TYPE, claimed_client};
 use keyward_core::basic;
 use keyward_core::client::AuthMethod;
 use keyward_core::form::Params;
+use keyward_core::{ErrorCode, OAuthError};
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::app::App;
@@ -185,6 +186,46 @@ fn credentials(
 ) -> Result<(Option<Credentials>, Challenge), ApiError> {
     let body_id = params.single("client_id").map_err(ApiError::oauth)?;
     let body_secret = params.single("client_secret").map_err(ApiError::oauth)?;
+    let assertion_type = params
+        .single("client_assertion_type")
+        .map_err(ApiError::oauth)?;
+    let assertion = params.single("client_assertion").map_err(ApiError::oauth)?;
+    if assertion_type.is_some() || assertion.is_some() {
+        if authorization.is_some() || body_secret.is_some() || params.contains("client_secret") {
+            return Err(bad(
+                "use one client authentication method, not a client assertion and a secret together",
+            ));
+        }
+        let (Some(kind), Some(assertion)) = (assertion_type, assertion) else {
+            return Err(bad(
+                "client_assertion and client_assertion_type are sent together (RFC 7521 §4.2)",
+            ));
+        };
+        if kind != CLIENT_ASSERTION_TYPE {
+            return Err(ApiError::OAuth(
+                OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                Challenge::None,
+            ));
+        }
+        // RFC 7521 §4.2: client_id is optional; without it the assertion names the client (`sub`). A federated
+        // token names a workload, not the client, so it needs client_id.
+        let client_id = body_id
+            .map(str::to_owned)
+            .or_else(|| claimed_client(assertion))
+            .ok_or(ApiError::OAuth(
+                OAuthError::invalid_client(),
+                Challenge::None,
+            ))?;
+        let creds = Credentials {
+            client_id,
+            proof: assertion.to_owned(),
+            method: AuthMethod::PrivateKeyJwt,
+        };
+        return Ok((Some(creds), Challenge::None));
+    }
     if let Some(header) = authorization {
         let Some(basic) = basic::parse(header).map_err(ApiError::oauth)? else {
             // Another scheme (Bearer, Digest…) cannot authenticate a client here.
@@ -205,7 +246,7 @@ fn credentials(
         }
         let creds = Credentials {
             client_id: basic.client_id,
-            secret: basic.client_secret,
+            proof: basic.client_secret,
             method: AuthMethod::ClientSecretBasic,
         };
         return Ok((Some(creds), Challenge::Basic));
@@ -214,7 +255,7 @@ fn credentials(
         (Some(id), Some(secret)) => Ok((
             Some(Credentials {
                 client_id: id.to_owned(),
-                secret: secret.to_owned(),
+                proof: secret.to_owned(),
                 method: AuthMethod::ClientSecretPost,
             }),
             Challenge::None,
@@ -223,7 +264,7 @@ fn credentials(
         (Some(id), None) => Ok((
             Some(Credentials {
                 client_id: id.to_owned(),
-                secret: String::new(),
+                proof: String::new(),
                 method: AuthMethod::None,
             }),
             Challenge::None,

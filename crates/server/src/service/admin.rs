@@ -8,7 +8,7 @@ use std::sync::Arc;
 use keyward_core::client::{AuthMethod, GrantType};
 use keyward_core::limit::ClientLimits;
 use keyward_core::registration::client as registration;
-use keyward_core::registration::{ClientChange, RegistrationError};
+use keyward_core::registration::{ClientChange, FederatedCredential, RegistrationError};
 use keyward_core::resource::ADMIN_RESOURCE;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -24,6 +24,7 @@ use crate::usage::Usage;
 
 mod error;
 mod import;
+mod keys;
 mod platform;
 mod resources;
 mod secrets;
@@ -62,8 +63,21 @@ pub struct ClientInput {
     pub enabled: Option<bool>,
     /// Grant types (default `client_credentials`).
     pub grant_types: Option<Vec<String>>,
-    /// Auth methods (default both).
+    /// Auth methods (default both secret methods).
     pub auth_methods: Option<Vec<String>>,
+    /// RFC 7591 §2: the one method it authenticates with (`client_secret_basic`, `client_secret_post`,
+    /// `private_key_jwt`, `none`); the same as `auth_methods` with one name, for tools that speak RFC 7591.
+    pub token_endpoint_auth_method: Option<String>,
+    /// RFC 7591 §2: its public keys as a JWK Set, for `private_key_jwt`; `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    pub jwks: Option<Option<serde_json::Value>>,
+    /// RFC 7591 §2: the HTTPS URL of its JWK Set; `null` or `""` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub jwks_uri: Option<Option<String>>,
+    /// External issuers whose tokens authenticate it (workload identity federation); replaces the list.
+    pub federated_credentials: Option<Vec<FederatedCredential>>,
+    /// RFC 9449 §5.2: every access token it gets must be DPoP-bound.
+    pub dpop_bound_access_tokens: Option<bool>,
     /// Allowed resource identifiers.
     pub resources: Option<Vec<String>>,
     /// Allowed scopes.
@@ -89,6 +103,15 @@ pub struct ClientInput {
     pub limits: Option<ClientLimits>,
 }
 
+/// Reads a member that may be `null`: absent is `None`, `null` is `Some(None)` (remove), a value `Some(Some(v))`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// The admin API's answer to a registration the rules refuse: 400, in the rule's words.
 fn refused(e: RegistrationError) -> AdminError {
     e.into()
@@ -96,6 +119,25 @@ fn refused(e: RegistrationError) -> AdminError {
 
 /// The change `input` asks for, its names and durations read (`client_id` and `owner_account` are not part of it).
 fn client_change(input: ClientInput) -> Result<ClientChange, AdminError> {
+    let auth_methods =
+        match (input.auth_methods, input.token_endpoint_auth_method) {
+            (Some(_), Some(_)) => {
+                return Err(AdminError::invalid(
+                    "token_endpoint_auth_method: give it or auth_methods, not both",
+                ));
+            }
+            (Some(list), None) => Some(registration::parse_auth_methods(&list)),
+            (None, Some(one)) => Some(registration::parse_auth_methods(&[one]).map_err(|e| {
+                RegistrationError::invalid("token_endpoint_auth_method", e.to_string())
+            })),
+            (None, None) => None,
+        }
+        .transpose()
+        .map_err(refused)?;
+    let jwks = input
+        .jwks
+        .map(|j| j.map(keys::normalize_jwks).transpose())
+        .transpose()?;
     Ok(ClientChange {
         name: input.name,
         enabled: input.enabled,
@@ -105,12 +147,7 @@ fn client_change(input: ClientInput) -> Result<ClientChange, AdminError> {
             .map(registration::parse_grant_types)
             .transpose()
             .map_err(refused)?,
-        auth_methods: input
-            .auth_methods
-            .as_deref()
-            .map(registration::parse_auth_methods)
-            .transpose()
-            .map_err(refused)?,
+        auth_methods,
         resources: input.resources,
         scopes: input.scopes,
         default_resource: input.default_resource.map(|d| (!d.is_empty()).then_some(d)),
@@ -129,6 +166,10 @@ fn client_change(input: ClientInput) -> Result<ClientChange, AdminError> {
             .transpose()
             .map_err(refused)?,
         limits: input.limits,
+        jwks,
+        jwks_uri: input.jwks_uri,
+        federated: input.federated_credentials,
+        dpop_bound_access_tokens: input.dpop_bound_access_tokens,
     })
 }
 
@@ -170,7 +211,7 @@ pub(crate) fn new_client(
     })
 }
 
-/// Creates a client and, unless it is public, its first secret inside `tx`.
+/// Creates a client and, when it authenticates with a secret, its first secret inside `tx`.
 pub async fn client_create_in(
     tx: &mut Tx,
     master: &MasterKeys,
@@ -210,10 +251,13 @@ pub async fn client_create_in(
         }
         e => e.into(),
     })?;
-    let public = client.row.auth_methods == AuthMethod::None.as_str();
+    // A public client holds no secret, and neither does one that authenticates by private_key_jwt alone.
+    let uses_secret = split_list(&client.row.auth_methods).iter().any(|m| {
+        m == AuthMethod::ClientSecretBasic.as_str() || m == AuthMethod::ClientSecretPost.as_str()
+    });
     let mut secrets = Vec::new();
     let mut secret = None;
-    if !public {
+    if uses_secret {
         let (value, hint) = new_secret();
         let secret_row = SecretRow {
             id: random_id("sec_"),
@@ -482,6 +526,17 @@ impl From<&ClientInput> for InputDetail {
         add(i.refresh_token_ttl.is_some(), "refresh_token_ttl");
         add(i.owner_account.is_some(), "owner_account");
         add(i.limits.is_some(), "limits");
+        add(
+            i.token_endpoint_auth_method.is_some(),
+            "token_endpoint_auth_method",
+        );
+        add(i.jwks.is_some(), "jwks");
+        add(i.jwks_uri.is_some(), "jwks_uri");
+        add(i.federated_credentials.is_some(), "federated_credentials");
+        add(
+            i.dpop_bound_access_tokens.is_some(),
+            "dpop_bound_access_tokens",
+        );
         InputDetail { fields }
     }
 }

@@ -12,8 +12,9 @@ use keyward_core::jwt::AccessTokenClaims;
 use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
-use super::Delegated;
+use super::assertions::AssertionRefusal;
 use super::delegated::DelegatedError;
+use super::{Assertions, Delegated};
 use crate::clock::Clock;
 use crate::config::Endpoint;
 use crate::crypto::{MasterKeys, token_id, token_instance};
@@ -97,6 +98,8 @@ pub struct Issuer {
     pub stale_while_unreachable: Duration,
     /// The delegated grants (authorization_code, refresh_token).
     pub delegated: Arc<Delegated>,
+    /// Client assertions (`private_key_jwt`, federation).
+    pub assertions: Arc<Assertions>,
 }
 
 impl Issuer {
@@ -135,10 +138,13 @@ impl Issuer {
             (Some(_), false) => Lookup::Database,
         };
         self.metrics.client_lookups[lookup as usize].increment(1);
-        match self
-            .registry
-            .authenticate(&self.master, creds, client, self.clock.now())
-        {
+        let outcome = if creds.method == AuthMethod::PrivateKeyJwt {
+            self.by_assertion(creds, client).await?
+        } else {
+            self.registry
+                .authenticate(&self.master, creds, client, self.clock.now())
+        };
+        match outcome {
             Ok(client) => {
                 self.limits
                     .client(&self.store, endpoint, &client, source.ip, now_us)
@@ -153,6 +159,30 @@ impl Issuer {
                     .failed(&self.store, &creds.client_id, source, now_us)
                     .await;
                 Err(IssueError::OAuth(e))
+            }
+        }
+    }
+
+    /// RFC 7521 §4.2: authenticates by a JWT assertion. Every refusal is the same `invalid_client` (its reason goes
+    /// to the log); only a store failure is an error of its own.
+    async fn by_assertion(
+        &self,
+        creds: &Credentials,
+        client: Option<Arc<CachedClient>>,
+    ) -> Result<Result<Arc<CachedClient>, OAuthError>, IssueError> {
+        let Some(client) = client.filter(|c| c.accepts(AuthMethod::PrivateKeyJwt)) else {
+            return Ok(Err(OAuthError::invalid_client()));
+        };
+        match self
+            .assertions
+            .authenticate(&client, &creds.proof, self.clock.now())
+            .await
+        {
+            Ok(()) => Ok(Ok(client)),
+            Err(AssertionRefusal::Store(e)) => Err(e.into()),
+            Err(why) => {
+                tracing::info!(client_id = %creds.client_id, reason = %why, "client assertion refused");
+                Ok(Err(OAuthError::invalid_client()))
             }
         }
     }

@@ -1,7 +1,6 @@
-//! `clients`, `client_resources` and `client_secrets`: the client registry and its API keys.
+//! `clients` and `client_resources`: the client registry (its secrets are in `secrets.rs`).
 
-use std::sync::Arc;
-
+use super::secrets::{SECRET_COLUMNS, SecretRow};
 use super::{Store, StoreError, Tx, on_db, on_tx, split_list};
 use futures_util::TryStreamExt as _;
 use keyward_core::limit::ClientLimits;
@@ -36,6 +35,9 @@ pub struct ClientRow {
     pub owner_account: Option<String>,
     /// JSON: its own limits (`keyward_core::limit::ClientLimits`; `{}` follows the server).
     pub limits: String,
+    /// JSON: its public keys, federated credentials and DPoP binding (`keyward_core::registration::KeySettings`;
+    /// `{}` is none).
+    pub key_settings: String,
     /// Random per creation: what a client created later with the same id does not share. Its codes, grants,
     /// token ids, usage counts and limit state carry it.
     pub instance: i64,
@@ -62,6 +64,7 @@ impl ClientRow {
             refresh_token_ttl: r.refresh_token_ttl,
             owner_account: r.owner_account.clone(),
             limits: limits_text(&r.limits),
+            key_settings: json_text(&r.keys),
             instance,
             created_at: now,
             updated_at: now,
@@ -85,6 +88,8 @@ impl ClientRow {
             refresh_token_ttl: self.refresh_token_ttl,
             limits: serde_json::from_str(&self.limits).unwrap_or_default(),
             owner_account: self.owner_account.clone(),
+            // Checked on write; a document a newer version wrote and this one cannot read holds no keys here.
+            keys: serde_json::from_str(&self.key_settings).unwrap_or_default(),
         }
     }
 
@@ -116,6 +121,9 @@ impl ClientRow {
         if before.limits != r.limits {
             self.limits = limits_text(&r.limits);
         }
+        if before.keys != r.keys {
+            self.key_settings = json_text(&r.keys);
+        }
         self.owner_account.clone_from(&r.owner_account);
     }
 }
@@ -137,10 +145,15 @@ fn parsed<T: std::str::FromStr>(list: &str) -> Vec<T> {
         .collect()
 }
 
-/// The limits column: JSON, `{}` when the client follows the server. Writing a struct of options and strings to
-/// JSON cannot fail; `{}` stands in if it ever did.
+/// The limits column: JSON, `{}` when the client follows the server.
 fn limits_text(limits: &ClientLimits) -> String {
-    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into())
+    json_text(limits)
+}
+
+/// A JSON document column. Writing a struct of options, strings and JSON values cannot fail; `{}` stands in if it
+/// ever did.
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
 }
 
 /// A client with its allowed resources, as written by create and update.
@@ -152,27 +165,7 @@ pub struct NewClient {
     pub resources: Vec<String>,
 }
 
-/// A secret row: the digest, never the secret.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
-pub struct SecretRow {
-    /// Secret id.
-    pub id: String,
-    /// Owner.
-    pub client_id: String,
-    /// HMAC-SHA-256 of the secret under the server pepper.
-    pub digest: Vec<u8>,
-    /// The first characters, to tell secrets apart in listings.
-    pub hint: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// When it stops working, if set.
-    pub expires_at: Option<i64>,
-    /// When it last authenticated (flushed periodically, not per request).
-    pub last_used_at: Option<i64>,
-}
-
-const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, instance, created_at, updated_at";
-const SECRET_COLUMNS: &str = "id, client_id, digest, hint, created_at, expires_at, last_used_at";
+const CLIENT_COLUMNS: &str = "id, name, enabled, grant_types, auth_methods, scopes, default_resource, serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, key_settings, instance, created_at, updated_at";
 
 impl Store {
     /// One client with its resources and secrets; `NotFound` when absent.
@@ -218,33 +211,10 @@ impl Store {
             .fetch_all(p)
             .await)?)
     }
-
-    /// Records last-used times gathered in memory: one transaction, a thousand secrets per statement. Only ever
-    /// moves a time forward.
-    pub async fn secrets_touch(&self, used: &[(Arc<str>, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        for chunk in used.chunks(BULK_ROWS) {
-            on_tx!(&mut tx, |c| {
-                // `VALUES` names its columns column1, column2 on both engines.
-                let mut q = sqlx::QueryBuilder::new(
-                    "UPDATE client_secrets SET last_used_at = v.column2 FROM (",
-                );
-                q.push_values(chunk, |mut b, (id, at)| {
-                    b.push_bind(&**id).push_bind(*at);
-                });
-                q.push(
-                    ") AS v WHERE client_secrets.id = v.column1 \
-                     AND (client_secrets.last_used_at IS NULL OR client_secrets.last_used_at < v.column2)",
-                );
-                q.build().execute(c).await.map(|_| ())
-            })?;
-        }
-        tx.commit().await
-    }
 }
 
 /// Rows per multi-row INSERT: 10,000 bound values at most, well under SQLite's 32,766 and PostgreSQL's 65,535.
-const BULK_ROWS: usize = 1_000;
+pub(super) const BULK_ROWS: usize = 1_000;
 
 impl Tx {
     /// Inserts a client and its resources.
@@ -259,7 +229,7 @@ impl Tx {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO clients (id, name, enabled, grant_types, auth_methods, scopes, default_resource, \
                      serves_resources, redirect_uris, description, refresh_token_ttl, owner_account, limits, \
-                     instance, created_at, updated_at) ",
+                     key_settings, instance, created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut b, c| {
                     let r = &c.row;
@@ -276,6 +246,7 @@ impl Tx {
                         .push_bind(r.refresh_token_ttl)
                         .push_bind(&r.owner_account)
                         .push_bind(&r.limits)
+                        .push_bind(&r.key_settings)
                         .push_bind(r.instance)
                         .push_bind(r.created_at)
                         .push_bind(r.updated_at);
@@ -298,7 +269,7 @@ impl Tx {
             sqlx::query(
             "UPDATE clients SET name = $2, enabled = $3, grant_types = $4, auth_methods = $5, scopes = $6, \
              default_resource = $7, serves_resources = $8, updated_at = $9, redirect_uris = $10, \
-             description = $11, refresh_token_ttl = $12, limits = $13 WHERE id = $1"
+             description = $11, refresh_token_ttl = $12, limits = $13, key_settings = $14 WHERE id = $1"
         )
         .bind(&r.id)
         .bind(&r.name)
@@ -313,6 +284,7 @@ impl Tx {
         .bind(&r.description)
         .bind(r.refresh_token_ttl)
         .bind(&r.limits)
+        .bind(&r.key_settings)
         .execute(conn)
         .await.map(|r| r.rows_affected())
         })?;
@@ -374,70 +346,15 @@ impl Tx {
         }
         Ok(())
     }
-
-    /// Adds a secret.
-    pub async fn secret_insert(&mut self, s: &SecretRow) -> Result<(), StoreError> {
-        self.secrets_insert_many(std::slice::from_ref(s)).await
-    }
-
-    /// Adds secrets (never used yet), up to `BULK_ROWS` per statement.
-    pub async fn secrets_insert_many(&mut self, secrets: &[SecretRow]) -> Result<(), StoreError> {
-        for chunk in secrets.chunks(BULK_ROWS) {
-            on_tx!(self, |conn| {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO client_secrets (id, client_id, digest, hint, created_at, expires_at) ",
-                );
-                q.push_values(chunk, |mut b, s| {
-                    b.push_bind(&s.id)
-                        .push_bind(&s.client_id)
-                        .push_bind(&s.digest)
-                        .push_bind(&s.hint)
-                        .push_bind(s.created_at)
-                        .push_bind(s.expires_at);
-                });
-                q.build().execute(conn).await.map(|r| r.rows_affected())
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Sets when a secret stops working; `NotFound` when the client has no such secret.
-    pub async fn secret_set_expiry(
-        &mut self,
-        client_id: &str,
-        id: &str,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE client_secrets SET expires_at = $3 WHERE client_id = $1 AND id = $2 \
-             AND (expires_at IS NULL OR expires_at > $3)"
-        )
-        .bind(client_id)
-        .bind(id)
-        .bind(at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        if done == 0 {
-            // Either the secret does not exist, or it already expires sooner: tell the two apart.
-            let (n,): (i64,) = on_tx!(self, |c| sqlx::query_as(
-                "SELECT COUNT(*) FROM client_secrets WHERE client_id = $1 AND id = $2"
-            )
-            .bind(client_id)
-            .bind(id)
-            .fetch_one(c)
-            .await)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Store {
     /// Streams the rows of `sql` to `each`, never holding the whole result (the registry's load).
-    async fn each_row<T>(&self, sql: &str, mut each: impl FnMut(T)) -> Result<(), StoreError>
+    pub(super) async fn each_row<T>(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(T),
+    ) -> Result<(), StoreError>
     where
         T: Send
             + Unpin
@@ -468,15 +385,6 @@ impl Store {
         self.each_row(
             "SELECT client_id, resource FROM client_resources",
             |(client, resource)| each(client, resource),
-        )
-        .await
-    }
-
-    /// Every secret, streamed to `each`.
-    pub async fn secrets_each(&self, each: impl FnMut(SecretRow)) -> Result<(), StoreError> {
-        self.each_row(
-            &format!("SELECT {SECRET_COLUMNS} FROM client_secrets"),
-            each,
         )
         .await
     }

@@ -576,7 +576,7 @@ both_engines!(
         assert!(!twin.memory.registry.is_loaded());
         let creds = |id: &str, secret: &str| keyward::registry::Credentials {
             client_id: id.into(),
-            secret: secret.into(),
+            proof: secret.into(),
             method: keyward_core::client::AuthMethod::ClientSecretBasic,
         };
         let here = keyward::limits::Source::new(std::net::Ipv4Addr::LOCALHOST.into());

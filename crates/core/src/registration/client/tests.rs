@@ -112,6 +112,7 @@ fn a_valid_change_applies_every_field() {
             description: Some("Ships orders.".into()),
             refresh_token_ttl: Some(86_400),
             limits: Some(limits),
+            ..ClientChange::default()
         },
         &catalogue(),
     )
@@ -136,6 +137,7 @@ fn a_valid_change_applies_every_field() {
             refresh_token_ttl: Some(86_400),
             limits,
             owner_account: None,
+            keys: Default::default(),
         }
     );
     // An empty change changes nothing.
@@ -202,11 +204,15 @@ fn grant_types_and_auth_methods_are_read_from_their_names() {
     );
     assert_eq!(parse_auth_methods(&["none"]), Ok(vec![AuthMethod::None]));
     assert_eq!(
-        parse_auth_methods(&["private_key_jwt"])
+        parse_auth_methods(&["private_key_jwt"]),
+        Ok(vec![AuthMethod::PrivateKeyJwt])
+    );
+    assert_eq!(
+        parse_auth_methods(&["tls_client_auth"])
             .unwrap_err()
             .to_string(),
-        "auth_methods: unknown auth method \"private_key_jwt\": use client_secret_basic, client_secret_post, \
-         or none (public clients)"
+        "auth_methods: unknown auth method \"tls_client_auth\": use client_secret_basic, client_secret_post, \
+         private_key_jwt, or none (public clients)"
     );
     assert_eq!("public".parse::<ClientType>(), Ok(ClientType::Public));
     assert_eq!(
@@ -533,4 +539,50 @@ fn the_first_field_in_order_is_named() {
             ..ClientChange::default()
         }),
     );
+}
+
+#[test]
+fn private_key_jwt_needs_keys_and_inline_keys_replace_a_jwks_uri() {
+    let keys =
+        serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k1"}]});
+    let bare = apply(
+        client(),
+        ClientChange {
+            auth_methods: Some(vec![AuthMethod::PrivateKeyJwt]),
+            ..ClientChange::default()
+        },
+        &catalogue(),
+    );
+    assert_eq!(bare.unwrap_err().field(), "token_endpoint_auth_method");
+    let by_uri = apply(
+        client(),
+        ClientChange {
+            auth_methods: Some(vec![AuthMethod::PrivateKeyJwt]),
+            jwks_uri: Some(Some("https://app.example/jwks".into())),
+            ..ClientChange::default()
+        },
+        &catalogue(),
+    )
+    .unwrap();
+    assert_eq!(by_uri.client_type(), ClientType::Confidential);
+    // Inline keys given later drop the URI; removing every source while private_key_jwt stays is refused.
+    let inline = apply(
+        by_uri,
+        ClientChange {
+            jwks: Some(Some(keys)),
+            ..ClientChange::default()
+        },
+        &catalogue(),
+    )
+    .unwrap();
+    assert!(inline.keys.jwks.is_some() && inline.keys.jwks_uri.is_none());
+    let emptied = apply(
+        inline,
+        ClientChange {
+            jwks: Some(None),
+            ..ClientChange::default()
+        },
+        &catalogue(),
+    );
+    assert_eq!(emptied.unwrap_err().field(), "token_endpoint_auth_method");
 }

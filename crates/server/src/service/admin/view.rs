@@ -1,8 +1,10 @@
 //! A client as the admin API, the CLI and the console show it: its registration in lists of names, its type, its
-//! limits, and its secrets' hints and dates when asked for (never their values).
+//! limits, its public keys and federated credentials, and its secrets' hints and dates when asked for (never
+//! their values).
 
 use keyward_core::client::AuthMethod;
 use keyward_core::limit::ClientLimits;
+use keyward_core::registration::{FederatedCredential, KeySettings};
 use serde::Serialize;
 
 use super::{SecretView, secret_view};
@@ -21,6 +23,8 @@ pub struct ClientView {
     pub grant_types: Vec<String>,
     /// Auth methods.
     pub auth_methods: Vec<String>,
+    /// RFC 7591 §2: its first auth method (the one it uses, for tools that know one per client).
+    pub token_endpoint_auth_method: String,
     /// Allowed resources.
     pub resources: Vec<String>,
     /// Allowed scopes.
@@ -41,6 +45,16 @@ pub struct ClientView {
     pub owner_account: Option<String>,
     /// Its own limits (absent members follow the server's).
     pub limits: ClientLimits,
+    /// RFC 7591 §2: its public keys, for `private_key_jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// RFC 7591 §2: where its public keys are published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// External issuers whose tokens authenticate it.
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// RFC 9449 §5.2: whether its access tokens are always DPoP-bound.
+    pub dpop_bound_access_tokens: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -55,12 +69,16 @@ pub(super) fn client_view(
     resources: Vec<String>,
     secrets: Option<&[SecretRow]>,
 ) -> ClientView {
+    // Checked on write; a document a newer version wrote and this one cannot read shows as none.
+    let keys: KeySettings = serde_json::from_str(&row.key_settings).unwrap_or_default();
+    let auth_methods = split_list(&row.auth_methods);
     ClientView {
         client_id: row.id.clone(),
         name: row.name.clone(),
         enabled: row.enabled,
         grant_types: split_list(&row.grant_types),
-        auth_methods: split_list(&row.auth_methods),
+        token_endpoint_auth_method: auth_methods.first().cloned().unwrap_or_default(),
+        auth_methods,
         resources,
         scopes: split_list(&row.scopes),
         default_resource: row.default_resource.clone(),
@@ -75,6 +93,10 @@ pub(super) fn client_view(
         refresh_token_ttl: row.refresh_token_ttl,
         owner_account: row.owner_account.clone(),
         limits: serde_json::from_str(&row.limits).unwrap_or_default(),
+        jwks: keys.jwks,
+        jwks_uri: keys.jwks_uri,
+        federated_credentials: keys.federated,
+        dpop_bound_access_tokens: keys.dpop_bound_access_tokens,
         created_at: row.created_at,
         updated_at: row.updated_at,
         secrets: secrets.map(|s| s.iter().map(secret_view).collect()),
