@@ -26,6 +26,7 @@ mod delegated;
 mod deleted;
 mod discovery;
 mod examples;
+mod federation;
 mod forms;
 mod gateway;
 mod harness;
