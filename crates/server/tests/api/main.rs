@@ -24,6 +24,7 @@ mod crash;
 mod delegated;
 mod deleted;
 mod discovery;
+mod dpop;
 mod examples;
 mod forms;
 mod gateway;
