@@ -301,3 +301,63 @@ impl IntoResponse for VerifyError {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_status_code_and_challenges() {
+        let algs = r#"algs="ES256 PS256 RS256 EdDSA""#;
+        let cases = [
+            (
+                VerifyError::Missing,
+                401,
+                None,
+                vec!["Bearer".to_owned(), format!("DPoP {algs}")],
+            ),
+            (
+                VerifyError::DpopProof("the proof was used before".into()),
+                401,
+                Some("invalid_dpop_proof"),
+                vec![format!(
+                    r#"DPoP error="invalid_dpop_proof", error_description="the proof was used before", {algs}"#
+                )],
+            ),
+            (
+                VerifyError::DpopToken(r#"bad "quoted" \ text"#.into()),
+                401,
+                Some("invalid_token"),
+                vec![format!(
+                    r#"DPoP error="invalid_token", error_description="bad quoted  text", {algs}"#
+                )],
+            ),
+            (
+                VerifyError::DpopScope("orders:write".into()),
+                403,
+                Some("insufficient_scope"),
+                vec![format!(
+                    r#"DPoP error="insufficient_scope", scope="orders:write", {algs}"#
+                )],
+            ),
+        ];
+        for (error, status, code, challenges) in cases {
+            assert_eq!(
+                error.challenges(),
+                (StatusCode::from_u16(status).unwrap(), challenges.clone())
+            );
+            assert_eq!(error.code(), code);
+            assert_eq!(error.challenge().1, challenges[0]);
+        }
+        // A bound token sent as Bearer: told both ways, DPoP first.
+        let (status, both) = VerifyError::BoundAsBearer.challenges();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(both[0].starts_with(r#"DPoP error="invalid_token""#) && both[0].ends_with(algs));
+        assert!(both[1].starts_with(r#"Bearer error="invalid_token""#));
+        let r = VerifyError::BoundAsBearer.into_response();
+        assert_eq!(
+            r.headers().get_all(header::WWW_AUTHENTICATE).iter().count(),
+            2
+        );
+    }
+}
