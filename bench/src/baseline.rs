@@ -91,6 +91,7 @@ async fn sign(s: Arc<Signer>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         client_id: CLIENT_ID.into(),
         scope: None,
         nbf: None,
+        cnf: None,
     };
     let Ok(input) = jwt::signing_input(&s.header, &claims) else {
         return respond(StatusCode::INTERNAL_SERVER_ERROR, "{}".into());

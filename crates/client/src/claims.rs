@@ -1,5 +1,5 @@
 //! What a verification yields: the token's claims, or why the request's token was not accepted (each reason an
-//! RFC 6750 §3.1 answer). Shared by the verifier, its cache, introspection and the tower layer.
+//! RFC 6750 §3.1 or RFC 9449 §7.1 answer). Shared by the verifier, its cache, introspection and the tower layer.
 
 use std::borrow::Cow;
 
@@ -23,6 +23,21 @@ pub enum VerifyError {
     /// A valid token without a scope the route needs: 403 `insufficient_scope`, naming the scopes.
     #[error("the token lacks scope {0}")]
     InsufficientScope(String),
+    /// RFC 9449 §7.1: a token refused on a request that used the `DPoP` scheme (expired, forged, not bound to a
+    /// key, …): 401 `invalid_token` with a `DPoP` challenge.
+    #[error("{0}")]
+    DpopToken(Cow<'static, str>),
+    /// RFC 9449 §7.1: the `DPoP` proof is missing, malformed, replayed, or does not match the request, the token
+    /// (`ath`) or the token's key (`cnf.jkt`): 401 `invalid_dpop_proof` with a `DPoP` challenge.
+    #[error("{0}")]
+    DpopProof(Cow<'static, str>),
+    /// RFC 9449 §7.2: a token bound to a key presented as a bearer token: 401 `invalid_token`, with a `DPoP` and a
+    /// `Bearer` challenge.
+    #[error("the token is bound to a key: present it with the DPoP scheme and a proof")]
+    BoundAsBearer,
+    /// A valid DPoP-bound token without a scope the route needs: 403 `insufficient_scope` with a `DPoP` challenge.
+    #[error("the token lacks scope {0}")]
+    DpopScope(String),
     /// The issuer's keys (or its introspection endpoint) cannot be reached and none are cached: 503.
     #[error("the token service is unreachable")]
     Unavailable,

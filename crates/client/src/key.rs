@@ -29,6 +29,9 @@ enum Material {
     Rsa { n: Vec<u8>, e: Vec<u8> },
 }
 
+/// Members only a private or symmetric key has (RFC 7518 §6).
+const PRIVATE: [&str; 7] = keyward_core::dpop::PRIVATE_MEMBERS;
+
 fn member<'a>(jwk: &'a Value, name: &str) -> Result<&'a str, String> {
     jwk.get(name)
         .and_then(Value::as_str)
@@ -40,6 +43,46 @@ fn bytes(jwk: &Value, name: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| format!("`{name}` is not base64url"))
 }
 
+/// The key material of a JWK for `alg`, which must fit its `kty` and `crv`.
+fn material(jwk: &Value, alg: &str) -> Result<(&'static str, Material), String> {
+    Ok(match (member(jwk, "kty")?, alg) {
+        ("EC", "ES256") => {
+            if member(jwk, "crv")? != "P-256" {
+                return Err("ES256 needs curve P-256".into());
+            }
+            let (x, y) = (bytes(jwk, "x")?, bytes(jwk, "y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return Err("P-256 coordinates are 32 bytes".into());
+            }
+            let mut point = Vec::with_capacity(65);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            ("ES256", Material::P256(point))
+        }
+        ("OKP", "EdDSA") => {
+            if member(jwk, "crv")? != "Ed25519" {
+                return Err("EdDSA needs curve Ed25519".into());
+            }
+            let x = bytes(jwk, "x")?;
+            if x.len() != 32 {
+                return Err("Ed25519 keys are 32 bytes".into());
+            }
+            ("EdDSA", Material::Ed25519(x))
+        }
+        ("RSA", alg @ ("RS256" | "PS256")) => {
+            let (n, e) = (bytes(jwk, "n")?, bytes(jwk, "e")?);
+            // RFC 7518 §3.3 and §3.5: at least 2048 bits.
+            if n.len() < 256 {
+                return Err("RSA keys must have at least 2048 bits".into());
+            }
+            let alg = if alg == "PS256" { "PS256" } else { "RS256" };
+            (alg, Material::Rsa { n, e })
+        }
+        _ => return Err("unsupported kty/alg pair".into()),
+    })
+}
+
 impl PublicKey {
     /// Reads one JWK. It must name its `kid` and an `alg` that fits its `kty` and `crv`, be for signatures
     /// (`use` absent or `sig`), and hold no private member: a JWKS that leaks a private key is refused rather than
@@ -49,49 +92,26 @@ impl PublicKey {
         if jwk.get("use").is_some_and(|u| u != "sig") {
             return Err("key is not for signatures".into());
         }
-        if ["d", "p", "q", "dp", "dq", "qi", "k"]
-            .iter()
-            .any(|m| jwk.get(m).is_some())
-        {
+        if PRIVATE.iter().any(|m| jwk.get(m).is_some()) {
             return Err("key has private members".into());
         }
-        let (alg, material) = match (member(jwk, "kty")?, member(jwk, "alg")?) {
-            ("EC", "ES256") => {
-                if member(jwk, "crv")? != "P-256" {
-                    return Err("ES256 needs curve P-256".into());
-                }
-                let (x, y) = (bytes(jwk, "x")?, bytes(jwk, "y")?);
-                if x.len() != 32 || y.len() != 32 {
-                    return Err("P-256 coordinates are 32 bytes".into());
-                }
-                let mut point = Vec::with_capacity(65);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                ("ES256", Material::P256(point))
-            }
-            ("OKP", "EdDSA") => {
-                if member(jwk, "crv")? != "Ed25519" {
-                    return Err("EdDSA needs curve Ed25519".into());
-                }
-                let x = bytes(jwk, "x")?;
-                if x.len() != 32 {
-                    return Err("Ed25519 keys are 32 bytes".into());
-                }
-                ("EdDSA", Material::Ed25519(x))
-            }
-            ("RSA", alg @ ("RS256" | "PS256")) => {
-                let (n, e) = (bytes(jwk, "n")?, bytes(jwk, "e")?);
-                // RFC 7518 §3.3 and §3.5: at least 2048 bits.
-                if n.len() < 256 {
-                    return Err("RSA keys must have at least 2048 bits".into());
-                }
-                let alg = if alg == "PS256" { "PS256" } else { "RS256" };
-                (alg, Material::Rsa { n, e })
-            }
-            _ => return Err("unsupported kty/alg pair".into()),
-        };
+        let (alg, material) = material(jwk, member(jwk, "alg")?)?;
         Ok(PublicKey { kid, alg, material })
+    }
+
+    /// Reads the key a DPoP proof carries in its header (RFC 9449 §4.2), which names neither `kid` nor `alg`:
+    /// the proof's `alg` is bound to the key's type as for a JWKS key (P-256 for ES256, Ed25519 for EdDSA, RSA of
+    /// at least 2048 bits for RS256 and PS256). Private members are refused.
+    pub fn from_proof_jwk(jwk: &Value, alg: &str) -> Result<Self, String> {
+        if PRIVATE.iter().any(|m| jwk.get(m).is_some()) {
+            return Err("key has private members".into());
+        }
+        let (alg, material) = material(jwk, alg)?;
+        Ok(PublicKey {
+            kid: String::new(),
+            alg,
+            material,
+        })
     }
 
     /// Checks `signature` over `input` with this key.

@@ -8,12 +8,15 @@ use std::task::{Context, Poll};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tower::{Layer, Service};
 
+use crate::bound::Request as Bound;
 use crate::claims::{Claims, VerifyError};
+use crate::dpop::ALGS;
+use crate::presented::Scheme;
 use crate::verify::Verifier;
 
 /// How a route checks tokens.
@@ -59,29 +62,63 @@ impl VerifyLayer {
         self
     }
 
-    /// The whole check of one request: token from the headers, verification, scopes.
+    /// The check of one request from its headers alone: token, verification, scopes. Without the method and URL
+    /// no DPoP proof can be checked, so a DPoP-bound token is refused here; [`VerifyLayer::check_request`] is the
+    /// whole check.
     pub async fn check(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Claims, VerifyError> {
-        let token = self.verifier.token_from(headers, query)?;
-        let claims = match self.mode {
-            Mode::Local => self.verifier.verify(token).await?,
-            Mode::Introspect => self.verifier.introspect(token).await?,
+        self.check_parts(headers, query, None).await
+    }
+
+    /// The whole check of one request (what the layer runs): token, verification, RFC 9449 §7 for a DPoP-bound
+    /// token (the scheme, the one `DPoP` proof for this method and URL, `ath`, `cnf.jkt`, the `jti` spent), and
+    /// the route's scopes. The URL is the builder's `public_origin` (else `https://` and `Host`) and `uri`'s path.
+    pub async fn check_request(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Claims, VerifyError> {
+        let request = Bound {
+            method,
+            uri,
+            headers,
         };
-        let missing: Vec<&str> = self
-            .scopes
-            .iter()
-            .filter(|s| !claims.has_scope(s))
-            .map(String::as_str)
-            .collect();
-        if missing.is_empty() {
-            Ok(claims)
-        } else {
-            // RFC 6750 §3: the scope attribute names what the resource needs.
-            Err(VerifyError::InsufficientScope(self.scopes.join(" ")))
+        self.check_parts(headers, uri.query(), Some(request)).await
+    }
+
+    async fn check_parts(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        request: Option<Bound<'_>>,
+    ) -> Result<Claims, VerifyError> {
+        let (scheme, token) = self.verifier.presented(headers, query)?;
+        let verified = match self.mode {
+            Mode::Local => self.verifier.verify_token(token).await,
+            Mode::Introspect => self.verifier.introspect_token(token).await,
+        };
+        // RFC 9449 §7.1: a request that used the DPoP scheme is answered with a DPoP challenge.
+        let claims = verified.map_err(|e| match (scheme, e) {
+            (Scheme::Dpop, VerifyError::Invalid(d)) => VerifyError::DpopToken(d),
+            (_, e) => e,
+        })?;
+        // Every request, cached token or not: the verified-token cache holds the claims, never the binding.
+        self.verifier
+            .check_binding(scheme, token, &claims, request)?;
+        let missing = self.scopes.iter().any(|s| !claims.has_scope(s));
+        if !missing {
+            return Ok(claims);
         }
+        // RFC 6750 §3: the scope attribute names what the resource needs.
+        let scopes = self.scopes.join(" ");
+        Err(match scheme {
+            Scheme::Bearer => VerifyError::InsufficientScope(scopes),
+            Scheme::Dpop => VerifyError::DpopScope(scopes),
+        })
     }
 }
 
@@ -122,7 +159,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            match layer.check(req.headers(), req.uri().query()).await {
+            match layer
+                .check_request(req.method(), req.uri(), req.headers())
+                .await
+            {
                 Ok(claims) => {
                     req.extensions_mut().insert(Verified(claims));
                     inner.call(req).await
@@ -154,33 +194,73 @@ impl<S: Send + Sync> FromRequestParts<S> for Verified {
 }
 
 impl VerifyError {
-    /// The status and `WWW-Authenticate` value RFC 6750 §3 gives this error.
+    /// The status and first `WWW-Authenticate` challenge RFC 6750 §3 or RFC 9449 §7.1 gives this error.
     pub fn challenge(&self) -> (StatusCode, String) {
+        let (status, mut all) = self.challenges();
+        (
+            status,
+            if all.is_empty() {
+                String::new()
+            } else {
+                all.swap_remove(0)
+            },
+        )
+    }
+
+    /// The status and every `WWW-Authenticate` challenge for this error, each its own header field: `Bearer`
+    /// (RFC 6750 §3) and, where the client should (or did) use DPoP, `DPoP` with the accepted `algs` (RFC 9449
+    /// §7.1).
+    pub fn challenges(&self) -> (StatusCode, Vec<String>) {
         let quoted = |s: &str| s.replace(['"', '\\'], "");
+        let bearer = |code: &str, d: &str| {
+            format!(
+                "Bearer error=\"{code}\", error_description=\"{}\"",
+                quoted(d)
+            )
+        };
+        let dpop = |code: &str, d: &str| {
+            format!(
+                "DPoP error=\"{code}\", error_description=\"{}\", algs=\"{ALGS}\"",
+                quoted(d)
+            )
+        };
+        let description = self.to_string();
         match self {
-            VerifyError::Missing => (StatusCode::UNAUTHORIZED, "Bearer".into()),
-            VerifyError::Malformed(d) => (
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "Bearer error=\"invalid_request\", error_description=\"{}\"",
-                    quoted(d)
-                ),
-            ),
-            VerifyError::Invalid(d) => (
+            VerifyError::Missing => (
                 StatusCode::UNAUTHORIZED,
-                format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    quoted(d)
-                ),
+                vec!["Bearer".into(), format!("DPoP algs=\"{ALGS}\"")],
             ),
+            VerifyError::Malformed(d) => {
+                (StatusCode::BAD_REQUEST, vec![bearer("invalid_request", d)])
+            }
+            VerifyError::Invalid(d) => (StatusCode::UNAUTHORIZED, vec![bearer("invalid_token", d)]),
             VerifyError::InsufficientScope(scope) => (
                 StatusCode::FORBIDDEN,
-                format!(
+                vec![format!(
                     "Bearer error=\"insufficient_scope\", scope=\"{}\"",
                     quoted(scope)
-                ),
+                )],
             ),
-            VerifyError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
+            VerifyError::DpopToken(d) => (StatusCode::UNAUTHORIZED, vec![dpop("invalid_token", d)]),
+            VerifyError::DpopProof(d) => (
+                StatusCode::UNAUTHORIZED,
+                vec![dpop("invalid_dpop_proof", d)],
+            ),
+            VerifyError::BoundAsBearer => (
+                StatusCode::UNAUTHORIZED,
+                vec![
+                    dpop("invalid_token", &description),
+                    bearer("invalid_token", &description),
+                ],
+            ),
+            VerifyError::DpopScope(scope) => (
+                StatusCode::FORBIDDEN,
+                vec![format!(
+                    "DPoP error=\"insufficient_scope\", scope=\"{}\", algs=\"{ALGS}\"",
+                    quoted(scope)
+                )],
+            ),
+            VerifyError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, Vec::new()),
         }
     }
 
@@ -189,8 +269,13 @@ impl VerifyError {
         match self {
             VerifyError::Missing => None,
             VerifyError::Malformed(_) => Some("invalid_request"),
-            VerifyError::Invalid(_) => Some("invalid_token"),
-            VerifyError::InsufficientScope(_) => Some("insufficient_scope"),
+            VerifyError::Invalid(_) | VerifyError::DpopToken(_) | VerifyError::BoundAsBearer => {
+                Some("invalid_token")
+            }
+            VerifyError::DpopProof(_) => Some("invalid_dpop_proof"),
+            VerifyError::InsufficientScope(_) | VerifyError::DpopScope(_) => {
+                Some("insufficient_scope")
+            }
             VerifyError::Unavailable => Some("temporarily_unavailable"),
         }
     }
@@ -198,15 +283,15 @@ impl VerifyError {
 
 impl IntoResponse for VerifyError {
     fn into_response(self) -> Response {
-        let (status, challenge) = self.challenge();
+        let (status, challenges) = self.challenges();
         let body = match self.code() {
             Some(code) => json!({"error": code, "error_description": self.to_string()}),
             None => json!({"error_description": self.to_string()}),
         };
         let mut r = (status, axum::Json(body)).into_response();
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            if !challenge.is_empty() {
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        for challenge in challenges {
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                r.headers_mut().append(header::WWW_AUTHENTICATE, v);
             }
         }
         if matches!(self, VerifyError::Unavailable) {
@@ -214,5 +299,65 @@ impl IntoResponse for VerifyError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_status_code_and_challenges() {
+        let algs = r#"algs="ES256 PS256 RS256 EdDSA""#;
+        let cases = [
+            (
+                VerifyError::Missing,
+                401,
+                None,
+                vec!["Bearer".to_owned(), format!("DPoP {algs}")],
+            ),
+            (
+                VerifyError::DpopProof("the proof was used before".into()),
+                401,
+                Some("invalid_dpop_proof"),
+                vec![format!(
+                    r#"DPoP error="invalid_dpop_proof", error_description="the proof was used before", {algs}"#
+                )],
+            ),
+            (
+                VerifyError::DpopToken(r#"bad "quoted" \ text"#.into()),
+                401,
+                Some("invalid_token"),
+                vec![format!(
+                    r#"DPoP error="invalid_token", error_description="bad quoted  text", {algs}"#
+                )],
+            ),
+            (
+                VerifyError::DpopScope("orders:write".into()),
+                403,
+                Some("insufficient_scope"),
+                vec![format!(
+                    r#"DPoP error="insufficient_scope", scope="orders:write", {algs}"#
+                )],
+            ),
+        ];
+        for (error, status, code, challenges) in cases {
+            assert_eq!(
+                error.challenges(),
+                (StatusCode::from_u16(status).unwrap(), challenges.clone())
+            );
+            assert_eq!(error.code(), code);
+            assert_eq!(error.challenge().1, challenges[0]);
+        }
+        // A bound token sent as Bearer: told both ways, DPoP first.
+        let (status, both) = VerifyError::BoundAsBearer.challenges();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(both[0].starts_with(r#"DPoP error="invalid_token""#) && both[0].ends_with(algs));
+        assert!(both[1].starts_with(r#"Bearer error="invalid_token""#));
+        let r = VerifyError::BoundAsBearer.into_response();
+        assert_eq!(
+            r.headers().get_all(header::WWW_AUTHENTICATE).iter().count(),
+            2
+        );
     }
 }

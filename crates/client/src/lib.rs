@@ -2,8 +2,10 @@
 //!
 //! The API side embeds [`Verifier`] to check Keyward access tokens: local JWT verification against the issuer's
 //! JWKS (fetched through discovery, cached, refetched on rotation), or introspection where revocation must be
-//! honoured at once; a tower layer with per-route scopes; an axum extractor for the claims; RFC 6750 answers for
-//! every failure.
+//! honoured at once; a tower layer with per-route scopes that also checks DPoP-bound tokens (RFC 9449 §7: the
+//! proof, `ath`, `cnf.jkt`, replayed `jti`s) on every request; an axum extractor for the claims; RFC 6750 and
+//! RFC 9449 answers for every failure. [`dpop`] checks a DPoP proof whole, for the Keyward server's token endpoint
+//! too.
 //!
 //! The calling side (the integrator) holds a [`TokenSource`]: it gets a token with the client credentials grant
 //! from Keyward or any OAuth 2.0 server (with a [`Preset`] for each service the seed documents describe), caches
@@ -25,14 +27,17 @@
 //! # Ok(()) }
 //! ```
 
+mod bound;
 mod cache;
 mod claims;
 mod clock;
+pub mod dpop;
 mod fetch;
 mod introspect;
 mod key;
 mod layer;
 mod outgoing;
+mod presented;
 mod secret;
 pub mod source;
 mod verify;

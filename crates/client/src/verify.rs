@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::HeaderName;
 use keyward_core::jwt;
 
+use crate::bound::{Binding, bearer_only};
 use crate::cache;
 pub use crate::claims::{Claims, VerifyError};
 use crate::fetch::{self, HttpClient};
@@ -32,6 +33,8 @@ pub struct Builder {
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     introspection: Option<(String, String, Duration)>,
     cache_size: usize,
+    public_origin: Option<String>,
+    replay_cache: usize,
 }
 
 impl Builder {
@@ -39,6 +42,22 @@ impl Builder {
     /// 10,000; 0 turns the cache off).
     pub fn cache_size(mut self, entries: usize) -> Self {
         self.cache_size = entries;
+        self
+    }
+
+    /// RFC 9449 §4.3 item 9: the origin clients call this API at (`https://api.example.com`), the start of the URL
+    /// a DPoP proof's `htu` must name; the request's path follows it. Without it the URL is `https://` and the
+    /// request's `Host` header, which lets a proof made for another server that shares the audience and whose
+    /// clients send this `Host` pass here too: set it wherever DPoP-bound tokens are expected.
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.public_origin = Some(origin.into());
+        self
+    }
+
+    /// How many DPoP proofs are remembered to refuse a replayed `jti` (default
+    /// [`crate::dpop::DEFAULT_REPLAY_CACHE`]); when all are still in their window, further proofs are refused.
+    pub fn dpop_replay_cache(mut self, entries: usize) -> Self {
+        self.replay_cache = entries;
         self
     }
 
@@ -110,6 +129,7 @@ impl Builder {
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             return Err("the issuer must be an http(s) URL".into());
         }
+        let binding = Binding::new(self.public_origin.as_deref(), self.replay_cache)?;
         let http = fetch::client();
         let introspector = self
             .introspection
@@ -134,6 +154,7 @@ impl Builder {
                 refreshing: tokio::sync::Mutex::new(()),
                 introspector,
                 verified: cache::Verified::new(self.cache_size),
+                binding,
             }),
         })
     }
@@ -159,6 +180,7 @@ struct Inner {
     refreshing: tokio::sync::Mutex<()>,
     introspector: Option<Introspector>,
     verified: cache::Verified,
+    binding: Binding,
 }
 
 struct KeyCache {
@@ -188,6 +210,8 @@ impl Verifier {
             clock: Arc::new(crate::clock::now),
             introspection: None,
             cache_size: 10_000,
+            public_origin: None,
+            replay_cache: crate::dpop::DEFAULT_REPLAY_CACHE,
         }
     }
 
@@ -196,71 +220,31 @@ impl Verifier {
         &self.inner.issuer
     }
 
-    /// RFC 6750 §2: the token of a request, from `Authorization: Bearer` or the configured header. A token in
-    /// the query string (§2.3) is refused, as is a request carrying two different tokens.
-    pub fn token_from<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        query: Option<&str>,
-    ) -> Result<&'h str, VerifyError> {
-        if query.is_some_and(|q| {
-            q.split('&')
-                .any(|p| p.split('=').next() == Some("access_token"))
-        }) {
-            return Err(VerifyError::Malformed(
-                "access tokens are not accepted in the query string",
-            ));
-        }
-        let bearer = match headers
-            .get_all(header::AUTHORIZATION)
-            .iter()
-            .collect::<Vec<_>>()[..]
-        {
-            [] => None,
-            [one] => {
-                let text = one
-                    .to_str()
-                    .map_err(|_| VerifyError::Malformed("malformed Authorization header"))?;
-                match text.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                        Some(b64token(token.trim())?)
-                    }
-                    // Another scheme carries no bearer token: the client is told to use one.
-                    _ => None,
-                }
-            }
-            _ => return Err(VerifyError::Malformed("more than one Authorization header")),
-        };
-        let custom = match &self.inner.token_header {
-            None => None,
-            Some(name) => match headers.get_all(name).iter().collect::<Vec<_>>()[..] {
-                [] => None,
-                [one] => {
-                    let text = one
-                        .to_str()
-                        .map_err(|_| VerifyError::Malformed("malformed token header"))?
-                        .trim();
-                    let text = text
-                        .get(..7)
-                        .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                        .map_or(text, |_| text[7..].trim());
-                    Some(b64token(text)?)
-                }
-                _ => return Err(VerifyError::Malformed("more than one token header")),
-            },
-        };
-        match (bearer, custom) {
-            (Some(a), Some(b)) if a != b => Err(VerifyError::Malformed(
-                "two different tokens in one request",
-            )),
-            (Some(t), _) | (None, Some(t)) => Ok(t),
-            (None, None) => Err(VerifyError::Missing),
-        }
+    /// The header configured to carry a bearer token, if any.
+    pub(crate) fn token_header(&self) -> Option<&HeaderName> {
+        self.inner.token_header.as_ref()
     }
 
-    /// Verifies a token locally against the issuer's keys; no call to Keyward unless the keys must be fetched.
-    /// A token verified before is recognised by its digest while its key is still published.
+    /// What DPoP-bound tokens are checked with.
+    pub(crate) fn binding(&self) -> &Binding {
+        &self.inner.binding
+    }
+
+    /// Now, Unix seconds, from the configured clock.
+    pub(crate) fn now(&self) -> i64 {
+        (self.inner.clock)()
+    }
+
+    /// Verifies a bearer token locally against the issuer's keys; no call to Keyward unless the keys must be
+    /// fetched. A token verified before is recognised by its digest while its key is still published. A token
+    /// bound to a key (`cnf`, RFC 9449 §6.1) is refused: it is good only with its DPoP proof, which
+    /// [`VerifyLayer::check_request`](crate::VerifyLayer::check_request) checks.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        bearer_only(self.verify_token(token).await?)
+    }
+
+    /// [`Verifier::verify`] without the refusal of bound tokens, for the request check that binds them.
+    pub(crate) async fn verify_token(&self, token: &str) -> Result<Claims, VerifyError> {
         let now = (self.inner.clock)();
         let digest = cache::key(token);
         if let Some((kid, claims)) = self.inner.verified.get(&digest) {
@@ -298,9 +282,15 @@ impl Verifier {
         Ok(claims)
     }
 
-    /// Verifies a token by asking Keyward (RFC 7662), so a revoked token is refused at once. Answers are cached
-    /// for the configured time (never past the token's expiry). Needs [`Builder::introspection`].
+    /// Verifies a bearer token by asking Keyward (RFC 7662), so a revoked token is refused at once. Answers are
+    /// cached for the configured time (never past the token's expiry). Needs [`Builder::introspection`]. A token
+    /// bound to a key is refused, as by [`Verifier::verify`].
     pub async fn introspect(&self, token: &str) -> Result<Claims, VerifyError> {
+        bearer_only(self.introspect_token(token).await?)
+    }
+
+    /// [`Verifier::introspect`] without the refusal of bound tokens.
+    pub(crate) async fn introspect_token(&self, token: &str) -> Result<Claims, VerifyError> {
         let Some(introspector) = &self.inner.introspector else {
             return Err(VerifyError::Unavailable);
         };
@@ -454,89 +444,9 @@ impl Verifier {
     }
 }
 
-/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn b64token(token: &str) -> Result<&str, VerifyError> {
-    let body = token.trim_end_matches('=');
-    let ok = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
-    if ok {
-        Ok(token)
-    } else {
-        Err(VerifyError::Malformed("malformed bearer token"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn verifier(header: Option<&str>) -> Verifier {
-        let mut b = Verifier::builder("http://127.0.0.1:1").audience("api");
-        if let Some(h) = header {
-            b = b.token_header(h).unwrap();
-        }
-        b.build().unwrap()
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
-
-    #[tokio::test]
-    async fn token_sources() {
-        let v = verifier(Some("WM_SEC.ACCESS_TOKEN"));
-        let h = headers(&[("authorization", "Bearer a.b.c")]);
-        assert_eq!(v.token_from(&h, None), Ok("a.b.c"));
-        let h = headers(&[("wm_sec.access_token", "a.b.c")]);
-        assert_eq!(v.token_from(&h, None), Ok("a.b.c"));
-        let h = headers(&[
-            ("authorization", "Bearer a.b.c"),
-            ("wm_sec.access_token", "a.b.c"),
-        ]);
-        assert_eq!(v.token_from(&h, None), Ok("a.b.c"));
-        let h = headers(&[
-            ("authorization", "Bearer a.b.c"),
-            ("wm_sec.access_token", "x.y.z"),
-        ]);
-        assert!(matches!(
-            v.token_from(&h, None),
-            Err(VerifyError::Malformed(_))
-        ));
-        assert_eq!(
-            v.token_from(&HeaderMap::new(), None),
-            Err(VerifyError::Missing)
-        );
-        let h = headers(&[("authorization", "Basic YTpi")]);
-        assert_eq!(v.token_from(&h, None), Err(VerifyError::Missing));
-        let h = headers(&[("authorization", "Bearer a b")]);
-        assert!(matches!(
-            v.token_from(&h, None),
-            Err(VerifyError::Malformed(_))
-        ));
-        let h = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
-        assert!(matches!(
-            v.token_from(&h, None),
-            Err(VerifyError::Malformed(_))
-        ));
-        assert!(matches!(
-            v.token_from(&HeaderMap::new(), Some("x=1&access_token=abc")),
-            Err(VerifyError::Malformed(_))
-        ));
-        // Without a configured header, that header is just another header.
-        let plain = verifier(None);
-        let h = headers(&[("wm_sec.access_token", "a.b.c")]);
-        assert_eq!(plain.token_from(&h, None), Err(VerifyError::Missing));
-    }
 
     #[test]
     fn builder_checks() {

@@ -38,6 +38,19 @@ pub struct AccessTokenClaims {
     /// Not before, Unix seconds (RFC 7519 §4.1.5). Keyward does not set it; a verifier honours it when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// Confirmation (RFC 7800 §3.1, RFC 9449 §6.1): the key the token is bound to. A token that has it is good
+    /// only with a DPoP proof signed by that key; absent for bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 9449 §6.1: `cnf` of a DPoP-bound token. Any other confirmation method (such as mTLS's `x5t#S256`) makes
+/// the claims unreadable, so a token bound in a way Keyward cannot check is refused rather than taken as bearer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// The base64url SHA-256 JWK thumbprint (RFC 7638) of the proof key.
+    pub jkt: String,
 }
 
 impl AccessTokenClaims {
@@ -207,6 +220,7 @@ mod tests {
             client_id: "c".into(),
             scope: Some("a b".into()),
             nbf: None,
+            cnf: None,
         }
     }
 

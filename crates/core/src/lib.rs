@@ -7,6 +7,7 @@ pub mod assertion;
 pub mod basic;
 pub mod client;
 pub mod console;
+pub mod dpop;
 pub mod duration;
 pub mod endpoint;
 pub mod error;

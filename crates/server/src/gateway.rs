@@ -1,7 +1,8 @@
 //! `keyward gateway`: a reverse proxy that protects an API written in any language. Each request is matched
 //! against the route table, its token verified with keyward-client (locally, or by introspection where a route
-//! asks), and forwarded to the upstream without the token, with the verified identity in `X-Keyward-Client-Id`,
-//! `X-Keyward-Subject` and `X-Keyward-Scope`; headers of those names sent by the caller are removed first.
+//! asks; a DPoP-bound token with its proof, RFC 9449 §7), and forwarded to the upstream without the token or the
+//! proof, with the verified identity in `X-Keyward-Client-Id`, `X-Keyward-Subject` and `X-Keyward-Scope`; headers
+//! of those names sent by the caller are removed first.
 //! Bodies stream both ways; upstream connections are pooled and kept alive. An upstream that fails is 502, one
 //! that does not answer in time 504.
 
@@ -61,6 +62,9 @@ impl Gateway {
         }
         if let Some(uri) = &config.jwks_uri {
             builder = builder.jwks_uri(uri.clone());
+        }
+        if let Some(origin) = &config.public_origin {
+            builder = builder.public_origin(origin.clone());
         }
         let token_header = match &config.token_header {
             Some(h) => {
@@ -159,7 +163,10 @@ async fn handle(
     };
     let claims = match &gw.checks[index] {
         None => None,
-        Some(check) => match check.check(req.headers(), req.uri().query()).await {
+        Some(check) => match check
+            .check_request(req.method(), req.uri(), req.headers())
+            .await
+        {
             Ok(claims) => Some(claims),
             Err(e) => return e.into_response(),
         },
@@ -187,14 +194,19 @@ async fn forward(
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
-    let bearer = headers
+    // The token (Bearer or DPoP) and the proof are the caller's credentials, not the API's business. Another
+    // scheme (Basic on a public route) is the upstream's own and passes.
+    let ours = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-    if bearer {
+        .is_some_and(|(scheme, _)| {
+            scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
+        });
+    if ours {
         headers.remove(header::AUTHORIZATION);
     }
+    headers.remove(HeaderName::from_static("dpop"));
     if let Some(h) = &gw.token_header {
         headers.remove(h);
     }

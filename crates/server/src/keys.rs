@@ -364,6 +364,7 @@ mod tests {
             aud: "https://api.example".into(),
             iat: 30 * day,
             nbf: None,
+            cnf: None,
             exp: 30 * day + 60,
             jti: "j".into(),
             client_id: "c".into(),

@@ -71,6 +71,7 @@ fn seen(headers: &HeaderMap) -> Value {
         "x-keyward-scope",
         "authorization",
         "wm_sec.access_token",
+        "dpop",
     ];
     names
         .iter()

@@ -21,6 +21,7 @@ struct RawGateway {
     audience: OneOrMany,
     jwks_uri: Option<String>,
     token_header: Option<String>,
+    public_origin: Option<String>,
     upstream_timeout: Option<String>,
     jwks_min_refetch: Option<String>,
     log_level: Option<String>,
@@ -71,6 +72,9 @@ pub struct GatewayConfig {
     pub jwks_uri: Option<String>,
     /// A header that may carry the token instead of `Authorization: Bearer` (e.g. `WM_SEC.ACCESS_TOKEN`).
     pub token_header: Option<String>,
+    /// The origin clients call the gateway at (`https://api.example.com`): the start of the URL a DPoP proof's
+    /// `htu` must name (RFC 9449 §4.3). Without it, `https://` and the request's `Host`.
+    pub public_origin: Option<String>,
     /// Time allowed for the upstream to answer with headers (default 30 s): 504 past it.
     pub upstream_timeout: Duration,
     /// The shortest time between JWKS fetches caused by tokens with unknown `kid`s (default 10 s).
@@ -108,6 +112,16 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
     let issuer = raw.issuer.trim_end_matches('/').to_owned();
     if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
         return Err("issuer: expected the Keyward issuer URL, http(s)://…".into());
+    }
+    if let Some(o) = &raw.public_origin {
+        // The verifier's builder reads it again; checked here so the error names the key at start.
+        keyward_client::Verifier::builder("https://issuer.invalid")
+            .audience("a")
+            .public_origin(o.clone())
+            .build()
+            .map_err(|_| {
+                format!("public_origin: {o:?} is not an origin such as https://api.example.com")
+            })?;
     }
     if let Some(h) = &raw.token_header {
         axum::http::HeaderName::from_bytes(h.as_bytes())
@@ -226,6 +240,7 @@ fn check(raw: RawGateway, listen: Option<&str>) -> Result<GatewayConfig, String>
         audiences,
         jwks_uri: raw.jwks_uri,
         token_header: raw.token_header,
+        public_origin: raw.public_origin,
         upstream_timeout,
         jwks_min_refetch,
         log_level,
@@ -294,6 +309,10 @@ mod tests {
             (
                 format!("{BASE}token_header = \"a b\"\n{route}"),
                 "token_header",
+            ),
+            (
+                format!("{BASE}public_origin = \"https://api.example.com/v1\"\n{route}"),
+                "public_origin",
             ),
         ];
         for (text, expected) in cases {

@@ -487,6 +487,7 @@ impl Delegated {
             client_id: grant.client_id.clone(),
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             nbf: None,
+            cnf: None,
         };
         let access_token = self
             .keys

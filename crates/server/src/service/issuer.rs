@@ -261,6 +261,7 @@ impl Issuer {
             client_id: client.client.id.clone(),
             scope: scope.clone(),
             nbf: None,
+            cnf: None,
         };
         let access_token = self
             .keys

@@ -114,6 +114,7 @@ fn signed(app: &TestApp, client: &str, iat: i64, exp: i64) -> String {
         client_id: client.into(),
         scope: Some("orders:read orders:write".into()),
         nbf: None,
+        cnf: None,
     };
     app.app
         .memory

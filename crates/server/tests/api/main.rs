@@ -25,6 +25,7 @@ mod crash;
 mod delegated;
 mod deleted;
 mod discovery;
+mod dpop;
 mod examples;
 mod federation;
 mod forms;
