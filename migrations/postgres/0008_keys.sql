@@ -5,3 +5,6 @@
 ALTER TABLE clients ADD COLUMN key_settings TEXT NOT NULL DEFAULT '{}';
 -- A resource whose tokens must all be DPoP-bound (RFC 9449 §7.1).
 ALTER TABLE resources ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT FALSE;
+-- The thumbprint of the DPoP key a public client's grant is bound to (RFC 9449 §5): its refresh token works only
+-- with a proof by that key.
+ALTER TABLE grants ADD COLUMN dpop_jkt TEXT;

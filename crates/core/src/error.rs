@@ -35,6 +35,10 @@ pub enum ErrorCode {
     RateLimited,
     /// RFC 6749 §5.2 (via §4.1.2.1): an unexpected condition on the server.
     ServerError,
+    /// RFC 9449 §5: the DPoP proof of a token request is missing where required, or invalid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the server requires a nonce in the DPoP proof (sent in `DPoP-Nonce`).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -55,6 +59,8 @@ impl ErrorCode {
             Self::AccessDenied => "access_denied",
             Self::RateLimited => "rate_limited",
             Self::ServerError => "server_error",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::client::Client;
-use crate::jwt::AccessTokenClaims;
+use crate::jwt::{AccessTokenClaims, Confirmation};
 
 /// RFC 7662 §2.2 response. An inactive token is `{"active":false}` with no other member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,6 +27,9 @@ struct Details {
     iss: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    /// RFC 9449 §6.2: the key a DPoP-bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
 }
 
 /// What introspection says of an active refresh token (RFC 7662 §2.2).
@@ -57,20 +60,26 @@ impl Introspection {
         }
     }
 
-    /// An active token's members (RFC 7662 §2.2).
+    /// An active token's members (RFC 7662 §2.2); a DPoP-bound one is `token_type` `DPoP` with its `cnf` (RFC 9449
+    /// §6.2).
     pub fn active(claims: AccessTokenClaims) -> Self {
         Self {
             active: true,
             details: Some(Details {
                 scope: claims.scope,
                 client_id: claims.client_id,
-                token_type: "Bearer",
+                token_type: if claims.cnf.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                },
                 exp: claims.exp,
                 iat: claims.iat,
                 sub: claims.sub,
                 aud: claims.aud,
                 iss: claims.iss,
                 jti: Some(claims.jti),
+                cnf: claims.cnf,
             }),
         }
     }
@@ -89,6 +98,7 @@ impl Introspection {
                 aud: d.aud,
                 iss: d.iss,
                 jti: None,
+                cnf: None,
             }),
         }
     }

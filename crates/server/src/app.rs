@@ -19,6 +19,7 @@ use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::remote_keys::RemoteKeys;
+use crate::service::dpop::DpopProofs;
 use crate::service::{Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, Sessions};
 use crate::startup::{self, Started};
 use crate::store::Store;
@@ -181,6 +182,11 @@ impl App {
                 store: store.clone(),
                 remote: Arc::new(RemoteKeys::new(outbound_client(config)?)),
                 audiences: assertion_audiences(config),
+            }),
+            dpop: Arc::new(DpopProofs {
+                store: store.clone(),
+                master: master.clone(),
+                nonce_interval: config.dpop_nonce_interval,
             }),
         });
         let app = App(Arc::new(Parts {

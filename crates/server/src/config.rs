@@ -84,6 +84,9 @@ pub struct Config {
     /// A PEM file of certificate authorities trusted beside the Mozilla roots by Keyward's outbound HTTPS
     /// (client `jwks_uri`s, federated issuers).
     pub extra_ca_file: Option<PathBuf>,
+    /// When set, DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8), a new one every this
+    /// many seconds.
+    pub dpop_nonce_interval: Option<i64>,
     /// How long a connection may take over a request's head and body, sit idle, or leave a response unread.
     pub timeouts: Timeouts,
     /// How long an authorization code can be redeemed, seconds (RFC 6749 §4.1.2).

@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod assertions;
 pub mod consents;
 pub mod delegated;
+pub mod dpop;
 pub mod issuer;
 pub mod sessions;
 

@@ -158,6 +158,16 @@ impl RawConfig {
             other => other.map(|u| u.trim_end_matches('/').to_owned()),
         };
         let extra_ca_file = text("extra_ca_file", self.extra_ca_file)?.map(PathBuf::from);
+        let dpop_nonce_interval = match self.dpop_nonce_interval {
+            None => None,
+            Some(v) => {
+                let s = duration("dpop_nonce_interval", Some(v), 0)?;
+                if !(10..=86_400).contains(&s) {
+                    return Err(invalid("dpop_nonce_interval", "must be from 10s to 1d"));
+                }
+                Some(s)
+            }
+        };
         let defaults = Timeouts::default();
         // At most a day: a connection's deadlines are added to the time it opened.
         let seconds = |key, v, default: Duration| {
@@ -263,6 +273,7 @@ impl RawConfig {
             metrics_client_labels,
             otlp_endpoint,
             extra_ca_file,
+            dpop_nonce_interval,
             timeouts,
             authorization_code_ttl,
             refresh_token_idle_ttl,

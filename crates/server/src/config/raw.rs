@@ -50,6 +50,7 @@ pub struct RawConfig {
     pub(super) metrics_client_labels: Option<toml::Value>,
     pub(super) otlp_endpoint: Option<toml::Value>,
     pub(super) extra_ca_file: Option<toml::Value>,
+    pub(super) dpop_nonce_interval: Option<toml::Value>,
     pub(super) request_header_timeout: Option<toml::Value>,
     pub(super) request_body_timeout: Option<toml::Value>,
     pub(super) keep_alive_timeout: Option<toml::Value>,
@@ -63,7 +64,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 41] = [
+pub const KEYS: [&str; 42] = [
     "listen",
     "database",
     "issuer",
@@ -101,6 +102,7 @@ pub const KEYS: [&str; 41] = [
     "metrics_client_labels",
     "otlp_endpoint",
     "extra_ca_file",
+    "dpop_nonce_interval",
     "request_header_timeout",
     "request_body_timeout",
     "keep_alive_timeout",
@@ -172,6 +174,7 @@ impl RawConfig {
             "metrics_client_labels" => &mut self.metrics_client_labels,
             "otlp_endpoint" => &mut self.otlp_endpoint,
             "extra_ca_file" => &mut self.extra_ca_file,
+            "dpop_nonce_interval" => &mut self.dpop_nonce_interval,
             "request_header_timeout" => &mut self.request_header_timeout,
             "request_body_timeout" => &mut self.request_body_timeout,
             "keep_alive_timeout" => &mut self.keep_alive_timeout,

@@ -46,6 +46,8 @@ pub(crate) async fn metadata(State(app): State<App>) -> Json<Value> {
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": with_none,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        // RFC 9449 §5.1: the algorithms DPoP proofs may be signed with (the same asymmetric set).
+        "dpop_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes(&app),
     }))
 }

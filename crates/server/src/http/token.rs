@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyward_core::endpoint::Format;
 
@@ -20,6 +20,7 @@ use super::policy::TokenPolicy;
 use crate::app::App;
 use crate::config::Endpoint;
 use crate::http::error::ApiError;
+use crate::service::dpop::ProofHeader;
 use keyward_core::grant::TokenResponse;
 
 /// `POST` on a token endpoint's path: a token (RFC 6749 §5.1) or an error (RFC 6749 §5.2), in the format the
@@ -42,7 +43,13 @@ pub(crate) async fn token(app: App, policy: Arc<TokenPolicy>, req: Request<Body>
         &mut seen,
     )
     .await;
-    let response = answer(seen, result.map(|t| render(t, format)), format);
+    let mut response = answer(seen, result.map(|t| render(t, format)), format);
+    // RFC 9449 §8: every answer carries the nonce to use next, when the server requires them.
+    if let Some(nonce) = app.issuer.dpop.nonce(app.clock.now())
+        && let Ok(v) = HeaderValue::from_str(&nonce)
+    {
+        response.headers_mut().insert("dpop-nonce", v);
+    }
     policy.finish(response, correlation)
 }
 
@@ -78,8 +85,24 @@ async fn issue(
         .map_err(|e| ApiError::issue(e, policy.challenge(req.challenge)))?;
     seen.client_id = Some(client.client.id.clone());
     policy.check_grant(&req.params, market)?;
+    let mut proofs = parts.headers.get_all("dpop").iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (None, _) => ProofHeader::Absent,
+        (Some(one), None) => one
+            .to_str()
+            .map_or(ProofHeader::Malformed, ProofHeader::One),
+        (Some(_), Some(_)) => ProofHeader::Malformed,
+    };
+    // RFC 9449 §4.3 item 9: the proof names the URL the client posted to, which is this endpoint's public one.
+    let htu = format!("{}{}", app.settings.issuer, policy.endpoint.path);
     app.issuer
-        .token(&client, &req.params, policy.partner(&parts.headers))
+        .token(
+            &client,
+            &req.params,
+            policy.partner(&parts.headers),
+            proof,
+            &htu,
+        )
         .await
         .map_err(ApiError::from)
 }

@@ -12,7 +12,7 @@ use keyward_core::grant::authorization_code::{
 };
 use keyward_core::grant::{PartnerCheck, TokenResponse};
 use keyward_core::introspect::{Introspection, RefreshDetails, may_see_refresh};
-use keyward_core::jwt::{AccessTokenClaims, LEEWAY_SECONDS};
+use keyward_core::jwt::{AccessTokenClaims, Confirmation, LEEWAY_SECONDS};
 use keyward_core::resource::Resource;
 use keyward_core::scope::ScopeSet;
 use keyward_core::{ErrorCode, OAuthError};
@@ -158,6 +158,7 @@ impl Delegated {
         client: &CachedClient,
         params: &Params,
         partner: PartnerCheck<'_>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, DelegatedError> {
         may_use(client, GrantType::AuthorizationCode)?;
         let code = params.required("code").map_err(DelegatedError::OAuth)?;
@@ -238,12 +239,14 @@ impl Delegated {
             revoked_at: None,
             refresh_gen: 0,
             refreshed_at: now,
+            // RFC 9449 §5: a public client's refresh tokens work only with the key that redeemed the code.
+            dpop_jkt: jkt.filter(|_| client.client.is_public()).map(str::to_owned),
         };
         tx.grant_insert(&grant).await?;
         tx.code_set_grant(&digest, &grant.id).await?;
         let scope = ScopeSet::from_tokens(split_list(&grant.scopes));
         let response = self
-            .issue_in(&mut tx, client, &grant, &resource, &scope, now)
+            .issue_in(&mut tx, client, &grant, &resource, &scope, now, jkt)
             .await?;
         tx.commit().await?;
         Ok(response)
@@ -257,6 +260,7 @@ impl Delegated {
         client: &CachedClient,
         params: &Params,
         partner: PartnerCheck<'_>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, DelegatedError> {
         may_use(client, GrantType::RefreshToken)?;
         let token = params
@@ -317,6 +321,14 @@ impl Delegated {
         };
         // Checks that fail from here roll the transaction back (dropped uncommitted): the token stays unused,
         // since nothing was issued and the caller may be its rightful holder asking for too much.
+        if let Some(bound) = &grant.dpop_jkt
+            && jkt != Some(bound.as_str())
+        {
+            return Err(DelegatedError::OAuth(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "this refresh token is bound to a DPoP key: send a proof signed with it",
+            )));
+        }
         let account = tx.account_get(&grant.account_id, false).await?;
         if !account.enabled {
             return Err(unusable_refresh());
@@ -333,7 +345,7 @@ impl Delegated {
             .cloned()
             .ok_or_else(unusable_refresh)?;
         let response = self
-            .issue_in(&mut tx, client, &grant, &resource, &scope, now)
+            .issue_in(&mut tx, client, &grant, &resource, &scope, now, jkt)
             .await?;
         tx.commit().await?;
         Ok(response)
@@ -473,6 +485,7 @@ impl Delegated {
         resource: &Resource,
         scope: &ScopeSet,
         now: i64,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, DelegatedError> {
         // The access token never outlives the grant.
         let ttl = resource.access_token_ttl.min(grant.expires_at - now).max(1);
@@ -487,7 +500,9 @@ impl Delegated {
             client_id: grant.client_id.clone(),
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             nbf: None,
-            cnf: None,
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let access_token = self
             .keys
@@ -505,7 +520,7 @@ impl Delegated {
             })?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: token_type(jkt),
             expires_in: ttl,
             refresh_token: Some(refresh),
             scope: claims.scope,
@@ -543,6 +558,11 @@ impl Delegated {
 }
 
 /// The audit actor of a token request: the client, at the token endpoint.
+/// RFC 9449 §5: `DPoP` for a token bound to a key, `Bearer` otherwise (RFC 6750).
+pub(crate) fn token_type(jkt: Option<&str>) -> &'static str {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }
+}
+
 fn client_actor(client: &CachedClient) -> Actor {
     Actor::client(&client.client.id, "oauth2/token".into())
 }

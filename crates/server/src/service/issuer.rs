@@ -8,12 +8,14 @@ use keyward_core::client::{AuthMethod, GrantType};
 use keyward_core::form::Params;
 use keyward_core::grant::{PartnerCheck, TokenResponse, client_credentials};
 use keyward_core::introspect::{Introspection, may_revoke, may_see};
-use keyward_core::jwt::AccessTokenClaims;
+use keyward_core::jwt::{AccessTokenClaims, Confirmation};
 use keyward_core::{ErrorCode, OAuthError};
 use serde_json::json;
 
 use super::assertions::AssertionRefusal;
 use super::delegated::DelegatedError;
+use super::delegated::token_type;
+use super::dpop::{DpopProofs, ProofHeader, ProofRefusal};
 use super::{Assertions, Delegated};
 use crate::clock::Clock;
 use crate::config::Endpoint;
@@ -100,6 +102,8 @@ pub struct Issuer {
     pub delegated: Arc<Delegated>,
     /// Client assertions (`private_key_jwt`, federation).
     pub assertions: Arc<Assertions>,
+    /// DPoP proofs of token requests.
+    pub dpop: Arc<DpopProofs>,
 }
 
 impl Issuer {
@@ -187,14 +191,30 @@ impl Issuer {
         }
     }
 
-    /// `POST /oauth2/token` (RFC 6749 §3.2).
+    /// `POST /oauth2/token` (RFC 6749 §3.2), with the request's DPoP proof (RFC 9449 §5) checked against `htu`,
+    /// the URL the request was sent to: a good proof binds the token to its key.
     pub async fn token(
         &self,
         client: &CachedClient,
         params: &Params,
         partner: PartnerCheck<'_>,
+        proof: ProofHeader<'_>,
+        htu: &str,
     ) -> Result<TokenResponse, IssueError> {
         let grant_type = params.required("grant_type").map_err(IssueError::OAuth)?;
+        let jkt = match self.dpop.check(proof, htu, self.clock.now()).await {
+            Ok(jkt) => jkt,
+            Err(ProofRefusal::OAuth(e)) => return Err(IssueError::OAuth(e)),
+            Err(ProofRefusal::Store(e)) => return Err(e.into()),
+        };
+        if jkt.is_none() && client.dpop_bound {
+            // RFC 9449 §5.2: dpop_bound_access_tokens.
+            return Err(IssueError::OAuth(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "this client's access tokens must be DPoP-bound: send a DPoP proof",
+            )));
+        }
+        let jkt = jkt.as_deref();
         let now_us = self.clock.now_micros();
         let spent = self
             .limits
@@ -203,15 +223,15 @@ impl Issuer {
             .map_err(IssueError::Limited)?;
         let grant = grant_type.parse::<GrantType>();
         let issued = match grant {
-            Ok(GrantType::ClientCredentials) => self.client_credentials(client, params),
+            Ok(GrantType::ClientCredentials) => self.client_credentials(client, params, jkt),
             Ok(GrantType::AuthorizationCode) => self
                 .delegated
-                .authorization_code(client, params, partner)
+                .authorization_code(client, params, partner, jkt)
                 .await
                 .map_err(Into::into),
             Ok(GrantType::RefreshToken) => self
                 .delegated
-                .refresh_token(client, params, partner)
+                .refresh_token(client, params, partner, jkt)
                 .await
                 .map_err(Into::into),
             Err(_) => Err(IssueError::OAuth(OAuthError::new(
@@ -240,6 +260,7 @@ impl Issuer {
         &self,
         client: &CachedClient,
         params: &Params,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, IssueError> {
         let request = client_credentials::Request {
             scope: params.single("scope").map_err(IssueError::OAuth)?,
@@ -261,7 +282,9 @@ impl Issuer {
             client_id: client.client.id.clone(),
             scope: scope.clone(),
             nbf: None,
-            cnf: None,
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let access_token = self
             .keys
@@ -272,7 +295,7 @@ impl Issuer {
         }
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: token_type(jkt),
             expires_in: grant.ttl,
             refresh_token: None,
             scope,

@@ -90,6 +90,9 @@ pub struct GrantRow {
     /// When the family was last used (created, or refreshed): the idle timeout counts from here. 0 on a grant a
     /// node of an earlier release made during an upgrade: see [`GrantRow::last_used`].
     pub refreshed_at: i64,
+    /// RFC 9449 §5: the thumbprint of the DPoP key a public client's refresh tokens are bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl GrantRow {
@@ -132,7 +135,7 @@ struct RefreshOf {
 const CODE_COLUMNS: &str = "digest, client_id, account_id, redirect_uri, resource, scopes, code_challenge, \
                             client_instance, created_at, expires_at, used_at, grant_id";
 const GRANT_COLUMNS: &str = "id, account_id, client_id, client_instance, resource, scopes, created_at, \
-                             expires_at, revoked_at, refresh_gen, refreshed_at";
+                             expires_at, revoked_at, refresh_gen, refreshed_at, dpop_jkt";
 
 /// The use of a grant's refresh token (`Tx::grant_advance`).
 #[derive(Debug, Clone, Copy)]
@@ -379,7 +382,7 @@ impl Tx {
         on_tx!(self, |c| {
             sqlx::query(
             "INSERT INTO grants (id, account_id, client_id, client_instance, resource, scopes, created_at, \
-             expires_at, refresh_gen, refreshed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             expires_at, refresh_gen, refreshed_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         )
         .bind(&g.id)
         .bind(&g.account_id)
@@ -391,6 +394,7 @@ impl Tx {
         .bind(g.expires_at)
         .bind(g.refresh_gen)
         .bind(g.refreshed_at)
+        .bind(&g.dpop_jkt)
         .execute(c)
         .await
         .map(|r| r.rows_affected())

@@ -352,6 +352,7 @@ async fn grant(
         revoked_at: None,
         refresh_gen: 0,
         refreshed_at: now,
+        dpop_jkt: None,
     })
     .await
     .unwrap();

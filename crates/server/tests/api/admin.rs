@@ -322,6 +322,7 @@ async fn call_documented(app: &TestApp, method: &str, path: &str, op: &Value) {
         revoked_at: None,
         refresh_gen: 0,
         refreshed_at: now,
+        dpop_jkt: None,
     })
     .await
     .unwrap();

@@ -26,6 +26,7 @@ mod delegated;
 mod deleted;
 mod discovery;
 mod dpop;
+mod dpop_issue;
 mod examples;
 mod federation;
 mod forms;

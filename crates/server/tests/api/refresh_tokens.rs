@@ -175,15 +175,29 @@ async fn discovery_lists_what_each_endpoint_accepts() {
     };
     assert_eq!(
         list("token_endpoint_auth_methods_supported"),
-        ["client_secret_basic", "client_secret_post", "none"]
+        [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ]
     );
     assert_eq!(
         list("revocation_endpoint_auth_methods_supported"),
-        ["client_secret_basic", "client_secret_post", "none"]
+        [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ]
     );
     assert_eq!(
         list("introspection_endpoint_auth_methods_supported"),
-        ["client_secret_basic", "client_secret_post"]
+        [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ]
     );
 }
 
