@@ -246,7 +246,7 @@ impl Delegated {
         tx.code_set_grant(&digest, &grant.id).await?;
         let scope = ScopeSet::from_tokens(split_list(&grant.scopes));
         let response = self
-            .issue_in(&mut tx, client, &grant, &resource, &scope, now, jkt)
+            .issue_in(&mut tx, client, &grant, (&resource, &scope, jkt), now)
             .await?;
         tx.commit().await?;
         Ok(response)
@@ -345,7 +345,7 @@ impl Delegated {
             .cloned()
             .ok_or_else(unusable_refresh)?;
         let response = self
-            .issue_in(&mut tx, client, &grant, &resource, &scope, now, jkt)
+            .issue_in(&mut tx, client, &grant, (&resource, &scope, jkt), now)
             .await?;
         tx.commit().await?;
         Ok(response)
@@ -475,17 +475,16 @@ impl Delegated {
         }))
     }
 
-    /// Signs an access token of `grant` with `scope`, records it with its family, and returns it with the family's
-    /// refresh token of the grant's current generation.
+    /// Signs an access token of `grant` for `resource` with `scope` (bound to the DPoP key `jkt` when there is one),
+    /// records it with its family, and returns it with the family's refresh token of the grant's current
+    /// generation.
     async fn issue_in(
         &self,
         tx: &mut Tx,
         client: &CachedClient,
         grant: &GrantRow,
-        resource: &Resource,
-        scope: &ScopeSet,
+        (resource, scope, jkt): (&Resource, &ScopeSet, Option<&str>),
         now: i64,
-        jkt: Option<&str>,
     ) -> Result<TokenResponse, DelegatedError> {
         // The access token never outlives the grant.
         let ttl = resource.access_token_ttl.min(grant.expires_at - now).max(1);
