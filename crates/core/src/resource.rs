@@ -77,6 +77,8 @@ pub struct Resource {
     pub signing_alg: SigningAlg,
     /// What each scope means, for people: the consent page and the token detail endpoint.
     pub scope_details: BTreeMap<String, ScopeDetail>,
+    /// RFC 9449 §7.1: every token for it must be DPoP-bound.
+    pub require_dpop: bool,
 }
 
 /// A scope described for people: a sentence for the consent page, and the API category and access level the token

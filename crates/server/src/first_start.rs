@@ -54,6 +54,7 @@ pub(crate) async fn bootstrap(
         access_token_ttl: None,
         signing_alg: None,
         scope_details: None,
+        require_dpop: None,
     };
     crate::service::admin::resource_create_in(&mut tx, &actor, resource, 3_600, now)
         .await

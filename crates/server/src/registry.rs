@@ -190,6 +190,7 @@ pub fn to_resource(row: &ResourceRow) -> Option<Resource> {
         signing_alg: row.signing_alg.parse().ok()?,
         // Checked on write; a document a newer version wrote and this one cannot read describes nothing.
         scope_details: serde_json::from_str(&row.scope_details).unwrap_or_default(),
+        require_dpop: row.require_dpop,
     })
 }
 

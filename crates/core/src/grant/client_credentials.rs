@@ -135,6 +135,7 @@ mod tests {
             access_token_ttl: 900,
             signing_alg: SigningAlg::ES256,
             scope_details: Default::default(),
+            require_dpop: false,
         }
     }
 

@@ -74,6 +74,8 @@ pub struct ResourceInput {
     pub signing_alg: Option<String>,
     /// What scopes mean for people: the consent page's words, the token detail's category and access level.
     pub scope_details: Option<BTreeMap<String, ScopeDetail>>,
+    /// RFC 9449 §7.1: every token for it must be DPoP-bound (default false).
+    pub require_dpop: Option<bool>,
 }
 
 impl ResourceInput {
@@ -91,6 +93,7 @@ impl ResourceInput {
             access_token_ttl: self.access_token_ttl,
             signing_alg: self.signing_alg,
             scope_details: self.scope_details,
+            require_dpop: self.require_dpop,
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct ResourcePatch {
     pub signing_alg: Option<String>,
     /// Scope descriptions, categories and access levels (replaces them all).
     pub scope_details: Option<BTreeMap<String, ScopeDetail>>,
+    /// Whether every token for it must be DPoP-bound.
+    pub require_dpop: Option<bool>,
 }
 
 impl ResourcePatch {
@@ -127,6 +132,7 @@ impl ResourcePatch {
                 .map(super::resource::parse_signing_alg)
                 .transpose()?,
             scope_details: self.scope_details,
+            require_dpop: self.require_dpop,
         })
     }
 }

@@ -30,6 +30,8 @@ pub struct ResourceRegistration {
     pub signing_alg: SigningAlg,
     /// What its scopes mean for people, by scope.
     pub scope_details: BTreeMap<String, ScopeDetail>,
+    /// RFC 9449 §7.1: every token for it must be DPoP-bound.
+    pub require_dpop: bool,
 }
 
 impl ResourceRegistration {
@@ -44,6 +46,7 @@ impl ResourceRegistration {
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             signing_alg: SigningAlg::ES256,
             scope_details: BTreeMap::new(),
+            require_dpop: false,
         })
     }
 }
@@ -62,6 +65,8 @@ pub struct ResourceChange {
     pub signing_alg: Option<SigningAlg>,
     /// What scopes mean for people (replaces them all).
     pub scope_details: Option<BTreeMap<String, ScopeDetail>>,
+    /// Whether every token for it must be DPoP-bound.
+    pub require_dpop: Option<bool>,
 }
 
 /// Reads a signing algorithm from its JOSE name (RFC 7518 §3.1).
@@ -118,6 +123,9 @@ pub fn apply(
     }
     if let Some(alg) = change.signing_alg {
         r.signing_alg = alg;
+    }
+    if let Some(required) = change.require_dpop {
+        r.require_dpop = required;
     }
     if let Some(details) = change.scope_details {
         r.scope_details = details;
@@ -236,6 +244,7 @@ mod tests {
                 access_token_ttl: Some(MAX),
                 signing_alg: Some(SigningAlg::EdDSA),
                 scope_details: Some(details.clone()),
+                require_dpop: Some(true),
             },
             MAX,
         )
@@ -249,6 +258,7 @@ mod tests {
                 access_token_ttl: MAX,
                 signing_alg: SigningAlg::EdDSA,
                 scope_details: details,
+                require_dpop: true,
             }
         );
         assert_eq!(

@@ -28,6 +28,9 @@ pub enum ResourcesCommand {
         /// ES256 (default), RS256 or EdDSA.
         #[arg(long, value_name = "ALG")]
         signing_alg: Option<String>,
+        /// Every token for it must be DPoP-bound (RFC 9449).
+        #[arg(long)]
+        require_dpop: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -70,6 +73,7 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: ResourcesCommand) -> 
             scopes,
             access_token_ttl,
             signing_alg,
+            require_dpop,
             out,
         } => {
             let input = ResourceInput {
@@ -79,6 +83,7 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: ResourcesCommand) -> 
                 access_token_ttl: access_token_ttl.map(DurationValue::Text),
                 signing_alg,
                 scope_details: None,
+                require_dpop: Some(require_dpop),
             };
             let row = tools.admin.resource_create(actor, input).await?;
             print_rows(&out, &json!([resource_json(&row)]), RESOURCE_COLUMNS);

@@ -486,6 +486,9 @@ impl Delegated {
         (resource, scope, jkt): (&Resource, &ScopeSet, Option<&str>),
         now: i64,
     ) -> Result<TokenResponse, DelegatedError> {
+        if jkt.is_none() && resource.require_dpop {
+            return Err(DelegatedError::OAuth(dpop_required()));
+        }
         // The access token never outlives the grant.
         let ttl = resource.access_token_ttl.min(grant.expires_at - now).max(1);
         let claims = AccessTokenClaims {
@@ -557,6 +560,14 @@ impl Delegated {
 }
 
 /// The audit actor of a token request: the client, at the token endpoint.
+/// RFC 9449 §7.1: the answer to a token request without a proof for a resource that takes DPoP-bound tokens only.
+pub(crate) fn dpop_required() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidDpopProof,
+        "tokens for this resource must be DPoP-bound: send a DPoP proof",
+    )
+}
+
 /// RFC 9449 §5: `DPoP` for a token bound to a key, `Bearer` otherwise (RFC 6750).
 pub(crate) fn token_type(jkt: Option<&str>) -> &'static str {
     if jkt.is_some() { "DPoP" } else { "Bearer" }

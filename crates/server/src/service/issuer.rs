@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::assertions::AssertionRefusal;
 use super::delegated::DelegatedError;
-use super::delegated::token_type;
+use super::delegated::{dpop_required, token_type};
 use super::dpop::{DpopProofs, ProofHeader, ProofRefusal};
 use super::{Assertions, Delegated};
 use crate::clock::Clock;
@@ -270,6 +270,13 @@ impl Issuer {
         let resources = self.registry.resources();
         let grant = client_credentials::check(&client.client, &request, |id| resources.get(id))
             .map_err(IssueError::OAuth)?;
+        if jkt.is_none()
+            && resources
+                .get(&grant.audience)
+                .is_some_and(|r| r.require_dpop)
+        {
+            return Err(IssueError::OAuth(dpop_required()));
+        }
         let now = self.clock.now();
         let scope = (!grant.scope.is_empty()).then(|| grant.scope.to_string());
         let claims = AccessTokenClaims {

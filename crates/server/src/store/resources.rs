@@ -24,6 +24,8 @@ pub struct ResourceRow {
     pub signing_alg: String,
     /// JSON: scope → `ScopeDetail` (what it means for people).
     pub scope_details: String,
+    /// RFC 9449 §7.1: every token for it must be DPoP-bound.
+    pub require_dpop: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -41,6 +43,7 @@ impl ResourceRow {
             access_token_ttl: r.access_token_ttl,
             signing_alg: r.signing_alg.to_string(),
             scope_details: details_text(&r.scope_details),
+            require_dpop: r.require_dpop,
             created_at: now,
             updated_at: now,
         }
@@ -56,6 +59,7 @@ impl ResourceRow {
             access_token_ttl: self.access_token_ttl,
             signing_alg: self.signing_alg.parse().unwrap_or(SigningAlg::ES256),
             scope_details: serde_json::from_str(&self.scope_details).unwrap_or_default(),
+            require_dpop: self.require_dpop,
         }
     }
 
@@ -74,6 +78,7 @@ impl ResourceRow {
         if before.scope_details != r.scope_details {
             self.scope_details = details_text(&r.scope_details);
         }
+        self.require_dpop = r.require_dpop;
     }
 }
 
@@ -83,7 +88,7 @@ fn details_text(details: &BTreeMap<String, ScopeDetail>) -> String {
     serde_json::to_string(details).unwrap_or_else(|_| "{}".into())
 }
 
-const COLUMNS: &str = "id, identifier, name, scopes, access_token_ttl, signing_alg, scope_details, created_at, updated_at";
+const COLUMNS: &str = "id, identifier, name, scopes, access_token_ttl, signing_alg, scope_details, require_dpop, created_at, updated_at";
 
 impl Store {
     /// Every resource, by identifier.
@@ -109,7 +114,7 @@ impl Tx {
         on_tx!(self, |c| {
             sqlx::query(
             "INSERT INTO resources (id, identifier, name, scopes, access_token_ttl, signing_alg, created_at, updated_at, \
-             scope_details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+             scope_details, require_dpop) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
         .bind(&r.id)
         .bind(&r.identifier)
@@ -120,6 +125,7 @@ impl Tx {
         .bind(r.created_at)
         .bind(r.updated_at)
         .bind(&r.scope_details)
+        .bind(r.require_dpop)
         .execute(c)
         .await.map(|r| r.rows_affected())
         })?;
@@ -131,7 +137,7 @@ impl Tx {
         let done = on_tx!(self, |c| {
             sqlx::query(
             "UPDATE resources SET name = $2, scopes = $3, access_token_ttl = $4, signing_alg = $5, updated_at = $6, \
-             scope_details = $7 WHERE id = $1"
+             scope_details = $7, require_dpop = $8 WHERE id = $1"
         )
         .bind(&r.id)
         .bind(&r.name)
@@ -140,6 +146,7 @@ impl Tx {
         .bind(&r.signing_alg)
         .bind(r.updated_at)
         .bind(&r.scope_details)
+        .bind(r.require_dpop)
         .execute(c)
         .await.map(|r| r.rows_affected())
         })?;

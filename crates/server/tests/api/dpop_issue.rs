@@ -316,3 +316,47 @@ async fn server_nonces_are_asked_for_and_accepted() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["token_type"], "DPoP", "{body}");
 }
+
+both_engines!(a_resource_may_take_dpop_bound_tokens_only, |app| {
+    let (status, body) = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/resources",
+            Some(
+                json!({"identifier": "https://bound.example", "name": "Bound", "scopes": ["read"],
+                        "require_dpop": true}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["require_dpop"], true);
+    let (id, secret) = app
+        .client(json!({"name": "c", "resources": ["https://bound.example"], "scopes": ["read"]}))
+        .await;
+    dpop_error(
+        token_with_proofs(&app, &id, &secret, &[]).await,
+        "invalid_dpop_proof",
+    )
+    .await;
+    let key = TestKey::es256();
+    let p = proof(
+        &key,
+        "POST",
+        &app.url("/oauth2/token"),
+        app.clock.now(),
+        json!({}),
+    );
+    let r = token_with_proofs(&app, &id, &secret, &[&p]).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["token_type"], "DPoP");
+    // Turned off again, a Bearer token is fine.
+    let (status, _) = app
+        .admin_call(
+            reqwest::Method::PATCH,
+            "/resources/https%3A%2F%2Fbound.example",
+            Some(json!({"require_dpop": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let r = token_with_proofs(&app, &id, &secret, &[]).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["token_type"], "Bearer");
+});

@@ -144,6 +144,7 @@ impl Admin {
                     access_token_ttl: None,
                     signing_alg: None,
                     scope_details: None,
+                    require_dpop: None,
                 };
                 return Ok((self.resource_create(actor, input).await?, true));
             }
@@ -219,6 +220,8 @@ pub struct ResourceView {
     pub scopes: Vec<String>,
     /// `ES256`, `RS256` or `EdDSA`.
     pub signing_alg: String,
+    /// RFC 9449 §7.1: every token for it must be DPoP-bound.
+    pub require_dpop: bool,
     /// Unix seconds.
     pub updated_at: i64,
 }
@@ -233,6 +236,7 @@ impl From<&ResourceRow> for ResourceView {
             name: r.name.clone(),
             scope_details: serde_json::from_str(&r.scope_details).unwrap_or_else(|_| json!({})),
             scopes: crate::store::split_list(&r.scopes),
+            require_dpop: r.require_dpop,
             signing_alg: r.signing_alg.clone(),
             updated_at: r.updated_at,
         }

@@ -221,6 +221,7 @@ mod tests {
             access_token_ttl: 900,
             signing_alg: "ES256".into(),
             scope_details: serde_json::json!({}),
+            require_dpop: false,
             created_at: 0,
             updated_at: 0,
         };
