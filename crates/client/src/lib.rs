@@ -28,19 +28,24 @@
 mod cache;
 mod claims;
 mod clock;
+mod dpop;
 mod fetch;
 mod introspect;
 mod key;
 mod layer;
 mod outgoing;
 mod secret;
+mod signing;
 pub mod source;
 mod verify;
 
+pub use dpop::{DPOP, DPOP_NONCE, nonce_required as dpop_nonce_required};
 pub use fetch::{read_ca_file, tls_config};
 pub use key::{PublicKey, parse_jwks};
+pub use keyward_core::assertion::AssertionAlg;
 pub use layer::{Mode, Verified, VerifyLayer, VerifyService};
 pub use outgoing::{AttachToken, AttachTokenLayer, token_refused};
 pub use secret::Secret;
+pub use signing::SigningKey;
 pub use source::{AccessToken, Preset, Status, TokenError, TokenSource};
 pub use verify::{Builder, Claims, Verifier, VerifyError};

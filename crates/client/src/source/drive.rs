@@ -59,6 +59,7 @@ pub(super) async fn drive(shared: Arc<Shared>) {
             &shared.http,
             &shared.ask,
             &credentials,
+            shared.dpop.as_deref(),
             shared.request_timeout,
             crate::clock::wall(),
         )
@@ -140,9 +141,11 @@ fn hold(shared: &Shared, issued: Issued, sent: Instant) -> Held {
     Held {
         token: AccessToken {
             value: Arc::from(issued.access_token),
-            token_type: Arc::from(issued.token_type),
+            token_type: Arc::from(issued.token_type.as_str()),
             scope: issued.scope.map(Arc::from),
             expires_at: timing::later(sent, lifetime),
+            // Only a token the server bound is sent with proofs; a Bearer one from a server without DPoP is not.
+            dpop: shared.dpop.clone().filter(|_| issued.token_type == "DPoP"),
         },
         obtained: sent,
         usable_until: timing::later(sent, schedule.usable_for),

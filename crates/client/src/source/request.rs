@@ -1,5 +1,7 @@
-//! One token request (RFC 6749 §4.4.2, client credentials) in a service's dialect, and its answer read into what
-//! the token source does next: use the token, stop (the server refused the client), or retry later.
+//! One token request (RFC 6749 §4.4.2, client credentials) in a service's dialect, with the client's credential
+//! (a secret, or a client assertion: RFC 7521 §4.2) and a DPoP proof where the source holds a key (RFC 9449 §5),
+//! and its answer read into what the token source does next: use the token, stop (the server refused the client),
+//! or retry later.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,10 +11,11 @@ use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, RETRY_AFTER, USER
 use hyper::{Request, StatusCode};
 use serde_json::{Map, Value};
 
+use super::credential::{self, Credential, Presented};
 use super::dialect::{Accept, AuthMethod, BodyFormat, Dialect, HeaderValue};
 use super::timing;
+use crate::dpop::{self, Dpop};
 use crate::fetch::HttpClient;
-use crate::secret::Secret;
 
 /// The largest answer read: a token response is a few kilobytes at most.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -26,11 +29,11 @@ pub(crate) struct Ask {
     pub(crate) params: Vec<(String, String)>,
 }
 
-/// A client's credentials.
+/// A client's id and what it authenticates with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Credentials {
     pub(crate) client_id: String,
-    pub(crate) client_secret: Secret,
+    pub(crate) credential: Credential,
 }
 
 /// A token as the server gave it.
@@ -61,33 +64,90 @@ pub(crate) enum Answer {
     },
 }
 
-/// Sends one token request and reads the answer.
+/// Sends one token request and reads the answer. With a DPoP key, an answer asking for a nonce
+/// (`use_dpop_nonce` with a `DPoP-Nonce`, RFC 9449 §8) is followed by one more request carrying it, and any nonce
+/// the server sends is kept for the next proof.
 pub(crate) async fn exchange(
     http: &HttpClient,
     ask: &Ask,
     credentials: &Credentials,
+    dpop: Option<&Dpop>,
     timeout: Duration,
     now: SystemTime,
 ) -> Answer {
-    let request = match build(ask, credentials) {
-        Ok(r) => r,
-        Err(why) => {
-            return Answer::Refused {
-                status: 0,
-                error: "invalid_request".into(),
-                description: Some(why),
-            };
-        }
-    };
-    let url = &ask.token_url;
-    // One bound for the whole exchange: the answer's head and its body together.
+    // One bound for the whole exchange: a platform token fetched, each try's head and body.
     let deadline = timing::later(tokio::time::Instant::now(), timeout);
+    let unix = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        // Presented afresh on each try: an assertion's `jti` is spent once, even by a refused request.
+        let presented = match credential::present(
+            &credentials.credential,
+            http,
+            &credentials.client_id,
+            &ask.token_url,
+            timeout,
+            unix,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(answer) => return answer,
+        };
+        let proof = match dpop
+            .map(|d| d.proof("POST", &ask.token_url, None, unix))
+            .transpose()
+        {
+            Ok(p) => p,
+            Err(why) => return refused_locally(why),
+        };
+        let request = match build(ask, &credentials.client_id, &presented, proof.as_deref()) {
+            Ok(r) => r,
+            Err(why) => return refused_locally(why),
+        };
+        let (status, read, retry_after, nonce) =
+            match send(http, request, deadline, timeout, &ask.token_url, dpop, now).await {
+                Ok(sent) => sent,
+                Err(answer) => return answer,
+            };
+        let wants_nonce = status == StatusCode::BAD_REQUEST
+            && read.as_ref().and_then(|r| r.error.as_deref()) == Some("use_dpop_nonce");
+        if dpop.is_some() && wants_nonce && nonce && tries == 1 {
+            continue;
+        }
+        return classify(status, read, retry_after, &ask.token_url, dpop.is_some());
+    }
+}
+
+/// A request that could not be built: nothing a retry would change.
+fn refused_locally(why: String) -> Answer {
+    Answer::Refused {
+        status: 0,
+        error: "invalid_request".into(),
+        description: Some(why),
+    }
+}
+
+/// One try: the answer's status, its members, `Retry-After`, and whether it carried a `DPoP-Nonce` (kept).
+async fn send(
+    http: &HttpClient,
+    request: Request<Full<Bytes>>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    url: &str,
+    dpop: Option<&Dpop>,
+    now: SystemTime,
+) -> Result<(StatusCode, Option<Read>, Option<Duration>, bool), Answer> {
     let response = match tokio::time::timeout_at(deadline, http.request(request)).await {
-        Err(_) => return retry(format!("{url}: no answer within {timeout:?}")),
-        Ok(Err(e)) => return retry(format!("{url}: {}", chain(&e))),
+        Err(_) => return Err(retry(format!("{url}: no answer within {timeout:?}"))),
+        Ok(Err(e)) => return Err(retry(format!("{url}: {}", chain(&e)))),
         Ok(Ok(r)) => r,
     };
     let status = response.status();
+    let nonce = dpop.is_some_and(|d| d.remember(url, response.headers()));
     let header = |name| {
         response
             .headers()
@@ -105,11 +165,11 @@ pub(crate) async fn exchange(
     .await
     {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) => return retry(format!("{url}: reading the answer: {e}")),
+        Ok(Err(e)) => return Err(retry(format!("{url}: reading the answer: {e}"))),
         Err(_) => {
-            return retry(format!(
+            return Err(retry(format!(
                 "{url}: the answer did not arrive within {timeout:?}"
-            ));
+            )));
         }
     };
     let read = if xml {
@@ -117,7 +177,7 @@ pub(crate) async fn exchange(
     } else {
         read_json(&body)
     };
-    classify(status, read, retry_after, url)
+    Ok((status, read, retry_after, nonce))
 }
 
 fn retry(why: String) -> Answer {
@@ -155,27 +215,36 @@ fn classify(
     read: Option<Read>,
     retry_after: Option<Duration>,
     url: &str,
+    dpop: bool,
 ) -> Answer {
     let read = read.unwrap_or_default();
     if status == StatusCode::OK {
         return match (read.access_token, read.token_type) {
             (Some(access_token), Some(token_type)) if !access_token.is_empty() => {
-                if token_type.eq_ignore_ascii_case("bearer") {
-                    Answer::Token(Issued {
+                // A server that does not do DPoP ignores the proof and issues a Bearer token (RFC 9449 §5).
+                let known = if token_type.eq_ignore_ascii_case("bearer") {
+                    Some("Bearer")
+                } else if dpop && token_type.eq_ignore_ascii_case("dpop") {
+                    Some("DPoP")
+                } else {
+                    None
+                };
+                match known {
+                    Some(kind) => Answer::Token(Issued {
                         access_token,
-                        token_type: "Bearer".into(),
+                        token_type: kind.into(),
                         lifetime: read.expires_in.map(Duration::from_secs),
                         scope: read.scope,
-                    })
-                } else {
+                    }),
                     // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
-                    Answer::Refused {
+                    None => Answer::Refused {
                         status: 200,
                         error: "unsupported_token_type".into(),
                         description: Some(format!(
-                            "the server issued a `{token_type}` token; only Bearer is used"
+                            "the server issued a `{token_type}` token; only Bearer{} is used",
+                            if dpop { " and DPoP" } else { "" }
                         )),
-                    }
+                    },
                 }
             }
             // A 200 that is not a token: a proxy's page, a truncated body. The next try may be answered properly.
@@ -245,13 +314,30 @@ fn read_xml(body: &Bytes) -> Option<Read> {
     })
 }
 
-/// The HTTP request: credentials, parameters and headers where the dialect puts them.
-fn build(ask: &Ask, credentials: &Credentials) -> Result<Request<Full<Bytes>>, String> {
+/// The HTTP request: credentials, parameters and headers where the dialect puts them. A client assertion goes in
+/// the body with `client_id` (RFC 7521 §4.2), whatever the dialect says of secrets; a DPoP proof in `DPoP`.
+fn build(
+    ask: &Ask,
+    client_id: &str,
+    presented: &Presented,
+    proof: Option<&str>,
+) -> Result<Request<Full<Bytes>>, String> {
     let dialect = &ask.dialect;
     let mut params: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-    if dialect.auth == AuthMethod::Post {
-        params.push(("client_id", &credentials.client_id));
-        params.push(("client_secret", credentials.client_secret.expose()));
+    match presented {
+        Presented::Secret(secret) if dialect.auth == AuthMethod::Post => {
+            params.push(("client_id", client_id));
+            params.push(("client_secret", secret.expose()));
+        }
+        Presented::Secret(_) => {}
+        Presented::Assertion(assertion) => {
+            params.push(("client_id", client_id));
+            params.push((
+                "client_assertion_type",
+                keyward_core::assertion::CLIENT_ASSERTION_TYPE,
+            ));
+            params.push(("client_assertion", assertion));
+        }
     }
     params.extend(ask.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let (content_type, body) = match dialect.body {
@@ -290,14 +376,17 @@ fn build(ask: &Ask, credentials: &Credentials) -> Result<Request<Full<Bytes>>, S
             USER_AGENT,
             concat!("keyward-client/", env!("CARGO_PKG_VERSION")),
         );
-    if dialect.auth == AuthMethod::Basic {
+    if let (Presented::Secret(secret), AuthMethod::Basic) = (presented, dialect.auth) {
         let mut basic = hyper::header::HeaderValue::try_from(keyward_core::basic::encode(
-            &credentials.client_id,
-            credentials.client_secret.expose(),
+            client_id,
+            secret.expose(),
         ))
         .map_err(|_| "the client id cannot be sent in a header".to_owned())?;
         basic.set_sensitive(true);
         builder = builder.header(AUTHORIZATION, basic);
+    }
+    if let Some(proof) = proof {
+        builder = builder.header(dpop::DPOP, dpop::header_value(proof)?);
     }
     for (name, value) in &dialect.headers {
         let value = match value {
@@ -340,7 +429,13 @@ mod tests {
         } else {
             read_json(&body)
         };
-        classify(StatusCode::from_u16(status).unwrap(), read, None, "u")
+        classify(
+            StatusCode::from_u16(status).unwrap(),
+            read,
+            None,
+            "u",
+            false,
+        )
     }
 
     #[test]
@@ -406,12 +501,9 @@ mod tests {
             },
             params: vec![("scope".into(), "a b".into())],
         };
-        let creds = Credentials {
-            client_id: "id:1".into(),
-            client_secret: Secret::new("s p"),
-        };
-        let a = build(&ask, &creds).unwrap();
-        let b = build(&ask, &creds).unwrap();
+        let secret = Presented::Secret(crate::Secret::new("s p"));
+        let a = build(&ask, "id:1", &secret, None).unwrap();
+        let b = build(&ask, "id:1", &secret, None).unwrap();
         assert_eq!(
             a.headers()[AUTHORIZATION],
             keyward_core::basic::encode("id:1", "s p").as_str()
@@ -421,5 +513,62 @@ mod tests {
             b.headers()["wm_qos.correlation_id"]
         );
         assert_eq!(correlation_id().len(), 36);
+    }
+
+    #[tokio::test]
+    async fn an_assertion_goes_in_the_body_with_the_client_id_and_no_authorization() {
+        for dialect in [
+            Dialect::default(),
+            Dialect {
+                auth: AuthMethod::Post,
+                ..Dialect::default()
+            },
+        ] {
+            let ask = Ask {
+                token_url: "http://h/t".into(),
+                dialect,
+                params: vec![("audience".into(), "api".into())],
+            };
+            let r = build(
+                &ask,
+                "id 1",
+                &Presented::Assertion("a.b.c".into()),
+                Some("p.r.f"),
+            )
+            .unwrap();
+            assert!(r.headers().get(AUTHORIZATION).is_none());
+            assert_eq!(r.headers()["dpop"], "p.r.f");
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(
+                std::str::from_utf8(&body).unwrap(),
+                "grant_type=client_credentials&client_id=id+1&client_assertion_type=\
+                 urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c&audience=api"
+            );
+        }
+    }
+
+    #[test]
+    fn dpop_tokens_are_taken_only_when_a_proof_was_sent() {
+        let dpop = r#"{"access_token":"a","token_type":"DPoP","expires_in":60}"#;
+        let read = || read_json(&Bytes::from(dpop));
+        let Answer::Token(t) = classify(StatusCode::OK, read(), None, "u", true) else {
+            panic!()
+        };
+        assert_eq!(t.token_type, "DPoP");
+        let Answer::Refused { error, .. } = classify(StatusCode::OK, read(), None, "u", false)
+        else {
+            panic!()
+        };
+        assert_eq!(error, "unsupported_token_type");
+        let bearer = read_json(&Bytes::from(
+            r#"{"access_token":"a","token_type":"Bearer"}"#,
+        ));
+        let Answer::Token(t) = classify(StatusCode::OK, bearer, None, "u", true) else {
+            panic!()
+        };
+        assert_eq!(
+            t.token_type, "Bearer",
+            "a server without DPoP issues Bearer tokens"
+        );
     }
 }
