@@ -1,6 +1,7 @@
 //! DPoP (RFC 9449) on the client's side: a key the token source holds, the proof JWT it signs for each request
 //! (to the token endpoint, and to an API with a DPoP-bound token), and the nonces servers hand out
-//! (`DPoP-Nonce`), remembered per origin for the next proof. Not the checks of a proof: those are the server's.
+//! (`DPoP-Nonce`): the token endpoint's apart, the APIs' per origin, each for the next proof to the same server.
+//! Not the checks of a proof: those are the server's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +23,9 @@ const MAX_ORIGINS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Dpop {
     key: SigningKey,
+    /// The token endpoint's (RFC 9449 §8), kept apart: an API on the same origin may hand out its own (§9).
+    token_endpoint: Mutex<Option<String>>,
+    /// The APIs', by origin.
     nonces: Mutex<HashMap<String, String>>,
 }
 
@@ -37,6 +41,7 @@ impl Dpop {
     pub(crate) fn new(key: SigningKey) -> Self {
         Dpop {
             key,
+            token_endpoint: Mutex::new(None),
             nonces: Mutex::new(HashMap::new()),
         }
     }
@@ -47,8 +52,9 @@ impl Dpop {
     }
 
     /// A proof for one request (RFC 9449 §4.2): `typ: dpop+jwt`, the public `jwk`; `jti`, `htm`, `htu` (the URL
-    /// without query and fragment), `iat`; the server's latest `nonce` for that origin; `ath` when an access token
-    /// goes with it (§7.1).
+    /// without query and fragment), `iat`; the server's latest `nonce`; `ath` when an access token goes with it
+    /// (§7.1). A proof without a token is for the token endpoint and carries its nonce; one with a token is for an
+    /// API and carries that origin's.
     pub(crate) fn proof(
         &self,
         method: &str,
@@ -66,7 +72,11 @@ impl Dpop {
             "htu": htu,
             "iat": now,
         });
-        if let Some(nonce) = self.nonce(&origin) {
+        let nonce = match access_token {
+            None => lock(&self.token_endpoint).clone(),
+            Some(_) => lock(&self.nonces).get(&origin).cloned(),
+        };
+        if let Some(nonce) = nonce {
             claims["nonce"] = Value::from(nonce);
         }
         if let Some(token) = access_token {
@@ -75,17 +85,18 @@ impl Dpop {
         self.key.sign(header, &claims)
     }
 
-    fn nonce(&self, origin: &str) -> Option<String> {
-        lock(&self.nonces).get(origin).cloned()
+    /// Remembers the `DPoP-Nonce` of the token endpoint's answer, if it sent one; returns whether it did.
+    pub(crate) fn remember_token_endpoint(&self, headers: &HeaderMap) -> bool {
+        let Some(nonce) = nonce_of(headers) else {
+            return false;
+        };
+        *lock(&self.token_endpoint) = Some(nonce.to_owned());
+        true
     }
 
-    /// Remembers the `DPoP-Nonce` of an answer from `url`'s server, if it sent one; returns whether it did.
+    /// Remembers the `DPoP-Nonce` of an API's answer from `url`, if it sent one; returns whether it did.
     pub(crate) fn remember(&self, url: &str, headers: &HeaderMap) -> bool {
-        let Some(nonce) = headers
-            .get(DPOP_NONCE)
-            .and_then(|v| v.to_str().ok())
-            .filter(|n| !n.is_empty())
-        else {
+        let Some(nonce) = nonce_of(headers) else {
             return false;
         };
         let Ok((origin, _)) = target(url) else {
@@ -98,6 +109,13 @@ impl Dpop {
         nonces.insert(origin, nonce.to_owned());
         true
     }
+}
+
+fn nonce_of(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(DPOP_NONCE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|n| !n.is_empty())
 }
 
 /// A URL's origin (`scheme://authority`, the key nonces are kept under) and its `htu` (RFC 9449 §4.2: the URL
@@ -208,13 +226,29 @@ pub(crate) mod tests {
         answer.insert(DPOP_NONCE, HeaderValue::from_static("n-1"));
         assert!(dpop.remember("https://api.example.com/x", &answer));
         let same = dpop
-            .proof("GET", "https://API.example.com/y", None, 0)
+            .proof("GET", "https://API.example.com/y", Some("t"), 0)
             .unwrap();
         assert_eq!(part(&same, 1)["nonce"], "n-1");
         let other = dpop
-            .proof("GET", "https://auth.example.com/t", None, 0)
+            .proof("GET", "https://auth.example.com/t", Some("t"), 0)
             .unwrap();
         assert!(part(&other, 1).get("nonce").is_none());
+        // The token endpoint's nonce is its own, even on the API's origin.
+        let token_endpoint = dpop
+            .proof("POST", "https://api.example.com/token", None, 0)
+            .unwrap();
+        assert!(part(&token_endpoint, 1).get("nonce").is_none());
+        let mut from_token_endpoint = HeaderMap::new();
+        from_token_endpoint.insert(DPOP_NONCE, HeaderValue::from_static("as-1"));
+        assert!(dpop.remember_token_endpoint(&from_token_endpoint));
+        let token_endpoint = dpop
+            .proof("POST", "https://api.example.com/token", None, 0)
+            .unwrap();
+        assert_eq!(part(&token_endpoint, 1)["nonce"], "as-1");
+        let api = dpop
+            .proof("GET", "https://api.example.com/y", Some("t"), 0)
+            .unwrap();
+        assert_eq!(part(&api, 1)["nonce"], "n-1");
 
         answer.insert(
             WWW_AUTHENTICATE,

@@ -147,7 +147,7 @@ async fn send(
         Ok(Ok(r)) => r,
     };
     let status = response.status();
-    let nonce = dpop.is_some_and(|d| d.remember(url, response.headers()));
+    let nonce = dpop.is_some_and(|d| d.remember_token_endpoint(response.headers()));
     let header = |name| {
         response
             .headers()
