@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+mod credential;
 mod guard;
 mod metrics;
 mod proxy;
