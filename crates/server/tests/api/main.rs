@@ -29,6 +29,7 @@ mod forms;
 mod gateway;
 mod harness;
 mod introspect;
+mod keyless_source;
 mod keys;
 mod limits;
 mod native;
