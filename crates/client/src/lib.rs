@@ -7,7 +7,9 @@
 //!
 //! The calling side (the integrator) holds a [`TokenSource`]: it gets a token with the client credentials grant
 //! from Keyward or any OAuth 2.0 server (with a [`Preset`] for each service the seed documents describe), caches
-//! it, refreshes it ahead of expiry, and [`AttachTokenLayer`] adds it to outgoing requests.
+//! it, refreshes it ahead of expiry, and [`AttachTokenLayer`] adds it to outgoing requests. Without a shared
+//! secret, it signs `private_key_jwt` assertions with a [`SigningKey`] or sends a platform's token
+//! ([`source::Credential`]), and binds tokens to a DPoP key, with a proof per API call.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
