@@ -13,7 +13,6 @@ use hyper::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use keyward_core::assertion::AssertionAlg;
 use serde_json::{Map, Value, json};
 
-use super::request::Answer;
 use crate::fetch::HttpClient;
 use crate::secret::Secret;
 use crate::signing::{SigningKey, random_id};
@@ -138,6 +137,19 @@ impl Credential {
     }
 }
 
+/// Why a credential could not be presented for a request.
+#[derive(Debug)]
+pub(crate) enum Unpresentable {
+    /// Worth another try after a backoff: a file mid-rotation, GitHub busy or unreachable.
+    Retry(String),
+    /// Not worth a try until something changes; `status` is the platform's answer, 0 when there was none.
+    Refused {
+        status: u16,
+        error: String,
+        description: String,
+    },
+}
+
 /// What one token request carries to authenticate.
 #[derive(Debug)]
 pub(crate) enum Presented {
@@ -157,17 +169,13 @@ pub(crate) async fn present(
     token_url: &str,
     timeout: Duration,
     now: i64,
-) -> Result<Presented, Answer> {
+) -> Result<Presented, Unpresentable> {
     match credential {
         Credential::Secret(s) => Ok(Presented::Secret(s.clone())),
         Credential::PrivateKey { key, key_id } => {
             client_assertion(key, key_id, client_id, token_url, now)
                 .map(Presented::Assertion)
-                .map_err(|why| Answer::Refused {
-                    status: 0,
-                    error: "invalid_request".into(),
-                    description: Some(why),
-                })
+                .map_err(refused)
         }
         Credential::AssertionFile(path) => read_token_file(path).await.map(Presented::Assertion),
         Credential::GithubActions {
@@ -205,7 +213,7 @@ pub(crate) fn client_assertion(
 
 /// The platform token in `path`, read now: the platform replaces the file before the old token expires, so a copy
 /// kept from start would run out.
-async fn read_token_file(path: &Path) -> Result<String, Answer> {
+async fn read_token_file(path: &Path) -> Result<String, Unpresentable> {
     let shown = path.display();
     // A file missing or empty for a moment (the kubelet swaps it atomically, but a volume may lag) is retried with
     // backoff rather than taken as a refusal.
@@ -214,10 +222,7 @@ async fn read_token_file(path: &Path) -> Result<String, Answer> {
     let read = tokio::task::spawn_blocking(move || std::fs::read(owned))
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    let text = read.map_err(|e| Answer::Retry {
-        why: format!("assertion file {shown}: {e}"),
-        retry_after: None,
-    })?;
+    let text = read.map_err(|e| Unpresentable::Retry(format!("assertion file {shown}: {e}")))?;
     if text.len() > MAX_PLATFORM_TOKEN {
         return Err(refused(format!(
             "assertion file {shown}: larger than {MAX_PLATFORM_TOKEN} bytes; not a token"
@@ -225,10 +230,9 @@ async fn read_token_file(path: &Path) -> Result<String, Answer> {
     }
     let token = String::from_utf8_lossy(&text).trim().to_owned();
     if token.is_empty() {
-        return Err(Answer::Retry {
-            why: format!("assertion file {shown}: empty"),
-            retry_after: None,
-        });
+        return Err(Unpresentable::Retry(format!(
+            "assertion file {shown}: empty"
+        )));
     }
     if token.split('.').count() != 3 {
         return Err(refused(format!(
@@ -246,7 +250,7 @@ async fn github_token(
     request_token: &Secret,
     audience: &str,
     timeout: Duration,
-) -> Result<String, Answer> {
+) -> Result<String, Unpresentable> {
     let joiner = if request_url.contains('?') { '&' } else { '?' };
     let url = format!(
         "{request_url}{joiner}audience={}",
@@ -269,10 +273,7 @@ async fn github_token(
         .map_err(|e| refused(format!("GitHub Actions token URL: {e}")))?;
     // The URL's query names the job's run; logs and errors show the endpoint only.
     let shown = request_url.split('?').next().unwrap_or(request_url);
-    let retry = |why: String| Answer::Retry {
-        why,
-        retry_after: None,
-    };
+    let retry = Unpresentable::Retry;
     let deadline = super::timing::later(tokio::time::Instant::now(), timeout);
     let response = match tokio::time::timeout_at(deadline, http.request(request)).await {
         Err(_) => return Err(retry(format!("{shown}: no answer within {timeout:?}"))),
@@ -293,12 +294,12 @@ async fn github_token(
         return Err(retry(format!("{shown}: status {status}")));
     }
     if !status.is_success() {
-        return Err(Answer::Refused {
+        return Err(Unpresentable::Refused {
             status: status.as_u16(),
             error: "federated_token_refused".into(),
-            description: Some(format!(
+            description: format!(
                 "GitHub Actions' OIDC endpoint answered {status}: the workflow needs `permissions: id-token: write`"
-            )),
+            ),
         });
     }
     serde_json::from_slice::<Value>(&body)
@@ -308,11 +309,11 @@ async fn github_token(
         .ok_or_else(|| retry(format!("{shown}: the answer has no `value`")))
 }
 
-fn refused(why: String) -> Answer {
-    Answer::Refused {
+fn refused(why: String) -> Unpresentable {
+    Unpresentable::Refused {
         status: 0,
         error: "invalid_request".into(),
-        description: Some(why),
+        description: why,
     }
 }
 
@@ -394,7 +395,7 @@ mod tests {
         // Missing: retried later, not a refusal.
         assert!(matches!(
             presented(credential.clone()).await,
-            Err(Answer::Retry { .. })
+            Err(Unpresentable::Retry(_))
         ));
         std::fs::write(&path, "a.b.c\n").unwrap();
         let Ok(Presented::Assertion(first)) = presented(credential.clone()).await else {
@@ -408,10 +409,10 @@ mod tests {
         };
         assert_eq!(second, "d.e.f");
         std::fs::write(&path, "not a jwt").unwrap();
-        let Err(Answer::Refused { description, .. }) = presented(credential).await else {
+        let Err(Unpresentable::Refused { description, .. }) = presented(credential).await else {
             panic!()
         };
-        assert!(description.unwrap().contains("not a JWT"));
+        assert!(description.contains("not a JWT"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -11,7 +11,7 @@ use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, RETRY_AFTER, USER
 use hyper::{Request, StatusCode};
 use serde_json::{Map, Value};
 
-use super::credential::{self, Credential, Presented};
+use super::credential::{self, Credential, Presented, Unpresentable};
 use super::dialect::{Accept, AuthMethod, BodyFormat, Dialect, HeaderValue};
 use super::timing;
 use crate::dpop::{self, Dpop};
@@ -95,7 +95,18 @@ pub(crate) async fn exchange(
         .await
         {
             Ok(p) => p,
-            Err(answer) => return answer,
+            Err(Unpresentable::Retry(why)) => return retry(why),
+            Err(Unpresentable::Refused {
+                status,
+                error,
+                description,
+            }) => {
+                return Answer::Refused {
+                    status,
+                    error,
+                    description: Some(description),
+                };
+            }
         };
         let proof = match dpop
             .map(|d| d.proof("POST", &ask.token_url, None, unix))

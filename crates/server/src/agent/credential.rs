@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use keyward_client::source::Credential;
 use keyward_client::{AssertionAlg, Secret, SigningKey};
 
-use super::config::Env;
+/// Looks up an environment variable (the agent's `Env`, injected so that tests never touch the process's).
+type Env = dyn Fn(&str) -> Option<String>;
 
 /// The credential keys of one table, as written.
 pub(super) struct Given {
