@@ -145,3 +145,32 @@ pub(super) fn unavailable(name: &str, e: &TokenError) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_is_asked_for_a_whole_call_or_none() {
+        let (m, u) = proof_request("htm=DELETE&htu=https%3A%2F%2Fapi.example.com%2Fo%2F1%3Fx%3D1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.as_str(), u.to_string().as_str()),
+            ("DELETE", "https://api.example.com/o/1?x=1")
+        );
+        assert_eq!(proof_request("").unwrap(), None);
+        assert_eq!(proof_request("other=1").unwrap(), None);
+        for (query, why) in [
+            ("htm=GET", "both"),
+            ("htu=https%3A%2F%2Fa", "both"),
+            ("htm=get&htu=https%3A%2F%2Fa", "`htm`"),
+            ("htm=GET&htu=%2Frelative", "`htu`"),
+            ("htm=GET&htu=ftp%3A%2F%2Fa", "`htu`"),
+            ("htm=GET&htm=POST&htu=https%3A%2F%2Fa", "more than once"),
+        ] {
+            let e = proof_request(query).unwrap_err();
+            assert!(e.contains(why), "{query}: {e}");
+        }
+    }
+}
