@@ -16,6 +16,7 @@ use crate::dpop::Dpop;
 use crate::fetch::HttpClient;
 use crate::secret::Secret;
 
+mod answer;
 mod builder;
 mod credential;
 pub mod dialect;

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use super::request::{self, Answer, Credentials, Issued};
+use super::answer::{Answer, Issued};
+use super::request::{self, Credentials};
 use super::{AccessToken, Held, Shared, State, TokenError, timing};
 
 /// The background task: fetches when the token held is due for refresh, missing or rejected, and after a failure
