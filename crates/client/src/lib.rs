@@ -9,7 +9,9 @@
 //!
 //! The calling side (the integrator) holds a [`TokenSource`]: it gets a token with the client credentials grant
 //! from Keyward or any OAuth 2.0 server (with a [`Preset`] for each service the seed documents describe), caches
-//! it, refreshes it ahead of expiry, and [`AttachTokenLayer`] adds it to outgoing requests.
+//! it, refreshes it ahead of expiry, and [`AttachTokenLayer`] adds it to outgoing requests. Without a shared
+//! secret, it signs `private_key_jwt` assertions with a [`SigningKey`] or sends a platform's token
+//! ([`source::Credential`]), and binds tokens to a DPoP key, with a proof per API call.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -38,14 +40,19 @@ mod key;
 mod layer;
 mod outgoing;
 mod presented;
+mod proof;
 mod secret;
+mod signing;
 pub mod source;
 mod verify;
 
 pub use fetch::{HttpClient, client_trusting, get_json, read_ca_file, tls_config};
+pub use proof::{DPOP, DPOP_NONCE, nonce_required as dpop_nonce_required};
 pub use key::{PublicKey, parse_jwks};
+pub use keyward_core::assertion::AssertionAlg;
 pub use layer::{Mode, Verified, VerifyLayer, VerifyService};
 pub use outgoing::{AttachToken, AttachTokenLayer, token_refused};
 pub use secret::Secret;
+pub use signing::SigningKey;
 pub use source::{AccessToken, Preset, Status, TokenError, TokenSource};
 pub use verify::{Builder, Claims, Verifier, VerifyError};

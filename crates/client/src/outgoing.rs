@@ -1,7 +1,9 @@
 //! The calling side's tower layer: adds a [`TokenSource`]'s token to every outgoing request (as
-//! `Authorization: Bearer`, RFC 6750 §2.1, or in a header such as Walmart's `WM_SEC.ACCESS_TOKEN`), and when the
-//! API answers 401 because of the token (RFC 6750 §3.1 `invalid_token`), gets a new one and sends the request
-//! once more. The request body must be `Clone` so that it can be sent again.
+//! `Authorization: Bearer`, RFC 6750 §2.1, or in a header such as Walmart's `WM_SEC.ACCESS_TOKEN`; a DPoP-bound
+//! token as `Authorization: DPoP` with a fresh proof for the request, RFC 9449 §7.1), and when the API answers
+//! 401 because of the token (RFC 6750 §3.1 `invalid_token`), gets a new one and sends the request once more, or,
+//! when it asks for a DPoP nonce (RFC 9449 §9), sends it once more with a proof that carries it. The request body
+//! must be `Clone` so that it can be sent again.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -96,28 +98,40 @@ where
                 .call(with_token(request, &token, header.as_ref())?)
                 .await
                 .map_err(Into::into)?;
-            if !token_refused(response.status(), response.headers()) {
+            // A nonce is kept whatever the answer, so that the next proof to this API carries it.
+            let asked_nonce = token.remember_nonce(again.uri(), response.headers())
+                && crate::proof::nonce_required(response.status(), response.headers());
+            // One more try at most, for whichever reason the answer gives: the same token with a proof carrying
+            // the API's nonce, or a fresh token in place of one the API refused.
+            let retry_with = if asked_nonce {
+                token
+            } else if token_refused(response.status(), response.headers()) {
+                source.reject(&token);
+                source.token().await?
+            } else {
                 return Ok(response);
-            }
-            source.reject(&token);
-            let fresh = source.token().await?;
+            };
             tower::ServiceExt::ready(&mut inner)
                 .await
                 .map_err(Into::into)?
-                .call(with_token(again, &fresh, header.as_ref())?)
+                .call(with_token(again, &retry_with, header.as_ref())?)
                 .await
                 .map_err(Into::into)
         })
     }
 }
 
+/// The request with the token's headers: one for a Bearer token, two (the token and a proof made now for this
+/// method and URL) for a DPoP token.
 fn with_token<B>(
     mut request: Request<B>,
     token: &AccessToken,
     header: Option<&HeaderName>,
 ) -> Result<Request<B>, BoxError> {
-    let (name, value) = token.header(header)?;
-    request.headers_mut().insert(name, value);
+    let headers = token.request_headers(header, request.method(), request.uri())?;
+    for (name, value) in headers {
+        request.headers_mut().insert(name, value);
+    }
     Ok(request)
 }
 

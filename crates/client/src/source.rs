@@ -12,16 +12,21 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use crate::proof::Dpop;
 use crate::fetch::HttpClient;
 use crate::secret::Secret;
 
+mod answer;
 mod builder;
+mod credential;
 pub mod dialect;
 mod drive;
 mod request;
 mod timing;
+mod token;
 
 pub use builder::Builder;
+pub use credential::{ASSERTION_LIFETIME, Credential, GITHUB_TOKEN_VAR, GITHUB_URL_VAR};
 pub use dialect::{
     Accept, AuthMethod, BodyFormat, Dialect, HeaderValue, Preset, WalleyEnvironment,
     WllEnvironment, WllRegion,
@@ -29,69 +34,7 @@ pub use dialect::{
 use drive::{drive, lock};
 use request::{Ask, Credentials};
 
-/// An access token handed out by a [`TokenSource`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken {
-    value: Arc<str>,
-    token_type: Arc<str>,
-    scope: Option<Arc<str>>,
-    expires_at: Instant,
-}
-
-impl AccessToken {
-    /// The token itself, for an `Authorization: Bearer` header.
-    pub fn secret(&self) -> &str {
-        &self.value
-    }
-
-    /// `Bearer` (RFC 6750).
-    pub fn token_type(&self) -> &str {
-        &self.token_type
-    }
-
-    /// The scope the server granted, when it said.
-    pub fn scope(&self) -> Option<&str> {
-        self.scope.as_deref()
-    }
-
-    /// The header an API call carries the token in (RFC 6750 §2.1): `Authorization: Bearer <token>`, or the bare
-    /// token in `header` (Walmart's `WM_SEC.ACCESS_TOKEN`). The value is marked sensitive; an error means the token
-    /// holds bytes a header cannot carry.
-    pub fn header(
-        &self,
-        header: Option<&hyper::header::HeaderName>,
-    ) -> Result<
-        (hyper::header::HeaderName, hyper::header::HeaderValue),
-        hyper::header::InvalidHeaderValue,
-    > {
-        let (name, mut value) = match header {
-            Some(h) => (
-                h.clone(),
-                hyper::header::HeaderValue::from_str(self.secret())?,
-            ),
-            None => (
-                hyper::header::AUTHORIZATION,
-                hyper::header::HeaderValue::from_str(&format!("Bearer {}", self.secret()))?,
-            ),
-        };
-        value.set_sensitive(true);
-        Ok((name, value))
-    }
-
-    /// How long the token has left, by this process's monotonic clock.
-    pub fn expires_in(&self) -> Duration {
-        self.expires_at.saturating_duration_since(Instant::now())
-    }
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in())
-            .finish_non_exhaustive()
-    }
-}
+pub use token::AccessToken;
 
 /// Why no token could be handed out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,6 +128,8 @@ impl Drop for Inner {
 struct Shared {
     ask: Ask,
     credentials: Mutex<Credentials>,
+    /// The DPoP key (RFC 9449), when tokens are to be bound to one; DPoP tokens carry it for their proofs.
+    dpop: Option<Arc<Dpop>>,
     refresh_share: f64,
     request_timeout: Duration,
     default_lifetime: Duration,
@@ -238,6 +183,18 @@ impl TokenSource {
         client_id: impl Into<String>,
         client_secret: Secret,
     ) -> Builder {
+        Self::with_credential(token_url, client_id, Credential::Secret(client_secret))
+    }
+
+    /// A source for `token_url` that authenticates with `credential`: a secret, a private key
+    /// (`private_key_jwt`, RFC 7523 §2.2) or a platform's token (workload identity federation). The builder's
+    /// [`private_key_file`](Builder::private_key_file), [`assertion_file`](Builder::assertion_file) and
+    /// [`github_actions`](Builder::github_actions) set the same on any builder, a preset's too.
+    pub fn with_credential(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: Credential,
+    ) -> Builder {
         Builder {
             ask: Ask {
                 token_url: token_url.into(),
@@ -246,8 +203,9 @@ impl TokenSource {
             },
             credentials: Credentials {
                 client_id: client_id.into(),
-                client_secret,
+                credential,
             },
+            dpop: None,
             refresh_share: 0.75,
             max_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
@@ -364,10 +322,16 @@ impl TokenSource {
     /// Replaces the credentials (a rotated secret). The token held stays in use until its refresh is due; a
     /// source stopped by a refusal tries again at once.
     pub fn set_credentials(&self, client_id: impl Into<String>, client_secret: Secret) {
+        self.set_credential(client_id, Credential::Secret(client_secret));
+    }
+
+    /// Replaces the client id and credential of any kind (a rotated key, another token file), as
+    /// [`set_credentials`](Self::set_credentials) does a secret.
+    pub fn set_credential(&self, client_id: impl Into<String>, credential: Credential) {
         let shared = &self.inner.shared;
         let new = Credentials {
             client_id: client_id.into(),
-            client_secret,
+            credential,
         };
         let changed = {
             let mut held = lock(&shared.credentials);
@@ -414,5 +378,15 @@ impl TokenSource {
     /// Where API calls carry the token: `None` for `Authorization: Bearer`.
     pub fn api_header(&self) -> Option<&str> {
         self.inner.shared.ask.dialect.api_header.as_deref()
+    }
+
+    /// The public half of the DPoP key as a JWK (RFC 9449 §4.2), when the source has one; its RFC 7638
+    /// thumbprint is what bound tokens name in `cnf.jkt`.
+    pub fn dpop_jwk(&self) -> Option<serde_json::Value> {
+        self.inner
+            .shared
+            .dpop
+            .as_ref()
+            .map(|d| d.key().public_jwk())
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+mod credential;
 mod guard;
 mod metrics;
 mod proxy;
@@ -156,7 +157,7 @@ async fn handle(State(edge): State<Edge>, req: Request<Body>) -> Response {
     let path = req.uri().path();
     if let Some(name) = path.strip_prefix("/v1/token/") {
         let name = name.to_owned();
-        return token::answer(agent, &name, req.method(), req.headers()).await;
+        return token::answer(agent, &name, req.method(), req.headers(), req.uri().query()).await;
     }
     if path == "/v1" || path.starts_with("/v1/") {
         return error(

@@ -1,24 +1,31 @@
-//! [`Builder`]: how a [`TokenSource`] is configured (the token request's dialect and parameters, its timing, the
-//! certificate authorities it trusts) and checked before it is built.
+//! [`Builder`]: how a [`TokenSource`] is configured (the token request's dialect and parameters, the credential
+//! and DPoP key, its timing, the certificate authorities it trusts) and checked before it is built.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+use keyward_core::assertion::AssertionAlg;
+
 use super::request::{Ask, Credentials};
 use super::{
-    Accept, AuthMethod, BodyFormat, Dialect, HeaderValue, Inner, Shared, State, TokenSource, timing,
+    Accept, AuthMethod, BodyFormat, Credential, Dialect, HeaderValue, Inner, Shared, State,
+    TokenSource, timing,
 };
+use crate::proof::Dpop;
 use crate::fetch;
+use crate::secret::Secret;
+use crate::signing::SigningKey;
 
 /// Configures a [`TokenSource`].
 #[derive(Debug, Clone)]
 pub struct Builder {
     pub(super) ask: Ask,
     pub(super) credentials: Credentials,
+    pub(super) dpop: Option<DpopKey>,
     pub(super) refresh_share: f64,
     pub(super) max_wait: Duration,
     pub(super) request_timeout: Duration,
@@ -27,7 +34,83 @@ pub struct Builder {
     pub(super) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
+/// Where the DPoP key comes from.
+#[derive(Debug, Clone)]
+pub(super) enum DpopKey {
+    /// A fresh ES256 key made when the source is built, never written anywhere.
+    Generate,
+    /// A key the integrator gave.
+    Given(SigningKey),
+}
+
 impl Builder {
+    /// Authenticates with `credential` instead of the one given so far (exactly one kind is used).
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.credentials.credential = credential;
+        self
+    }
+
+    /// `private_key_jwt` (RFC 7523 §2.2): each token request carries a fresh assertion signed with `key`, whose
+    /// header names `key_id` as its `kid`. Replaces the secret; the request carries no `Authorization` header.
+    pub fn private_key(self, key: SigningKey, key_id: impl Into<String>) -> Self {
+        self.credential(Credential::PrivateKey {
+            key,
+            key_id: key_id.into(),
+        })
+    }
+
+    /// `private_key_jwt` with the key of a PEM PKCS#8 file: EC P-256 signs ES256, Ed25519 EdDSA, RSA (2048 bits
+    /// or more) PS256, or RS256 when `alg` says so.
+    pub fn private_key_file(
+        self,
+        path: &Path,
+        key_id: impl Into<String>,
+        alg: Option<AssertionAlg>,
+    ) -> Result<Self, String> {
+        Ok(self.private_key(SigningKey::from_pem_file(path, alg)?, key_id))
+    }
+
+    /// Workload identity federation from a file: each token request sends the token in `path` (a Kubernetes
+    /// projected service-account token, say) as the client assertion, read again every time.
+    pub fn assertion_file(self, path: impl Into<PathBuf>) -> Self {
+        self.credential(Credential::AssertionFile(path.into()))
+    }
+
+    /// Workload identity federation on GitHub Actions: each token request sends a fresh OIDC token for
+    /// `audience` from the job's endpoint (`request_url` is `$ACTIONS_ID_TOKEN_REQUEST_URL`, `request_token`
+    /// `$ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
+    pub fn github_actions(
+        self,
+        request_url: impl Into<String>,
+        request_token: Secret,
+        audience: impl Into<String>,
+    ) -> Self {
+        self.credential(Credential::GithubActions {
+            request_url: request_url.into(),
+            request_token,
+            audience: audience.into(),
+        })
+    }
+
+    /// As [`github_actions`](Self::github_actions), with the URL and token read from the job's environment.
+    pub fn github_actions_from_env(self, audience: impl Into<String>) -> Result<Self, String> {
+        Ok(self.credential(Credential::github_actions_from_env(audience)?))
+    }
+
+    /// DPoP (RFC 9449) with a fresh ES256 key made at [`build`](Self::build) and held in memory only: each token
+    /// request carries a proof, and a `DPoP` token is sent to APIs with a proof per call.
+    pub fn dpop(mut self) -> Self {
+        self.dpop = Some(DpopKey::Generate);
+        self
+    }
+
+    /// DPoP with a key of the integrator's (from [`SigningKey::from_pem_file`], say), so that tokens stay bound
+    /// to the same key across restarts.
+    pub fn dpop_key(mut self, key: SigningKey) -> Self {
+        self.dpop = Some(DpopKey::Given(key));
+        self
+    }
+
     /// Where API calls should carry the token: `None` for `Authorization: Bearer`, or a header such as
     /// `WM_SEC.ACCESS_TOKEN`.
     pub fn api_header(&self) -> Option<&str> {
@@ -151,6 +234,12 @@ impl Builder {
         if self.credentials.client_id.is_empty() {
             return Err("client id: must not be empty".into());
         }
+        self.credentials.credential.check()?;
+        let dpop = match self.dpop {
+            None => None,
+            Some(DpopKey::Generate) => Some(Arc::new(Dpop::new(SigningKey::generate_es256()?))),
+            Some(DpopKey::Given(key)) => Some(Arc::new(Dpop::new(key))),
+        };
         if !(self.refresh_share > 0.0 && self.refresh_share <= 1.0) {
             return Err("refresh share: must be above 0 and at most 1".into());
         }
@@ -165,6 +254,7 @@ impl Builder {
                 shared: Arc::new(Shared {
                     ask: self.ask,
                     credentials: Mutex::new(self.credentials),
+                    dpop,
                     refresh_share: self.refresh_share,
                     request_timeout: self.request_timeout,
                     default_lifetime: self.default_lifetime,

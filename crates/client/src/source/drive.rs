@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use super::request::{self, Answer, Credentials, Issued};
+use super::answer::{Answer, Issued};
+use super::request::{self, Credentials};
 use super::{AccessToken, Held, Shared, State, TokenError, timing};
 
 /// The background task: fetches when the token held is due for refresh, missing or rejected, and after a failure
@@ -59,6 +60,7 @@ pub(super) async fn drive(shared: Arc<Shared>) {
             &shared.http,
             &shared.ask,
             &credentials,
+            shared.dpop.as_deref(),
             shared.request_timeout,
             crate::clock::wall(),
         )
@@ -140,9 +142,11 @@ fn hold(shared: &Shared, issued: Issued, sent: Instant) -> Held {
     Held {
         token: AccessToken {
             value: Arc::from(issued.access_token),
-            token_type: Arc::from(issued.token_type),
+            token_type: Arc::from(issued.token_type.as_str()),
             scope: issued.scope.map(Arc::from),
             expires_at: timing::later(sent, lifetime),
+            // Only a token the server bound is sent with proofs; a Bearer one from a server without DPoP is not.
+            dpop: shared.dpop.clone().filter(|_| issued.token_type == "DPoP"),
         },
         obtained: sent,
         usable_until: timing::later(sent, schedule.usable_for),

@@ -1,5 +1,6 @@
-//! One token request (RFC 6749 §4.4.2, client credentials) in a service's dialect, and its answer read into what
-//! the token source does next: use the token, stop (the server refused the client), or retry later.
+//! One token request (RFC 6749 §4.4.2, client credentials) in a service's dialect, with the client's credential
+//! (a secret, or a client assertion: RFC 7521 §4.2) and a DPoP proof where the source holds a key (RFC 9449 §5),
+//! sent within one bound; `answer.rs` reads what comes back.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,10 +10,12 @@ use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, RETRY_AFTER, USER
 use hyper::{Request, StatusCode};
 use serde_json::{Map, Value};
 
+use super::answer::{Answer, Read, classify, read_json, read_xml, retry};
+use super::credential::{self, Credential, Presented, Unpresentable};
 use super::dialect::{Accept, AuthMethod, BodyFormat, Dialect, HeaderValue};
 use super::timing;
+use crate::proof::{self as dpop, Dpop};
 use crate::fetch::HttpClient;
-use crate::secret::Secret;
 
 /// The largest answer read: a token response is a few kilobytes at most.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -26,68 +29,108 @@ pub(crate) struct Ask {
     pub(crate) params: Vec<(String, String)>,
 }
 
-/// A client's credentials.
+/// A client's id and what it authenticates with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Credentials {
     pub(crate) client_id: String,
-    pub(crate) client_secret: Secret,
+    pub(crate) credential: Credential,
 }
 
-/// A token as the server gave it.
-#[derive(Debug, Clone)]
-pub(crate) struct Issued {
-    pub(crate) access_token: String,
-    pub(crate) token_type: String,
-    /// `expires_in`, when the server said.
-    pub(crate) lifetime: Option<Duration>,
-    pub(crate) scope: Option<String>,
-}
-
-/// What the answer means for the token source.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    /// A token.
-    Token(Issued),
-    /// The server refused the request as such (RFC 6749 §5.2): retrying the same request cannot help.
-    Refused {
-        status: u16,
-        error: String,
-        description: Option<String>,
-    },
-    /// The server is busy or down, or did not answer: retry, no sooner than `retry_after` where it said.
-    Retry {
-        why: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-/// Sends one token request and reads the answer.
+/// Sends one token request and reads the answer. With a DPoP key, an answer asking for a nonce
+/// (`use_dpop_nonce` with a `DPoP-Nonce`, RFC 9449 §8) is followed by one more request carrying it, and any nonce
+/// the server sends is kept for the next proof.
 pub(crate) async fn exchange(
     http: &HttpClient,
     ask: &Ask,
     credentials: &Credentials,
+    dpop: Option<&Dpop>,
     timeout: Duration,
     now: SystemTime,
 ) -> Answer {
-    let request = match build(ask, credentials) {
-        Ok(r) => r,
-        Err(why) => {
-            return Answer::Refused {
-                status: 0,
-                error: "invalid_request".into(),
-                description: Some(why),
-            };
-        }
-    };
-    let url = &ask.token_url;
-    // One bound for the whole exchange: the answer's head and its body together.
+    // One bound for the whole exchange: a platform token fetched, each try's head and body.
     let deadline = timing::later(tokio::time::Instant::now(), timeout);
+    let unix = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        // Presented afresh on each try: an assertion's `jti` is spent once, even by a refused request.
+        let presented = match credential::present(
+            &credentials.credential,
+            http,
+            &credentials.client_id,
+            &ask.token_url,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+            unix,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(Unpresentable::Retry(why)) => return retry(why),
+            Err(Unpresentable::Refused {
+                status,
+                error,
+                description,
+            }) => {
+                return Answer::Refused {
+                    status,
+                    error,
+                    description: Some(description),
+                };
+            }
+        };
+        let proof = match dpop
+            .map(|d| d.proof("POST", &ask.token_url, None, unix))
+            .transpose()
+        {
+            Ok(p) => p,
+            Err(why) => return refused_locally(why),
+        };
+        let request = match build(ask, &credentials.client_id, &presented, proof.as_deref()) {
+            Ok(r) => r,
+            Err(why) => return refused_locally(why),
+        };
+        let (status, read, retry_after, nonce) =
+            match send(http, request, deadline, timeout, &ask.token_url, dpop, now).await {
+                Ok(sent) => sent,
+                Err(answer) => return answer,
+            };
+        let wants_nonce = status == StatusCode::BAD_REQUEST
+            && read.as_ref().and_then(|r| r.error.as_deref()) == Some("use_dpop_nonce");
+        if dpop.is_some() && wants_nonce && nonce && tries == 1 {
+            continue;
+        }
+        return classify(status, read, retry_after, &ask.token_url, dpop.is_some());
+    }
+}
+
+/// A request that could not be built: nothing a retry would change.
+fn refused_locally(why: String) -> Answer {
+    Answer::Refused {
+        status: 0,
+        error: "invalid_request".into(),
+        description: Some(why),
+    }
+}
+
+/// One try: the answer's status, its members, `Retry-After`, and whether it carried a `DPoP-Nonce` (kept).
+async fn send(
+    http: &HttpClient,
+    request: Request<Full<Bytes>>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    url: &str,
+    dpop: Option<&Dpop>,
+    now: SystemTime,
+) -> Result<(StatusCode, Option<Read>, Option<Duration>, bool), Answer> {
     let response = match tokio::time::timeout_at(deadline, http.request(request)).await {
-        Err(_) => return retry(format!("{url}: no answer within {timeout:?}")),
-        Ok(Err(e)) => return retry(format!("{url}: {}", chain(&e))),
+        Err(_) => return Err(retry(format!("{url}: no answer within {timeout:?}"))),
+        Ok(Err(e)) => return Err(retry(format!("{url}: {}", chain(&e)))),
         Ok(Ok(r)) => r,
     };
     let status = response.status();
+    let nonce = dpop.is_some_and(|d| d.remember_token_endpoint(response.headers()));
     let header = |name| {
         response
             .headers()
@@ -105,11 +148,11 @@ pub(crate) async fn exchange(
     .await
     {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) => return retry(format!("{url}: reading the answer: {e}")),
+        Ok(Err(e)) => return Err(retry(format!("{url}: reading the answer: {e}"))),
         Err(_) => {
-            return retry(format!(
+            return Err(retry(format!(
                 "{url}: the answer did not arrive within {timeout:?}"
-            ));
+            )));
         }
     };
     let read = if xml {
@@ -117,14 +160,7 @@ pub(crate) async fn exchange(
     } else {
         read_json(&body)
     };
-    classify(status, read, retry_after, url)
-}
-
-fn retry(why: String) -> Answer {
-    Answer::Retry {
-        why,
-        retry_after: None,
-    }
+    Ok((status, read, retry_after, nonce))
 }
 
 /// An error and its sources, for a network failure's message.
@@ -139,119 +175,30 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The members of an answer, from either format.
-#[derive(Debug, Default)]
-struct Read {
-    access_token: Option<String>,
-    token_type: Option<String>,
-    expires_in: Option<u64>,
-    scope: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
-fn classify(
-    status: StatusCode,
-    read: Option<Read>,
-    retry_after: Option<Duration>,
-    url: &str,
-) -> Answer {
-    let read = read.unwrap_or_default();
-    if status == StatusCode::OK {
-        return match (read.access_token, read.token_type) {
-            (Some(access_token), Some(token_type)) if !access_token.is_empty() => {
-                if token_type.eq_ignore_ascii_case("bearer") {
-                    Answer::Token(Issued {
-                        access_token,
-                        token_type: "Bearer".into(),
-                        lifetime: read.expires_in.map(Duration::from_secs),
-                        scope: read.scope,
-                    })
-                } else {
-                    // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
-                    Answer::Refused {
-                        status: 200,
-                        error: "unsupported_token_type".into(),
-                        description: Some(format!(
-                            "the server issued a `{token_type}` token; only Bearer is used"
-                        )),
-                    }
-                }
-            }
-            // A 200 that is not a token: a proxy's page, a truncated body. The next try may be answered properly.
-            _ => retry(format!(
-                "{url}: status 200 without an access_token and token_type"
-            )),
-        };
-    }
-    let transient = status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429);
-    let described = |code: &Option<String>| {
-        code.as_deref()
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default()
-    };
-    if transient {
-        return Answer::Retry {
-            why: format!("{url}: status {status}{}", described(&read.error)),
-            retry_after,
-        };
-    }
-    Answer::Refused {
-        status: status.as_u16(),
-        error: read
-            .error
-            .unwrap_or_else(|| format!("http_{}", status.as_u16())),
-        description: read.error_description,
-    }
-}
-
-fn read_json(body: &Bytes) -> Option<Read> {
-    let v: Map<String, Value> = serde_json::from_slice(body).ok()?;
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    // `expires_in` is a number (RFC 6749 §5.1), though some servers send it as a string of digits.
-    let expires_in = v.get("expires_in").and_then(|e| match e {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    });
-    Some(Read {
-        access_token: text("access_token"),
-        token_type: text("token_type"),
-        expires_in,
-        scope: text("scope"),
-        error: text("error"),
-        error_description: text("error_description"),
-    })
-}
-
-/// Walmart's XML: `<OAuthTokenDTO><accessToken>…</accessToken><tokenType>…</tokenType><expiresIn>…</expiresIn>`,
-/// or an `<errors><error><code>…</code><description>…</description></error></errors>` document.
-fn read_xml(body: &Bytes) -> Option<Read> {
-    let text = std::str::from_utf8(body).ok()?;
-    let doc = roxmltree::Document::parse(text).ok()?;
-    let find = |name: &str| {
-        doc.descendants()
-            .find(|n| n.has_tag_name(name))
-            .and_then(|n| n.text())
-            .map(|t| t.trim().to_owned())
-    };
-    Some(Read {
-        access_token: find("accessToken"),
-        token_type: find("tokenType"),
-        expires_in: find("expiresIn").and_then(|e| e.parse().ok()),
-        scope: find("scope"),
-        error: find("code"),
-        error_description: find("description"),
-    })
-}
-
-/// The HTTP request: credentials, parameters and headers where the dialect puts them.
-fn build(ask: &Ask, credentials: &Credentials) -> Result<Request<Full<Bytes>>, String> {
+/// The HTTP request: credentials, parameters and headers where the dialect puts them. A client assertion goes in
+/// the body with `client_id` (RFC 7521 §4.2), whatever the dialect says of secrets; a DPoP proof in `DPoP`.
+fn build(
+    ask: &Ask,
+    client_id: &str,
+    presented: &Presented,
+    proof: Option<&str>,
+) -> Result<Request<Full<Bytes>>, String> {
     let dialect = &ask.dialect;
     let mut params: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-    if dialect.auth == AuthMethod::Post {
-        params.push(("client_id", &credentials.client_id));
-        params.push(("client_secret", credentials.client_secret.expose()));
+    match presented {
+        Presented::Secret(secret) if dialect.auth == AuthMethod::Post => {
+            params.push(("client_id", client_id));
+            params.push(("client_secret", secret.expose()));
+        }
+        Presented::Secret(_) => {}
+        Presented::Assertion(assertion) => {
+            params.push(("client_id", client_id));
+            params.push((
+                "client_assertion_type",
+                keyward_core::assertion::CLIENT_ASSERTION_TYPE,
+            ));
+            params.push(("client_assertion", assertion));
+        }
     }
     params.extend(ask.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let (content_type, body) = match dialect.body {
@@ -290,14 +237,17 @@ fn build(ask: &Ask, credentials: &Credentials) -> Result<Request<Full<Bytes>>, S
             USER_AGENT,
             concat!("keyward-client/", env!("CARGO_PKG_VERSION")),
         );
-    if dialect.auth == AuthMethod::Basic {
+    if let (Presented::Secret(secret), AuthMethod::Basic) = (presented, dialect.auth) {
         let mut basic = hyper::header::HeaderValue::try_from(keyward_core::basic::encode(
-            &credentials.client_id,
-            credentials.client_secret.expose(),
+            client_id,
+            secret.expose(),
         ))
         .map_err(|_| "the client id cannot be sent in a header".to_owned())?;
         basic.set_sensitive(true);
         builder = builder.header(AUTHORIZATION, basic);
+    }
+    if let Some(proof) = proof {
+        builder = builder.header(dpop::DPOP, dpop::header_value(proof)?);
     }
     for (name, value) in &dialect.headers {
         let value = match value {
@@ -333,69 +283,6 @@ pub(crate) fn correlation_id() -> String {
 mod tests {
     use super::*;
 
-    fn answer(status: u16, body: &str, xml: bool) -> Answer {
-        let body = Bytes::from(body.to_owned());
-        let read = if xml {
-            read_xml(&body)
-        } else {
-            read_json(&body)
-        };
-        classify(StatusCode::from_u16(status).unwrap(), read, None, "u")
-    }
-
-    #[test]
-    fn reads_json_and_walmart_xml() {
-        let Answer::Token(t) = answer(
-            200,
-            r#"{"access_token":"a","token_type":"bearer","expires_in":"900"}"#,
-            false,
-        ) else {
-            panic!()
-        };
-        assert_eq!(
-            (t.access_token.as_str(), t.lifetime),
-            ("a", Some(Duration::from_secs(900)))
-        );
-        let xml = r#"<?xml version="1.0"?><OAuthTokenDTO><accessToken>x&amp;y</accessToken><tokenType>Bearer</tokenType><expiresIn>900</expiresIn></OAuthTokenDTO>"#;
-        let Answer::Token(t) = answer(200, xml, true) else {
-            panic!()
-        };
-        assert_eq!(t.access_token, "x&y");
-        let err = "<errors><error><code>invalid_client</code><description>no</description></error></errors>";
-        let Answer::Refused {
-            error, description, ..
-        } = answer(401, err, true)
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (error.as_str(), description.as_deref()),
-            ("invalid_client", Some("no"))
-        );
-    }
-
-    #[test]
-    fn busy_and_broken_servers_are_retried_refusals_are_not() {
-        assert!(matches!(answer(429, "", false), Answer::Retry { .. }));
-        assert!(matches!(answer(503, "<html>", false), Answer::Retry { .. }));
-        assert!(matches!(answer(200, "<html>", false), Answer::Retry { .. }));
-        let Answer::Refused { error, .. } = answer(400, r#"{"error":"invalid_scope"}"#, false)
-        else {
-            panic!()
-        };
-        assert_eq!(error, "invalid_scope");
-        let Answer::Refused { error, .. } = answer(404, "", false) else {
-            panic!()
-        };
-        assert_eq!(error, "http_404");
-        let Answer::Refused { error, .. } =
-            answer(200, r#"{"access_token":"a","token_type":"mac"}"#, false)
-        else {
-            panic!()
-        };
-        assert_eq!(error, "unsupported_token_type");
-    }
-
     #[test]
     fn basic_credentials_are_form_encoded_and_headers_fresh() {
         let ask = Ask {
@@ -406,12 +293,9 @@ mod tests {
             },
             params: vec![("scope".into(), "a b".into())],
         };
-        let creds = Credentials {
-            client_id: "id:1".into(),
-            client_secret: Secret::new("s p"),
-        };
-        let a = build(&ask, &creds).unwrap();
-        let b = build(&ask, &creds).unwrap();
+        let secret = Presented::Secret(crate::Secret::new("s p"));
+        let a = build(&ask, "id:1", &secret, None).unwrap();
+        let b = build(&ask, "id:1", &secret, None).unwrap();
         assert_eq!(
             a.headers()[AUTHORIZATION],
             keyward_core::basic::encode("id:1", "s p").as_str()
@@ -421,5 +305,37 @@ mod tests {
             b.headers()["wm_qos.correlation_id"]
         );
         assert_eq!(correlation_id().len(), 36);
+    }
+
+    #[tokio::test]
+    async fn an_assertion_goes_in_the_body_with_the_client_id_and_no_authorization() {
+        for dialect in [
+            Dialect::default(),
+            Dialect {
+                auth: AuthMethod::Post,
+                ..Dialect::default()
+            },
+        ] {
+            let ask = Ask {
+                token_url: "http://h/t".into(),
+                dialect,
+                params: vec![("audience".into(), "api".into())],
+            };
+            let r = build(
+                &ask,
+                "id 1",
+                &Presented::Assertion("a.b.c".into()),
+                Some("p.r.f"),
+            )
+            .unwrap();
+            assert!(r.headers().get(AUTHORIZATION).is_none());
+            assert_eq!(r.headers()["dpop"], "p.r.f");
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(
+                std::str::from_utf8(&body).unwrap(),
+                "grant_type=client_credentials&client_id=id+1&client_assertion_type=\
+                 urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c&audience=api"
+            );
+        }
     }
 }

@@ -1,16 +1,17 @@
 //! One `[api.NAME]` table of the agent's file: a preset or an explicit token endpoint and dialect, the explicit
-//! keys that override a preset's, the upstream of proxy mode, and where the credentials come from (the file, an
-//! environment variable, or a mounted secret file that a reload reads again).
+//! keys that override a preset's, the upstream of proxy mode, where the client id comes from, and its credential
+//! and DPoP key (checked in `credential.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use axum::http::{HeaderName, HeaderValue, Uri};
-use keyward_client::source::{Builder, Dialect, HeaderValue as Sent, Preset};
-use keyward_client::{Secret, TokenSource};
+use keyward_client::source::{Builder, Credential, Dialect, HeaderValue as Sent, Preset};
+use keyward_client::{SigningKey, TokenSource};
 use serde::Deserialize;
 
 use super::config::Env;
+use super::credential::{self, Given};
 
 /// An `[api.NAME]` table as written.
 #[derive(Debug, Deserialize)]
@@ -29,6 +30,13 @@ pub(super) struct RawApi {
     client_secret: Option<String>,
     client_secret_env: Option<String>,
     client_secret_file: Option<PathBuf>,
+    private_key_file: Option<PathBuf>,
+    key_id: Option<String>,
+    assertion_alg: Option<String>,
+    assertion_file: Option<PathBuf>,
+    github_actions_audience: Option<String>,
+    dpop: Option<bool>,
+    dpop_key_file: Option<PathBuf>,
     auth: Option<String>,
     body: Option<String>,
     accept: Option<String>,
@@ -52,9 +60,9 @@ pub struct ApiConfig {
     pub settings: ApiSettings,
     /// The client id, as read.
     pub client_id: String,
-    /// The client secret, as read.
-    pub client_secret: Secret,
-    /// The files the credentials were read from, watched for change.
+    /// What the client authenticates with: a secret, a private key, a platform token.
+    pub credential: Credential,
+    /// The files the id and the credential were read from, watched for change.
     pub files: Vec<PathBuf>,
 }
 
@@ -76,18 +84,27 @@ pub struct ApiSettings {
     /// Whether proxy mode, like token mode, needs `Metadata-Flavor: Keyward` (default: it does), so that a request
     /// an app was tricked into sending, or a redirect it followed, cannot make an authenticated call.
     pub proxy_requires_header: bool,
+    /// Whether tokens are bound to a DPoP key (RFC 9449): proxied calls then carry a fresh proof each.
+    pub dpop: bool,
+    /// The DPoP key from `dpop_key_file`; `None` with `dpop`: one generated at start, in memory only.
+    pub dpop_key: Option<SigningKey>,
 }
 
 impl ApiConfig {
     /// The token source's builder for this API, with its credentials.
     pub fn builder(&self) -> Builder {
         let s = &self.settings;
-        let mut b = TokenSource::builder(
+        let mut b = TokenSource::with_credential(
             s.token_url.clone(),
             self.client_id.clone(),
-            self.client_secret.clone(),
+            self.credential.clone(),
         )
         .dialect(s.dialect.clone());
+        match (&s.dpop_key, s.dpop) {
+            (Some(key), _) => b = b.dpop_key(key.clone()),
+            (None, true) => b = b.dpop(),
+            (None, false) => {}
+        }
         for (name, value) in &s.params {
             b = b.param(name.clone(), value.clone());
         }
@@ -210,24 +227,28 @@ pub(super) fn check(name: &str, raw: RawApi, env: &Env) -> Result<ApiConfig, Str
         }
     }
     let mut files = Vec::new();
-    let client_id = credential(
+    let client_id = credential::read(
         name,
         "client_id",
         (raw.client_id, raw.client_id_env, raw.client_id_file),
         env,
         &mut files,
     )?;
-    let client_secret = credential(
-        name,
-        "client_secret",
-        (
+    let given = Given {
+        secret: (
             raw.client_secret,
             raw.client_secret_env,
             raw.client_secret_file,
         ),
-        env,
-        &mut files,
-    )?;
+        private_key_file: raw.private_key_file,
+        key_id: raw.key_id,
+        assertion_alg: raw.assertion_alg,
+        assertion_file: raw.assertion_file,
+        github_actions_audience: raw.github_actions_audience,
+        auth: raw.auth.is_some(),
+    };
+    let credential = credential::choose(name, given, env, &mut files)?;
+    let (dpop, dpop_key) = credential::dpop(name, raw.dpop, raw.dpop_key_file)?;
     Ok(ApiConfig {
         name: name.to_owned(),
         settings: ApiSettings {
@@ -239,9 +260,11 @@ pub(super) fn check(name: &str, raw: RawApi, env: &Env) -> Result<ApiConfig, Str
             refresh_share: raw.refresh_share,
             // Required unless turned off: the lesson of instance metadata services (a header, against SSRF).
             proxy_requires_header: raw.proxy_requires_header.unwrap_or(true),
+            dpop,
+            dpop_key,
         },
         client_id,
-        client_secret: Secret::new(client_secret),
+        credential,
         files,
     })
 }
@@ -328,41 +351,4 @@ fn set_header(dialect: &mut Dialect, name: &str, value: Sent) {
         .headers
         .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     dialect.headers.push((name.to_owned(), value));
-}
-
-/// Reads one credential from the one place the table names: the file itself, an environment variable, or a
-/// file (whose trailing newline is not part of it). Errors never show a credential's value.
-fn credential(
-    api: &str,
-    key: &str,
-    (inline, variable, file): (Option<String>, Option<String>, Option<PathBuf>),
-    env: &Env,
-    files: &mut Vec<PathBuf>,
-) -> Result<String, String> {
-    let (from, value) = match (inline, variable, file) {
-        (Some(v), None, None) => (key.to_owned(), v),
-        (None, Some(var), None) => {
-            let from = format!("{key}_env");
-            let v = env(&var).ok_or_else(|| {
-                format!("api.{api}.{from}: the environment variable `{var}` is not set")
-            })?;
-            (from, v)
-        }
-        (None, None, Some(path)) => {
-            let from = format!("{key}_file");
-            let v = std::fs::read_to_string(&path)
-                .map_err(|e| format!("api.{api}.{from}: cannot read {}: {e}", path.display()))?;
-            files.push(path);
-            (from, v.trim_end_matches(['\n', '\r']).to_owned())
-        }
-        _ => {
-            return Err(format!(
-                "api.{api}.{key}: give exactly one of {key}, {key}_env and {key}_file"
-            ));
-        }
-    };
-    if value.is_empty() {
-        return Err(format!("api.{api}.{from}: the value is empty"));
-    }
-    Ok(value)
 }

@@ -241,13 +241,9 @@ mod tests {
             walley.settings.api_url.as_deref(),
             Some("https://api.example.com/base")
         );
-        assert_eq!(walley.client_secret.expose(), "from-env");
+        assert_eq!(secret_of(walley), "from-env");
         assert_eq!(walley.settings.params[0].0, "scope");
-        assert_eq!(
-            custom.client_secret.expose(),
-            "s3cret",
-            "the newline is trimmed"
-        );
+        assert_eq!(secret_of(custom), "s3cret", "the newline is trimmed");
         assert_eq!(custom.files, vec![secret]);
         assert_eq!(
             (custom.settings.dialect.auth, custom.settings.dialect.body),
@@ -403,6 +399,14 @@ mod tests {
         ))
         .unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    /// The secret an API authenticates with.
+    fn secret_of(api: &ApiConfig) -> &str {
+        match &api.credential {
+            keyward_client::source::Credential::Secret(s) => s.expose(),
+            other => panic!("not a secret: {other:?}"),
+        }
     }
 
     /// A fresh directory under the system's temporary one.

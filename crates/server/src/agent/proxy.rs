@@ -1,9 +1,10 @@
 //! Proxy mode: `/NAME/<path>?query` is sent to the API's `api_url/<path>?query` with the token added
-//! (`Authorization: Bearer`, or the API's `token_header`, replacing any the app sent), hop-by-hop headers removed
-//! and `Host` the upstream's; bodies stream both ways. A 401 that says the token is no good (`invalid_token`, or
-//! no error code) makes the token source drop it, and the request is sent once more with a fresh one when it can
-//! be: an idempotent method whose body was small enough to keep. An API that cannot be reached is 502, one that
-//! does not answer in time 504.
+//! (`Authorization: Bearer`, or the API's `token_header`, replacing any the app sent; a DPoP-bound token as
+//! `Authorization: DPoP` with a proof made for this method and upstream URL), hop-by-hop headers removed and
+//! `Host` the upstream's; bodies stream both ways. A 401 that says the token is no good (`invalid_token`, or no
+//! error code) makes the token source drop it, and one that asks for a DPoP nonce has it kept; either way the
+//! request is sent once more when it can be: an idempotent method whose body was small enough to keep. An API
+//! that cannot be reached is 502, one that does not answer in time 504.
 
 use std::time::Duration;
 
@@ -142,6 +143,23 @@ pub(super) async fn forward(agent: &Agent, req: Request<Body>) -> Response {
         Ok(r) => r,
         Err(r) => return r,
     };
+    // Kept whatever the answer, so the next proof to this API carries the nonce.
+    let asked_nonce = token.remember_nonce(&uri, first.headers())
+        && keyward_client::dpop_nonce_required(first.status(), first.headers());
+    if asked_nonce {
+        // A body that could not be kept is not sent again: the app gets the 401 and its next call the nonce.
+        let Some(kept) = kept else {
+            return answer(first);
+        };
+        tracing::info!(api = %name, "the API asked for a DPoP nonce; sending once more with it");
+        return match send(agent, api, &parts, &uri, &token, Body::from(kept)).await {
+            Ok(r) => {
+                token.remember_nonce(&uri, r.headers());
+                answer(r)
+            }
+            Err(r) => r,
+        };
+    }
     if !keyward_client::token_refused(first.status(), first.headers()) {
         return answer(first);
     }
@@ -184,14 +202,17 @@ async fn send(
     body: Body,
 ) -> Result<Response<hyper::body::Incoming>, Response> {
     let mut headers = parts.headers.clone();
-    let Ok((name, value)) = token.header(api.token_header.as_ref()) else {
+    // A DPoP token gets its proof here, for this try's method and upstream URL: a proof is good for one request.
+    let Ok(added) = token.request_headers(api.token_header.as_ref(), &parts.method, uri) else {
         return Err(error(
             StatusCode::BAD_GATEWAY,
             "bad_token",
             "the token endpoint issued a token that cannot be sent in a header",
         ));
     };
-    headers.insert(name, value);
+    for (name, value) in added {
+        headers.insert(name, value);
+    }
     let mut upstream = Request::new(body);
     *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = uri.clone();

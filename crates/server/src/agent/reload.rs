@@ -121,10 +121,10 @@ fn apply(agent: &Agent, old: &AgentConfig, new: &AgentConfig) {
             tracing::warn!(api = %a.name, "changes other than credentials take effect at the next start");
         }
         let changed =
-            before.is_none_or(|b| b.client_id != a.client_id || b.client_secret != a.client_secret);
+            before.is_none_or(|b| b.client_id != a.client_id || b.credential != a.credential);
         if changed {
             api.source
-                .set_credentials(a.client_id.clone(), a.client_secret.clone());
+                .set_credential(a.client_id.clone(), a.credential.clone());
             tracing::info!(api = %a.name, "reloaded: new credentials in use from the next token request");
         }
     }

@@ -63,7 +63,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// `keyward agent --config DIR/agent.toml --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0`, with `env`.
-fn agent(dir: &Path, config: &str, env: &[(&str, &str)]) -> Served {
+pub(crate) fn agent(dir: &Path, config: &str, env: &[(&str, &str)]) -> Served {
     let path = dir.join("agent.toml");
     std::fs::write(&path, config).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
@@ -108,7 +108,7 @@ fn plain_api(name: &str, base: &str, audience: &str) -> String {
 
 /// An app's HTTP client for the agent: a bound on every request, and `Metadata-Flavor: Keyward` on each (token
 /// mode needs it, and proxy mode by default).
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     let mut flavor = reqwest::header::HeaderMap::new();
     flavor.insert("metadata-flavor", "Keyward".parse().unwrap());
     reqwest::Client::builder()

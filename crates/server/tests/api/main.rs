@@ -34,6 +34,7 @@ mod gateway;
 mod harness;
 mod introspect;
 mod jws;
+mod keyless_source;
 mod keys;
 mod limits;
 mod native;
