@@ -47,11 +47,11 @@ pub mod source;
 mod verify;
 
 pub use fetch::{HttpClient, client_trusting, get_json, read_ca_file, tls_config};
-pub use proof::{DPOP, DPOP_NONCE, nonce_required as dpop_nonce_required};
 pub use key::{PublicKey, parse_jwks};
 pub use keyward_core::assertion::AssertionAlg;
 pub use layer::{Mode, Verified, VerifyLayer, VerifyService};
 pub use outgoing::{AttachToken, AttachTokenLayer, token_refused};
+pub use proof::{DPOP, DPOP_NONCE, nonce_required as dpop_nonce_required};
 pub use secret::Secret;
 pub use signing::SigningKey;
 pub use source::{AccessToken, Preset, Status, TokenError, TokenSource};

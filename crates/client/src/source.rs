@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::proof::Dpop;
 use crate::fetch::HttpClient;
+use crate::proof::Dpop;
 use crate::secret::Secret;
 
 mod answer;

@@ -84,6 +84,32 @@ pub enum Command {
     /// call the APIs for them (`/NAME/<path>`) (`--config` names the agent file; `--listen` and `--metrics-listen`
     /// override its addresses).
     Agent,
+    /// Print the public JWK (with `kid` and `alg`) of a private key file (PEM, PKCS#8): what a `private_key_jwt`
+    /// client registers, made by whoever holds the private key (`clients create --jwks-file`, the console).
+    PublicJwk {
+        /// The private key: P-256 (ES256), Ed25519 (EdDSA) or RSA of 2048 bits or more (PS256, or RS256 with
+        /// `--alg`).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// The key id to register it under.
+        #[arg(long, value_name = "KID")]
+        kid: String,
+        /// RS256 for an RSA key that signs RS256 (the default follows the key).
+        #[arg(long, value_name = "ALG")]
+        alg: Option<String>,
+    },
+}
+
+/// Prints the public JWK of `key` for `keyward public-jwk`.
+pub fn public_jwk(key: &std::path::Path, kid: &str, alg: Option<&str>) -> Result<String, String> {
+    let alg = alg
+        .map(|a| {
+            keyward_client::AssertionAlg::from_name(a)
+                .ok_or_else(|| format!("--alg {a}: use ES256, PS256, RS256 or EdDSA"))
+        })
+        .transpose()?;
+    let signing = keyward_client::SigningKey::from_pem_file(key, alg)?;
+    serde_json::to_string_pretty(&signing.public_jwk_for(kid)).map_err(|e| e.to_string())
 }
 
 /// `keyward config …`.
@@ -152,7 +178,8 @@ async fn admin_command(tools: &Toolkit, actor: &Actor, command: Command) -> anyh
         | Command::Migrate
         | Command::Config(_)
         | Command::Gateway
-        | Command::Agent => Ok(()),
+        | Command::Agent
+        | Command::PublicJwk { .. } => Ok(()),
     }
 }
 

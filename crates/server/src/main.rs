@@ -17,6 +17,18 @@ fn main() -> ExitCode {
         print!("{EXAMPLE}");
         return ExitCode::SUCCESS;
     }
+    if let Command::PublicJwk { key, kid, alg } = &cli.command {
+        return match keyward::cli::public_jwk(key, kid, alg.as_deref()) {
+            Ok(jwk) => {
+                println!("{jwk}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("keyward: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Gateway = cli.command {
         return gateway(&cli);
     }

@@ -15,8 +15,8 @@ use super::{
     Accept, AuthMethod, BodyFormat, Credential, Dialect, HeaderValue, Inner, Shared, State,
     TokenSource, timing,
 };
-use crate::proof::Dpop;
 use crate::fetch;
+use crate::proof::Dpop;
 use crate::secret::Secret;
 use crate::signing::SigningKey;
 

@@ -14,8 +14,8 @@ use super::answer::{Answer, Read, classify, read_json, read_xml, retry};
 use super::credential::{self, Credential, Presented, Unpresentable};
 use super::dialect::{Accept, AuthMethod, BodyFormat, Dialect, HeaderValue};
 use super::timing;
-use crate::proof::{self as dpop, Dpop};
 use crate::fetch::HttpClient;
+use crate::proof::{self as dpop, Dpop};
 
 /// The largest answer read: a token response is a few kilobytes at most.
 const MAX_ANSWER: usize = 64 * 1024;

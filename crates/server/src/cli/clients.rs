@@ -48,9 +48,24 @@ pub enum ClientsCommand {
         /// What the app does, shown on the consent page.
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        #[command(flatten)]
+        keys: KeyArgs,
         /// Print `CLIENT_ID=…` and `CLIENT_SECRET=…` lines for `eval` in a POSIX shell.
         #[arg(long, conflicts_with = "json")]
         shell: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Replace a client's public keys, JWKS URL or federated credentials, or set whether its tokens must be
+    /// DPoP-bound (rotation: give the new key and the old one, then the new one alone).
+    SetKeys {
+        /// Client id.
+        id: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Whether every access token it gets must be DPoP-bound.
+        #[arg(long, value_name = "BOOL")]
+        dpop_bound: Option<bool>,
         #[command(flatten)]
         out: Output,
     },
@@ -112,6 +127,67 @@ impl ClientsCommand {
     }
 }
 
+/// A client's keys on the command line. With any of the first three on `create`, the client authenticates by
+/// `private_key_jwt` alone and gets no secret.
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    /// A file holding its public keys: a JWK Set (`{"keys": [...]}`) or one JWK, each with a `kid`.
+    #[arg(long, value_name = "FILE")]
+    jwks_file: Option<PathBuf>,
+    /// An https URL publishing its JWK Set, fetched and cached by the server.
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+    /// A federated credential as JSON (repeatable): `{"name": "deploy", "issuer":
+    /// "https://token.actions.githubusercontent.com", "audience": "...", "claims": {"repository": "acme/shop"}}`.
+    #[arg(long = "federated", value_name = "JSON")]
+    federated: Vec<String>,
+    /// Every access token it gets must be DPoP-bound (RFC 9449).
+    #[arg(long = "require-dpop")]
+    require_dpop: bool,
+}
+
+impl KeyArgs {
+    /// Whether any key source is given.
+    fn any(&self) -> bool {
+        self.jwks_file.is_some() || self.jwks_uri.is_some() || !self.federated.is_empty()
+    }
+
+    /// Writes the keys given into `input`.
+    fn apply(self, input: &mut ClientInput) -> anyhow::Result<()> {
+        if let Some(file) = &self.jwks_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            // One JWK is taken as a set of one.
+            let set = if doc.get("keys").is_some() {
+                doc
+            } else {
+                json!({ "keys": [doc] })
+            };
+            input.jwks = Some(Some(set));
+        }
+        if let Some(uri) = self.jwks_uri {
+            input.jwks_uri = Some(Some(uri));
+        }
+        if !self.federated.is_empty() {
+            let list = self
+                .federated
+                .iter()
+                .map(|f| {
+                    serde_json::from_str(f)
+                        .with_context(|| format!("--federated {f}: not a credential"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            input.federated_credentials = Some(list);
+        }
+        if self.require_dpop {
+            input.dpop_bound_access_tokens = Some(true);
+        }
+        Ok(())
+    }
+}
+
 /// What `clients show` prints of a client, in this order, before its secrets.
 const CLIENT_FIELDS: &[&str] = &[
     "client_id",
@@ -127,6 +203,8 @@ const CLIENT_FIELDS: &[&str] = &[
     "redirect_uris",
     "description",
     "refresh_token_ttl",
+    "jwks_uri",
+    "dpop_bound_access_tokens",
     "created_at",
 ];
 
@@ -144,10 +222,12 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: ClientsCommand) -> an
             redirect_uris,
             public,
             description,
+            keys,
             shell,
             out,
         } => {
-            let input = ClientInput {
+            let keyed = keys.any();
+            let mut input = ClientInput {
                 client_id,
                 name: Some(name),
                 grant_types: (!grant_types.is_empty()).then_some(grant_types),
@@ -159,12 +239,19 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: ClientsCommand) -> an
                 client_type: public.then(|| "public".to_owned()),
                 redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
                 description,
+                token_endpoint_auth_method: keyed.then(|| "private_key_jwt".to_owned()),
                 ..ClientInput::default()
             };
+            keys.apply(&mut input)?;
             let (view, secret) = admin.client_create(actor, input).await?;
             let Some(secret) = secret else {
                 if out.json {
                     println!("{}", serde_json::to_string_pretty(&json!(view))?);
+                } else if keyed {
+                    println!(
+                        "client_id: {}\n\nIt has no secret: it authenticates with private_key_jwt.",
+                        view.client_id
+                    );
                 } else {
                     println!(
                         "client_id: {}\n\nA public client: it has no secret.",
@@ -211,6 +298,24 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: ClientsCommand) -> an
                     &v["secrets"],
                     &["id", "hint", "created_at", "expires_at", "last_used_at"],
                 );
+            }
+        }
+        ClientsCommand::SetKeys {
+            id,
+            keys,
+            dpop_bound,
+            out,
+        } => {
+            let mut input = ClientInput {
+                dpop_bound_access_tokens: dpop_bound,
+                ..ClientInput::default()
+            };
+            keys.apply(&mut input)?;
+            let view = admin.client_update(actor, &id, input).await?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_fields(&json!(view), CLIENT_FIELDS, 17);
             }
         }
         ClientsCommand::Disable { id } => {

@@ -36,7 +36,7 @@ use accounts::{
 use input::{Body, Input, OptionalBody, PAGE_DEFAULT, PAGE_MAX, Params, Q};
 
 impl Input for ClientInput {
-    const NULLABLE: &'static [&'static str] = &["owner_account"];
+    const NULLABLE: &'static [&'static str] = &["owner_account", "jwks", "jwks_uri"];
 }
 impl Input for ResourceInput {}
 impl Input for ResourcePatch {}
@@ -44,12 +44,14 @@ impl Input for AccountInput {}
 impl Input for SecretAdd {}
 impl Input for Rotate {}
 
-/// The body of `PATCH /clients/{id}`: a client's fields without a nullable member (`owner_account`, set on create
-/// only, is refused by the service whatever its value).
+/// The body of `PATCH /clients/{id}`: a client's fields, `jwks` and `jwks_uri` nullable (`null` removes them);
+/// `owner_account`, set on create only, is refused by the service whatever its value.
 #[derive(Deserialize)]
 #[serde(transparent)]
 struct ClientPatch(ClientInput);
-impl Input for ClientPatch {}
+impl Input for ClientPatch {
+    const NULLABLE: &'static [&'static str] = &["jwks", "jwks_uri"];
+}
 
 /// The OpenAPI document of this API, kept true by a test that calls every operation it lists.
 pub const OPENAPI: &str = include_str!("../../../../docs/admin-openapi.json");

@@ -69,6 +69,24 @@ impl TestKey {
         }
     }
 
+    /// The private key as an integrator's key file holds it: PKCS#8 in PEM (ES256 keys only).
+    pub fn pkcs8_pem(&self) -> String {
+        let Self::Es256(k) = self else {
+            panic!("pkcs8_pem is for ES256 test keys")
+        };
+        let der = k.to_pkcs8v1().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
     /// Signs `input` with this key's algorithm.
     pub fn sign(&self, input: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
