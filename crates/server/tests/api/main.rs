@@ -32,6 +32,7 @@ mod federation;
 mod forms;
 mod gateway;
 mod harness;
+mod interop;
 mod introspect;
 mod jws;
 mod keyless_source;
