@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::harness::{TestApp, claims};
+use crate::harness::claims;
 
 const API: &str = "https://api.example.com";
 

@@ -1,9 +1,8 @@
 //! The integrator's keyless side against the real server (issue 22, item 4): `TokenSource` signing
 //! `private_key_jwt` assertions from a PEM key file (ES256, EdDSA, PS256) and getting DPoP-bound tokens, and
-//! `keyward agent` doing both for an app in token mode and in proxy mode. These need the server's side of issue 22
-//! (clients registered with `token_endpoint_auth_method: private_key_jwt` and a `jwks`; `token_type: DPoP` with
-//! `cnf.jkt` for a request with a proof); what the client sends is checked without a server in keyward-client's
-//! own tests.
+//! `keyward agent` doing both for an app in token mode and in proxy mode (clients registered with
+//! `token_endpoint_auth_method: private_key_jwt` and a `jwks`; `token_type: DPoP` with `cnf.jkt` for a request
+//! with a proof); what the client sends is checked without a server in keyward-client's own tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -336,41 +335,19 @@ async fn agent_uses_a_private_key_and_dpop_for_the_app() {
     assert_eq!(calls[0]["cnf"]["jkt"], jkt(&calls[0]["jwk"]));
 }
 
-/// A token endpoint of the test's own that binds tokens as RFC 9449 §6 says (a JWT-shaped token whose `cnf.jkt`
-/// is the proof key's thumbprint), asking for its nonce first: the agent's DPoP path without waiting for
-/// Keyward's own.
-async fn binding_token_endpoint(headers: HeaderMap) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let proof = headers["dpop"].to_str().unwrap();
-    let part = |i: usize| -> Value {
-        serde_json::from_slice(&B64.decode(proof.split('.').nth(i).unwrap()).unwrap()).unwrap()
-    };
-    if part(1)["nonce"] != "as-nonce" {
-        return (
-            StatusCode::BAD_REQUEST,
-            [("dpop-nonce", "as-nonce")],
-            axum::Json(json!({"error": "use_dpop_nonce"})),
-        )
-            .into_response();
-    }
-    let payload = B64.encode(json!({"cnf": {"jkt": jkt(&part(0)["jwk"])}}).to_string());
-    axum::Json(json!({
-        "access_token": format!("eyJhbGciOiJub25lIn0.{payload}.c2ln"),
-        "token_type": "DPoP",
-        "expires_in": 600,
-    }))
-    .into_response()
-}
-
 /// Proxy mode with a DPoP-bound token: each proxied call carries a fresh proof for its method and upstream URL;
 /// an API that asks for its nonce gets the request once more when the body was kept, and the nonce is kept for
 /// the calls after; a streamed body is not sent twice (the app gets the 401, its next call carries the nonce).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_proxy_proves_each_call_and_answers_nonce_challenges() {
-    let token_endpoint = crate::verify::serve(
-        axum::Router::new().route("/token", axum::routing::post(binding_token_endpoint)),
+    // Keyward asks for its own nonce first (dpop_nonce_interval), as the API does for its own.
+    let app = TestApp::with_env(
+        crate::harness::Engine::Sqlite,
+        &[("KEYWARD_DPOP_NONCE_INTERVAL", "60s")],
     )
     .await;
+    let (id, secret) = app.api_client().await;
+    let token_url = app.url("/oauth2/token");
     let api = DpopApi {
         nonce: Some("rs-nonce"),
         ..DpopApi::default()
@@ -383,9 +360,9 @@ async fn agent_proxy_proves_each_call_and_answers_nonce_challenges() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "[api.bound]\ntoken_url = \"{token_endpoint}/token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
-         dpop = true\napi_url = \"{upstream}\"\n[api.other]\ntoken_url = \"{token_endpoint}/token\"\nclient_id = \"c\"\n\
-         client_secret = \"s\"\ndpop = true\napi_url = \"{upstream}\"\n"
+        "[api.bound]\ntoken_url = \"{token_url}\"\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n\
+         dpop = true\napi_url = \"{upstream}\"\n[api.other]\ntoken_url = \"{token_url}\"\nclient_id = \"{id}\"\n\
+         client_secret = \"{secret}\"\ndpop = true\napi_url = \"{upstream}\"\n"
     );
     let agent = crate::agent::agent(dir.path(), &config, &[]);
     let http = crate::agent::http();
