@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, Method, Uri, header};
 use crate::claims::{Claims, VerifyError};
 use crate::dpop::{self, DpopError, ReplayCache};
 use crate::presented::Scheme;
-use crate::verify::Verifier;
 
 /// The DPoP proof header (RFC 9449 §4.1).
 const DPOP: &str = "dpop";
@@ -66,15 +65,16 @@ fn proof_error(e: DpopError) -> VerifyError {
     VerifyError::DpopProof(Cow::Owned(e.to_string()))
 }
 
-impl Verifier {
-    /// RFC 9449 §7.1–7.2: whether a verified token may be used the way it came. `request` is `None` where the
-    /// caller knows no method or URL, and then a bound token is refused.
-    pub(crate) fn check_binding(
+impl Binding {
+    /// RFC 9449 §7.1–7.2: whether a verified token may be used the way it came, at `now`. `request` is `None` where
+    /// the caller knows no method or URL, and then a bound token is refused.
+    pub(crate) fn check(
         &self,
         scheme: Scheme,
         token: &str,
         claims: &Claims,
         request: Option<Request<'_>>,
+        now: i64,
     ) -> Result<(), VerifyError> {
         let jkt = match (&claims.cnf, scheme) {
             (None, Scheme::Bearer) => return Ok(()),
@@ -101,7 +101,6 @@ impl Verifier {
             }
         };
         let url = self.request_url(request.uri, request.headers)?;
-        let now = self.now();
         let checked = dpop::check(
             proof.trim(),
             request.method.as_str(),
@@ -117,7 +116,7 @@ impl Verifier {
             ));
         }
         // Spent last, so a proof refused for another reason does not take a place in the cache.
-        match self.binding().replay.spend(&checked, now) {
+        match self.replay.spend(&checked, now) {
             Ok(()) => Ok(()),
             Err(DpopError::Busy) => Err(VerifyError::Unavailable),
             Err(e) => Err(proof_error(e)),
@@ -128,7 +127,7 @@ impl Verifier {
     /// header, or the request target's own origin when it has one) and the request's path.
     fn request_url(&self, uri: &Uri, headers: &HeaderMap) -> Result<String, VerifyError> {
         let path = uri.path();
-        if let Some(origin) = &self.binding().origin {
+        if let Some(origin) = &self.origin {
             return Ok(format!("{origin}{path}"));
         }
         if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {

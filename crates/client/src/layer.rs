@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 use crate::bound::Request as Bound;
 use crate::claims::{Claims, VerifyError};
 use crate::dpop::ALGS;
-use crate::presented::Scheme;
+use crate::presented::{Scheme, presented};
 use crate::verify::Verifier;
 
 /// How a route checks tokens.
@@ -96,7 +96,7 @@ impl VerifyLayer {
         query: Option<&str>,
         request: Option<Bound<'_>>,
     ) -> Result<Claims, VerifyError> {
-        let (scheme, token) = self.verifier.presented(headers, query)?;
+        let (scheme, token) = presented(headers, query, self.verifier.token_header())?;
         let verified = match self.mode {
             Mode::Local => self.verifier.verify_token(token).await,
             Mode::Introspect => self.verifier.introspect_token(token).await,
@@ -108,7 +108,8 @@ impl VerifyLayer {
         })?;
         // Every request, cached token or not: the verified-token cache holds the claims, never the binding.
         self.verifier
-            .check_binding(scheme, token, &claims, request)?;
+            .binding()
+            .check(scheme, token, &claims, request, self.verifier.now())?;
         let missing = self.scopes.iter().any(|s| !claims.has_scope(s));
         if !missing {
             return Ok(claims);

@@ -2,10 +2,9 @@
 //! the configured header (a bearer token under another name). Refuses a token in the query string and a request
 //! carrying two different tokens. Whether the token may come that way is the verifier's decision, not this one's.
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 
 use crate::claims::VerifyError;
-use crate::verify::Verifier;
 
 /// How a request presented its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,85 +15,69 @@ pub(crate) enum Scheme {
     Dpop,
 }
 
-impl Verifier {
-    /// RFC 6750 §2: the bearer token of a request, from `Authorization: Bearer` or the configured header. A token
-    /// in the query string (§2.3) is refused, as is a request carrying two different tokens. A token under the
-    /// `DPoP` scheme is not a bearer token: [`VerifyError::Missing`].
-    pub fn token_from<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        query: Option<&str>,
-    ) -> Result<&'h str, VerifyError> {
-        match self.presented(headers, query)? {
-            (Scheme::Bearer, token) => Ok(token),
-            (Scheme::Dpop, _) => Err(VerifyError::Missing),
-        }
+/// The token of a request and how it came; `token_header` is the configured header that may carry a bearer token.
+pub(crate) fn presented<'h>(
+    headers: &'h HeaderMap,
+    query: Option<&str>,
+    token_header: Option<&HeaderName>,
+) -> Result<(Scheme, &'h str), VerifyError> {
+    if query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p.split('=').next() == Some("access_token"))
+    }) {
+        return Err(VerifyError::Malformed(
+            "access tokens are not accepted in the query string",
+        ));
     }
-
-    /// The token of a request and how it came.
-    pub(crate) fn presented<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        query: Option<&str>,
-    ) -> Result<(Scheme, &'h str), VerifyError> {
-        if query.is_some_and(|q| {
-            q.split('&')
-                .any(|p| p.split('=').next() == Some("access_token"))
-        }) {
-            return Err(VerifyError::Malformed(
-                "access tokens are not accepted in the query string",
-            ));
+    let authorization = match headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .collect::<Vec<_>>()[..]
+    {
+        [] => None,
+        [one] => {
+            let text = one
+                .to_str()
+                .map_err(|_| VerifyError::Malformed("malformed Authorization header"))?;
+            match text.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Some((Scheme::Bearer, b64token(token.trim())?))
+                }
+                // RFC 9449 §7.1: the DPoP scheme's credentials have the same syntax as a bearer token's.
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => {
+                    Some((Scheme::Dpop, b64token(token.trim())?))
+                }
+                // Another scheme carries no token of ours: the client is told to use one.
+                _ => None,
+            }
         }
-        let authorization = match headers
-            .get_all(header::AUTHORIZATION)
-            .iter()
-            .collect::<Vec<_>>()[..]
-        {
+        _ => return Err(VerifyError::Malformed("more than one Authorization header")),
+    };
+    let custom = match token_header {
+        None => None,
+        Some(name) => match headers.get_all(name).iter().collect::<Vec<_>>()[..] {
             [] => None,
             [one] => {
                 let text = one
                     .to_str()
-                    .map_err(|_| VerifyError::Malformed("malformed Authorization header"))?;
-                match text.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                        Some((Scheme::Bearer, b64token(token.trim())?))
-                    }
-                    // RFC 9449 §7.1: the DPoP scheme's credentials have the same syntax as a bearer token's.
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => {
-                        Some((Scheme::Dpop, b64token(token.trim())?))
-                    }
-                    // Another scheme carries no token of ours: the client is told to use one.
-                    _ => None,
-                }
+                    .map_err(|_| VerifyError::Malformed("malformed token header"))?
+                    .trim();
+                let text = text
+                    .get(..7)
+                    .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                    .map_or(text, |_| text[7..].trim());
+                Some(b64token(text)?)
             }
-            _ => return Err(VerifyError::Malformed("more than one Authorization header")),
-        };
-        let custom = match self.token_header() {
-            None => None,
-            Some(name) => match headers.get_all(name).iter().collect::<Vec<_>>()[..] {
-                [] => None,
-                [one] => {
-                    let text = one
-                        .to_str()
-                        .map_err(|_| VerifyError::Malformed("malformed token header"))?
-                        .trim();
-                    let text = text
-                        .get(..7)
-                        .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                        .map_or(text, |_| text[7..].trim());
-                    Some(b64token(text)?)
-                }
-                _ => return Err(VerifyError::Malformed("more than one token header")),
-            },
-        };
-        match (authorization, custom) {
-            (Some((_, a)), Some(b)) if a != b => Err(VerifyError::Malformed(
-                "two different tokens in one request",
-            )),
-            (Some(found), _) => Ok(found),
-            (None, Some(t)) => Ok((Scheme::Bearer, t)),
-            (None, None) => Err(VerifyError::Missing),
-        }
+            _ => return Err(VerifyError::Malformed("more than one token header")),
+        },
+    };
+    match (authorization, custom) {
+        (Some((_, a)), Some(b)) if a != b => Err(VerifyError::Malformed(
+            "two different tokens in one request",
+        )),
+        (Some(found), _) => Ok(found),
+        (None, Some(t)) => Ok((Scheme::Bearer, t)),
+        (None, None) => Err(VerifyError::Missing),
     }
 }
 
@@ -115,14 +98,31 @@ fn b64token(token: &str) -> Result<&str, VerifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{HeaderName, HeaderValue};
+    use axum::http::HeaderValue;
 
-    fn verifier(header: Option<&str>) -> Verifier {
-        let mut b = Verifier::builder("http://127.0.0.1:1").audience("api");
-        if let Some(h) = header {
-            b = b.token_header(h).unwrap();
+    /// What a verifier configured with `header` reads of a request: `presented`, and the bearer token alone as
+    /// `Verifier::token_from` keeps it.
+    struct V(Option<HeaderName>);
+
+    impl V {
+        fn token_header(&self) -> Option<&HeaderName> {
+            self.0.as_ref()
         }
-        b.build().unwrap()
+
+        fn token_from<'h>(
+            &self,
+            h: &'h HeaderMap,
+            q: Option<&str>,
+        ) -> Result<&'h str, VerifyError> {
+            match presented(h, q, self.token_header())? {
+                (Scheme::Bearer, token) => Ok(token),
+                (Scheme::Dpop, _) => Err(VerifyError::Missing),
+            }
+        }
+    }
+
+    fn verifier(header: Option<&str>) -> V {
+        V(header.map(|h| HeaderName::from_bytes(h.as_bytes()).unwrap()))
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -186,24 +186,30 @@ mod tests {
     fn the_dpop_scheme_is_told_apart() {
         let v = verifier(Some("WM_SEC.ACCESS_TOKEN"));
         let h = headers(&[("authorization", "DPoP a.b.c")]);
-        assert_eq!(v.presented(&h, None), Ok((Scheme::Dpop, "a.b.c")));
+        assert_eq!(
+            presented(&h, None, v.token_header()),
+            Ok((Scheme::Dpop, "a.b.c"))
+        );
         assert_eq!(v.token_from(&h, None), Err(VerifyError::Missing));
         let h = headers(&[
             ("authorization", "dpop a.b.c"),
             ("wm_sec.access_token", "a.b.c"),
         ]);
-        assert_eq!(v.presented(&h, None), Ok((Scheme::Dpop, "a.b.c")));
+        assert_eq!(
+            presented(&h, None, v.token_header()),
+            Ok((Scheme::Dpop, "a.b.c"))
+        );
         let h = headers(&[
             ("authorization", "DPoP a.b.c"),
             ("wm_sec.access_token", "x.y.z"),
         ]);
         assert!(matches!(
-            v.presented(&h, None),
+            presented(&h, None, v.token_header()),
             Err(VerifyError::Malformed(_))
         ));
         let h = headers(&[("authorization", "DPoP a b")]);
         assert!(matches!(
-            v.presented(&h, None),
+            presented(&h, None, v.token_header()),
             Err(VerifyError::Malformed(_))
         ));
     }

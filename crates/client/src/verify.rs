@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderName;
+use axum::http::{HeaderMap, HeaderName};
 use keyward_core::jwt;
 
 use crate::bound::{Binding, bearer_only};
@@ -19,6 +19,7 @@ pub use crate::claims::{Claims, VerifyError};
 use crate::fetch::{self, HttpClient};
 use crate::introspect::Introspector;
 use crate::key::{PublicKey, parse_jwks};
+use crate::presented::{Scheme, presented};
 
 /// What the verifier needs to know, set through [`Verifier::builder`].
 #[derive(Clone)]
@@ -223,6 +224,20 @@ impl Verifier {
     /// The header configured to carry a bearer token, if any.
     pub(crate) fn token_header(&self) -> Option<&HeaderName> {
         self.inner.token_header.as_ref()
+    }
+
+    /// RFC 6750 §2: the bearer token of a request, from `Authorization: Bearer` or the configured header. A token
+    /// in the query string (§2.3) is refused, as is a request carrying two different tokens. A token under the
+    /// `DPoP` scheme is not a bearer token: [`VerifyError::Missing`].
+    pub fn token_from<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        query: Option<&str>,
+    ) -> Result<&'h str, VerifyError> {
+        match presented(headers, query, self.token_header())? {
+            (Scheme::Bearer, token) => Ok(token),
+            (Scheme::Dpop, _) => Err(VerifyError::Missing),
+        }
     }
 
     /// What DPoP-bound tokens are checked with.
