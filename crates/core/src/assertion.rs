@@ -121,19 +121,21 @@ struct Claims {
     jti: Option<String>,
 }
 
-/// An assertion whose header and claims pass, its signature not yet checked.
+/// An assertion (a client's own, or a federated token) whose header and claims pass, its signature not yet
+/// checked.
 #[derive(Debug)]
 pub struct Unverified<'a> {
     /// The algorithm it claims; the key it is checked with must be bound to the same one.
     pub alg: AssertionAlg,
-    /// `kid`, to pick the key among the client's.
+    /// `kid`, to pick the key among the client's (or the issuer's).
     pub kid: Option<String>,
     /// `header.payload`, as signed.
     pub signing_input: &'a str,
     /// The signature.
     pub signature: Vec<u8>,
-    /// The `jti` to spend once.
-    pub jti: String,
+    /// The `jti` to spend once: always there in a client's own assertion; in a federated token when the platform
+    /// sets one (GitHub's tokens do; not every platform's do).
+    pub jti: Option<String>,
     /// Until when the `jti` must stay spent: `exp` plus the leeway (Unix seconds).
     pub spend_until: i64,
 }
@@ -189,7 +191,7 @@ pub fn check<'a>(
         kid: parsed.header.kid,
         signing_input: parsed.signing_input,
         signature: parsed.signature,
-        jti,
+        jti: Some(jti),
         spend_until: claims.exp + LEEWAY_SECONDS,
     })
 }
@@ -198,20 +200,10 @@ pub fn check<'a>(
 /// pass for one of the client's federated credentials, its signature not yet checked.
 #[derive(Debug)]
 pub struct Federated<'a> {
-    /// The algorithm it claims; the issuer's key must be bound to the same one.
-    pub alg: AssertionAlg,
-    /// `kid`, to pick the issuer's key.
-    pub kid: Option<String>,
-    /// `header.payload`, as signed.
-    pub signing_input: &'a str,
-    /// The signature.
-    pub signature: Vec<u8>,
+    /// The token, to check with the issuer's key.
+    pub token: Unverified<'a>,
     /// The credential it met (an index into the list given).
     pub credential: usize,
-    /// Its `jti`, to spend once, when it has one (GitHub's tokens do; not every platform's do).
-    pub jti: Option<String>,
-    /// Until when the `jti` must stay spent: `exp` plus the leeway.
-    pub spend_until: i64,
 }
 
 /// The issuer a token names (`iss`), read before anything is trusted, to tell a client's own assertion (`iss`
@@ -280,13 +272,15 @@ pub fn check_federated<'a>(
         })
         .ok_or(AssertionError::Conditions)?;
     Ok(Federated {
-        alg,
-        kid: parsed.header.kid,
-        signing_input: parsed.signing_input,
-        signature: parsed.signature,
+        token: Unverified {
+            alg,
+            kid: parsed.header.kid,
+            signing_input: parsed.signing_input,
+            signature: parsed.signature,
+            jti,
+            spend_until: exp + LEEWAY_SECONDS,
+        },
         credential,
-        jti,
-        spend_until: exp + LEEWAY_SECONDS,
     })
 }
 
@@ -310,22 +304,13 @@ fn check_header(header: &Header) -> Result<AssertionAlg, AssertionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use serde_json::{Value, json};
 
     const NOW: i64 = 1_800_000_000;
     const ISSUER: &str = "https://kw.example";
     const TOKEN_URL: &str = "https://kw.example/oauth2/token";
 
-    fn jws(header: Value, claims: Value) -> String {
-        format!(
-            "{}.{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string()),
-            B64.encode(b"sig")
-        )
-    }
+    use crate::jwt::testing::jws;
 
     fn good() -> Value {
         json!({"iss": "c1", "sub": "c1", "aud": TOKEN_URL, "exp": NOW + 60, "iat": NOW, "jti": "j-1"})
@@ -353,7 +338,11 @@ mod tests {
         let t = jws(es256(), good());
         let u = check(&t, "c1", &[ISSUER, TOKEN_URL], NOW).unwrap();
         assert_eq!(
-            (u.alg, u.kid.as_deref(), u.jti.as_str()),
+            (
+                u.alg,
+                u.kid.as_deref(),
+                u.jti.as_deref().unwrap_or_default()
+            ),
             (AssertionAlg::ES256, Some("k1"), "j-1")
         );
         assert_eq!(u.spend_until, NOW + 60 + LEEWAY_SECONDS);
@@ -501,7 +490,7 @@ mod tests {
         let t = jws(rs.clone(), good.clone());
         let f = check_federated(&t, &creds, NOW).unwrap();
         assert_eq!(
-            (f.credential, f.jti.as_deref(), f.alg),
+            (f.credential, f.token.jti.as_deref(), f.token.alg),
             (0, Some("g-1"), AssertionAlg::RS256)
         );
         assert_eq!(claimed_issuer(&t).as_deref(), Some(GH));

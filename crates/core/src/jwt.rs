@@ -205,6 +205,24 @@ pub fn check_times(claims: &AccessTokenClaims, now: i64) -> Result<(), OAuthErro
     Ok(())
 }
 
+/// What the unit tests of JWS-shaped inputs (assertions, DPoP proofs) build them with.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::B64;
+    use base64::Engine;
+    use serde_json::Value;
+
+    /// A compact JWS of `header` and `claims` with the signature `sig`: the checks before the signature's.
+    pub(crate) fn jws(header: Value, claims: Value) -> String {
+        format!(
+            "{}.{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string()),
+            B64.encode(b"sig")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

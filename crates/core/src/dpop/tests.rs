@@ -7,14 +7,7 @@ const NOW: i64 = 1_800_000_000;
 const URL: &str = "https://api.example.com/orders/1";
 const ATH: &str = "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo";
 
-fn jws(header: Value, claims: Value) -> String {
-    format!(
-        "{}.{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string()),
-        B64.encode(b"sig")
-    )
-}
+use crate::jwt::testing::jws;
 
 fn ec_key() -> Value {
     json!({"kty": "EC", "crv": "P-256", "x": "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",

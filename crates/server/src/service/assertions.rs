@@ -9,7 +9,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyward_client::PublicKey;
-use keyward_core::assertion::{self, AssertionError};
+use keyward_core::assertion::{self, AssertionError, Unverified};
 
 use crate::crypto::sha256;
 use crate::registry::CachedClient;
@@ -63,51 +63,48 @@ impl Assertions {
         let id = &client.client.id;
         let iss = assertion::claimed_issuer(assertion)
             .ok_or(AssertionError::Malformed("no iss claim"))?;
-        if iss == *id {
+        let (token, issuer, kind) = if iss == *id {
             // The client's own assertion (RFC 7523 §3 item 1: `iss` is the client).
             let audiences: Vec<&str> = self.audiences.iter().map(String::as_str).collect();
             let a = assertion::check(assertion, id, &audiences, now)?;
             let (kid, alg) = (a.kid.as_deref(), a.alg.name());
-            let input = a.signing_input.as_bytes();
-            let inline_ok = verifies(candidates(&keys.inline, kid, alg), input, &a.signature);
-            if !inline_ok {
+            if !verifies(candidates(&keys.inline, kid, alg), &a) {
                 let Some(uri) = &keys.jwks_uri else {
                     return Err(AssertionRefusal::Signature);
                 };
-                let fetched = self
-                    .remote
-                    .keys(Source::Jwks(uri), (kid, alg))
-                    .await
-                    .map_err(AssertionRefusal::KeysUnavailable)?;
-                if !verifies(candidates(&fetched, kid, alg), input, &a.signature) {
+                let fetched = self.fetch(Source::Jwks(uri), &a).await?;
+                if !verifies(candidates(&fetched, kid, alg), &a) {
                     return Err(AssertionRefusal::Signature);
                 }
             }
-            return self.spend("client", id, &a.jti, a.spend_until, now).await;
-        }
-        // A workload's platform token (workload identity federation).
-        let f = assertion::check_federated(assertion, &keys.federated, now)?;
-        let issuer = &keys.federated[f.credential].issuer;
-        let (kid, alg) = (f.kid.as_deref(), f.alg.name());
-        let fetched = self
-            .remote
-            .keys(Source::Issuer(issuer), (kid, alg))
-            .await
-            .map_err(AssertionRefusal::KeysUnavailable)?;
-        if !verifies(
-            candidates(&fetched, kid, alg),
-            f.signing_input.as_bytes(),
-            &f.signature,
-        ) {
-            return Err(AssertionRefusal::Signature);
-        }
-        match &f.jti {
-            Some(jti) => {
-                self.spend("federated", issuer, jti, f.spend_until, now)
-                    .await
+            (a, id.as_str(), "client")
+        } else {
+            // A workload's platform token (workload identity federation).
+            let f = assertion::check_federated(assertion, &keys.federated, now)?;
+            let issuer = keys.federated[f.credential].issuer.as_str();
+            let t = f.token;
+            let fetched = self.fetch(Source::Issuer(issuer), &t).await?;
+            if !verifies(candidates(&fetched, t.kid.as_deref(), t.alg.name()), &t) {
+                return Err(AssertionRefusal::Signature);
             }
+            (t, issuer, "federated")
+        };
+        match &token.jti {
+            Some(jti) => self.spend(kind, issuer, jti, token.spend_until, now).await,
             None => Ok(()),
         }
+    }
+
+    /// The keys of `source` that may check `token`.
+    async fn fetch(
+        &self,
+        source: Source<'_>,
+        token: &Unverified<'_>,
+    ) -> Result<Arc<[PublicKey]>, AssertionRefusal> {
+        self.remote
+            .keys(source, (token.kid.as_deref(), token.alg.name()))
+            .await
+            .map_err(AssertionRefusal::KeysUnavailable)
     }
 
     /// Spends a `jti` of `issuer` until `until` (RFC 7523 §3 item 7). The row's key is a digest, so ids of any
@@ -130,11 +127,7 @@ impl Assertions {
     }
 }
 
-/// Whether any of `keys` verifies `signature` over `input`.
-fn verifies<'a>(
-    mut keys: impl Iterator<Item = &'a PublicKey>,
-    input: &[u8],
-    signature: &[u8],
-) -> bool {
-    keys.any(|k| k.verify(input, signature))
+/// Whether any of `keys` verifies `token`'s signature.
+fn verifies<'a>(mut keys: impl Iterator<Item = &'a PublicKey>, token: &Unverified<'_>) -> bool {
+    keys.any(|k| k.verify(token.signing_input.as_bytes(), &token.signature))
 }
