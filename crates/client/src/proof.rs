@@ -10,7 +10,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{StatusCode, Uri};
 use serde_json::{Map, Value, json};
 
-use crate::signing::{SigningKey, jkt, random_id};
+use crate::signing::{SigningKey, random_id};
 
 /// The `DPoP` request header, and its nonce's answer header (RFC 9449 §4.1, §8).
 pub const DPOP: HeaderName = HeaderName::from_static("dpop");
@@ -80,7 +80,7 @@ impl Dpop {
             claims["nonce"] = Value::from(nonce);
         }
         if let Some(token) = access_token {
-            claims["ath"] = Value::from(jkt(token));
+            claims["ath"] = Value::from(crate::dpop::ath(token));
         }
         self.key.sign(header, &claims)
     }

@@ -184,25 +184,8 @@ impl SigningKey {
     /// The RFC 7638 thumbprint of the public key (SHA-256, base64url): what a DPoP-bound token's `cnf.jkt` names
     /// (RFC 9449 §6.1).
     pub fn thumbprint(&self) -> String {
-        let jwk = self.public_jwk();
-        let m = |name: &str| {
-            jwk.get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        // RFC 7638 §3.2: the required members only, in lexicographic order, no whitespace. Written out rather than
-        // serialised, so that no JSON map ordering can change it.
-        let canonical = match self.pair.as_ref() {
-            Pair::Ec(_) => format!(
-                r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-                m("x"),
-                m("y")
-            ),
-            Pair::Ed(_) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, m("x")),
-            Pair::Rsa(_) => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, m("e"), m("n")),
-        };
-        jkt(&canonical)
+        // The public JWK always has the members RFC 7638 requires of its type, so this cannot fail.
+        crate::dpop::thumbprint(&self.public_jwk()).unwrap_or_default()
     }
 
     /// A compact JWS (RFC 7515 §7.1) of `claims` with `header`, to which `alg` is added.
@@ -264,13 +247,6 @@ fn natural_algs(pair: &Pair) -> &'static str {
 }
 
 /// base64url(SHA-256(text)): a thumbprint's last step (RFC 7638 §3.1), and DPoP's `ath` (RFC 9449 §4.2).
-pub(crate) fn jkt(text: &str) -> String {
-    B64.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        text.as_bytes(),
-    ))
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -394,7 +370,8 @@ mod tests {
         // RFC 7638 §3.1's example key and thumbprint.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
         assert_eq!(
-            jkt(&format!(r#"{{"e":"AQAB","kty":"RSA","n":"{n}"}}"#)),
+            crate::dpop::thumbprint(&serde_json::json!({"kty": "RSA", "e": "AQAB", "n": n}))
+                .unwrap(),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
         assert_eq!(random_id(16).len(), 22);
