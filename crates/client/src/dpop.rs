@@ -285,8 +285,12 @@ mod tests {
             cache.spend(&spent("k1", "b", NOW), NOW),
             Err(DpopError::Busy)
         );
-        // Once their iat is too old to pass, the entries go and room is made.
-        let later = NOW + IAT_MAX_AGE + 1;
+        // Once their iat is too old to pass (and the leeway has gone by too), the entries go and room is made.
+        assert_eq!(
+            cache.spend(&spent("k1", "a", NOW), NOW + IAT_MAX_AGE + 15),
+            Err(DpopError::Replayed)
+        );
+        let later = NOW + IAT_MAX_AGE + 16;
         assert_eq!(cache.spend(&spent("k1", "b", later), later), Ok(()));
         assert_eq!(cache.spend(&spent("k1", "a", later), later), Ok(()));
     }

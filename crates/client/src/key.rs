@@ -30,7 +30,7 @@ enum Material {
 }
 
 /// Members only a private or symmetric key has (RFC 7518 §6).
-const PRIVATE: [&str; 7] = keyward_core::dpop::PRIVATE_MEMBERS;
+const PRIVATE: [&str; 8] = keyward_core::registration::keys::PRIVATE_MEMBERS;
 
 fn member<'a>(jwk: &'a Value, name: &str) -> Result<&'a str, String> {
     jwk.get(name)
@@ -72,6 +72,11 @@ fn material(jwk: &Value, alg: &str) -> Result<(&'static str, Material), String> 
         }
         ("RSA", alg @ ("RS256" | "PS256")) => {
             let (n, e) = (bytes(jwk, "n")?, bytes(jwk, "e")?);
+            // RFC 7518 §6.3.1: unsigned big-endian with no leading zero byte, so the length is the key's size (a short
+            // modulus padded with zeros would pass a length check it fails) and the thumbprint is canonical.
+            if n.first() == Some(&0) || e.first() == Some(&0) || e.is_empty() {
+                return Err("RSA n and e must be minimal (no leading zero byte)".into());
+            }
             // RFC 7518 §3.3 and §3.5: at least 2048 bits.
             if n.len() < 256 {
                 return Err("RSA keys must have at least 2048 bits".into());

@@ -172,7 +172,7 @@ pub fn check<'a>(
     if values.is_empty() || !values.iter().all(|a| audiences.contains(&a.as_str())) {
         return Err(AssertionError::Audience);
     }
-    if claims.exp + LEEWAY_SECONDS <= now {
+    if claims.exp.saturating_add(LEEWAY_SECONDS) <= now {
         return Err(AssertionError::Expired);
     }
     if claims.exp > now + MAX_AHEAD + LEEWAY_SECONDS {
@@ -192,7 +192,7 @@ pub fn check<'a>(
         signing_input: parsed.signing_input,
         signature: parsed.signature,
         jti: Some(jti),
-        spend_until: claims.exp + LEEWAY_SECONDS,
+        spend_until: claims.exp.saturating_add(LEEWAY_SECONDS),
     })
 }
 
@@ -244,7 +244,7 @@ pub fn check_federated<'a>(
     if iat.is_some_and(|t| t.is_none()) || nbf.is_some_and(|t| t.is_none()) {
         return Err(AssertionError::Claims);
     }
-    if exp + LEEWAY_SECONDS <= now {
+    if exp.saturating_add(LEEWAY_SECONDS) <= now {
         return Err(AssertionError::Expired);
     }
     let future = |t: Option<Option<i64>>| t.flatten().is_some_and(|t| t > now + LEEWAY_SECONDS);
@@ -278,7 +278,7 @@ pub fn check_federated<'a>(
             signing_input: parsed.signing_input,
             signature: parsed.signature,
             jti,
-            spend_until: exp + LEEWAY_SECONDS,
+            spend_until: exp.saturating_add(LEEWAY_SECONDS),
         },
         credential,
     })

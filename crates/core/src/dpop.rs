@@ -21,7 +21,7 @@ pub const IAT_MAX_AHEAD: i64 = LEEWAY_SECONDS;
 /// The longest `jti` accepted, so that what is kept to refuse a replay stays small.
 pub const MAX_JTI: usize = 256;
 /// JWK members that only a private (or symmetric) key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
-pub const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+pub use crate::registration::keys::PRIVATE_MEMBERS;
 
 /// Why a proof is refused; the text is for the log and the `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,9 +105,12 @@ impl Unverified<'_> {
     }
 }
 
-/// Until when a proof made at `iat` must stay spent: the last second its `iat` still passes.
+/// Until when a proof made at `iat` must stay spent: past the last second its `iat` still passes, with the
+/// leeway to spare, so that a store that forgets an id at `spend_until` (`expires_at <= now`) and a cache that
+/// keeps it through `spend_until` both refuse it as long as it could be accepted.
 pub fn spend_until(iat: i64) -> i64 {
     iat.saturating_add(IAT_MAX_AGE)
+        .saturating_add(LEEWAY_SECONDS)
 }
 
 #[derive(Deserialize)]

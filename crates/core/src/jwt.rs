@@ -193,7 +193,7 @@ pub fn validate_claims(
 
 /// RFC 7519 §4.1.4–4.1.6: `exp`, `iat` and `nbf` against `now`, with [`LEEWAY_SECONDS`].
 pub fn check_times(claims: &AccessTokenClaims, now: i64) -> Result<(), OAuthError> {
-    if claims.exp + LEEWAY_SECONDS <= now {
+    if claims.exp.saturating_add(LEEWAY_SECONDS) <= now {
         return Err(invalid("token expired"));
     }
     if claims.iat > now + LEEWAY_SECONDS {

@@ -1,21 +1,26 @@
 //! Public keys Keyward fetches from elsewhere to check client assertions: a client's `jwks_uri` (RFC 7591 §2), and
 //! a federated issuer's JWKS found through OpenID Connect discovery (`{issuer}/.well-known/openid-configuration`,
-//! its `issuer` checked to be exactly the one configured). HTTPS only; each document at most 256 KiB, fetched within
-//! 5 s; cached for its `max-age` (between a minute and a day; 5 minutes when it names none); fetched again early
-//! when an assertion names an unknown `kid`, at most once per [`MIN_REFETCH`] per source, so a flood of forged
-//! `kid`s costs one fetch per interval. Keys already fetched keep working while a source is unreachable.
+//! its `issuer` checked to be exactly the one configured). HTTPS only; each document at most 256 KiB, a whole fetch
+//! (discovery and keys) within 5 s; cached for its `max-age` (between a minute and a day; 5 minutes when it names
+//! none); fetched again early when an assertion names an unknown `kid`, at most once per [`MIN_REFETCH`] per
+//! source, so a flood of forged `kid`s costs one fetch per interval. Keys already fetched keep working while a
+//! source is unreachable, for at most [`MAX_STALE`] past their freshness: a key its owner removed (rotated out
+//! after a leak) is not trusted for ever by a source that has gone quiet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyward_client::{HttpClient, PublicKey, get_json};
+use keyward_core::registration::keys::default_alg;
 use serde_json::Value;
 
 /// The shortest time between two fetches of one source.
 pub const MIN_REFETCH: Duration = Duration::from_secs(10);
-/// How long one fetch may take.
+/// How long one fetch of a source may take, discovery and keys together.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long keys are still used past their freshness while their source cannot be fetched.
+pub const MAX_STALE: Duration = Duration::from_secs(3_600);
 /// How long keys are kept when the answer names no `max-age`.
 pub const DEFAULT_AGE: Duration = Duration::from_secs(300);
 /// The bounds put on a source's own `max-age`.
@@ -58,20 +63,6 @@ pub struct RemoteKeys {
 impl std::fmt::Debug for RemoteKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteKeys").finish_non_exhaustive()
-    }
-}
-
-/// The algorithm a key of this type verifies when its JWK names none: ES256 for P-256, EdDSA for Ed25519, RS256
-/// for RSA (the one every JWT library and platform issuer uses; a key for PS256 says so in `alg`).
-pub fn default_alg(jwk: &Value) -> Option<&'static str> {
-    match (
-        jwk.get("kty").and_then(Value::as_str),
-        jwk.get("crv").and_then(Value::as_str),
-    ) {
-        (Some("EC"), Some("P-256")) => Some("ES256"),
-        (Some("OKP"), Some("Ed25519")) => Some("EdDSA"),
-        (Some("RSA"), _) => Some("RS256"),
-        _ => None,
     }
 }
 
@@ -140,14 +131,26 @@ impl RemoteKeys {
             return Ok(entry.keys.clone());
         }
         entry.fetched_at = Some(now);
-        match self.fetch(source).await {
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(source))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "{}: no answer within {FETCH_TIMEOUT:?}",
+                    source.key()
+                ))
+            });
+        match fetched {
             Ok((keys, age)) => {
                 entry.keys = keys.into();
                 entry.fresh_until = Some(now + age);
                 Ok(entry.keys.clone())
             }
-            Err(e) if entry.keys.is_empty() => Err(e),
             Err(e) => {
+                let usable = entry.fresh_until.is_some_and(|t| now < t + MAX_STALE);
+                if !usable {
+                    entry.keys = Arc::from([]);
+                    return Err(e);
+                }
                 tracing::warn!(error = %e, "could not refresh a key set; keeping the keys fetched before");
                 Ok(entry.keys.clone())
             }

@@ -84,6 +84,20 @@ fn invalid(field: &str, why: impl Into<String>) -> RegistrationError {
     RegistrationError::invalid(field, why)
 }
 
+/// The algorithm a key of this type verifies when its JWK names none: ES256 for P-256, EdDSA for Ed25519, RS256
+/// for RSA (the one every JWT library and platform issuer uses; a key for PS256 says so in `alg`).
+pub fn default_alg(jwk: &Value) -> Option<&'static str> {
+    match (
+        jwk.get("kty").and_then(Value::as_str),
+        jwk.get("crv").and_then(Value::as_str),
+    ) {
+        (Some("EC"), Some("P-256")) => Some("ES256"),
+        (Some("OKP"), Some("Ed25519")) => Some("EdDSA"),
+        (Some("RSA"), _) => Some("RS256"),
+        _ => None,
+    }
+}
+
 /// Whether `url` is an absolute `https` URL with a host, no fragment and no credentials, of a sane length.
 pub fn is_https_url(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("https://") else {

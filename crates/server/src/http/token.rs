@@ -78,13 +78,6 @@ async fn issue(
         req.params.single("grant_type").ok().flatten(),
     ));
     policy.check_method(&req)?;
-    let client = app
-        .issuer
-        .authenticate(req.credentials.as_ref(), &req.source, Endpoint::Token)
-        .await
-        .map_err(|e| ApiError::issue(e, policy.challenge(req.challenge)))?;
-    seen.client_id = Some(client.client.id.clone());
-    policy.check_grant(&req.params, market)?;
     let mut proofs = parts.headers.get_all("dpop").iter();
     let proof = match (proofs.next(), proofs.next()) {
         (None, _) => ProofHeader::Absent,
@@ -94,15 +87,18 @@ async fn issue(
         (Some(_), Some(_)) => ProofHeader::Malformed,
     };
     // RFC 9449 §4.3 item 9: the proof names the URL the client posted to, which is this endpoint's public one.
+    // Checked before the client authenticates, so a refused proof spends nothing of the client's.
     let htu = format!("{}{}", app.settings.issuer, policy.endpoint.path);
+    let proof = app.issuer.check_proof(proof, &htu)?;
+    let client = app
+        .issuer
+        .authenticate(req.credentials.as_ref(), &req.source, Endpoint::Token)
+        .await
+        .map_err(|e| ApiError::issue(e, policy.challenge(req.challenge)))?;
+    seen.client_id = Some(client.client.id.clone());
+    policy.check_grant(&req.params, market)?;
     app.issuer
-        .token(
-            &client,
-            &req.params,
-            policy.partner(&parts.headers),
-            proof,
-            &htu,
-        )
+        .token(&client, &req.params, policy.partner(&parts.headers), proof)
         .await
         .map_err(ApiError::from)
 }

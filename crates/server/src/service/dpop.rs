@@ -1,12 +1,12 @@
 //! DPoP proofs at the token endpoint (RFC 9449 §4.3, §5): the proof checked for this request's method and URL
-//! (by keyward-client's checks, the same a resource server runs), its `jti` spent once across the cluster for the
-//! proof's window (one database write, after every other check passed), and server nonces (§8) when
+//! (by keyward-client's checks, the same a resource server runs) before the client is authenticated, its `jti`
+//! spent once across the cluster for the proof's window after (one database write), and server nonces (§8) when
 //! `dpop_nonce_interval` is set: stateless, an HMAC of the interval's number under the pepper, so every node makes
 //! and accepts the same ones without sharing anything but the master key.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use keyward_client::dpop::{self, DpopError};
+use keyward_client::dpop::{self, CheckedProof, DpopError};
 use keyward_core::{ErrorCode, OAuthError};
 use std::sync::Arc;
 
@@ -45,8 +45,8 @@ pub struct DpopProofs {
     pub nonce_interval: Option<i64>,
 }
 
-fn invalid(description: impl Into<std::borrow::Cow<'static, str>>) -> ProofRefusal {
-    ProofRefusal::OAuth(OAuthError::new(ErrorCode::InvalidDpopProof, description))
+fn invalid(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidDpopProof, description)
 }
 
 impl DpopProofs {
@@ -73,14 +73,15 @@ impl DpopProofs {
             .collect()
     }
 
-    /// Checks the proof of a token request to `htu` (the endpoint's URL) at `now`: `None` when none was sent, the
-    /// key's thumbprint (`jkt`, RFC 9449 §6.1) when it is good.
-    pub async fn check(
+    /// Checks the proof of a token request to `htu` (the endpoint's URL) at `now`, writing nothing: `None` when
+    /// none was sent. Run before the client is authenticated, so that a proof refused (a missing nonce, above
+    /// all) costs the client nothing it cannot send again, such as a single-use platform token.
+    pub fn check(
         &self,
         header: ProofHeader<'_>,
         htu: &str,
         now: i64,
-    ) -> Result<Option<String>, ProofRefusal> {
+    ) -> Result<Option<CheckedProof>, OAuthError> {
         let proof = match header {
             ProofHeader::Absent => return Ok(None),
             ProofHeader::Malformed => {
@@ -90,26 +91,32 @@ impl DpopProofs {
         };
         let nonces = self.accepted(now);
         let nonces: Vec<&str> = nonces.iter().map(String::as_str).collect();
-        let checked = match dpop::check(proof, "POST", htu, now, None, &nonces) {
-            Ok(c) => c,
-            Err(DpopError::Proof(keyward_core::dpop::DpopError::Nonce)) => {
-                return Err(ProofRefusal::OAuth(OAuthError::new(
-                    ErrorCode::UseDpopNonce,
-                    "use the nonce in the DPoP-Nonce header in the DPoP proof",
-                )));
-            }
-            Err(e) => return Err(invalid(format!("DPoP proof refused: {e}"))),
-        };
+        match dpop::check(proof, "POST", htu, now, None, &nonces) {
+            Ok(checked) => Ok(Some(checked)),
+            Err(DpopError::Proof(keyward_core::dpop::DpopError::Nonce)) => Err(OAuthError::new(
+                ErrorCode::UseDpopNonce,
+                "use the nonce in the DPoP-Nonce header in the DPoP proof",
+            )),
+            Err(e) => Err(invalid(format!("DPoP proof refused: {e}"))),
+        }
+    }
+
+    /// Spends a checked proof's `jti` across the cluster until its `iat` is too old (RFC 9449 §11.1): the one
+    /// write a DPoP token request costs, made once the client is authenticated.
+    pub async fn spend(&self, proof: &CheckedProof, now: i64) -> Result<(), ProofRefusal> {
         // Per key, so one client's ids never collide with another's; a digest, so any id takes one short row.
-        let digest = sha256(format!("dpop\0{}\0{}", checked.jkt, checked.jti).as_bytes());
+        let digest = sha256(format!("dpop\0{}\0{}", proof.jkt, proof.jti).as_bytes());
         let key = format!("dpop:{}", B64.encode(digest));
-        if !self
+        if self
             .store
-            .spend_once(&key, checked.spend_until(), now)
+            .spend_once(&key, proof.spend_until(), now)
             .await?
         {
-            return Err(invalid("the DPoP proof was used before"));
+            Ok(())
+        } else {
+            Err(ProofRefusal::OAuth(invalid(
+                "the DPoP proof was used before",
+            )))
         }
-        Ok(Some(checked.jkt))
     }
 }

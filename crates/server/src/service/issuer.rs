@@ -29,6 +29,7 @@ use crate::refresh::REFRESH_PREFIX;
 use crate::registry::{CachedClient, Credentials, Registry};
 use crate::store::{Store, StoreError};
 use crate::usage::Usage;
+use keyward_client::dpop::CheckedProof;
 
 /// What the issuer answers instead of a token, an introspection or a revocation.
 #[derive(Debug, thiserror::Error)]
@@ -191,22 +192,36 @@ impl Issuer {
         }
     }
 
-    /// `POST /oauth2/token` (RFC 6749 §3.2), with the request's DPoP proof (RFC 9449 §5) checked against `htu`,
-    /// the URL the request was sent to: a good proof binds the token to its key.
+    /// RFC 9449 §4.3: the DPoP proof of a token request to `htu` (the URL it was sent to), checked before the
+    /// client is authenticated and spent by [`Issuer::token`].
+    pub fn check_proof(
+        &self,
+        header: ProofHeader<'_>,
+        htu: &str,
+    ) -> Result<Option<CheckedProof>, IssueError> {
+        self.dpop
+            .check(header, htu, self.clock.now())
+            .map_err(IssueError::OAuth)
+    }
+
+    /// `POST /oauth2/token` (RFC 6749 §3.2), with the request's checked DPoP proof (RFC 9449 §5): its `jti` is
+    /// spent, and the token bound to its key.
     pub async fn token(
         &self,
         client: &CachedClient,
         params: &Params,
         partner: PartnerCheck<'_>,
-        proof: ProofHeader<'_>,
-        htu: &str,
+        proof: Option<CheckedProof>,
     ) -> Result<TokenResponse, IssueError> {
         let grant_type = params.required("grant_type").map_err(IssueError::OAuth)?;
-        let jkt = match self.dpop.check(proof, htu, self.clock.now()).await {
-            Ok(jkt) => jkt,
-            Err(ProofRefusal::OAuth(e)) => return Err(IssueError::OAuth(e)),
-            Err(ProofRefusal::Store(e)) => return Err(e.into()),
-        };
+        if let Some(p) = &proof {
+            match self.dpop.spend(p, self.clock.now()).await {
+                Ok(()) => {}
+                Err(ProofRefusal::OAuth(e)) => return Err(IssueError::OAuth(e)),
+                Err(ProofRefusal::Store(e)) => return Err(e.into()),
+            }
+        }
+        let jkt = proof.map(|p| p.jkt);
         if jkt.is_none() && client.dpop_bound {
             // RFC 9449 §5.2: dpop_bound_access_tokens.
             return Err(IssueError::OAuth(OAuthError::new(

@@ -12,7 +12,7 @@ use crate::jws::{TestKey, hs256, unsigned};
 use crate::tls::TestCa;
 
 const API: &str = "https://api.example.com";
-const BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Claims of a good assertion from `client` for `aud`, valid from now for a minute, with a fresh `jti`.
 pub fn claims(app: &TestApp, client: &str, aud: &str) -> Value {
@@ -141,6 +141,10 @@ both_engines!(
             ),
             ("expired", with(&|c| c["exp"] = json!(now - 60))),
             ("too long", with(&|c| c["exp"] = json!(now + 3_600))),
+            (
+                "exp at the end of time",
+                with(&|c| c["exp"] = json!(i64::MAX)),
+            ),
             ("future iat", with(&|c| c["iat"] = json!(now + 600))),
             (
                 "no jti",
@@ -301,7 +305,11 @@ both_engines!(
         let key = TestKey::es256();
         let mut private = key.jwk("a");
         private["d"] = json!("c2VjcmV0");
+        // A 1024-bit modulus padded with zero bytes to 2048 bits' length: never a 2048-bit key.
+        let padded = json!({"kty": "RSA", "kid": "p", "alg": "RS256", "e": "AQAB",
+                            "n": base64_url(&[vec![0u8; 128], vec![0xC5u8; 128]].concat())});
         let cases = [
+            (json!({"jwks": {"keys": [padded]}}), "jwks"),
             (
                 json!({"token_endpoint_auth_method": "private_key_jwt"}),
                 "token_endpoint_auth_method",
@@ -560,4 +568,9 @@ async fn the_cli_registers_and_rotates_public_keys() {
         status_with(0).await == StatusCode::UNAUTHORIZED
     })
     .await;
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

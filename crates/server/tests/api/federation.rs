@@ -215,3 +215,69 @@ async fn an_issuer_is_trusted_only_as_its_discovery_names_it() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{}", issuer.url);
     }
 }
+
+/// A proof refused for its nonce costs the client nothing it cannot send again: the platform token (whose `jti`
+/// is accepted once) is not spent, so the retry with the nonce and the same token succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_challenge_does_not_spend_the_platform_token() {
+    let ca = TestCa::new();
+    let issuer = Issuer::start(&ca, None).await;
+    let ca_file = ca.pem_file.to_string_lossy().into_owned();
+    let app = TestApp::with_env(
+        Engine::Sqlite,
+        &[
+            ("KEYWARD_EXTRA_CA_FILE", &ca_file),
+            ("KEYWARD_DPOP_NONCE_INTERVAL", "60s"),
+        ],
+    )
+    .await;
+    app.resource(API, &["read"]).await;
+    let (status, body) = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/clients",
+            Some(json!({"name": "pods", "resources": [API], "token_endpoint_auth_method": "private_key_jwt",
+                        "federated_credentials": [{"name": "sa", "issuer": issuer.url, "audience": "kw-test",
+                                                   "subject": "repo:acme/shop:ref:refs/heads/main"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let platform_token = issuer.token(app.clock.now(), json!({}));
+    let url = app.url("/oauth2/token");
+    let key = TestKey::es256();
+    let send = |proof: String| {
+        app.http
+            .post(&url)
+            .header("DPoP", proof)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_assertion_type", crate::client_assertions::BEARER),
+                ("client_assertion", platform_token.as_str()),
+            ])
+            .send()
+    };
+    let r = send(crate::dpop_issue::proof(
+        &key,
+        "POST",
+        &url,
+        app.clock.now(),
+        json!({}),
+    ))
+    .await
+    .unwrap();
+    let nonce = r.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "use_dpop_nonce");
+    let r = send(crate::dpop_issue::proof(
+        &key,
+        "POST",
+        &url,
+        app.clock.now(),
+        json!({"nonce": nonce}),
+    ))
+    .await
+    .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+}

@@ -6,7 +6,7 @@ use keyward_client::PublicKey;
 use serde_json::Value;
 
 use super::AdminError;
-use crate::remote_keys::default_alg;
+use keyward_core::registration::keys::default_alg;
 
 /// Fills in each key's missing `alg` and checks that every key is one Keyward can verify assertions with: the
 /// shape rules (a JWK Set, kids, no private members) are `keyward_core::registration::keys::check`'s, applied
