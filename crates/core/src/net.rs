@@ -70,6 +70,38 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether `ip` is an address of the public internet: not loopback, unspecified, private (RFC 1918, RFC 4193),
+/// shared (RFC 6598), link-local, multicast, broadcast, documentation or benchmarking space. Keyward's own
+/// outbound fetches (client JWKS, federated issuers) go only to such addresses unless the operator allows others,
+/// so a URL registered by an account holder cannot make Keyward reach into the network it runs in.
+pub fn is_public(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
 /// The address a request came from. `peer` is the TCP peer; `forwarded_for` the `X-Forwarded-For` values in the
 /// order the headers came. Only when the peer is a trusted proxy is the header read, right to left: each trusted
 /// hop is skipped and the first address that is not trusted is the client. A malformed entry stops the walk at the
@@ -191,5 +223,39 @@ mod tests {
         assert_eq!(limit_key(ip("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
         assert_eq!(limit_key(ip("2001:db8:1:2::9")), "2001:db8:1:2::/64");
         assert_eq!(limit_key(ip("::ffff:192.0.2.1")), "192.0.2.1");
+    }
+
+    #[test]
+    fn public_addresses_are_told_from_internal_ones() {
+        for ip in [
+            "8.8.8.8",
+            "140.82.112.3",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

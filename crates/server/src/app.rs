@@ -180,7 +180,10 @@ impl App {
             delegated: delegated.clone(),
             assertions: Arc::new(Assertions {
                 store: store.clone(),
-                remote: Arc::new(RemoteKeys::new(outbound_client(config)?)),
+                remote: Arc::new(RemoteKeys::new(
+                    outbound_client(config)?,
+                    config.outbound_private_addresses,
+                )),
                 audiences: assertion_audiences(config),
             }),
             dpop: Arc::new(DpopProofs {

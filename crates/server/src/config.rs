@@ -87,6 +87,9 @@ pub struct Config {
     /// When set, DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8), a new one every this
     /// many seconds.
     pub dpop_nonce_interval: Option<i64>,
+    /// Whether Keyward's outbound fetches (client `jwks_uri`s, federated issuers) may reach private, loopback and
+    /// link-local addresses (`outbound_private_addresses = "allow"`); public addresses only by default.
+    pub outbound_private_addresses: bool,
     /// How long a connection may take over a request's head and body, sit idle, or leave a response unread.
     pub timeouts: Timeouts,
     /// How long an authorization code can be redeemed, seconds (RFC 6749 §4.1.2).

@@ -57,6 +57,8 @@ struct Entry {
 /// so the map is as bounded as the registrations are).
 pub struct RemoteKeys {
     http: HttpClient,
+    /// Whether sources may be at private, loopback or link-local addresses (`outbound_private_addresses`).
+    allow_private: bool,
     entries: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Entry>>>>,
 }
 
@@ -98,10 +100,12 @@ pub fn candidates<'a>(
 }
 
 impl RemoteKeys {
-    /// A cache fetching through `http` (which trusts the configured extra CA file).
-    pub fn new(http: HttpClient) -> Self {
+    /// A cache fetching through `http` (which trusts the configured extra CA file), from public addresses only
+    /// unless `allow_private`.
+    pub fn new(http: HttpClient, allow_private: bool) -> Self {
         RemoteKeys {
             http,
+            allow_private,
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -191,6 +195,34 @@ impl RemoteKeys {
         if !keyward_core::registration::keys::is_https_url(url) {
             return Err(format!("{url}: only https URLs are fetched"));
         }
+        if !self.allow_private {
+            self.refuse_internal(url).await?;
+        }
         get_json(&self.http, url, FETCH_TIMEOUT).await
+    }
+
+    /// Refuses a URL whose host is, or resolves to, an address that is not public (`keyward_core::net::is_public`):
+    /// a JWKS URL or an issuer an account holder registered must not make Keyward reach into its own network.
+    /// The name is resolved again when connecting; a name that changes its answer in between (DNS rebinding) is
+    /// not caught here.
+    async fn refuse_internal(&self, url: &str) -> Result<(), String> {
+        let uri: axum::http::Uri = url.parse().map_err(|_| format!("{url}: not a URL"))?;
+        let host = uri.host().unwrap_or("");
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(443);
+        let addrs: Vec<std::net::IpAddr> = match host.parse() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| format!("{url}: {e}"))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        if addrs.is_empty() || addrs.iter().any(|ip| !keyward_core::net::is_public(*ip)) {
+            return Err(format!(
+                "{url}: {host} is not a public address (outbound_private_addresses = \"allow\" permits it)"
+            ));
+        }
+        Ok(())
     }
 }

@@ -158,6 +158,21 @@ impl RawConfig {
             other => other.map(|u| u.trim_end_matches('/').to_owned()),
         };
         let extra_ca_file = text("extra_ca_file", self.extra_ca_file)?.map(PathBuf::from);
+        let outbound_private_addresses = match text(
+            "outbound_private_addresses",
+            self.outbound_private_addresses,
+        )?
+        .as_deref()
+        {
+            None | Some("deny") => false,
+            Some("allow") => true,
+            Some(_) => {
+                return Err(invalid(
+                    "outbound_private_addresses",
+                    "expected \"deny\" or \"allow\"",
+                ));
+            }
+        };
         let dpop_nonce_interval = match self.dpop_nonce_interval {
             None => None,
             Some(v) => {
@@ -274,6 +289,7 @@ impl RawConfig {
             otlp_endpoint,
             extra_ca_file,
             dpop_nonce_interval,
+            outbound_private_addresses,
             timeouts,
             authorization_code_ttl,
             refresh_token_idle_ttl,

@@ -51,6 +51,7 @@ pub struct RawConfig {
     pub(super) otlp_endpoint: Option<toml::Value>,
     pub(super) extra_ca_file: Option<toml::Value>,
     pub(super) dpop_nonce_interval: Option<toml::Value>,
+    pub(super) outbound_private_addresses: Option<toml::Value>,
     pub(super) request_header_timeout: Option<toml::Value>,
     pub(super) request_body_timeout: Option<toml::Value>,
     pub(super) keep_alive_timeout: Option<toml::Value>,
@@ -64,7 +65,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 42] = [
+pub const KEYS: [&str; 43] = [
     "listen",
     "database",
     "issuer",
@@ -103,6 +104,7 @@ pub const KEYS: [&str; 42] = [
     "otlp_endpoint",
     "extra_ca_file",
     "dpop_nonce_interval",
+    "outbound_private_addresses",
     "request_header_timeout",
     "request_body_timeout",
     "keep_alive_timeout",
@@ -175,6 +177,7 @@ impl RawConfig {
             "otlp_endpoint" => &mut self.otlp_endpoint,
             "extra_ca_file" => &mut self.extra_ca_file,
             "dpop_nonce_interval" => &mut self.dpop_nonce_interval,
+            "outbound_private_addresses" => &mut self.outbound_private_addresses,
             "request_header_timeout" => &mut self.request_header_timeout,
             "request_body_timeout" => &mut self.request_body_timeout,
             "keep_alive_timeout" => &mut self.keep_alive_timeout,

@@ -404,7 +404,14 @@ async fn jwks_uri_keys_are_fetched_and_cached(engine: Engine) {
     };
     let base = ca.serve(router).await;
     let ca_file = ca.pem_file.to_string_lossy().into_owned();
-    let app = TestApp::with_env(engine, &[("KEYWARD_EXTRA_CA_FILE", &ca_file)]).await;
+    let app = TestApp::with_env(
+        engine,
+        &[
+            ("KEYWARD_EXTRA_CA_FILE", &ca_file),
+            crate::tls::ALLOW_LOOPBACK,
+        ],
+    )
+    .await;
     app.resource(API, &["read"]).await;
     let (status, body) = app
         .admin_call(

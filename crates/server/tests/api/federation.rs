@@ -90,7 +90,14 @@ async fn federated_tokens_authenticate_only_what_the_credential_names(engine: En
     let trusted = Issuer::start(&ca, None).await;
     let untrusted = Issuer::start(&ca, None).await;
     let ca_file = ca.pem_file.to_string_lossy().into_owned();
-    let app = TestApp::with_env(engine, &[("KEYWARD_EXTRA_CA_FILE", &ca_file)]).await;
+    let app = TestApp::with_env(
+        engine,
+        &[
+            ("KEYWARD_EXTRA_CA_FILE", &ca_file),
+            crate::tls::ALLOW_LOOPBACK,
+        ],
+    )
+    .await;
     app.resource(API, &["read"]).await;
     let (status, body) = app
         .admin_call(
@@ -187,8 +194,9 @@ async fn federation_postgres() {
     federated_tokens_authenticate_only_what_the_credential_names(Engine::Postgres).await;
 }
 
-/// An issuer whose discovery document names another issuer is not trusted (OpenID Connect Discovery §4.3), and
-/// a plain-HTTP or unverifiable issuer is never fetched: the token is refused.
+/// An issuer whose discovery document names another issuer is not trusted (OpenID Connect Discovery §4.3), an
+/// issuer whose certificate Keyward cannot verify is not fetched, and neither is one on a loopback address unless
+/// `outbound_private_addresses` allows it: each token is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_is_trusted_only_as_its_discovery_names_it() {
     let ca = TestCa::new();
@@ -196,7 +204,14 @@ async fn an_issuer_is_trusted_only_as_its_discovery_names_it() {
     // Keyward does not trust this CA here, so even an honest issuer on it cannot be reached.
     let honest = Issuer::start(&TestCa::new(), None).await;
     let ca_file = ca.pem_file.to_string_lossy().into_owned();
-    let app = TestApp::with_env(Engine::Sqlite, &[("KEYWARD_EXTRA_CA_FILE", &ca_file)]).await;
+    let app = TestApp::with_env(
+        Engine::Sqlite,
+        &[
+            ("KEYWARD_EXTRA_CA_FILE", &ca_file),
+            crate::tls::ALLOW_LOOPBACK,
+        ],
+    )
+    .await;
     app.resource(API, &["read"]).await;
     let credential = |name: &str, url: &str| json!({"name": name, "issuer": url, "audience": "kw-test", "subject": "repo:acme/shop:ref:refs/heads/main"});
     let (status, body) = app
@@ -214,6 +229,23 @@ async fn an_issuer_is_trusted_only_as_its_discovery_names_it() {
         let r = exchange(&app, &id, &issuer.token(now, json!({}))).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{}", issuer.url);
     }
+    // A trusted, honest issuer on a loopback address, on a server that fetches from public addresses only (the
+    // default): not fetched, so its tokens are refused.
+    let local = Issuer::start(&ca, None).await;
+    let app = TestApp::with_env(Engine::Sqlite, &[("KEYWARD_EXTRA_CA_FILE", &ca_file)]).await;
+    app.resource(API, &["read"]).await;
+    let (status, body) = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/clients",
+            Some(json!({"name": "w", "resources": [API], "token_endpoint_auth_method": "private_key_jwt",
+                        "federated_credentials": [credential("local", &local.url)]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let r = exchange(&app, &id, &local.token(app.clock.now(), json!({}))).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// A proof refused for its nonce costs the client nothing it cannot send again: the platform token (whose `jti`
@@ -228,6 +260,7 @@ async fn a_nonce_challenge_does_not_spend_the_platform_token() {
         &[
             ("KEYWARD_EXTRA_CA_FILE", &ca_file),
             ("KEYWARD_DPOP_NONCE_INTERVAL", "60s"),
+            crate::tls::ALLOW_LOOPBACK,
         ],
     )
     .await;

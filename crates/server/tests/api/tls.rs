@@ -12,6 +12,10 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tower::ServiceExt;
 
+/// What a server needs to fetch from the test's HTTPS servers on 127.0.0.1: Keyward fetches from public addresses
+/// only unless told otherwise.
+pub const ALLOW_LOOPBACK: (&str, &str) = ("KEYWARD_OUTBOUND_PRIVATE_ADDRESSES", "allow");
+
 /// A certificate authority whose PEM is written to a file, and a certificate for 127.0.0.1 it signed.
 pub struct TestCa {
     /// The CA certificate's PEM file.
