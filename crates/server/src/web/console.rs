@@ -1,10 +1,12 @@
 //! The console at `/console`: an account holder's API keys, the apps they authorized and their usage; for
 //! operators, every account, client, resource, signing key and the audit log. Server-rendered pages that work
-//! without JavaScript (one small script adds copy buttons), every form with the session's CSRF token, every change
-//! through the admin service the JSON API uses.
+//! without JavaScript (one small script adds copy buttons, shows the chosen kind of key's fields, converts PEM
+//! public keys and makes key pairs in the browser), every form with the session's CSRF token, every change through
+//! the admin service the JSON API uses.
 
 mod guide;
 mod keys;
+mod kinds;
 mod operator;
 mod usage;
 
@@ -36,6 +38,17 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/keys/new", get(keys::new))
         .route("/console/keys/{id}", get(keys::show))
         .route("/console/keys/{id}/rotate", post(keys::rotate))
+        .route("/console/keys/{id}/public-keys", post(kinds::add_public_key))
+        .route(
+            "/console/keys/{id}/public-keys/remove",
+            post(kinds::remove_public_key),
+        )
+        .route("/console/keys/{id}/federated", post(kinds::add_federated))
+        .route(
+            "/console/keys/{id}/federated/remove",
+            post(kinds::remove_federated),
+        )
+        .route("/console/keys/{id}/dpop", post(kinds::set_dpop))
         .route("/console/keys/{id}/disable", post(keys::disable))
         .route("/console/keys/{id}/enable", post(keys::enable))
         .route(
@@ -91,7 +104,8 @@ async fn refuse_unreadable(
     next.run(request).await
 }
 
-/// The console's one script (copy buttons), compiled into the binary.
+/// The console's one script (copy buttons, the kind of key's fields, PEM conversion and key pairs made in the
+/// browser), compiled into the binary.
 pub(crate) async fn script() -> impl IntoResponse {
     (
         [

@@ -1,5 +1,6 @@
 //! The account holder's pages: API keys (list, create with the secret shown once, rotate with an overlap,
-//! disable, enable, delete after a confirmation) and the apps the account authorized.
+//! disable, enable, delete after a confirmation) and the apps the account authorized. Keys of the other kinds
+//! (public key, federated) and DPoP are read and shown by `kinds.rs`.
 
 use std::sync::Arc;
 
@@ -11,12 +12,15 @@ use axum::response::Response;
 use keyward_core::console::cache_advice;
 use keyward_core::form::Params;
 
+use super::kinds::{Credentials, KindFields, created, key_request};
 use super::usage::{Chart, advice_text};
 use super::{Console, Frame, when, when_or_never};
 use crate::app::App;
 use crate::service::Refusal;
 use crate::service::api_keys::KeyError;
-use crate::service::api_keys::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
+use crate::service::api_keys::{
+    FederatedForm, KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT,
+};
 use crate::service::consents::Authorized;
 use crate::service::{ApiKeys, Consents};
 use crate::web::pages::Said;
@@ -103,6 +107,8 @@ struct NewKeyPage {
     environment_error: Option<String>,
     scopes_error: Option<String>,
     form_error: Option<String>,
+    /// The key's kind, its fields and DPoP.
+    kinds: KindFields,
 }
 
 impl NewKeyPage {
@@ -142,6 +148,7 @@ impl NewKeyPage {
             environment_error: None,
             scopes_error: None,
             form_error: None,
+            kinds: KindFields::new(app, request),
         }
     }
 }
@@ -186,14 +193,12 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
         Ok(f) => f,
         Err(r) => return r,
     };
-    let request = KeyRequest {
-        name: text(&form, "name"),
-        environment: text(&form, "environment"),
-        scopes: form.all("scope").map(str::to_owned).collect(),
-    };
+    let request = key_request(&form);
     let mut page = NewKeyPage::new(&app, &c, &request);
     let status = match app.api_keys.key_create(&c.actor, &c.account, request).await {
-        Ok((key, secret)) => {
+        // A key without a secret (public key, federated): its own page, which shows how it authenticates.
+        Ok((key, None)) => return created(&app, &c, key),
+        Ok((key, Some(secret))) => {
             return render(
                 StatusCode::CREATED,
                 &SecretPage {
@@ -225,6 +230,14 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
             page.scopes_error = Some(m);
             StatusCode::BAD_REQUEST
         }
+        Err(KeyFormError::PublicKey(m)) => {
+            page.kinds.jwk_error = Some(m);
+            StatusCode::BAD_REQUEST
+        }
+        Err(KeyFormError::Federated(m)) => {
+            page.kinds.federated_error = Some(m);
+            StatusCode::BAD_REQUEST
+        }
         Err(KeyFormError::TooMany) => {
             page.form_error = Some(format!(
                 "You have {MAX_KEYS_PER_ACCOUNT} keys, the most an account may hold. Delete one you no longer use first."
@@ -244,7 +257,7 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
 }
 
 /// A form field's value, trimmed of nothing (the service trims names), empty when absent or repeated.
-fn text(form: &Params, name: &str) -> String {
+pub(crate) fn text(form: &Params, name: &str) -> String {
     form.single(name)
         .ok()
         .flatten()
@@ -269,10 +282,15 @@ struct KeyPage {
     secrets: Vec<SecretLine>,
     chart: Chart,
     advice: Option<String>,
+    /// How it authenticates: its secrets, public keys or federated credentials, and DPoP.
+    creds: Credentials,
+    /// The add-a-credential form's empty fields, and Keyward's issuer URL for its examples.
+    blank: FederatedForm,
+    issuer: String,
 }
 
 /// Maps the console's errors on one key: someone else's key or none is 404, the rest a failure page.
-fn key_error(e: KeyError) -> Response {
+pub(crate) fn key_error(e: KeyError) -> Response {
     match crate::web::pages::said(&e) {
         Said::Refused(Refusal::NotFound, _) => crate::web::pages::error(
             StatusCode::NOT_FOUND,
@@ -287,7 +305,8 @@ fn key_error(e: KeyError) -> Response {
     }
 }
 
-/// `GET /console/keys/{id}`: the key, its secrets, rotate / disable / delete, and its usage over a week.
+/// `GET /console/keys/{id}`: the key, its secrets (or public keys, or federated credentials), rotate / disable /
+/// delete, and its usage over a week.
 pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>) -> Response {
     let key = match app.api_keys.key_of(&c.account.account_id, &id).await {
         Ok(k) => k,
@@ -334,6 +353,9 @@ pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>)
             chart: Chart::new(&key.client.name, &series),
             advice: cache_advice(last_day, ttl).map(|a| advice_text(&key.client.name, a)),
             key: KeyRow::from(&key),
+            creds: Credentials::from(&key),
+            blank: FederatedForm::default(),
+            issuer: app.settings.issuer.clone(),
             secrets,
         },
     )
