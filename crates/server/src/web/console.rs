@@ -38,7 +38,10 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/keys/new", get(keys::new))
         .route("/console/keys/{id}", get(keys::show))
         .route("/console/keys/{id}/rotate", post(keys::rotate))
-        .route("/console/keys/{id}/public-keys", post(kinds::add_public_key))
+        .route(
+            "/console/keys/{id}/public-keys",
+            post(kinds::add_public_key),
+        )
         .route(
             "/console/keys/{id}/public-keys/remove",
             post(kinds::remove_public_key),
@@ -164,7 +167,18 @@ impl Console {
     // The error is the handler's own response type, returned at once: boxing it would buy nothing.
     #[allow(clippy::result_large_err)]
     pub(crate) fn form(&self, app: &App, body: &[u8]) -> Result<Params, Response> {
-        match Params::parse(body) {
+        self.form_with_text(app, body, &[])
+    }
+
+    /// `form`, where the fields named in `text` (the form's multi-line text boxes) may hold line breaks.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn form_with_text(
+        &self,
+        app: &App,
+        body: &[u8],
+        text: &[&str],
+    ) -> Result<Params, Response> {
+        match Params::parse_with_text(body, text) {
             Ok(p) if session_csrf_ok(app, &self.session, &p) => Ok(p),
             Ok(_) => Err(forbidden_form()),
             Err(e) => Err(unreadable_form(&e)),

@@ -21,6 +21,7 @@ mod concurrency;
 mod consent;
 mod console;
 mod console_browser;
+mod console_keys;
 mod crash;
 mod delegated;
 mod deleted;

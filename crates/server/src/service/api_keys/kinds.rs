@@ -46,7 +46,12 @@ impl FederatedForm {
     /// a subject or a claim) are `keyward_core::registration::keys::check`'s, applied by the admin service.
     pub(super) fn credential(&self, fallback: String) -> Result<FederatedCredential, String> {
         let mut claims = BTreeMap::new();
-        for line in self.conditions.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        for line in self
+            .conditions
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
             let Some((claim, value)) = line.split_once('=') else {
                 return Err(format!(
                     "Write each condition as claim=value, one a line: {line:?} has no '='."
@@ -63,7 +68,11 @@ impl FederatedForm {
         let subject = self.subject.trim();
         let name = self.name.trim();
         Ok(FederatedCredential {
-            name: if name.is_empty() { fallback } else { name.to_owned() },
+            name: if name.is_empty() {
+                fallback
+            } else {
+                name.to_owned()
+            },
             issuer: self.issuer.trim().to_owned(),
             audience: self.audience.trim().to_owned(),
             subject: (!subject.is_empty()).then(|| subject.to_owned()),
@@ -87,8 +96,9 @@ pub(super) fn public_keys(text: &str) -> Result<Vec<Value>, String> {
                 .into(),
         );
     }
-    let value: Value = serde_json::from_str(text)
-        .map_err(|_| "This is not a JWK: paste a JSON object such as {\"kty\": \"EC\", …}.".to_owned())?;
+    let value: Value = serde_json::from_str(text).map_err(|_| {
+        "This is not a JWK: paste a JSON object such as {\"kty\": \"EC\", …}.".to_owned()
+    })?;
     let mut keys = match value {
         Value::Object(ref o) if o.contains_key("keys") => match value.get("keys") {
             Some(Value::Array(keys)) => keys.clone(),
@@ -298,11 +308,13 @@ fn current(key: &KeyView, part: Part) -> Result<Vec<Value>, KeyError> {
     match part {
         Part::PublicKeys => match key.client.jwks.as_ref().and_then(|j| j.get("keys")) {
             Some(Value::Array(keys)) => Ok(keys.clone()),
-            _ => Err(KeyError::WrongKind("This key does not authenticate with public keys.")),
+            _ => Err(KeyError::WrongKind(
+                "This key does not authenticate with public keys.",
+            )),
         },
-        Part::Federated if key.client.federated_credentials.is_empty() => Err(
-            KeyError::WrongKind("This key does not authenticate with federated credentials."),
-        ),
+        Part::Federated if key.client.federated_credentials.is_empty() => Err(KeyError::WrongKind(
+            "This key does not authenticate with federated credentials.",
+        )),
         Part::Federated => Ok(Vec::new()),
     }
 }
@@ -316,7 +328,10 @@ mod tests {
         // RFC 7638 §3.1's example key and thumbprint.
         let rsa = r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256"}"#;
         let keys = public_keys(rsa).unwrap();
-        assert_eq!(keys[0]["kid"], "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            keys[0]["kid"],
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
         let set = format!(r#"{{"keys": [{rsa}]}}"#);
         assert_eq!(public_keys(&set).unwrap(), keys);
         let named = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"mine"}"#;
@@ -327,7 +342,10 @@ mod tests {
             ("not json", "not a JWK"),
             ("[1]", "JSON object"),
             (r#"{"keys": []}"#, "no key"),
-            (r#"{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"c"}"#, "private key"),
+            (
+                r#"{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"c"}"#,
+                "private key",
+            ),
             (r#"{"kty":"oct","k":"c2VjcmV0"}"#, "private key"),
             (r#"{"kty":"XX"}"#, "not a P-256"),
         ] {

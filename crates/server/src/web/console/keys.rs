@@ -12,7 +12,7 @@ use axum::response::Response;
 use keyward_core::console::cache_advice;
 use keyward_core::form::Params;
 
-use super::kinds::{Credentials, KindFields, created, key_request};
+use super::kinds::{Credentials, KindFields, TEXT_BOXES, created, key_request};
 use super::usage::{Chart, advice_text};
 use super::{Console, Frame, when, when_or_never};
 use crate::app::App;
@@ -189,7 +189,7 @@ impl SecretPage {
 /// `POST /console/keys`: creates a key and shows its secret once; a mistake shows the form again with what was
 /// typed and a message beside the field.
 pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Response {
-    let form = match c.form(&app, &body) {
+    let form = match c.form_with_text(&app, &body, &TEXT_BOXES) {
         Ok(f) => f,
         Err(r) => return r,
     };

@@ -13,10 +13,13 @@ use serde_json::Value;
 use super::keys::{key_error, text};
 use super::{Console, Frame};
 use crate::app::App;
-use crate::service::api_keys::{FederatedForm, KeyKind, KeyRequest, KeyView};
 use crate::service::api_keys::KeyError;
+use crate::service::api_keys::{FederatedForm, KeyKind, KeyRequest, KeyView};
 use crate::web::pages::render;
 use crate::web::session::see_other;
+
+/// The key forms' multi-line text boxes: a pasted JWK (or PEM), and claim conditions one a line.
+pub(crate) const TEXT_BOXES: [&str; 2] = ["jwk", "conditions"];
 
 /// What the create form sent: name, environment, scopes, the key's kind with its fields, and DPoP.
 pub(crate) fn key_request(form: &Params) -> KeyRequest {
@@ -122,7 +125,8 @@ impl From<&KeyView> for Credentials {
             .auth_methods
             .iter()
             .any(|m| m.starts_with("client_secret"));
-        let member = |key: &Value, m: &str| key.get(m).and_then(Value::as_str).unwrap_or("").to_owned();
+        let member =
+            |key: &Value, m: &str| key.get(m).and_then(Value::as_str).unwrap_or("").to_owned();
         let keys: Vec<Value> = c
             .jwks
             .as_ref()
@@ -224,13 +228,15 @@ pub(crate) async fn add_public_key(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = match c.form(&app, &body) {
+    let form = match c.form_with_text(&app, &body, &TEXT_BOXES) {
         Ok(f) => f,
         Err(r) => return r,
     };
     let jwk = text(&form, "jwk");
     let account = &c.account.account_id;
-    let added = app.api_keys.key_add_public_key(&c.actor, account, &id, &jwk);
+    let added = app
+        .api_keys
+        .key_add_public_key(&c.actor, account, &id, &jwk);
     done(&id, added.await)
 }
 
@@ -247,7 +253,9 @@ pub(crate) async fn remove_public_key(
     };
     let kid = text(&form, "kid");
     let account = &c.account.account_id;
-    let removed = app.api_keys.key_remove_public_key(&c.actor, account, &id, &kid);
+    let removed = app
+        .api_keys
+        .key_remove_public_key(&c.actor, account, &id, &kid);
     done(&id, removed.await)
 }
 
@@ -258,13 +266,15 @@ pub(crate) async fn add_federated(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = match c.form(&app, &body) {
+    let form = match c.form_with_text(&app, &body, &TEXT_BOXES) {
         Ok(f) => f,
         Err(r) => return r,
     };
     let credential = federated_form(&form);
     let account = &c.account.account_id;
-    let added = app.api_keys.key_add_federated(&c.actor, account, &id, &credential);
+    let added = app
+        .api_keys
+        .key_add_federated(&c.actor, account, &id, &credential);
     done(&id, added.await)
 }
 
@@ -281,7 +291,9 @@ pub(crate) async fn remove_federated(
     };
     let name = text(&form, "name");
     let account = &c.account.account_id;
-    let removed = app.api_keys.key_remove_federated(&c.actor, account, &id, &name);
+    let removed = app
+        .api_keys
+        .key_remove_federated(&c.actor, account, &id, &name);
     done(&id, removed.await)
 }
 
