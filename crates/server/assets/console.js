@@ -32,13 +32,16 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
-// The key form's kind: only the chosen kind's fieldset shows (without this script they all do, each labelled).
+// The key form's kind: only the chosen kind's fieldset shows and is posted (without this script they all do and
+// are, each labelled; the server reads the chosen kind's).
 document.addEventListener("DOMContentLoaded", () => {
   const radios = document.querySelectorAll("input[name=kind]");
   const show = () => {
     const chosen = document.querySelector("input[name=kind]:checked");
     for (const set of document.querySelectorAll("fieldset[data-kind]")) {
       set.hidden = !chosen || set.dataset.kind !== chosen.value;
+      // A disabled fieldset's fields are not posted: the form sends the chosen kind's alone.
+      set.disabled = set.hidden;
     }
   };
   for (const r of radios) r.addEventListener("change", show);

@@ -22,6 +22,7 @@ mod consent;
 mod console;
 mod console_browser;
 mod console_keys;
+mod console_keys_browser;
 mod crash;
 mod delegated;
 mod deleted;
