@@ -22,13 +22,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_core::form::{Params, decode_component};
 
-use super::pages;
+use super::pages::{self, Said};
 use super::session::{
-    forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unreadable_form,
+    forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unavailable,
+    unreadable_form,
 };
 use crate::app::App;
+use crate::service::Refusal;
 use crate::service::accounts::AccountView;
 use crate::service::admin::Actor;
+use crate::service::api_keys::KeyError;
 
 /// The console's routes (the page headers are added by `web::routes`).
 pub(crate) fn routes() -> Router<App> {
@@ -197,6 +200,29 @@ impl Console {
             csrf: self.csrf.clone(),
             operator: self.is_operator(),
         }
+    }
+}
+
+/// A form field's value, trimmed of nothing (the service trims names), empty when absent or repeated.
+pub(crate) fn text(form: &Params, name: &str) -> String {
+    form.single(name)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Maps the console's errors on one key: someone else's key or none is 404, the rest a failure page.
+pub(crate) fn key_error(e: KeyError) -> Response {
+    match pages::said(&e) {
+        Said::Refused(Refusal::NotFound, _) => pages::error(
+            StatusCode::NOT_FOUND,
+            "No such key",
+            "This key does not exist, or it is not one of yours.",
+            "not_found",
+        ),
+        Said::Refused(r, message) => pages::refused(r, "The key was not changed", &message),
+        _ => unavailable(e),
     }
 }
 

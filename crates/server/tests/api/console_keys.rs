@@ -273,6 +273,10 @@ both_engines!(a_public_key_key_is_pasted_rotated_and_disabled, |app| {
     // Usage counts its tokens like a secret key's: 5 issued so far.
     let page = key_page(&agent, &id).await;
     assert!(page.contains("data-total=\"5\""), "{page}");
+    // Its last use is the chart's latest hour with tokens (uses are recorded per secret, and it has none).
+    assert!(page.contains(" UTC (hour)"), "{page}");
+    let list = agent.get("/console/keys").await.text().await.unwrap();
+    assert!(list.contains("see its usage"), "{list}");
     // The audit log has the console's changes, by the account.
     let (_, audit) = app.admin_call(Method::GET, "/audit?limit=20", None).await;
     let updates = audit["items"]

@@ -10,14 +10,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use keyward_core::console::cache_advice;
-use keyward_core::form::Params;
 
 use super::kinds::{Credentials, KindFields, TEXT_BOXES, created, key_request};
 use super::usage::{Chart, advice_text};
-use super::{Console, Frame, when, when_or_never};
+use super::{Console, Frame, key_error, text, when, when_or_never};
 use crate::app::App;
-use crate::service::Refusal;
-use crate::service::api_keys::KeyError;
 use crate::service::api_keys::{
     FederatedForm, KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT,
 };
@@ -50,7 +47,11 @@ impl From<&KeyView> for KeyRow {
             path: keyward_core::form::encode_component(&k.client.client_id),
             name: k.client.name.clone(),
             created: when(k.client.created_at),
-            last_used: when_or_never(k.last_used_at),
+            // Uses are recorded per secret; a key without one has its use in its usage chart only.
+            last_used: match (&k.client.secrets, k.last_used_at) {
+                (Some(s), None) if s.is_empty() => "see its usage".into(),
+                (_, t) => when_or_never(t),
+            },
             environment: k.environment.clone(),
             environment_name: k.environment_name.clone(),
             scopes: k.client.scopes.clone(),
@@ -256,15 +257,6 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
     render(status, &page)
 }
 
-/// A form field's value, trimmed of nothing (the service trims names), empty when absent or repeated.
-pub(crate) fn text(form: &Params, name: &str) -> String {
-    form.single(name)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// A secret of a key, as its page lists it.
 pub(crate) struct SecretLine {
     pub hint: String,
@@ -287,22 +279,6 @@ struct KeyPage {
     /// The add-a-credential form's empty fields, and Keyward's issuer URL for its examples.
     blank: FederatedForm,
     issuer: String,
-}
-
-/// Maps the console's errors on one key: someone else's key or none is 404, the rest a failure page.
-pub(crate) fn key_error(e: KeyError) -> Response {
-    match crate::web::pages::said(&e) {
-        Said::Refused(Refusal::NotFound, _) => crate::web::pages::error(
-            StatusCode::NOT_FOUND,
-            "No such key",
-            "This key does not exist, or it is not one of yours.",
-            "not_found",
-        ),
-        Said::Refused(r, message) => {
-            crate::web::pages::refused(r, "The key was not changed", &message)
-        }
-        _ => unavailable(e),
-    }
 }
 
 /// `GET /console/keys/{id}`: the key, its secrets (or public keys, or federated credentials), rotate / disable /
@@ -346,13 +322,22 @@ pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>)
             live: s.expires_at.is_none_or(|t| t > now),
         })
         .collect();
+    let mut row = KeyRow::from(&key);
+    if key.client.secrets.as_ref().is_some_and(Vec::is_empty) {
+        // A key without secrets: its latest hour with tokens, from the chart's counts.
+        let hour = series.iter().rev().find(|(_, n)| *n > 0).map(|(t, _)| *t);
+        row.last_used = hour.map_or_else(
+            || "not in the last 7 days".into(),
+            |t| format!("{} (hour)", when(t)),
+        );
+    }
     render(
         StatusCode::OK,
         &KeyPage {
             frame: c.frame(),
             chart: Chart::new(&key.client.name, &series),
             advice: cache_advice(last_day, ttl).map(|a| advice_text(&key.client.name, a)),
-            key: KeyRow::from(&key),
+            key: row,
             creds: Credentials::from(&key),
             blank: FederatedForm::default(),
             issuer: app.settings.issuer.clone(),

@@ -10,8 +10,7 @@ use axum::response::Response;
 use keyward_core::form::{Params, encode_component};
 use serde_json::Value;
 
-use super::keys::{key_error, text};
-use super::{Console, Frame};
+use super::{Console, Frame, key_error, text};
 use crate::app::App;
 use crate::service::api_keys::KeyError;
 use crate::service::api_keys::{FederatedForm, KeyKind, KeyRequest, KeyView};
