@@ -341,6 +341,7 @@ both_engines!(dpop_can_be_required_on_a_key_of_any_kind, |app| {
     assert_eq!(r.status(), StatusCode::CREATED);
     let html = r.text().await.unwrap();
     let (id, secret) = (by_id(&html, "client-id"), by_id(&html, "client-secret"));
+    assert!(html.contains("id=\"dpop-required\""), "{html}");
     assert_error(
         app.token(&id, &secret, &[]).await,
         StatusCode::BAD_REQUEST,

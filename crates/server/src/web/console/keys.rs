@@ -175,6 +175,8 @@ struct SecretPage {
     token_url: String,
     environment: String,
     old_expire: Option<String>,
+    /// Whether the key requires DPoP (the plain `curl` is then refused).
+    dpop: bool,
 }
 
 impl SecretPage {
@@ -212,6 +214,7 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
                     token_url: format!("{}/oauth2/token", app.settings.issuer),
                     environment: key.environment,
                     old_expire: None,
+                    dpop: key.client.dpop_bound_access_tokens,
                 },
             );
         }
@@ -387,6 +390,7 @@ pub(crate) async fn rotate(
                 token_url: format!("{}/oauth2/token", app.settings.issuer),
                 environment: key.environment,
                 old_expire: new.old_secrets_expire_at.map(when),
+                dpop: key.client.dpop_bound_access_tokens,
             },
         ),
         Err(e) => key_error(e),
