@@ -247,8 +247,11 @@ impl ApiKeys {
                     AdminError::Invalid(i) if i.field == "jwks" => {
                         KeyFormError::PublicKey(as_sentence(&i.why))
                     }
+                    // The rules name the credential first (`credential-1: issuer must be…`): the form has one.
                     AdminError::Invalid(i) if i.field == "federated_credentials" => {
-                        KeyFormError::Federated(as_sentence(&i.why))
+                        let named = i.why.split_once(": ").filter(|(n, _)| *n != "name");
+                        let why = named.map_or(i.why.as_str(), |(_, w)| w);
+                        KeyFormError::Federated(as_sentence(why))
                     }
                     e => KeyFormError::Admin(e),
                 });

@@ -276,7 +276,10 @@ both_engines!(a_public_key_key_is_pasted_rotated_and_disabled, |app| {
     // Its last use is the chart's latest hour with tokens (uses are recorded per secret, and it has none).
     assert!(page.contains(" UTC (hour)"), "{page}");
     let list = agent.get("/console/keys").await.text().await.unwrap();
-    assert!(list.contains("see its usage"), "{list}");
+    assert!(
+        list.contains("see its usage") && list.contains("Public key"),
+        "{list}"
+    );
     // The audit log has the console's changes, by the account.
     let (_, audit) = app.admin_call(Method::GET, "/audit?limit=20", None).await;
     let updates = audit["items"]
@@ -440,6 +443,15 @@ async fn a_federated_key_is_made_in_the_console(engine: Engine) {
         html.contains(&format!("value=\"{}\"", issuer.url)),
         "{html}"
     );
+    let r = create_federated(
+        &agent,
+        &csrf,
+        "http://plain.example",
+        "repository=acme/shop",
+    )
+    .await;
+    let error = by_id(&r.text().await.unwrap(), "federated-error");
+    assert_eq!(error, "Issuer must be an https URL.");
 
     let r = create_federated(
         &agent,

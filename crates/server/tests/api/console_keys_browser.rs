@@ -1,5 +1,5 @@
 //! The console's public-key keys in a real headless Chromium, where console.js runs under the page's CSP: only the
-//! chosen kind's fields show; PEM public keys (P-256, and RSA as PS256) become the JWKs the test expects, with their
+//! chosen kind's fields show; PEM public keys (P-256, RSA as PS256, Ed25519) become the JWKs the test expects, with their
 //! RFC 7638 thumbprint as kid; "generate a key pair" fills in the public JWK and offers the private key as a PKCS#8
 //! PEM download; the form then posts the public JWK and nothing of the private key; and the downloaded private key
 //! gets tokens for the key it made. Screenshots go to `target/browser/console-keys-*.png`.
@@ -49,6 +49,8 @@ fn spki_pem(key: &TestKey) -> String {
     let jwk = key.bare_jwk();
     let bytes = |m: &str| URL_SAFE_NO_PAD.decode(jwk[m].as_str().unwrap()).unwrap();
     let (algorithm, public) = match jwk["kty"].as_str().unwrap() {
+        // id-Ed25519 (RFC 8410), no parameters; the raw public key.
+        "OKP" => (der(0x30, &der(0x06, &[0x2b, 0x65, 0x70])), bytes("x")),
         "EC" => {
             // id-ecPublicKey with the prime256v1 curve; the point uncompressed.
             let oids = [
@@ -159,7 +161,13 @@ async fn keys_in_browser(app: &TestApp) {
 
     // PEM public keys become JWKs: P-256 as ES256, RSA as the algorithm chosen.
     let clear = "document.getElementById('jwk').value = '';";
-    for (key, alg) in [(TestKey::es256(), "ES256"), (TestKey::ps256(), "PS256")] {
+    // Chromium has had Ed25519 in WebCrypto since version 137.
+    let keys = [
+        (TestKey::es256(), "ES256"),
+        (TestKey::ps256(), "PS256"),
+        (TestKey::eddsa(), "EdDSA"),
+    ];
+    for (key, alg) in keys {
         browser.execute(clear, json!([])).await;
         browser.find("#jwk").await.send_keys(&spki_pem(&key)).await;
         browser

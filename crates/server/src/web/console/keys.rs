@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use keyward_core::console::cache_advice;
 
-use super::kinds::{Credentials, KindFields, TEXT_BOXES, created, key_request};
+use super::kinds::{Credentials, KindFields, TEXT_BOXES, created, key_request, kind_of};
 use super::usage::{Chart, advice_text};
 use super::{Console, Frame, key_error, text, when, when_or_never};
 use crate::app::App;
@@ -38,6 +38,8 @@ pub(crate) struct KeyRow {
     pub environment_name: String,
     pub scopes: Vec<String>,
     pub enabled: bool,
+    /// How it authenticates, in words.
+    pub kind: &'static str,
 }
 
 impl From<&KeyView> for KeyRow {
@@ -56,6 +58,7 @@ impl From<&KeyView> for KeyRow {
             environment_name: k.environment_name.clone(),
             scopes: k.client.scopes.clone(),
             enabled: k.client.enabled,
+            kind: kind_of(&k.client),
         }
     }
 }

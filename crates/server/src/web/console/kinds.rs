@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Console, Frame, key_error, text};
 use crate::app::App;
+use crate::service::admin::ClientView;
 use crate::service::api_keys::KeyError;
 use crate::service::api_keys::{FederatedForm, KeyKind, KeyRequest, KeyView};
 use crate::web::pages::render;
@@ -117,6 +118,22 @@ pub(crate) struct Credentials {
     pub dpop: bool,
 }
 
+/// How a key authenticates, in words: by its secrets first (a key made in the console has one kind only).
+pub(crate) fn kind_of(c: &ClientView) -> &'static str {
+    if c.auth_methods
+        .iter()
+        .any(|m| m.starts_with("client_secret"))
+    {
+        "Secret"
+    } else if c.jwks.is_some() || c.jwks_uri.is_some() {
+        "Public key (private_key_jwt)"
+    } else if !c.federated_credentials.is_empty() {
+        "Federated (workload identity)"
+    } else {
+        "No credential"
+    }
+}
+
 impl From<&KeyView> for Credentials {
     fn from(k: &KeyView) -> Self {
         let c = &k.client;
@@ -158,17 +175,8 @@ impl From<&KeyView> for Credentials {
                     .collect(),
             })
             .collect::<Vec<_>>();
-        let kind = if uses_secret {
-            "Secret"
-        } else if c.jwks.is_some() || c.jwks_uri.is_some() {
-            "Public key (private_key_jwt)"
-        } else if !federated.is_empty() {
-            "Federated (workload identity)"
-        } else {
-            "No credential"
-        };
         Credentials {
-            kind,
+            kind: kind_of(c),
             uses_secret,
             has_keys: c.jwks.is_some(),
             public_keys,
