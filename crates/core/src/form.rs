@@ -6,6 +6,12 @@ use crate::error::OAuthError;
 
 /// Decodes one form component: `+` is a space, `%XX` a byte; the result must be UTF-8 with no control character.
 pub fn decode_component(input: &str) -> Result<String, OAuthError> {
+    decode(input, false)
+}
+
+/// `decode_component`, where `lines` also lets through the line breaks and tabs a multi-line text box sends
+/// (CR, LF, TAB); every other control character is still refused.
+fn decode(input: &str, lines: bool) -> Result<String, OAuthError> {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -27,7 +33,8 @@ pub fn decode_component(input: &str) -> Result<String, OAuthError> {
     }
     let text = String::from_utf8(out)
         .map_err(|_| OAuthError::invalid_request("a parameter is not valid UTF-8"))?;
-    if text.chars().any(char::is_control) {
+    let line_break = |c: char| lines && matches!(c, '\r' | '\n' | '\t');
+    if text.chars().any(|c| c.is_control() && !line_break(c)) {
         return Err(OAuthError::invalid_request(
             "a parameter contains a control character",
         ));
@@ -70,6 +77,12 @@ impl Params {
     /// parameter, and a lenient parser that skipped such segments would read a different request than a strict one
     /// in front of it.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        Self::parse_with_text(body, &[])
+    }
+
+    /// `parse`, where the values of the parameters named in `text` may hold line breaks and tabs: the fields of
+    /// a page's multi-line text boxes (`<textarea>`), whose line breaks every browser sends as CR LF.
+    pub fn parse_with_text(body: &[u8], text: &[&str]) -> Result<Self, OAuthError> {
         let body = std::str::from_utf8(body)
             .map_err(|_| OAuthError::invalid_request("the body is not valid UTF-8"))?;
         let mut pairs = Vec::new();
@@ -84,7 +97,8 @@ impl Params {
                     "a parameter has an empty name (`&&`, `=value` or a trailing `&`)",
                 ));
             }
-            pairs.push((name, decode_component(value)?));
+            let lines = text.contains(&name.as_str());
+            pairs.push((name, decode(value, lines)?));
         }
         Ok(Self { pairs })
     }
@@ -165,6 +179,17 @@ mod tests {
     fn decodes_plus_and_percent() {
         assert_eq!(decode_component("a+b%2Bc%3A%25").unwrap(), "a b+c:%");
         assert_eq!(decode_component("%C3%A9t%C3%A9").unwrap(), "été");
+    }
+
+    #[test]
+    fn text_boxes_may_hold_line_breaks_and_nothing_else_may() {
+        let body = b"jwk=%7B%0D%0A%09%22kty%22%7D&name=a";
+        let p = Params::parse_with_text(body, &["jwk"]).unwrap();
+        assert_eq!(p.single("jwk").unwrap(), Some("{\r\n\t\"kty\"}"));
+        assert!(Params::parse(body).is_err());
+        assert!(Params::parse_with_text(b"name=a%0Ab", &["jwk"]).is_err());
+        assert!(Params::parse_with_text(b"jwk=a%00b", &["jwk"]).is_err());
+        assert!(Params::parse_with_text(b"jwk=a%1Bb", &["jwk"]).is_err());
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The console's operations on an account's own API keys: listing, creating within what the platform allows the
-//! account, rotating, disabling and deleting, and their usage. Every change goes through the admin service (the
-//! same code path as the admin API and the CLI); this layer adds the ownership check and the allowance.
+//! account (a secret, public keys or a federated credential, each optionally DPoP-bound), rotating, disabling and
+//! deleting, and their usage. Every change goes through the admin service (the same code path as the admin API and
+//! the CLI); this layer adds the ownership check and the allowance. The other kinds are in `api_keys/kinds.rs`.
+
+mod kinds;
 
 use std::sync::Arc;
 
-use keyward_core::client::GrantType;
+use keyward_core::client::{AuthMethod, GrantType};
 use keyward_core::console::{KeyRequestError, KeyScopes, check_key_request};
 use serde::Serialize;
 
@@ -16,6 +19,7 @@ use crate::registry::Registry;
 use crate::store::{Store, StoreError};
 
 pub use super::admin::MAX_KEYS_PER_ACCOUNT;
+pub use kinds::{FederatedForm, KeyKind};
 
 /// An API key as its owner sees it: the client, when a secret last worked, and the environment's name.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +43,10 @@ pub struct KeyRequest {
     pub environment: String,
     /// Scopes.
     pub scopes: Vec<String>,
+    /// How the key proves itself: a secret, public keys or a federated credential.
+    pub kind: KeyKind,
+    /// Whether every token it gets must be DPoP-bound (RFC 9449 §5.2).
+    pub dpop: bool,
 }
 
 /// Why a key was not created, by form field.
@@ -52,6 +60,10 @@ pub enum KeyFormError {
     Environment(String),
     /// The scopes are not allowed, or none was chosen.
     Scopes(String),
+    /// The public key is missing or cannot be used.
+    PublicKey(String),
+    /// The federated credential is incomplete or malformed.
+    Federated(String),
     /// The account holds the most keys it may.
     TooMany,
     /// Not the form's fault (a resource changed while the form was open, the database failed).
@@ -73,6 +85,15 @@ pub enum KeyError {
     /// The key has scopes the account may no longer give, so it stays disabled.
     #[error("This key has scopes your account may no longer give: create a new key instead.")]
     NoLongerAllowed,
+    /// The change is not one this key can take (a public key for a secret key): said as a sentence.
+    #[error("{0}")]
+    WrongKind(&'static str),
+    /// Removing this credential would leave the key none to authenticate with: said as a sentence.
+    #[error("{0}")]
+    LastCredential(&'static str),
+    /// What was sent cannot be used (a malformed JWK, a private key, an incomplete credential): a sentence.
+    #[error("{0}")]
+    Invalid(String),
     /// The admin service refused or failed.
     #[error(transparent)]
     Admin(#[from] AdminError),
@@ -88,7 +109,10 @@ impl Outcome for KeyError {
     fn refusal(&self) -> Option<Refusal> {
         match self {
             Self::NotFound => Some(Refusal::NotFound),
-            Self::NoLongerAllowed => Some(Refusal::Conflict),
+            Self::NoLongerAllowed | Self::WrongKind(_) | Self::LastCredential(_) => {
+                Some(Refusal::Conflict)
+            }
+            Self::Invalid(_) => Some(Refusal::Invalid),
             Self::Admin(e) => e.refusal(),
         }
     }
@@ -162,13 +186,14 @@ impl ApiKeys {
         Ok(self.key_view(client))
     }
 
-    /// Creates a key for the account within its allowance; returns it and its secret (shown once).
+    /// Creates a key for the account within its allowance; returns it and, for a secret key, its secret (shown
+    /// once). A public-key or federated key authenticates by `private_key_jwt` alone and holds no secret.
     pub async fn key_create(
         &self,
         actor: &Actor,
         account: &AccountView,
         request: KeyRequest,
-    ) -> Result<(KeyView, String), KeyFormError> {
+    ) -> Result<(KeyView, Option<String>), KeyFormError> {
         let name = request.name.trim().to_owned();
         if name.is_empty() {
             return Err(KeyFormError::Name("Enter a name for the key.".into()));
@@ -182,15 +207,33 @@ impl ApiKeys {
                 KeyRequestError::Scopes(m) => KeyFormError::Scopes(m),
             },
         )?;
-        let input = ClientInput {
+        let mut input = ClientInput {
             name: Some(name),
             grant_types: Some(vec![GrantType::ClientCredentials.to_string()]),
             resources: Some(vec![request.environment.clone()]),
             default_resource: Some(request.environment),
             scopes: Some(scopes),
             owner_account: Some(account.account_id.clone()),
+            dpop_bound_access_tokens: Some(request.dpop),
             ..ClientInput::default()
         };
+        let secret_key = matches!(request.kind, KeyKind::Secret);
+        match &request.kind {
+            KeyKind::Secret => {}
+            KeyKind::PublicKey(text) => {
+                let keys = kinds::public_keys(text).map_err(KeyFormError::PublicKey)?;
+                input.jwks = Some(Some(serde_json::json!({ "keys": keys })));
+            }
+            KeyKind::Federated(form) => {
+                let credential = form
+                    .credential("credential-1".into())
+                    .map_err(KeyFormError::Federated)?;
+                input.federated_credentials = Some(vec![credential]);
+            }
+        }
+        if !secret_key {
+            input.token_endpoint_auth_method = Some(AuthMethod::PrivateKeyJwt.to_string());
+        }
         let (view, secret) = match self.admin.client_create(actor, input).await {
             Ok(created) => created,
             Err(e) => {
@@ -201,16 +244,25 @@ impl ApiKeys {
                     AdminError::Invalid(i) if i.field == "name" => {
                         KeyFormError::Name(as_sentence(&i.why))
                     }
+                    AdminError::Invalid(i) if i.field == "jwks" => {
+                        KeyFormError::PublicKey(as_sentence(&i.why))
+                    }
+                    // The rules name the credential first (`credential-1: issuer must be…`): the form has one.
+                    AdminError::Invalid(i) if i.field == "federated_credentials" => {
+                        let named = i.why.split_once(": ").filter(|(n, _)| *n != "name");
+                        let why = named.map_or(i.why.as_str(), |(_, w)| w);
+                        KeyFormError::Federated(as_sentence(why))
+                    }
                     e => KeyFormError::Admin(e),
                 });
             }
         };
-        // A key made here is confidential, so it always has a first secret.
-        let secret = secret.ok_or_else(|| {
-            KeyFormError::Admin(AdminError::Internal(anyhow::anyhow!(
+        // A secret key made here is confidential, so it always has a first secret.
+        if secret_key && secret.is_none() {
+            return Err(KeyFormError::Admin(AdminError::Internal(anyhow::anyhow!(
                 "a confidential key was made without a secret"
-            )))
-        })?;
+            ))));
+        }
         Ok((self.key_view(view), secret))
     }
 

@@ -1,10 +1,12 @@
 //! The console at `/console`: an account holder's API keys, the apps they authorized and their usage; for
 //! operators, every account, client, resource, signing key and the audit log. Server-rendered pages that work
-//! without JavaScript (one small script adds copy buttons), every form with the session's CSRF token, every change
-//! through the admin service the JSON API uses.
+//! without JavaScript (one small script adds copy buttons, shows the chosen kind of key's fields, converts PEM
+//! public keys and makes key pairs in the browser), every form with the session's CSRF token, every change through
+//! the admin service the JSON API uses.
 
 mod guide;
 mod keys;
+mod kinds;
 mod operator;
 mod usage;
 
@@ -20,13 +22,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keyward_core::form::{Params, decode_component};
 
-use super::pages;
+use super::pages::{self, Said};
 use super::session::{
-    forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unreadable_form,
+    forbidden_form, login_url, see_other, session_csrf, session_csrf_ok, signed_in, unavailable,
+    unreadable_form,
 };
 use crate::app::App;
+use crate::service::Refusal;
 use crate::service::accounts::AccountView;
 use crate::service::admin::Actor;
+use crate::service::api_keys::KeyError;
 
 /// The console's routes (the page headers are added by `web::routes`).
 pub(crate) fn routes() -> Router<App> {
@@ -36,6 +41,20 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/keys/new", get(keys::new))
         .route("/console/keys/{id}", get(keys::show))
         .route("/console/keys/{id}/rotate", post(keys::rotate))
+        .route(
+            "/console/keys/{id}/public-keys",
+            post(kinds::add_public_key),
+        )
+        .route(
+            "/console/keys/{id}/public-keys/remove",
+            post(kinds::remove_public_key),
+        )
+        .route("/console/keys/{id}/federated", post(kinds::add_federated))
+        .route(
+            "/console/keys/{id}/federated/remove",
+            post(kinds::remove_federated),
+        )
+        .route("/console/keys/{id}/dpop", post(kinds::set_dpop))
         .route("/console/keys/{id}/disable", post(keys::disable))
         .route("/console/keys/{id}/enable", post(keys::enable))
         .route(
@@ -91,7 +110,8 @@ async fn refuse_unreadable(
     next.run(request).await
 }
 
-/// The console's one script (copy buttons), compiled into the binary.
+/// The console's one script (copy buttons, the kind of key's fields, PEM conversion and key pairs made in the
+/// browser), compiled into the binary.
 pub(crate) async fn script() -> impl IntoResponse {
     (
         [
@@ -150,7 +170,18 @@ impl Console {
     // The error is the handler's own response type, returned at once: boxing it would buy nothing.
     #[allow(clippy::result_large_err)]
     pub(crate) fn form(&self, app: &App, body: &[u8]) -> Result<Params, Response> {
-        match Params::parse(body) {
+        self.form_with_text(app, body, &[])
+    }
+
+    /// `form`, where the fields named in `text` (the form's multi-line text boxes) may hold line breaks.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn form_with_text(
+        &self,
+        app: &App,
+        body: &[u8],
+        text: &[&str],
+    ) -> Result<Params, Response> {
+        match Params::parse_with_text(body, text) {
             Ok(p) if session_csrf_ok(app, &self.session, &p) => Ok(p),
             Ok(_) => Err(forbidden_form()),
             Err(e) => Err(unreadable_form(&e)),
@@ -169,6 +200,29 @@ impl Console {
             csrf: self.csrf.clone(),
             operator: self.is_operator(),
         }
+    }
+}
+
+/// A form field's value, trimmed of nothing (the service trims names), empty when absent or repeated.
+pub(crate) fn text(form: &Params, name: &str) -> String {
+    form.single(name)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Maps the console's errors on one key: someone else's key or none is 404, the rest a failure page.
+pub(crate) fn key_error(e: KeyError) -> Response {
+    match pages::said(&e) {
+        Said::Refused(Refusal::NotFound, _) => pages::error(
+            StatusCode::NOT_FOUND,
+            "No such key",
+            "This key does not exist, or it is not one of yours.",
+            "not_found",
+        ),
+        Said::Refused(r, message) => pages::refused(r, "The key was not changed", &message),
+        _ => unavailable(e),
     }
 }
 

@@ -177,6 +177,17 @@ impl Browser {
         self.string("/source").await
     }
 
+    /// Runs `script` in the page as a function body (`arguments` holds `args`) and returns what it returns: how a
+    /// test reads what no attribute shows (a text box's value) or watches what the page does (a form's body).
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.command(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
     /// The title of the current page.
     pub async fn title(&self) -> String {
         self.string("/title").await

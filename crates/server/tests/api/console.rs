@@ -15,12 +15,12 @@ use crate::oauth_agent::{
     Agent, PASSWORD, account_with, assert_page_headers, hidden, location, unescape,
 };
 
-const API: &str = "https://api.shop.example";
+pub(crate) const API: &str = "https://api.shop.example";
 const OTHER: &str = "https://other.example";
 
 /// A resource with two scopes (tokens live an hour), another resource, and an account allowed `allowed`
 /// of the first; returns the account id and a signed-in agent.
-async fn setup(app: &TestApp, email: &str, allowed: &[&str]) -> (String, Agent) {
+pub(crate) async fn setup(app: &TestApp, email: &str, allowed: &[&str]) -> (String, Agent) {
     if app.app.memory.registry.resources().get(API).is_none() {
         let (s, body) = app
             .admin_call(
@@ -51,14 +51,14 @@ async fn setup(app: &TestApp, email: &str, allowed: &[&str]) -> (String, Agent) 
 }
 
 /// The CSRF token of a console page.
-async fn csrf(agent: &Agent) -> String {
+pub(crate) async fn csrf(agent: &Agent) -> String {
     let page = agent.get("/console/keys").await;
     assert_eq!(page.status(), StatusCode::OK);
     hidden(&page.text().await.unwrap(), "csrf")
 }
 
 /// The text of the element with this id (its first text node), unescaped.
-fn by_id(html: &str, id: &str) -> String {
+pub(crate) fn by_id(html: &str, id: &str) -> String {
     let open = format!("id=\"{id}\"");
     let at = html
         .find(&open)
@@ -70,7 +70,7 @@ fn by_id(html: &str, id: &str) -> String {
 }
 
 /// Creates a key through the form; returns the response.
-async fn create(
+pub(crate) async fn create(
     agent: &Agent,
     csrf: &str,
     name: &str,

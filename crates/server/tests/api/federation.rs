@@ -19,14 +19,14 @@ use crate::tls::TestCa;
 const API: &str = "https://api.example.com";
 
 /// A running test issuer: its URL and its signing key.
-struct Issuer {
-    url: String,
+pub(crate) struct Issuer {
+    pub(crate) url: String,
     key: Arc<TestKey>,
 }
 
 impl Issuer {
     /// Serves discovery naming `names` as the issuer (the URL itself when `None`) and the JWKS.
-    async fn start(ca: &TestCa, names: Option<&str>) -> Self {
+    pub(crate) async fn start(ca: &TestCa, names: Option<&str>) -> Self {
         let key = Arc::new(TestKey::rs256());
         let url_slot: Arc<std::sync::OnceLock<String>> = Arc::default();
         let jwk = {
@@ -59,7 +59,7 @@ impl Issuer {
     }
 
     /// A platform token with `claims` over the defaults (this issuer, `aud` kw-test, an hour of life, a `jti`).
-    fn token(&self, now: i64, claims: Value) -> String {
+    pub(crate) fn token(&self, now: i64, claims: Value) -> String {
         let mut c = json!({"iss": self.url, "aud": "kw-test", "sub": "repo:acme/shop:ref:refs/heads/main",
                            "repository": "acme/shop", "ref": "refs/heads/main", "iat": now, "nbf": now,
                            "exp": now + 3_600, "jti": keyward::crypto::random_id("gh_")});
@@ -74,7 +74,7 @@ impl Issuer {
     }
 }
 
-async fn exchange(app: &TestApp, client: &str, token: &str) -> reqwest::Response {
+pub(crate) async fn exchange(app: &TestApp, client: &str, token: &str) -> reqwest::Response {
     with_assertion(
         app,
         "/oauth2/token",

@@ -24,6 +24,11 @@ impl TestKey {
         Self::Es256(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap())
     }
 
+    /// A P-256 key from its PKCS#8 DER, as `crypto.subtle.exportKey("pkcs8", …)` writes it.
+    pub fn es256_from_pkcs8(der: &[u8]) -> Self {
+        Self::Es256(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).unwrap())
+    }
+
     pub fn eddsa() -> Self {
         Self::EdDsa(Ed25519KeyPair::generate().unwrap())
     }

@@ -21,6 +21,8 @@ mod concurrency;
 mod consent;
 mod console;
 mod console_browser;
+mod console_keys;
+mod console_keys_browser;
 mod crash;
 mod delegated;
 mod deleted;

@@ -1,5 +1,6 @@
 //! The account holder's pages: API keys (list, create with the secret shown once, rotate with an overlap,
-//! disable, enable, delete after a confirmation) and the apps the account authorized.
+//! disable, enable, delete after a confirmation) and the apps the account authorized. Keys of the other kinds
+//! (public key, federated) and DPoP are read and shown by `kinds.rs`.
 
 use std::sync::Arc;
 
@@ -9,14 +10,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use keyward_core::console::cache_advice;
-use keyward_core::form::Params;
 
+use super::kinds::{Credentials, KindFields, TEXT_BOXES, created, key_request, kind_of};
 use super::usage::{Chart, advice_text};
-use super::{Console, Frame, when, when_or_never};
+use super::{Console, Frame, key_error, text, when, when_or_never};
 use crate::app::App;
-use crate::service::Refusal;
-use crate::service::api_keys::KeyError;
-use crate::service::api_keys::{KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT};
+use crate::service::api_keys::{
+    FederatedForm, KeyFormError, KeyRequest, KeyView, MAX_KEYS_PER_ACCOUNT,
+};
 use crate::service::consents::Authorized;
 use crate::service::{ApiKeys, Consents};
 use crate::web::pages::Said;
@@ -37,6 +38,8 @@ pub(crate) struct KeyRow {
     pub environment_name: String,
     pub scopes: Vec<String>,
     pub enabled: bool,
+    /// How it authenticates, in words.
+    pub kind: &'static str,
 }
 
 impl From<&KeyView> for KeyRow {
@@ -46,11 +49,16 @@ impl From<&KeyView> for KeyRow {
             path: keyward_core::form::encode_component(&k.client.client_id),
             name: k.client.name.clone(),
             created: when(k.client.created_at),
-            last_used: when_or_never(k.last_used_at),
+            // Uses are recorded per secret; a key without one has its use in its usage chart only.
+            last_used: match (&k.client.secrets, k.last_used_at) {
+                (Some(s), None) if s.is_empty() => "see its usage".into(),
+                (_, t) => when_or_never(t),
+            },
             environment: k.environment.clone(),
             environment_name: k.environment_name.clone(),
             scopes: k.client.scopes.clone(),
             enabled: k.client.enabled,
+            kind: kind_of(&k.client),
         }
     }
 }
@@ -103,6 +111,8 @@ struct NewKeyPage {
     environment_error: Option<String>,
     scopes_error: Option<String>,
     form_error: Option<String>,
+    /// The key's kind, its fields and DPoP.
+    kinds: KindFields,
 }
 
 impl NewKeyPage {
@@ -142,6 +152,7 @@ impl NewKeyPage {
             environment_error: None,
             scopes_error: None,
             form_error: None,
+            kinds: KindFields::new(app, request),
         }
     }
 }
@@ -167,6 +178,8 @@ struct SecretPage {
     token_url: String,
     environment: String,
     old_expire: Option<String>,
+    /// Whether the key requires DPoP (the plain `curl` is then refused).
+    dpop: bool,
 }
 
 impl SecretPage {
@@ -182,18 +195,16 @@ impl SecretPage {
 /// `POST /console/keys`: creates a key and shows its secret once; a mistake shows the form again with what was
 /// typed and a message beside the field.
 pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Response {
-    let form = match c.form(&app, &body) {
+    let form = match c.form_with_text(&app, &body, &TEXT_BOXES) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let request = KeyRequest {
-        name: text(&form, "name"),
-        environment: text(&form, "environment"),
-        scopes: form.all("scope").map(str::to_owned).collect(),
-    };
+    let request = key_request(&form);
     let mut page = NewKeyPage::new(&app, &c, &request);
     let status = match app.api_keys.key_create(&c.actor, &c.account, request).await {
-        Ok((key, secret)) => {
+        // A key without a secret (public key, federated): its own page, which shows how it authenticates.
+        Ok((key, None)) => return created(&app, &c, key),
+        Ok((key, Some(secret))) => {
             return render(
                 StatusCode::CREATED,
                 &SecretPage {
@@ -206,6 +217,7 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
                     token_url: format!("{}/oauth2/token", app.settings.issuer),
                     environment: key.environment,
                     old_expire: None,
+                    dpop: key.client.dpop_bound_access_tokens,
                 },
             );
         }
@@ -223,6 +235,14 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
         }
         Err(KeyFormError::Scopes(m)) => {
             page.scopes_error = Some(m);
+            StatusCode::BAD_REQUEST
+        }
+        Err(KeyFormError::PublicKey(m)) => {
+            page.kinds.jwk_error = Some(m);
+            StatusCode::BAD_REQUEST
+        }
+        Err(KeyFormError::Federated(m)) => {
+            page.kinds.federated_error = Some(m);
             StatusCode::BAD_REQUEST
         }
         Err(KeyFormError::TooMany) => {
@@ -243,15 +263,6 @@ pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Respo
     render(status, &page)
 }
 
-/// A form field's value, trimmed of nothing (the service trims names), empty when absent or repeated.
-fn text(form: &Params, name: &str) -> String {
-    form.single(name)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// A secret of a key, as its page lists it.
 pub(crate) struct SecretLine {
     pub hint: String,
@@ -269,25 +280,15 @@ struct KeyPage {
     secrets: Vec<SecretLine>,
     chart: Chart,
     advice: Option<String>,
+    /// How it authenticates: its secrets, public keys or federated credentials, and DPoP.
+    creds: Credentials,
+    /// The add-a-credential form's empty fields, and Keyward's issuer URL for its examples.
+    blank: FederatedForm,
+    issuer: String,
 }
 
-/// Maps the console's errors on one key: someone else's key or none is 404, the rest a failure page.
-fn key_error(e: KeyError) -> Response {
-    match crate::web::pages::said(&e) {
-        Said::Refused(Refusal::NotFound, _) => crate::web::pages::error(
-            StatusCode::NOT_FOUND,
-            "No such key",
-            "This key does not exist, or it is not one of yours.",
-            "not_found",
-        ),
-        Said::Refused(r, message) => {
-            crate::web::pages::refused(r, "The key was not changed", &message)
-        }
-        _ => unavailable(e),
-    }
-}
-
-/// `GET /console/keys/{id}`: the key, its secrets, rotate / disable / delete, and its usage over a week.
+/// `GET /console/keys/{id}`: the key, its secrets (or public keys, or federated credentials), rotate / disable /
+/// delete, and its usage over a week.
 pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>) -> Response {
     let key = match app.api_keys.key_of(&c.account.account_id, &id).await {
         Ok(k) => k,
@@ -327,13 +328,25 @@ pub(crate) async fn show(State(app): Shared, c: Console, Path(id): Path<String>)
             live: s.expires_at.is_none_or(|t| t > now),
         })
         .collect();
+    let mut row = KeyRow::from(&key);
+    if key.client.secrets.as_ref().is_some_and(Vec::is_empty) {
+        // A key without secrets: its latest hour with tokens, from the chart's counts.
+        let hour = series.iter().rev().find(|(_, n)| *n > 0).map(|(t, _)| *t);
+        row.last_used = hour.map_or_else(
+            || "not in the last 7 days".into(),
+            |t| format!("{} (hour)", when(t)),
+        );
+    }
     render(
         StatusCode::OK,
         &KeyPage {
             frame: c.frame(),
             chart: Chart::new(&key.client.name, &series),
             advice: cache_advice(last_day, ttl).map(|a| advice_text(&key.client.name, a)),
-            key: KeyRow::from(&key),
+            key: row,
+            creds: Credentials::from(&key),
+            blank: FederatedForm::default(),
+            issuer: app.settings.issuer.clone(),
             secrets,
         },
     )
@@ -380,6 +393,7 @@ pub(crate) async fn rotate(
                 token_url: format!("{}/oauth2/token", app.settings.issuer),
                 environment: key.environment,
                 old_expire: new.old_secrets_expire_at.map(when),
+                dpop: key.client.dpop_bound_access_tokens,
             },
         ),
         Err(e) => key_error(e),
