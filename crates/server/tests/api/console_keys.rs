@@ -428,7 +428,14 @@ async fn a_federated_key_is_made_in_the_console(engine: Engine) {
     let ca = TestCa::new();
     let issuer = Issuer::start(&ca, None).await;
     let ca_file = ca.pem_file.to_string_lossy().into_owned();
-    let app = TestApp::with_env(engine, &[("KEYWARD_EXTRA_CA_FILE", &ca_file)]).await;
+    let app = TestApp::with_env(
+        engine,
+        &[
+            ("KEYWARD_EXTRA_CA_FILE", &ca_file),
+            crate::tls::ALLOW_LOOPBACK,
+        ],
+    )
+    .await;
     let (_, agent) = setup(&app, "ci@example.com", &["orders:read"]).await;
     let csrf = csrf(&agent).await;
     // No condition at all: refused beside the credential's fields, which keep what was typed.
