@@ -52,7 +52,7 @@ fn a_good_proof_passes_with_what_the_caller_needs() {
     assert_eq!((u.jti.as_str(), u.iat), ("-BwC3ESc6acc2lTc", NOW));
     assert_eq!(u.signature, b"sig");
     assert_eq!(Some(u.signing_input), proof.rsplit_once('.').map(|p| p.0));
-    assert_eq!(u.spend_until(), NOW + IAT_MAX_AGE);
+    assert_eq!(u.spend_until(), NOW + IAT_MAX_AGE + LEEWAY_SECONDS);
     // The edges of the iat window, and a query or fragment on either side.
     for iat in [NOW - IAT_MAX_AGE, NOW + IAT_MAX_AHEAD] {
         assert!(

@@ -581,3 +581,65 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// A `[[token_endpoint]]` alias that lists `private_key_jwt` takes assertions naming its own URL, binds tokens to
+/// a DPoP proof made for its URL, and refuses the methods it does not list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_that_allows_private_key_jwt_takes_assertions_for_its_url() {
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("keyward.toml");
+    std::fs::write(
+        &config,
+        "[[token_endpoint]]\npath = \"/v1/token\"\nauth_methods = [\"private_key_jwt\"]\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("keyward.db").to_string_lossy().into_owned();
+    let app = TestApp::launch(crate::harness::Launch {
+        dir,
+        database,
+        config_file: Some(config),
+        ..crate::harness::Launch::default()
+    })
+    .await;
+    app.resource(API, &["read"]).await;
+    let key = TestKey::eddsa();
+    let id = key_client(&app, "alias-signer", json!({"keys": [key.jwk("k")]})).await;
+    // The alias's public URL is the issuer's (here the configuration's default, as behind a proxy), not the
+    // address the test reaches the server at.
+    let meta: Value = app
+        .get_json(&app.url("/.well-known/oauth-authorization-server"))
+        .await;
+    let alias = format!("{}/v1/token", meta["issuer"].as_str().unwrap());
+    let dpop_key = TestKey::es256();
+    let r = app
+        .http
+        .post(app.url("/v1/token"))
+        .header(
+            "DPoP",
+            crate::dpop_issue::proof(&dpop_key, "POST", &alias, app.clock.now(), json!({})),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", BEARER),
+            (
+                "client_assertion",
+                &key.jws(json!({"kid": "k"}), &claims(&app, &id, &alias)),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    // A secret client at the alias: its method is not one the alias lists.
+    let (secret_id, secret) = app.client(json!({"name": "s", "resources": [API]})).await;
+    let r = app
+        .post_form(
+            "/v1/token",
+            Some((&secret_id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    refused(r).await;
+}
