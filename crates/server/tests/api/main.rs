@@ -39,6 +39,7 @@ mod introspect;
 mod jws;
 mod keyless_source;
 mod keys;
+mod keys_cli;
 mod limits;
 mod native;
 mod nginx;
