@@ -433,6 +433,20 @@ impl Admin {
         id: &str,
         input: ClientInput,
     ) -> Result<ClientView, AdminError> {
+        self.client_update_checked(actor, id, input, |_| Ok(()))
+            .await
+    }
+
+    /// Changes a client's fields if `check` passes on the client as it is inside the transaction, locked: a caller
+    /// that computed `input` from an earlier read (a list with one item added) refuses there to overwrite a change
+    /// made since, so two concurrent edits end in one success and one refusal, never a lost write.
+    pub async fn client_update_checked(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: ClientInput,
+        check: impl FnOnce(&ClientRow) -> Result<(), AdminError>,
+    ) -> Result<ClientView, AdminError> {
         if input.client_id.is_some() {
             return Err(AdminError::invalid("client_id: cannot be changed"));
         }
@@ -449,6 +463,7 @@ impl Admin {
             .client_get(id, true)
             .await
             .map_err(|e| not_found(e, "client"))?;
+        check(&row)?;
         let renamed = input.name.as_ref().is_some_and(|n| *n != row.name);
         merge_client(&mut row, &mut resources, input, &catalogue)?;
         guard_self(actor, id, Some((&row, &resources)))?;

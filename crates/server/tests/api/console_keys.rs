@@ -260,6 +260,49 @@ both_engines!(a_public_key_key_is_pasted_rotated_and_disabled, |app| {
     back_to_key(&r, &id);
     signed_refused(&app, &id, &private, &kid).await;
     let c = signed_ok(&app, &id, &next, "second").await;
+    // Two tabs adding keys at once: each add either lands or is refused as a change made meanwhile (409), and
+    // every add that was answered with success is in the key's set afterwards: none is lost.
+    let extra: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            (
+                format!("race-{i}"),
+                TestKey::es256().jwk(&format!("race-{i}")).to_string(),
+            )
+        })
+        .collect();
+    let fields: Vec<[(&str, &str); 1]> = extra
+        .iter()
+        .map(|(_, jwk)| [("jwk", jwk.as_str())])
+        .collect();
+    let adds = fields
+        .iter()
+        .map(|f| post_key(&agent, &csrf, &id, "public-keys", f));
+    let answers = futures_util::future::join_all(adds).await;
+    let (_, client) = app
+        .admin_call(reqwest::Method::GET, &format!("/clients/{id}"), None)
+        .await;
+    let kids: Vec<&str> = client["jwks"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    let mut landed = 0;
+    for ((kid, _), r) in extra.iter().zip(&answers) {
+        match r.status() {
+            StatusCode::SEE_OTHER => {
+                landed += 1;
+                assert!(
+                    kids.contains(&kid.as_str()),
+                    "{kid} was added but is gone: {kids:?}"
+                );
+            }
+            StatusCode::CONFLICT => assert!(!kids.contains(&kid.as_str()), "{kid}"),
+            other => panic!("{kid}: {other}"),
+        }
+    }
+    assert!(landed >= 1);
+    assert_eq!(kids.len(), 1 + landed, "{kids:?}");
     assert_eq!(c["client_id"], id.as_str());
     let page = key_page(&agent, &id).await;
     assert!(page.contains("second") && !page.contains(&kid), "{page}");
@@ -292,7 +335,11 @@ both_engines!(a_public_key_key_is_pasted_rotated_and_disabled, |app| {
                 && e["actor"] == format!("account:{account}")
         })
         .count();
-    assert_eq!(updates, 4, "add, remove, disable, enable: {audit}");
+    assert_eq!(
+        updates,
+        4 + landed,
+        "add, remove, the adds that landed in the race, disable, enable: {audit}"
+    );
 
     // A secret key's page shows no public-key or federated forms.
     let r = crate::console::create(&agent, &csrf, "Secret sync", API, &["orders:read"]).await;

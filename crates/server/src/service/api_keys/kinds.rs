@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use keyward_core::registration::FederatedCredential;
 use keyward_core::registration::keys::{MAX_FEDERATED, MAX_KEYS, PRIVATE_MEMBERS};
+use keyward_core::registration::{FederatedCredential, KeySettings};
 use serde_json::{Value, json};
 
 use super::{ApiKeys, KeyError, KeyView};
 use crate::service::Actor;
 use crate::service::admin::{AdminError, ClientInput};
+use crate::store::ClientRow;
 
 /// How a key proves itself to Keyward.
 #[derive(Debug, Clone, Default)]
@@ -162,7 +163,7 @@ impl ApiKeys {
                 "A key holds at most {MAX_KEYS} public keys: remove one first."
             )));
         }
-        self.update_keys(actor, client_id, keys).await
+        self.update_keys(actor, &key, keys).await
     }
 
     /// Removes the public key `kid` from one of the account's public-key keys: the last step of a rotation.
@@ -186,7 +187,7 @@ impl ApiKeys {
                 "This is the key's only public key, so removing it would lock the key out. Add its replacement first, then remove this one.",
             ));
         }
-        self.update_keys(actor, client_id, keys).await
+        self.update_keys(actor, &key, keys).await
     }
 
     /// Adds a federated credential to one of the account's federated keys (a second repository, a new cluster).
@@ -217,7 +218,7 @@ impl ApiKeys {
             )));
         }
         list.push(credential);
-        self.update_federated(actor, client_id, list).await
+        self.update_federated(actor, &key, list).await
     }
 
     /// Removes the federated credential `name` from one of the account's federated keys; the last one stays.
@@ -241,7 +242,7 @@ impl ApiKeys {
                 "This is the key's only federated credential, so removing it would lock the key out. Add another first, or delete the key.",
             ));
         }
-        self.update_federated(actor, client_id, list).await
+        self.update_federated(actor, &key, list).await
     }
 
     /// Requires DPoP-bound tokens of one of the account's keys, or stops requiring them.
@@ -257,44 +258,73 @@ impl ApiKeys {
             dpop_bound_access_tokens: Some(required),
             ..ClientInput::default()
         };
-        self.update(actor, client_id, input).await
+        // A flag, not a list: nothing read before can be overwritten.
+        self.update_if(actor, client_id, input, |_| true).await
     }
 
+    /// Replaces the public keys of `key` with `keys`, computed from `key` as read: refused if they changed since.
     async fn update_keys(
         &self,
         actor: &Actor,
-        client_id: &str,
+        key: &KeyView,
         keys: Vec<Value>,
     ) -> Result<KeyView, KeyError> {
         let input = ClientInput {
             jwks: Some(Some(json!({ "keys": keys }))),
             ..ClientInput::default()
         };
-        self.update(actor, client_id, input).await
+        let before = key.client.jwks.clone();
+        self.update_if(actor, &key.client.client_id, input, move |now| {
+            now.jwks == before
+        })
+        .await
     }
 
+    /// Replaces the federated credentials of `key` with `list`, computed from `key` as read: refused if they
+    /// changed since.
     async fn update_federated(
         &self,
         actor: &Actor,
-        client_id: &str,
+        key: &KeyView,
         list: Vec<FederatedCredential>,
     ) -> Result<KeyView, KeyError> {
         let input = ClientInput {
             federated_credentials: Some(list),
             ..ClientInput::default()
         };
-        self.update(actor, client_id, input).await
+        let before = key.client.federated_credentials.clone();
+        self.update_if(actor, &key.client.client_id, input, move |now| {
+            now.federated == before
+        })
+        .await
     }
 
-    /// One update through the admin service (audit, change feed, memory); what its rules refuse is said to the
-    /// account holder as a sentence.
-    async fn update(
+    /// One update through the admin service (audit, change feed, memory), made only if `unchanged` holds of the
+    /// client's keys inside the transaction, for a list computed from an earlier read: two tabs adding a key at
+    /// once end in one success and one "changed meanwhile", never a lost key. What the rules refuse is said to
+    /// the account holder as a sentence.
+    async fn update_if(
         &self,
         actor: &Actor,
         client_id: &str,
         input: ClientInput,
+        unchanged: impl FnOnce(&KeySettings) -> bool,
     ) -> Result<KeyView, KeyError> {
-        match self.admin.client_update(actor, client_id, input).await {
+        let check = |row: &ClientRow| {
+            let now: KeySettings = serde_json::from_str(&row.key_settings).unwrap_or_default();
+            if unchanged(&now) {
+                Ok(())
+            } else {
+                Err(AdminError::Conflict(
+                    "This key's credentials changed while you edited them: reload the page and try again.".into(),
+                ))
+            }
+        };
+        match self
+            .admin
+            .client_update_checked(actor, client_id, input, check)
+            .await
+        {
             Ok(view) => Ok(self.key_view(view)),
             Err(AdminError::Invalid(i)) => Err(KeyError::Invalid(super::as_sentence(&i.why))),
             Err(e) => Err(e.into()),
