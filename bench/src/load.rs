@@ -1,7 +1,8 @@
 //! The load generator: `connections` keep-alive HTTP/1.1 connections, each sending one request after another for
 //! a fixed time, recording every latency. Built on hyper's connection API, in this process, against 127.0.0.1 only.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +22,65 @@ pub(crate) struct Shot {
     pub(crate) body: Bytes,
     /// When not empty, each request carries one of these `Authorization` values, picked uniformly at random.
     pub(crate) auth_spread: Arc<Vec<String>>,
+    /// A value each request uses once (a signed assertion or DPoP proof), taken from a pool filled beforehand.
+    pub(crate) one_use: Option<Arc<OneUse>>,
+}
+
+/// Where a one-use value goes in its request.
+pub(crate) enum Place {
+    /// The value of this header.
+    Header(&'static str),
+    /// Appended to the shot's body (a form field's value, the field's name ending the body).
+    Body,
+}
+
+/// Values that each go into one request only (an assertion or a proof with its own `jti`), signed before the
+/// slice that sends them by `refill`, so the load generator's signing stays outside the measured time. A request
+/// that finds the pool empty signs its own value then and there, and is counted in `late`.
+pub(crate) struct OneUse {
+    place: Place,
+    make: Box<dyn Fn() -> String + Send + Sync>,
+    pool: Mutex<Vec<String>>,
+    taken: AtomicU64,
+    late: AtomicU64,
+}
+
+impl OneUse {
+    pub(crate) fn new(
+        place: Place,
+        make: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(OneUse {
+            place,
+            make: Box::new(make),
+            pool: Mutex::new(Vec::new()),
+            taken: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+        })
+    }
+
+    /// Throws away what is left (older, closer to the end of its window) and signs `n` new values.
+    pub(crate) fn refill(&self, n: usize) {
+        let fresh: Vec<String> = (0..n).map(|_| (self.make)()).collect();
+        *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
+    fn take(&self) -> String {
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        pooled.unwrap_or_else(|| {
+            self.late.fetch_add(1, Ordering::Relaxed);
+            (self.make)()
+        })
+    }
+
+    /// Values taken so far, and how many of them were signed during a run because the pool was empty.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.taken.load(Ordering::Relaxed),
+            self.late.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Shot {
@@ -35,6 +95,7 @@ impl Shot {
             headers: Vec::new(),
             body: Bytes::new(),
             auth_spread: Arc::default(),
+            one_use: None,
         }
     }
 
@@ -55,6 +116,36 @@ impl Shot {
     pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Each request takes one value of `values` (see [`OneUse`]).
+    pub(crate) fn one_use(mut self, values: Arc<OneUse>) -> Self {
+        self.one_use = Some(values);
+        self
+    }
+
+    /// The request, its one-use value (if any) taken.
+    fn build(&self) -> hyper::http::request::Builder {
+        let req = self.request();
+        match &self.one_use {
+            None => req,
+            Some(values) => match values.place {
+                Place::Header(name) => req.header(name, values.take()),
+                Place::Body => req,
+            },
+        }
+    }
+
+    /// The body, with the one-use value appended when it goes there.
+    fn body(&self) -> Bytes {
+        match &self.one_use {
+            Some(values) if matches!(values.place, Place::Body) => {
+                let mut b = self.body.to_vec();
+                b.extend_from_slice(values.take().as_bytes());
+                Bytes::from(b)
+            }
+            _ => self.body.clone(),
+        }
     }
 
     /// The request line and fixed headers, ready for a body.
@@ -83,6 +174,8 @@ pub(crate) struct Measured {
     pub(crate) p50: Duration,
     pub(crate) p99: Duration,
     pub(crate) errors: u64,
+    /// How many answered 200.
+    pub(crate) ok: u64,
 }
 
 /// Sends requests from `shots` (each connection takes them in turn, starting at its own offset) for `seconds`.
@@ -139,6 +232,7 @@ impl Raw {
             p50: pct(0.50),
             p99: pct(0.99),
             errors: self.errors,
+            ok: all.len() as u64,
         }
     }
 }
@@ -168,7 +262,7 @@ pub(crate) async fn run_raw(shots: Arc<Vec<Shot>>, connections: usize, seconds: 
                 while Instant::now() < deadline {
                     let shot = &shots[i % shots.len()];
                     i += 1;
-                    let mut req = shot.request();
+                    let mut req = shot.build();
                     if !shot.auth_spread.is_empty() {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
@@ -176,7 +270,7 @@ pub(crate) async fn run_raw(shots: Arc<Vec<Shot>>, connections: usize, seconds: 
                         let pick = (rng % shot.auth_spread.len() as u64) as usize;
                         req = req.header("authorization", shot.auth_spread[pick].as_str());
                     }
-                    let Ok(req) = req.body(Full::new(shot.body.clone())) else {
+                    let Ok(req) = req.body(Full::new(shot.body())) else {
                         errors += 1;
                         continue;
                     };
@@ -228,14 +322,14 @@ async fn connect(url: &str) -> Option<http1::SendRequest<Full<Bytes>>> {
 
 /// Sends `shot` once on a new connection; whether it answered 200.
 pub(crate) async fn once(shot: &Shot) -> bool {
-    let Some(mut sender) = connect(&shot.url).await else {
-        return false;
-    };
-    let Ok(req) = shot.request().body(Full::new(shot.body.clone())) else {
-        return false;
-    };
-    match sender.send_request(req).await {
-        Ok(resp) => resp.status() == 200 && resp.into_body().collect().await.is_ok(),
-        Err(_) => false,
-    }
+    fetch(shot).await.is_some_and(|(status, _)| status == 200)
+}
+
+/// Sends `shot` once on a new connection: its status and body, or `None` when it could not be sent or read.
+pub(crate) async fn fetch(shot: &Shot) -> Option<(u16, Bytes)> {
+    let mut sender = connect(&shot.url).await?;
+    let req = shot.build().body(Full::new(shot.body())).ok()?;
+    let resp = sender.send_request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.into_body().collect().await.ok()?.to_bytes()))
 }

@@ -7,12 +7,14 @@
 //! SQLite and PostgreSQL (ES256, EdDSA, RS256), `limits` (every limit on against off), `keyward-introspect`,
 //! `gateway` against its upstream alone, `agent` (`keyward agent`'s token mode beside baseline-hello, its proxy
 //! mode beside `baseline-proxy`, a bare hyper reverse proxy), `scaling` (one and two threads), `clients` (10,000 and 1,000,000),
-//! `cluster` (two nodes on one PostgreSQL against one), `purge` (introspection while the purge runs against idle)
-//! and, with `--peers`, node-oidc-provider.
+//! `cluster` (two nodes on one PostgreSQL against one), `purge` (introspection while the purge runs against idle),
+//! `keyless` (`private_key_jwt` and DPoP issuance beside `client_secret_basic`, both engines), `gateway-dpop` (the
+//! gateway with DPoP-bound tokens beside Bearer) and, with `--peers`, node-oidc-provider.
 //! Every process started is stopped at the end, however the run ends.
 
 mod baseline;
 mod integrator;
+mod keyless;
 mod load;
 mod peers;
 mod procs;
@@ -42,13 +44,15 @@ pub(crate) struct Options {
     pub(crate) gateway_log_level: String,
 }
 
-const ALL: [&str; 11] = [
+const ALL: [&str; 13] = [
     "baselines",
     "keyward-sqlite",
     "keyward-postgres",
     "limits",
+    "keyless",
     "introspect",
     "gateway",
+    "gateway-dpop",
     "agent",
     "scaling",
     "clients",
@@ -105,6 +109,8 @@ pub(crate) struct Row {
     pub(crate) writes: Option<i64>,
     /// Whether the ratio is against a baseline measured in alternating slices with this row (the row above).
     pub(crate) paired: bool,
+    /// What else the run counted for this row, printed under the table.
+    pub(crate) note: Option<String>,
 }
 
 impl Row {
@@ -116,6 +122,7 @@ impl Row {
             baseline: None,
             writes: None,
             paired: false,
+            note: None,
         }
     }
 
@@ -162,6 +169,13 @@ fn print(rows: &[Row]) {
             ratio,
             writes
         );
+    }
+    let notes: Vec<&String> = rows.iter().filter_map(|r| r.note.as_ref()).collect();
+    if !notes.is_empty() {
+        println!();
+        for n in notes {
+            println!("  {n}");
+        }
     }
 }
 
@@ -333,8 +347,14 @@ async fn bench(o: &Options) -> anyhow::Result<(Vec<Row>, Vec<StartUp>)> {
                 scenarios::keyward_cc(o, p, r, Some(db), "pg", sign).await?
             }
             "limits" => scenarios::limits(o, p, r).await?,
+            "keyless" => {
+                keyless::keyless(o, p, r, None, "sqlite").await?;
+                let db = p.postgres_database()?;
+                keyless::keyless(o, p, r, Some(db), "pg").await?
+            }
             "introspect" => scenarios::introspect(o, p, r, sign).await?,
             "gateway" => scenarios::gateway(o, p, r).await?,
+            "gateway-dpop" => keyless::gateway_dpop(o, p, r).await?,
             "agent" => integrator::agent(o, p, r).await?,
             "scaling" => scenarios::scaling(o, p, r, sign).await?,
             "clients" => {

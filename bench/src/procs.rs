@@ -172,20 +172,27 @@ impl Procs {
         &self.dir
     }
 
-    /// `keyward gateway` in front of `upstream`, verifying tokens for `https://bench.api` from `issuer`.
+    /// `keyward gateway` in front of `upstream`, verifying tokens for `https://bench.api` from `issuer`; with
+    /// `own_origin`, its `public_origin` is its own address, the `htu` of DPoP proofs sent to it.
     pub(crate) async fn gateway(
         &mut self,
         bin: &Path,
         upstream: &str,
         issuer: &str,
         log_level: &str,
+        own_origin: bool,
     ) -> anyhow::Result<(u32, String)> {
         let port = free_port()?;
         let config = self.dir.join("gateway.toml");
+        let origin = if own_origin {
+            format!("public_origin = \"http://127.0.0.1:{port}\"\n")
+        } else {
+            String::new()
+        };
         std::fs::write(
             &config,
             format!(
-                "upstream = \"{upstream}\"\nissuer = \"{issuer}\"\naudience = \"https://bench.api\"\n\
+                "upstream = \"{upstream}\"\nissuer = \"{issuer}\"\naudience = \"https://bench.api\"\n{origin}\
                  log_level = \"{log_level}\"\n[[route]]\nmethods = [\"GET\"]\npath = \"/manage/orders/{{id}}\"\n"
             ),
         )?;
@@ -283,7 +290,8 @@ pub(crate) struct Keyward {
     /// `--database`, when not the SQLite default.
     pub(crate) database: Option<String>,
     http: Http,
-    admin: String,
+    /// `Authorization` for the admin API.
+    pub(crate) admin: String,
     admin_creds: (String, String),
 }
 
@@ -475,7 +483,8 @@ impl Keyward {
         })
     }
 
-    async fn call(
+    /// One request to this Keyward: its status and JSON body (`Null` when not JSON).
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,

@@ -363,7 +363,7 @@ pub(crate) async fn gateway(
     let token = kw.token(&id, &secret).await?;
     let (up_pid, upstream) = procs.orders_api(&o.bin_dir).await?;
     let (gw_pid, gw) = procs
-        .gateway(&o.bin_dir, &upstream, &kw.base, &o.gateway_log_level)
+        .gateway(&o.bin_dir, &upstream, &kw.base, &o.gateway_log_level, false)
         .await?;
     let bearer = format!("Bearer {token}");
     let direct = measure(
