@@ -63,6 +63,7 @@ impl Gateway {
         if let Some(uri) = &config.jwks_uri {
             builder = builder.jwks_uri(uri.clone());
         }
+        builder = builder.dpop_replay_cache(config.dpop_replay_cache);
         if let Some(origin) = &config.public_origin {
             builder = builder.public_origin(origin.clone());
         }

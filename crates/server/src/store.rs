@@ -193,6 +193,10 @@ pub struct Store {
     control: Db,
     /// PostgreSQL: how to open the change listener's own connection.
     listen: Option<(PgConnectOptions, Duration)>,
+    /// SQLite: the single-use ids' writes, one at a time. SQLite has one writer; connections that find it busy
+    /// sleep in its retry loop (up to 100 ms a try), so under a stream of `private_key_jwt` or DPoP tokens queueing
+    /// them here keeps the wait to the writes ahead instead.
+    pub(crate) spend_queue: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Connections of the control pool: one for the change feed, one for readiness checks.
@@ -328,6 +332,7 @@ impl Store {
             db,
             control,
             listen,
+            spend_queue: Default::default(),
         })
     }
 
@@ -337,6 +342,7 @@ impl Store {
             db: self.control.clone(),
             control: self.control.clone(),
             listen: None,
+            spend_queue: self.spend_queue.clone(),
         }
     }
 

@@ -14,6 +14,11 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        // SQLite: one at a time (`Store::spend_queue`); PostgreSQL takes them side by side and groups their commits.
+        let _turn = match &self.db {
+            super::Db::Sqlite(_) => Some(self.spend_queue.lock().await),
+            super::Db::Postgres(_) => None,
+        };
         let changed = on_db!(&self.db, |p| sqlx::query(
             "INSERT INTO spent_ids (key, expires_at) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
