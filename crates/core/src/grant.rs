@@ -20,6 +20,8 @@ pub struct Grant {
     pub ttl: i64,
     /// The algorithm to sign with.
     pub alg: SigningAlg,
+    /// RFC 9449 §7.1: the resource takes DPoP-bound tokens only.
+    pub require_dpop: bool,
 }
 
 /// RFC 6749 §5.1 successful token response.
@@ -27,7 +29,7 @@ pub struct Grant {
 pub struct TokenResponse {
     /// The JWT.
     pub access_token: String,
-    /// Always `Bearer` (RFC 6750).
+    /// `Bearer` (RFC 6750), or `DPoP` for a token bound to a key (RFC 9449 §5).
     pub token_type: &'static str,
     /// Seconds.
     pub expires_in: i64,

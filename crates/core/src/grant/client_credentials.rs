@@ -117,6 +117,7 @@ pub fn check<'r>(
         scope,
         ttl: resource.access_token_ttl,
         alg: resource.signing_alg,
+        require_dpop: resource.require_dpop,
     })
 }
 

@@ -285,11 +285,7 @@ impl Issuer {
         let resources = self.registry.resources();
         let grant = client_credentials::check(&client.client, &request, |id| resources.get(id))
             .map_err(IssueError::OAuth)?;
-        if jkt.is_none()
-            && resources
-                .get(&grant.audience)
-                .is_some_and(|r| r.require_dpop)
-        {
+        if jkt.is_none() && grant.require_dpop {
             return Err(IssueError::OAuth(dpop_required()));
         }
         let now = self.clock.now();
