@@ -20,7 +20,9 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::remote_keys::RemoteKeys;
 use crate::service::dpop::DpopProofs;
-use crate::service::{Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, Sessions};
+use crate::service::{
+    Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, Resets, Sessions,
+};
 use crate::startup::{self, Started};
 use crate::store::Store;
 use crate::toolkit::{Held, Toolkit};
@@ -51,6 +53,10 @@ pub struct Parts {
     pub sessions: Arc<Sessions>,
     /// Consents and grants.
     pub consents: Arc<Consents>,
+    /// Password reset links.
+    pub resets: Arc<Resets>,
+    /// The SMTP transport, when `smtp_url` is set (the outbox's delivery loop runs only then).
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// An account's own API keys (the console).
     pub api_keys: Arc<ApiKeys>,
     /// The data layer.
@@ -163,6 +169,7 @@ impl App {
             admin,
             accounts,
             consents,
+            resets,
             ..
         } = Toolkit::build(config, store.clone(), master.clone(), clock.clone(), held);
         let issuer = Arc::new(Issuer {
@@ -209,6 +216,8 @@ impl App {
             admin,
             accounts,
             consents,
+            resets,
+            mailer: crate::mail::Mailer::from_config(config)?.map(Arc::new),
             store,
             memory,
             master,
@@ -274,6 +283,7 @@ substate!(
     accounts: Accounts,
     sessions: Sessions,
     consents: Consents,
+    resets: Resets,
     api_keys: ApiKeys,
     settings: Settings,
     metrics: Metrics,

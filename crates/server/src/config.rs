@@ -18,12 +18,14 @@ mod endpoint;
 mod limits;
 mod master_key;
 mod raw;
+mod smtp;
 mod value;
 
 pub use endpoint::{BodyKind, BodyRules, NamedHeader, RawTokenEndpoint, TokenEndpoint};
 pub use limits::{Endpoint, LimitSettings, Sharing};
 pub use master_key::decode_master_key;
 pub use raw::{Flags, KEYS, RawConfig};
+pub use smtp::{SmtpConfig, SmtpSecurity};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +86,8 @@ pub struct Config {
     /// A PEM file of certificate authorities trusted beside the Mozilla roots by Keyward's outbound HTTPS
     /// (client `jwks_uri`s, federated issuers).
     pub extra_ca_file: Option<PathBuf>,
+    /// Where email is sent through (`smtp_url` and the keys beside it); `None`: no email.
+    pub smtp: Option<SmtpConfig>,
     /// When set, DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8), a new one every this
     /// many seconds.
     pub dpop_nonce_interval: Option<i64>,

@@ -25,6 +25,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod mail;
 pub mod memory;
 pub mod metrics;
 pub mod otel;

@@ -11,10 +11,22 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(crate::follower::follow_changes(app.clone())),
         tokio::spawn(crate::housekeeping::housekeeping(app.clone())),
     ];
+    if let Some(mailer) = &app.mailer {
+        tasks.push(tokio::spawn(
+            crate::mail::Outbox {
+                store: app.store.clone(),
+                master: app.master.clone(),
+                clock: app.clock.clone(),
+                mailer: mailer.clone(),
+                node_id: app.settings.node_id.clone(),
+            }
+            .run(),
+        ));
+    }
     let router = crate::http::router(app.clone(), crate::web::routes());
     crate::conn::serve(listener, router, app.settings.timeouts, shutdown).await;
     for t in tasks {
@@ -28,9 +40,8 @@ pub async fn serve(
     if let Err(e) = app.usage.flush(&app.store).await {
         tracing::warn!(error = %e, "recording token counts at shutdown failed");
     }
-    let _ = app
-        .store
-        .lease_release(crate::housekeeping::PURGE_LEASE, &app.settings.node_id)
-        .await;
+    for lease in [crate::housekeeping::PURGE_LEASE, crate::mail::MAIL_LEASE] {
+        let _ = app.store.lease_release(lease, &app.settings.node_id).await;
+    }
     Ok(())
 }

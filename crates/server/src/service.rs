@@ -14,6 +14,7 @@ pub mod consents;
 pub mod delegated;
 pub mod dpop;
 pub mod issuer;
+pub mod resets;
 pub mod sessions;
 
 pub use accounts::Accounts;
@@ -24,6 +25,7 @@ pub use assertions::Assertions;
 pub use consents::Consents;
 pub use delegated::Delegated;
 pub use issuer::Issuer;
+pub use resets::Resets;
 pub use sessions::Sessions;
 
 use std::fmt;

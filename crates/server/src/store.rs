@@ -9,6 +9,7 @@ mod grants;
 mod keys;
 mod leases;
 mod limits;
+mod mail;
 mod meta;
 mod resources;
 mod revoked;
@@ -30,6 +31,7 @@ pub use changes::Change;
 pub use clients::{ClientRow, NewClient};
 pub use grants::{Advance, CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow, same_instance};
 pub use keys::KeyRow;
+pub use mail::{MAIL_KEPT_SECONDS, MailRow};
 pub use resources::ResourceRow;
 pub use secrets::SecretRow;
 pub use usage::UsageRow;
@@ -226,6 +228,10 @@ pub enum Expiring {
     Audit,
     /// Single-use ids (client assertions' `jti`) that could no longer be accepted anyway.
     SpentIds,
+    /// Outbox messages sent or given up more than `MAIL_KEPT_SECONDS` ago.
+    Mail,
+    /// Expired password reset links.
+    Resets,
 }
 
 /// Used and expired codes are kept ten minutes, so a code replayed late still revokes what it issued.
@@ -239,7 +245,7 @@ pub const CHANGES_KEPT_SECONDS: i64 = 86_400;
 
 impl Expiring {
     /// Every kind, in the order the purge visits them.
-    pub const ALL: [Expiring; 10] = [
+    pub const ALL: [Expiring; 12] = [
         Expiring::RevokedTokens,
         Expiring::Changes,
         Expiring::AuthCodes,
@@ -250,6 +256,8 @@ impl Expiring {
         Expiring::LimitState,
         Expiring::Audit,
         Expiring::SpentIds,
+        Expiring::Mail,
+        Expiring::Resets,
     ];
 
     /// The table's name (the `table` label of the purge metric).
@@ -265,6 +273,8 @@ impl Expiring {
             Expiring::LimitState => "limit_state",
             Expiring::Audit => "audit_log",
             Expiring::SpentIds => "spent_ids",
+            Expiring::Mail => "mail_outbox",
+            Expiring::Resets => "password_resets",
         }
     }
 }
@@ -424,6 +434,8 @@ impl Store {
             Expiring::LimitState => self.limit_purge(now, limit).await,
             Expiring::Audit => self.audit_purge(now - audit_retention, limit).await,
             Expiring::SpentIds => self.spent_purge(now, limit).await,
+            Expiring::Mail => self.mail_purge(now - MAIL_KEPT_SECONDS, limit).await,
+            Expiring::Resets => self.resets_purge(now, limit).await,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::first_start::FirstStart;
 use crate::keys::KeyRing;
 use crate::memory::{NothingHeld, OnCommit};
 use crate::registry::Registry;
-use crate::service::{Accounts, Admin, Consents, Delegated};
+use crate::service::{Accounts, Admin, Consents, Delegated, Resets};
 use crate::startup::{self, Started};
 use crate::store::Store;
 use crate::usage::Usage;
@@ -33,6 +33,8 @@ pub struct Toolkit {
     pub accounts: Arc<Accounts>,
     /// Consents and grants.
     pub consents: Arc<Consents>,
+    /// Password reset links.
+    pub resets: Arc<Resets>,
 }
 
 /// What the services read of this process's memory, and the hook that updates it after their commits.
@@ -89,6 +91,13 @@ impl Toolkit {
             refresh_token_ttl: config.refresh_token_ttl,
             refresh_token_idle_ttl: config.refresh_token_idle_ttl,
         });
+        let resets = Arc::new(Resets {
+            store: store.clone(),
+            master: master.clone(),
+            clock: clock.clone(),
+            issuer: config.issuer.clone(),
+            email: config.smtp.is_some(),
+        });
         let admin = Arc::new(Admin {
             store: store.clone(),
             master,
@@ -120,6 +129,7 @@ impl Toolkit {
             admin,
             accounts,
             consents,
+            resets,
         }
     }
 }

@@ -158,6 +158,13 @@ impl RawConfig {
             other => other.map(|u| u.trim_end_matches('/').to_owned()),
         };
         let extra_ca_file = text("extra_ca_file", self.extra_ca_file)?.map(PathBuf::from);
+        let smtp = super::smtp::check(
+            self.smtp_url,
+            self.smtp_username,
+            self.smtp_password,
+            self.smtp_password_file,
+            self.mail_from,
+        )?;
         let outbound_private_addresses = match text(
             "outbound_private_addresses",
             self.outbound_private_addresses,
@@ -288,6 +295,7 @@ impl RawConfig {
             metrics_client_labels,
             otlp_endpoint,
             extra_ca_file,
+            smtp,
             dpop_nonce_interval,
             outbound_private_addresses,
             timeouts,

@@ -56,6 +56,11 @@ pub struct RawConfig {
     pub(super) request_body_timeout: Option<toml::Value>,
     pub(super) keep_alive_timeout: Option<toml::Value>,
     pub(super) response_write_timeout: Option<toml::Value>,
+    pub(super) smtp_url: Option<toml::Value>,
+    pub(super) smtp_username: Option<toml::Value>,
+    pub(super) smtp_password: Option<toml::Value>,
+    pub(super) smtp_password_file: Option<toml::Value>,
+    pub(super) mail_from: Option<toml::Value>,
     /// `[[token_endpoint]]` tables: extra token endpoint paths (file only).
     #[serde(default)]
     pub(super) token_endpoint: Vec<RawTokenEndpoint>,
@@ -65,7 +70,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 43] = [
+pub const KEYS: [&str; 48] = [
     "listen",
     "database",
     "issuer",
@@ -109,6 +114,11 @@ pub const KEYS: [&str; 43] = [
     "request_body_timeout",
     "keep_alive_timeout",
     "response_write_timeout",
+    "smtp_url",
+    "smtp_username",
+    "smtp_password",
+    "smtp_password_file",
+    "mail_from",
 ];
 
 /// Values given on the command line, which override everything else.
@@ -176,6 +186,11 @@ impl RawConfig {
             "metrics_client_labels" => &mut self.metrics_client_labels,
             "otlp_endpoint" => &mut self.otlp_endpoint,
             "extra_ca_file" => &mut self.extra_ca_file,
+            "smtp_url" => &mut self.smtp_url,
+            "smtp_username" => &mut self.smtp_username,
+            "smtp_password" => &mut self.smtp_password,
+            "smtp_password_file" => &mut self.smtp_password_file,
+            "mail_from" => &mut self.mail_from,
             "dpop_nonce_interval" => &mut self.dpop_nonce_interval,
             "outbound_private_addresses" => &mut self.outbound_private_addresses,
             "request_header_timeout" => &mut self.request_header_timeout,

@@ -146,7 +146,7 @@ impl From<&AccountRow> for AccountView {
 
 /// Argon2id with the crate's defaults (RFC 9106's second recommended option scaled down: 19 MiB, 2 passes, one
 /// lane, as OWASP recommends), run on the blocking pool so a login never stalls the token endpoint's threads.
-async fn hash_password(password: String) -> Result<String, AccountError> {
+pub(crate) async fn hash_password(password: String) -> Result<String, AccountError> {
     tokio::task::spawn_blocking(move || {
         let salt =
             SaltString::encode_b64(&random::<16>()).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
@@ -345,6 +345,8 @@ impl Accounts {
         tx.account_update(&row).await.map_err(conflict_on_email)?;
         if fields.contains(&"password") || disabling {
             tx.sessions_delete_for(id).await?;
+            // A reset link made before the password changed must not undo the change.
+            tx.resets_delete_for(id).await?;
         }
         let mut keys = Vec::new();
         if disabling {
