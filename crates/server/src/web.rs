@@ -5,6 +5,7 @@
 mod authorize;
 mod console;
 mod pages;
+mod reset;
 mod session;
 
 use axum::Router;
@@ -22,6 +23,8 @@ pub fn routes() -> Router<App> {
             get(authorize::show).post(authorize::decide),
         )
         .route("/login", get(session::login_page).post(session::login))
+        .route("/login/forgot", get(reset::forgot_form).post(reset::forgot))
+        .route("/login/reset", get(reset::reset_form).post(reset::reset))
         .route("/logout", post(session::logout))
         // The account page of earlier releases is the console's list of authorized apps now.
         .route(

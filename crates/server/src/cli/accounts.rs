@@ -1,6 +1,7 @@
 //! `keyward accounts …`: create (with a generated or given password), allow keys, list, show, disable, enable,
 //! delete.
 
+use crate::service::resets::ResetError;
 use anyhow::Context as _;
 use clap::Subcommand;
 use keyward_core::console::KeyScopes;
@@ -68,6 +69,12 @@ pub enum AccountsCommand {
     },
     /// Delete an account; its grants are revoked first.
     Delete {
+        /// Account id.
+        id: String,
+    },
+    /// Print a one-time password reset link for an account (30 minutes), for operators without email: hand it
+    /// to the account holder over a channel you trust. Nothing else is printed to standard output.
+    ResetLink {
         /// Account id.
         id: String,
     },
@@ -183,6 +190,13 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: AccountsCommand) -> a
         AccountsCommand::Delete { id } => {
             accounts.account_delete(actor, &id).await?;
             println!("deleted {id}");
+        }
+        AccountsCommand::ResetLink { id } => {
+            let link = tools.resets.link_for(actor, &id).await.map_err(|e| match e {
+                ResetError::NotFound => anyhow::anyhow!("no account {id}"),
+                e => anyhow::Error::new(e).context("making a reset link"),
+            })?;
+            println!("{link}");
         }
     }
     Ok(())

@@ -17,6 +17,26 @@ pub(crate) struct Login<'a> {
     pub next: &'a str,
 }
 
+/// "Forgot password": the form, the answer after it (the same for every address), or why there is none.
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub(crate) struct Forgot<'a> {
+    pub email_configured: bool,
+    pub sent: bool,
+    pub minutes: i64,
+    pub csrf: &'a str,
+}
+
+/// The reset link's page: the new-password form, or the end of the reset.
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub(crate) struct Reset<'a> {
+    pub done: bool,
+    pub error: Option<&'a str>,
+    pub csrf: &'a str,
+    pub token: &'a str,
+}
+
 /// The consent screen.
 #[derive(Template)]
 #[template(path = "consent.html")]

@@ -25,7 +25,7 @@ use crate::web::pages::Said;
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "keyward_session";
 /// The pre-login cookie the login form's CSRF token is bound to.
-const LOGIN_COOKIE: &str = "keyward_login";
+pub(crate) const LOGIN_COOKIE: &str = "keyward_login";
 
 /// A cookie's value from the request's `Cookie` headers.
 pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -41,7 +41,7 @@ pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> 
 }
 
 /// A `Set-Cookie` value; `max_age` 0 deletes the cookie.
-fn set_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn set_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
     let secure = if app.settings.secure_cookies {
         "; Secure"
     } else {
@@ -57,7 +57,7 @@ pub(crate) fn csrf_token(app: &App, binding: &str) -> String {
     B64.encode(app.master.digest(&format!("keyward-csrf\0{binding}")))
 }
 
-fn csrf_ok(app: &App, binding: &str, presented: Option<&str>) -> bool {
+pub(crate) fn csrf_ok(app: &App, binding: &str, presented: Option<&str>) -> bool {
     let expected = csrf_token(app, binding);
     presented.is_some_and(|p| digests_equal(p.as_bytes(), expected.as_bytes()))
 }
