@@ -20,7 +20,7 @@ use crate::store::{MailRow, Store};
 /// The outbox lease: one node of a cluster sends mail at a time. A node that stops renewing it is replaced
 /// within this many seconds.
 pub const MAIL_LEASE: &str = "mail";
-const MAIL_LEASE_SECONDS: i64 = 60;
+const MAIL_LEASE_SECONDS: i64 = 15;
 
 /// Attempts before a message is given up (the backoff makes this about a day).
 pub const MAX_ATTEMPTS: i64 = 12;
@@ -68,7 +68,8 @@ impl Mailer {
                 SmtpSecurity::Plain => Tls::None,
             });
         if let (Some(u), Some(p)) = (&smtp.username, &smtp.password) {
-            builder = builder.credentials(Credentials::new(u.clone(), p.expose_secret().to_owned()));
+            builder =
+                builder.credentials(Credentials::new(u.clone(), p.expose_secret().to_owned()));
         }
         let from = smtp
             .from
@@ -126,7 +127,12 @@ impl Outbox {
     async fn hold(&self) -> bool {
         match self
             .store
-            .lease_acquire(MAIL_LEASE, &self.node_id, self.clock.now(), MAIL_LEASE_SECONDS)
+            .lease_acquire(
+                MAIL_LEASE,
+                &self.node_id,
+                self.clock.now(),
+                MAIL_LEASE_SECONDS,
+            )
             .await
         {
             Ok(held) => held,
@@ -164,7 +170,11 @@ impl Outbox {
         let result = match self.master.open(&m.body, &m.id) {
             Ok(body) => {
                 self.mailer
-                    .send(&m.recipient, &m.subject, String::from_utf8_lossy(&body).into_owned())
+                    .send(
+                        &m.recipient,
+                        &m.subject,
+                        String::from_utf8_lossy(&body).into_owned(),
+                    )
                     .await
             }
             Err(_) => Err("the body could not be opened (another master key?)".into()),
@@ -174,7 +184,9 @@ impl Outbox {
         let recorded = match &result {
             Ok(()) => {
                 tracing::info!(mail_id = %m.id, domain, attempts, "mail sent");
-                self.store.mail_attempted(&m.id, now, true, None, None).await
+                self.store
+                    .mail_attempted(&m.id, now, true, None, None)
+                    .await
             }
             Err(e) => {
                 let retry_at = (attempts < MAX_ATTEMPTS).then(|| now + backoff(m.attempts));

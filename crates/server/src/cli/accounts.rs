@@ -192,10 +192,14 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: AccountsCommand) -> a
             println!("deleted {id}");
         }
         AccountsCommand::ResetLink { id } => {
-            let link = tools.resets.link_for(actor, &id).await.map_err(|e| match e {
-                ResetError::NotFound => anyhow::anyhow!("no account {id}"),
-                e => anyhow::Error::new(e).context("making a reset link"),
-            })?;
+            let link = tools
+                .resets
+                .link_for(actor, &id)
+                .await
+                .map_err(|e| match e {
+                    ResetError::NotFound => anyhow::anyhow!("no account {id}"),
+                    e => anyhow::Error::new(e).context("making a reset link"),
+                })?;
             println!("{link}");
         }
     }

@@ -111,7 +111,10 @@ pub(super) fn check(
     let from = from.ok_or_else(|| invalid("mail_from", "must be set with smtp_url"))?;
     let at = from.find('@').unwrap_or(0);
     if at == 0 || at + 1 >= from.len() || from.contains([' ', '<', '>', '\r', '\n']) {
-        return Err(invalid("mail_from", "expected an address such as keyward@example.com"));
+        return Err(invalid(
+            "mail_from",
+            "expected an address such as keyward@example.com",
+        ));
     }
     Ok(Some(SmtpConfig {
         host: host.to_owned(),

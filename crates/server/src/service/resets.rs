@@ -91,7 +91,12 @@ impl Resets {
     }
 
     /// Makes a reset link for an account inside `tx`: stores the token's digest and returns the link.
-    async fn make_link(&self, tx: &mut Tx, account_id: &str, now: i64) -> Result<String, ResetError> {
+    async fn make_link(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        now: i64,
+    ) -> Result<String, ResetError> {
         let token = new_token("kwp_");
         tx.reset_insert(
             &self.master.digest(&token),
@@ -155,7 +160,11 @@ impl Resets {
             source: source.to_owned(),
         };
         tx.audit(
-            &actor.entry("account.reset_requested", &account.id, json!({"via": "email"})),
+            &actor.entry(
+                "account.reset_requested",
+                &account.id,
+                json!({"via": "email"}),
+            ),
             now,
         )
         .await?;
@@ -167,13 +176,20 @@ impl Resets {
     pub async fn link_for(&self, actor: &Actor, account_id: &str) -> Result<String, ResetError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let account = tx.account_get(account_id, true).await.map_err(|e| match e {
-            StoreError::NotFound => ResetError::NotFound,
-            e => ResetError::Store(e),
-        })?;
+        let account = tx
+            .account_get(account_id, true)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ResetError::NotFound,
+                e => ResetError::Store(e),
+            })?;
         let link = self.make_link(&mut tx, &account.id, now).await?;
         tx.audit(
-            &actor.entry("account.reset_requested", &account.id, json!({"via": "operator"})),
+            &actor.entry(
+                "account.reset_requested",
+                &account.id,
+                json!({"via": "operator"}),
+            ),
             now,
         )
         .await?;

@@ -24,7 +24,8 @@ pub const MAIL_KEPT_SECONDS: i64 = 86_400;
 impl Tx {
     /// Queues a message, due at once.
     pub async fn mail_enqueue(&mut self, m: &MailRow, now: i64) -> Result<(), StoreError> {
-        on_tx!(self, |c| sqlx::query(
+        on_tx!(self, |c| {
+            sqlx::query(
             "INSERT INTO mail_outbox (id, recipient, subject, body, created_at, next_attempt_at, attempts) \
              VALUES ($1, $2, $3, $4, $5, $5, 0)"
         )
@@ -35,7 +36,8 @@ impl Tx {
         .bind(now)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -47,7 +49,8 @@ impl Tx {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        on_tx!(self, |c| sqlx::query(
+        on_tx!(self, |c| {
+            sqlx::query(
             "INSERT INTO password_resets (digest, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)"
         )
         .bind(digest)
@@ -56,7 +59,8 @@ impl Tx {
         .bind(expires_at)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -67,23 +71,28 @@ impl Tx {
         digest: &[u8],
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = on_tx!(self, |c| sqlx::query_as(
+        let row: Option<(String,)> =
+            on_tx!(self, |c| {
+                sqlx::query_as(
             "DELETE FROM password_resets WHERE digest = $1 AND expires_at > $2 RETURNING account_id"
         )
         .bind(digest)
         .bind(now)
         .fetch_optional(c)
-        .await)?;
+        .await
+            })?;
         Ok(row.map(|(a,)| a))
     }
 
     /// Invalidates every reset link of an account (its password changed).
     pub async fn resets_delete_for(&mut self, account_id: &str) -> Result<(), StoreError> {
-        on_tx!(self, |c| sqlx::query("DELETE FROM password_resets WHERE account_id = $1")
-            .bind(account_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        on_tx!(self, |c| sqlx::query(
+            "DELETE FROM password_resets WHERE account_id = $1"
+        )
+        .bind(account_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -123,7 +132,11 @@ impl Store {
         retry_at: Option<i64>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let done = if sent || retry_at.is_none() { Some(now) } else { None };
+        let done = if sent || retry_at.is_none() {
+            Some(now)
+        } else {
+            None
+        };
         on_db!(&self.db, |p| sqlx::query(
             "UPDATE mail_outbox SET attempts = attempts + 1, sent = $2, done_at = $3, \
              next_attempt_at = COALESCE($4, next_attempt_at), last_error = $5 WHERE id = $1"
@@ -137,6 +150,15 @@ impl Store {
         .await
         .map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// Every outbox row's attempts and whether it was sent, oldest first (what an operator or a test inspects).
+    pub async fn mail_attempts(&self) -> Result<Vec<(i64, bool)>, StoreError> {
+        Ok(on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT attempts, sent FROM mail_outbox ORDER BY created_at, id"
+        )
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Counts the messages not yet sent or given up.

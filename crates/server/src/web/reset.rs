@@ -94,7 +94,9 @@ pub(crate) async fn forgot(
     let email = params.single("email").ok().flatten().unwrap_or_default();
     match app.resets.request(email, &source).await {
         Ok(()) => forgot_page(&app, binding, StatusCode::OK, true),
-        Err(ResetError::NoEmail) => forgot_page(&app, binding, StatusCode::SERVICE_UNAVAILABLE, false),
+        Err(ResetError::NoEmail) => {
+            forgot_page(&app, binding, StatusCode::SERVICE_UNAVAILABLE, false)
+        }
         Err(e) => unavailable(e),
     }
 }

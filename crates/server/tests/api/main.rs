@@ -41,6 +41,7 @@ mod keyless_source;
 mod keys;
 mod keys_cli;
 mod limits;
+mod mail;
 mod native;
 mod nginx;
 mod oauth_agent;
