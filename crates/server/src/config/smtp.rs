@@ -125,3 +125,67 @@ pub(super) fn check(
         from,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Option<toml::Value> {
+        Some(toml::Value::String(v.into()))
+    }
+
+    fn url(u: &str) -> Result<Option<SmtpConfig>, ConfigError> {
+        check(s(u), None, None, None, s("keyward@example.com"))
+    }
+
+    #[test]
+    fn the_scheme_names_the_security_and_the_default_port() {
+        let c = url("smtps://mail.example.com").unwrap().unwrap();
+        assert_eq!((c.security, c.port), (SmtpSecurity::Implicit, 465));
+        let c = url("smtp+starttls://mail.example.com").unwrap().unwrap();
+        assert_eq!((c.security, c.port), (SmtpSecurity::StartTls, 587));
+        let c = url("smtp://127.0.0.1:2525").unwrap().unwrap();
+        assert_eq!(
+            (c.security, c.port, c.host.as_str()),
+            (SmtpSecurity::Plain, 2525, "127.0.0.1")
+        );
+        let c = url("smtps://[::1]:465").unwrap().unwrap();
+        assert_eq!(c.host, "::1");
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        for bad in [
+            "http://x",
+            "smtp://",
+            "smtp://u@host",
+            "smtp://host:0",
+            "smtp://host:x",
+            "smtp://h/p",
+        ] {
+            assert!(
+                url(bad).unwrap_err().to_string().contains("smtp_url"),
+                "{bad}"
+            );
+        }
+        let no_url = check(None, None, None, None, s("a@b.c")).unwrap_err();
+        assert!(no_url.to_string().contains("smtp_url"));
+        let no_from = check(s("smtp://h"), None, None, None, None).unwrap_err();
+        assert!(no_from.to_string().contains("mail_from"));
+        let bad_from = check(s("smtp://h"), None, None, None, s("nobody")).unwrap_err();
+        assert!(bad_from.to_string().contains("mail_from"));
+        let half = check(s("smtp://h"), s("user"), None, None, s("a@b.c")).unwrap_err();
+        assert!(half.to_string().contains("smtp_username"));
+        let both = check(s("smtp://h"), s("u"), s("p"), s("/f"), s("a@b.c")).unwrap_err();
+        assert!(both.to_string().contains("smtp_password"));
+        assert!(check(None, None, None, None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        let c = check(s("smtp://h"), s("u"), s("hunter2hunter2"), None, s("a@b.c"))
+            .unwrap()
+            .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

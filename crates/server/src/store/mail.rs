@@ -71,16 +71,15 @@ impl Tx {
         digest: &[u8],
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> =
-            on_tx!(self, |c| {
-                sqlx::query_as(
+        let row: Option<(String,)> = on_tx!(self, |c| {
+            sqlx::query_as(
             "DELETE FROM password_resets WHERE digest = $1 AND expires_at > $2 RETURNING account_id"
         )
         .bind(digest)
         .bind(now)
         .fetch_optional(c)
         .await
-            })?;
+        })?;
         Ok(row.map(|(a,)| a))
     }
 
