@@ -358,3 +358,70 @@ both_engines!(without_email_the_cli_prints_a_reset_link, |app| {
         .unwrap();
     assert!(!missing.status.success());
 });
+
+/// A link from the Resets service, as `keyward accounts reset-link` makes it; its path and query.
+async fn operator_link(app: &TestApp, id: &str) -> String {
+    let actor = keyward::service::admin::Actor::cli();
+    let url = app.app.resets.link_for(&actor, id).await.unwrap();
+    url.trim_start_matches(&app.base).to_owned()
+}
+
+both_engines!(
+    a_reset_link_expires_and_dies_with_a_password_change,
+    |app| {
+        let id = account(&app, EMAIL, "P1").await;
+        let actor = keyward::service::admin::Actor::cli();
+        // Expired after 30 minutes.
+        let expiring = operator_link(&app, &id).await;
+        let agent = Agent::new(&app);
+        assert_eq!(agent.get(&expiring).await.status(), StatusCode::OK);
+        app.clock.advance(30 * 60 + 1);
+        assert_eq!(agent.get(&expiring).await.status(), StatusCode::BAD_REQUEST);
+
+        // Replaced by a password change made another way (here, the operator's).
+        let replaced = operator_link(&app, &id).await;
+        let page = agent.get(&replaced).await.text().await.unwrap();
+        app.app
+            .accounts
+            .account_update(
+                &actor,
+                &id,
+                keyward::service::accounts::AccountInput {
+                    password: Some("an operator's choice".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let r = agent
+            .post(
+                "/login/reset",
+                &[
+                    ("csrf", &hidden(&page, "csrf")),
+                    ("token", &hidden(&page, "token")),
+                    ("password", NEW_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            agent
+                .login_with(EMAIL, NEW_PASSWORD, "/console")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // A forged token, and none at all, get the same refusal, never a 500.
+        for path in [
+            "/login/reset?token=kwp_forged",
+            "/login/reset",
+            "/login/reset?token=%FF",
+        ] {
+            let status = agent.get(path).await.status();
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        }
+        // Without SMTP, asking for a link by email says so.
+        let page = agent.get("/login/forgot").await.text().await.unwrap();
+        assert!(page.contains("forgot-unavailable"));
+    }
+);
