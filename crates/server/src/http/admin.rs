@@ -29,7 +29,7 @@ mod accounts;
 mod input;
 
 use accounts::{
-    account_create, account_delete, account_get, account_update, accounts_list,
+    account_create, account_delete, account_get, account_reset_link, account_update, accounts_list,
     authorization_withdraw, authorizations_list, grant_get, grant_revoke, grants_list,
 };
 
@@ -90,6 +90,7 @@ pub(crate) fn routes() -> Router<App> {
                 .patch(account_update)
                 .delete(account_delete),
         )
+        .route("/accounts/{id}/reset-link", post(account_reset_link))
         .route("/accounts/{id}/authorizations", get(authorizations_list))
         .route(
             "/accounts/{id}/authorizations/{client_id}",

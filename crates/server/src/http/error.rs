@@ -304,6 +304,17 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<crate::service::resets::ResetError> for ApiError {
+    fn from(e: crate::service::resets::ResetError) -> Self {
+        use crate::service::resets::ResetError;
+        match e {
+            ResetError::Store(e) => e.into(),
+            ResetError::Internal(e) => ApiError::Internal(e),
+            e => from_outcome(e),
+        }
+    }
+}
+
 impl From<ConsentError> for ApiError {
     fn from(e: ConsentError) -> Self {
         match e {

@@ -66,6 +66,15 @@ pub enum ResetError {
 }
 
 impl super::Outcome for ResetError {
+    fn refusal(&self) -> Option<super::Refusal> {
+        match self {
+            Self::Invalid(_) | Self::BadLink => Some(super::Refusal::Invalid),
+            Self::NotFound => Some(super::Refusal::NotFound),
+            Self::NoEmail => Some(super::Refusal::Conflict),
+            Self::Store(_) | Self::Internal(_) => None,
+        }
+    }
+
     fn store_error(&self) -> Option<&StoreError> {
         match self {
             Self::Store(e) => Some(e),

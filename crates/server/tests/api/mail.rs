@@ -425,3 +425,35 @@ both_engines!(
         assert!(page.contains("forgot-unavailable"));
     }
 );
+
+both_engines!(the_admin_api_makes_a_reset_link, |app| {
+    let id = account(&app, EMAIL, "P1").await;
+    let admin = app.admin_token().await;
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/accounts/{id}/reset-link")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["expires_in"], 1800);
+    let path = body["link"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&app.base)
+        .to_owned();
+    let agent = Agent::new(&app);
+    let (status, _) = reset(&agent, &path, NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let missing = app
+        .http
+        .post(app.url("/admin/v1/accounts/acct_missing/reset-link"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+});

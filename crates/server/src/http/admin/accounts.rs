@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,7 +14,8 @@ use super::input::{self, Body, PAGE_DEFAULT, Params, Q};
 use super::{Admin, Page, Shared, created_once, next_after};
 use crate::http::error::ApiError;
 use crate::service::accounts::AccountInput;
-use crate::service::{Accounts, Consents};
+use crate::service::resets::RESET_TTL_SECONDS;
+use crate::service::{Accounts, Consents, Resets};
 use crate::store::GrantFilter;
 
 pub(super) async fn accounts_list(
@@ -58,6 +59,22 @@ pub(super) async fn account_update(
     Body(input): Body<AccountInput>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(accounts.account_update(&a, &id, input).await?)))
+}
+
+/// `POST /accounts/{id}/reset-link`: a one-time password reset link (30 minutes) for the operator to hand over,
+/// as `keyward accounts reset-link` prints it; shown once, stored only as a digest.
+pub(super) async fn account_reset_link(
+    State(resets): State<Arc<Resets>>,
+    Admin(a): Admin,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    let link = resets.link_for(&a, &id).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(json!({"link": link, "expires_in": RESET_TTL_SECONDS})),
+    )
+        .into_response())
 }
 
 pub(super) async fn account_delete(
