@@ -221,7 +221,7 @@ both_engines!(clients_list_pages, |app| {
 });
 
 /// Every operation the router serves, as (method, path under /admin/v1).
-const SERVED: [(&str, &str); 30] = [
+const SERVED: [(&str, &str); 31] = [
     ("get", "/openapi.json"),
     ("get", "/clients"),
     ("post", "/clients"),
@@ -247,6 +247,7 @@ const SERVED: [(&str, &str); 30] = [
     ("get", "/accounts/{id}"),
     ("patch", "/accounts/{id}"),
     ("delete", "/accounts/{id}"),
+    ("post", "/accounts/{id}/reset-link"),
     ("get", "/accounts/{id}/authorizations"),
     ("delete", "/accounts/{id}/authorizations/{client_id}"),
     ("get", "/grants"),
