@@ -13,6 +13,7 @@ mod meta;
 mod resources;
 mod revoked;
 mod secrets;
+mod sessions;
 mod spent;
 mod usage;
 
@@ -32,6 +33,7 @@ pub use grants::{Advance, CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow
 pub use keys::KeyRow;
 pub use resources::ResourceRow;
 pub use secrets::SecretRow;
+pub use sessions::{SessionOrigin, SessionRow};
 pub use usage::UsageRow;
 
 /// Runs the same expression on whichever pool is in use.

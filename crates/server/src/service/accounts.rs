@@ -144,9 +144,34 @@ impl From<&AccountRow> for AccountView {
     }
 }
 
+/// The least zxcvbn score a password chosen by its account must reach (3: "safely unguessable", about 10^10 guesses).
+pub const MIN_STRENGTH: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Whether a password an account holder chooses is strong enough: the length rule (`check_password`), then an
+/// estimate of the guesses it takes (zxcvbn: its own lists of common passwords, names and words, keyboard patterns,
+/// dates and repeats, and the account's email as a word it knows).
+pub fn check_strength(password: &str, email: &str) -> Result<(), String> {
+    if check_password(password).is_err() {
+        return Err("The new password must be 10 to 256 characters.".into());
+    }
+    let local = email.split('@').next().unwrap_or_default();
+    let estimate = zxcvbn::zxcvbn(password, &[email, local]);
+    if estimate.score() < MIN_STRENGTH {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "The new password is too easy to guess{hint}: use a longer passphrase of unrelated words."
+        ));
+    }
+    Ok(())
+}
+
 /// Argon2id with the crate's defaults (RFC 9106's second recommended option scaled down: 19 MiB, 2 passes, one
 /// lane, as OWASP recommends), run on the blocking pool so a login never stalls the token endpoint's threads.
-async fn hash_password(password: String) -> Result<String, AccountError> {
+pub(crate) async fn hash_password(password: String) -> Result<String, AccountError> {
     tokio::task::spawn_blocking(move || {
         let salt =
             SaltString::encode_b64(&random::<16>()).map_err(|e| anyhow::anyhow!("salt: {e}"))?;

@@ -1,5 +1,10 @@
 //! Logins and sessions: checking an email and password (Argon2id, on the blocking pool) with per-account
-//! throttling, opening a session whose cookie value is stored only as a digest, and ending it.
+//! throttling, opening a session whose cookie value is stored only as a digest, and ending it; an account's own
+//! sessions and password in `sessions/own.rs`.
+
+mod own;
+
+pub use own::{SessionView, device_of};
 
 use std::sync::{Arc, OnceLock};
 
@@ -10,7 +15,7 @@ use keyward_core::account::{login_delay, normalize_email};
 use super::accounts::AccountView;
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_token};
-use crate::store::{Store, StoreError};
+use crate::store::{SessionOrigin, Store, StoreError};
 
 /// Logins and the sessions they open.
 pub struct Sessions {
@@ -34,12 +39,32 @@ pub enum SessionError {
     /// Too many failures: try again after this many seconds.
     #[error("too many failed logins: try again in {0} s")]
     Throttled(i64),
+    /// The current password given to change it is wrong.
+    #[error("The current password is not right.")]
+    WrongPassword,
+    /// The new password is too weak: the sentence says why.
+    #[error("{0}")]
+    Weak(String),
+    /// The account has no such session.
+    #[error("session not found")]
+    NotFound,
+    /// Hashing failed.
+    #[error("{0}")]
+    Internal(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl super::Outcome for SessionError {
+    fn refusal(&self) -> Option<super::Refusal> {
+        match self {
+            Self::Invalid | Self::WrongPassword | Self::Weak(_) => Some(super::Refusal::Invalid),
+            Self::NotFound => Some(super::Refusal::NotFound),
+            Self::Throttled(_) => Some(super::Refusal::Conflict),
+            Self::Store(_) | Self::Internal(_) => None,
+        }
+    }
     fn store_error(&self) -> Option<&StoreError> {
         match self {
             Self::Store(e) => Some(e),
@@ -50,7 +75,7 @@ impl super::Outcome for SessionError {
 
 /// Checks a password against a PHC string, on the blocking pool. `None` (an unknown email) checks against a
 /// fixed hash, so an unknown email takes as long as a wrong password.
-async fn verify_password(password: String, hash: Option<String>) -> bool {
+pub(super) async fn verify_password(password: String, hash: Option<String>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
     tokio::task::spawn_blocking(move || {
         let dummy = DUMMY.get_or_init(|| {
@@ -85,6 +110,7 @@ impl Sessions {
         &self,
         email: &str,
         password: &str,
+        origin: SessionOrigin,
     ) -> Result<(String, AccountView), SessionError> {
         let now = self.clock.now();
         let account = match normalize_email(email) {
@@ -118,21 +144,21 @@ impl Sessions {
             .login_succeeded(
                 &account.id,
                 &self.master.digest(&session),
-                now,
-                now + self.session_ttl,
+                &origin,
+                (now, now + self.session_ttl),
             )
             .await?;
         Ok((session, AccountView::from(&account)))
     }
 
-    /// The account of a session cookie's value, when the session is live.
+    /// The account of a session cookie's value, when the session is live; its use is noted (to the minute).
     pub async fn session(&self, cookie: &str) -> Result<Option<AccountView>, SessionError> {
-        Ok(self
-            .store
-            .session_account(&self.master.digest(cookie), self.clock.now())
-            .await?
-            .as_ref()
-            .map(AccountView::from))
+        let (digest, now) = (self.master.digest(cookie), self.clock.now());
+        let account = self.store.session_account(&digest, now).await?;
+        if account.is_some() {
+            self.store.session_touch(&digest, now).await?;
+        }
+        Ok(account.as_ref().map(AccountView::from))
     }
 
     /// Ends a session.

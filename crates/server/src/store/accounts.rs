@@ -138,8 +138,8 @@ impl Store {
         &self,
         id: &str,
         session_digest: &[u8],
-        now: i64,
-        expires_at: i64,
+        origin: &super::SessionOrigin,
+        (now, expires_at): (i64, i64),
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, |c| sqlx::query(
@@ -149,18 +149,8 @@ impl Store {
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
-            "INSERT INTO sessions (digest, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)"
-        )
-        .bind(session_digest)
-        .bind(id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        tx.session_open(id, session_digest, origin, (now, expires_at))
+            .await?;
         tx.commit().await
     }
 

@@ -4,6 +4,7 @@
 //! public keys and makes key pairs in the browser), every form with the session's CSRF token, every change through
 //! the admin service the JSON API uses.
 
+mod account;
 mod guide;
 mod keys;
 mod kinds;
@@ -65,6 +66,13 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/apps/revoke", post(keys::revoke_app))
         .route("/console/usage", get(usage::page))
         .route("/console/guide", get(guide::page))
+        .route("/console/account", get(account::show))
+        .route("/console/account/password", post(account::change_password))
+        .route("/console/account/sessions/{id}/end", post(account::end))
+        .route(
+            "/console/account/sessions/end-others",
+            post(account::end_others),
+        )
         .merge(operator::routes())
         .route_layer(axum::middleware::from_fn(refuse_unreadable))
 }

@@ -7,7 +7,10 @@
 //! pepper of what it is bound to, so it needs no storage and is checked in constant time.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -41,7 +44,7 @@ pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> 
 }
 
 /// A `Set-Cookie` value; `max_age` 0 deletes the cookie.
-fn set_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn set_cookie(app: &App, name: &str, value: &str, max_age: i64) -> HeaderValue {
     let secure = if app.settings.secure_cookies {
         "; Secure"
     } else {
@@ -213,13 +216,24 @@ pub(crate) async fn login_page(State(app): State<App>, headers: HeaderMap, uri: 
 }
 
 /// `POST /login`: checks the CSRF token, then the email and password (throttled per account).
-pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn login(State(app): State<App>, parts: Parts, body: Bytes) -> Response {
+    let headers = &parts.headers;
+    // Where the session comes from, for the account's list of its sessions.
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let origin = crate::service::sessions::Sessions::origin(user_agent, &address);
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return unreadable_form(&e),
     };
     let field = |n: &str| params.single(n).ok().flatten().unwrap_or_default();
-    let Some(login_cookie) = cookie(&headers, LOGIN_COOKIE) else {
+    let Some(login_cookie) = cookie(headers, LOGIN_COOKIE) else {
         return forbidden_form();
     };
     if !csrf_ok(
@@ -231,7 +245,7 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
     }
     let next = safe_next(Some(field("next")));
     let email = field("email");
-    match app.sessions.login(email, field("password")).await {
+    match app.sessions.login(email, field("password"), origin).await {
         Ok((session, account)) => {
             tracing::info!(account_id = %account.account_id, "signed in");
             let mut r = see_other(next);
@@ -265,7 +279,7 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
             r
         }
-        Err(e @ SessionError::Store(_)) => unavailable(e),
+        Err(e) => unavailable(e),
     }
 }
 
