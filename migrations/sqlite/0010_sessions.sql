@@ -6,3 +6,5 @@ ALTER TABLE sessions ADD COLUMN device TEXT NOT NULL DEFAULT '';
 ALTER TABLE sessions ADD COLUMN address TEXT NOT NULL DEFAULT '';
 ALTER TABLE sessions ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX sessions_by_id ON sessions (id);
+-- An account's own security events (its sign-ins, password and session changes) are read by target.
+CREATE INDEX audit_by_target ON audit_log (target, id);

@@ -4,7 +4,7 @@
 
 mod own;
 
-pub use own::{SessionView, device_of};
+pub use own::{EventView, SessionView, device_of};
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,7 +15,9 @@ use keyward_core::account::{login_delay, normalize_email};
 use super::accounts::AccountView;
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_token};
+use crate::service::Actor;
 use crate::store::{SessionOrigin, Store, StoreError};
+use serde_json::json;
 
 /// Logins and the sessions they open.
 pub struct Sessions {
@@ -131,7 +133,13 @@ impl Sessions {
             return Err(SessionError::Invalid);
         };
         if !ok || !account.enabled {
-            let failures = self.store.login_failed(&account.id).await?;
+            let someone = Actor::sign_in(origin.address.clone());
+            let entry = someone.entry(
+                "account.login_failed",
+                &account.id,
+                json!({"device": origin.device}),
+            );
+            let failures = self.store.login_failed(&account.id, &entry, now).await?;
             let delay = login_delay(failures);
             if delay > 0 {
                 self.store.login_lock(&account.id, now + delay).await?;
@@ -146,6 +154,11 @@ impl Sessions {
                 &self.master.digest(&session),
                 &origin,
                 (now, now + self.session_ttl),
+                &Actor::account(&account.id, origin.address.clone()).entry(
+                    "account.login",
+                    &account.id,
+                    json!({"session": origin.id, "device": origin.device}),
+                ),
             )
             .await?;
         Ok((session, AccountView::from(&account)))

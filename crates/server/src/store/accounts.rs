@@ -72,16 +72,25 @@ impl Store {
             .await)?)
     }
 
-    /// Counts a failed login and returns the count (one statement, so concurrent failures all count).
-    pub async fn login_failed(&self, id: &str) -> Result<i64, StoreError> {
-        let (n,): (i64,) = on_db!(&self.db, |p| {
+    /// Counts a failed login and returns the count (one statement, so concurrent failures all count), with its
+    /// audit entry in the same transaction.
+    pub async fn login_failed(
+        &self,
+        id: &str,
+        audit: &super::NewAudit<'_>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let (n,): (i64,) = on_tx!(&mut tx, |c| {
             sqlx::query_as(
             "UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins"
         )
         .bind(id)
-        .fetch_one(p)
+        .fetch_one(c)
         .await
         })?;
+        tx.audit(audit, now).await?;
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -140,6 +149,7 @@ impl Store {
         session_digest: &[u8],
         origin: &super::SessionOrigin,
         (now, expires_at): (i64, i64),
+        audit: &super::NewAudit<'_>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, |c| sqlx::query(
@@ -151,6 +161,7 @@ impl Store {
         .map(|r| r.rows_affected()))?;
         tx.session_open(id, session_digest, origin, (now, expires_at))
             .await?;
+        tx.audit(audit, now).await?;
         tx.commit().await
     }
 

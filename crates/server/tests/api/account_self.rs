@@ -135,6 +135,20 @@ both_engines!(
             .await;
         assert_eq!(location(&r), "/console");
 
+        // The account sees its own recent activity: sign-ins, the failed one above, the password and session changes.
+        let html = account_page(&desk).await;
+        let events = html.split("id=\"events\"").nth(1).unwrap_or_default();
+        for what in [
+            "Signed in",
+            "A sign-in failed (wrong password)",
+            "A password change failed (wrong current password)",
+            "Password changed",
+            "A session was signed out",
+            "Every other session was signed out",
+        ] {
+            assert!(events.contains(what), "{what}: {events}");
+        }
+
         // Each change is in the audit log, by the account.
         let (_, audit) = app.admin_call(Method::GET, "/audit?limit=50", None).await;
         let actions: Vec<&str> = audit["items"]

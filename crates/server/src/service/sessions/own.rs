@@ -40,7 +40,53 @@ pub fn device_of(user_agent: Option<&str>) -> String {
         .collect()
 }
 
+/// One of an account's security events, as its holder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventView {
+    /// Unix seconds.
+    pub at: i64,
+    /// What happened, in words.
+    pub what: String,
+    /// The address it came from.
+    pub source: String,
+}
+
+/// How many of its recent events the account sees.
+pub(super) const EVENTS_SHOWN: i64 = 20;
+
+/// An audit action about an account, in words.
+fn in_words(action: &str) -> String {
+    match action {
+        "account.login" => "Signed in",
+        "account.login_failed" => "A sign-in failed (wrong password)",
+        "account.password.change" => "Password changed",
+        "account.password.change_failed" => "A password change failed (wrong current password)",
+        "account.session.end" => "A session was signed out",
+        "account.session.end_others" => "Every other session was signed out",
+        "account.create" => "Account created",
+        "account.update" => "Account changed by an operator",
+        other => other,
+    }
+    .to_owned()
+}
+
 impl Sessions {
+    /// The account's recent security events, newest first (sign-ins, failed ones, password and session changes).
+    pub async fn events(&self, account_id: &str) -> Result<Vec<EventView>, SessionError> {
+        let entries = self
+            .store
+            .audit_of(account_id, "account.", EVENTS_SHOWN)
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| EventView {
+                at: e.at,
+                what: in_words(&e.action),
+                source: e.source,
+            })
+            .collect())
+    }
+
     /// The origin of a new session: a fresh id, the device and the address.
     pub fn origin(user_agent: Option<&str>, address: &str) -> SessionOrigin {
         SessionOrigin {
@@ -126,7 +172,8 @@ impl Sessions {
             return Err(SessionError::Throttled(account.locked_until - now));
         }
         if !verify_password(current.to_owned(), Some(account.password_hash.clone())).await {
-            let failures = self.store.login_failed(account_id).await?;
+            let entry = actor.entry("account.password.change_failed", account_id, json!({}));
+            let failures = self.store.login_failed(account_id, &entry, now).await?;
             let delay = keyward_core::account::login_delay(failures);
             if delay > 0 {
                 self.store.login_lock(account_id, now + delay).await?;

@@ -32,6 +32,8 @@ struct SessionLine {
 struct AccountPage {
     frame: Frame,
     sessions: Vec<SessionLine>,
+    /// Recent security events: when, what, from where.
+    events: Vec<(String, String, String)>,
     message: Option<&'static str>,
     error: Option<String>,
 }
@@ -51,6 +53,13 @@ async fn page(
 ) -> Response {
     let sessions = match app.sessions.list(&c.account.account_id, &c.session).await {
         Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    let events = match app.sessions.events(&c.account.account_id).await {
+        Ok(e) => e
+            .into_iter()
+            .map(|e| (when(e.at), e.what, e.source))
+            .collect(),
         Err(e) => return unavailable(e),
     };
     let sessions = sessions
@@ -73,6 +82,7 @@ async fn page(
         &AccountPage {
             frame: c.frame(),
             sessions,
+            events,
             message,
             error,
         },
