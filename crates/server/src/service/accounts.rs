@@ -313,9 +313,9 @@ impl Accounts {
         Ok(rows.iter().map(AccountView::from).collect())
     }
 
-    /// Changes an account. A new password, or disabling, ends its sessions; disabling also revokes its grants and
-    /// disables the API keys it made (enabling the account again leaves them disabled: each is enabled again on
-    /// its own).
+    /// Changes an account. A new password, a new role, or disabling, ends its sessions; disabling also revokes its
+    /// grants and disables the API keys it made (enabling the account again leaves them disabled: each is enabled
+    /// again on its own).
     pub async fn account_update(
         &self,
         actor: &Actor,
@@ -352,8 +352,10 @@ impl Accounts {
             row.partner_id = (!p.is_empty()).then_some(p);
             fields.push("partner_id");
         }
+        let mut role_changed = false;
         if let Some(r) = input.role {
             check_role(&r).map_err(AccountError::invalid)?;
+            role_changed = r != row.role;
             row.role = r;
             fields.push("role");
         }
@@ -368,7 +370,9 @@ impl Accounts {
         }
         row.updated_at = now;
         tx.account_update(&row).await.map_err(conflict_on_email)?;
-        if fields.contains(&"password") || disabling {
+        // A new password, a disabled account or a change of privilege ends every session: a session opened under
+        // the old role or password does not carry over.
+        if fields.contains(&"password") || disabling || role_changed {
             tx.sessions_delete_for(id).await?;
         }
         let mut keys = Vec::new();

@@ -167,3 +167,30 @@ both_engines!(
         }
     }
 );
+
+both_engines!(a_change_of_role_signs_the_account_out, |app| {
+    let (account, desk) = setup(&app, "role@example.com", &["orders:read"]).await;
+    assert!(signed_in(&desk).await);
+    // The same role again changes nothing; another role ends the sessions opened under the old one.
+    let (s, _) = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/accounts/{account}"),
+            Some(serde_json::json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(signed_in(&desk).await);
+    let (s, _) = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/accounts/{account}"),
+            Some(serde_json::json!({"role": "operator"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        !signed_in(&desk).await,
+        "signed out by the change of privilege"
+    );
+});
