@@ -20,7 +20,9 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::remote_keys::RemoteKeys;
 use crate::service::dpop::DpopProofs;
-use crate::service::{Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, Sessions};
+use crate::service::{
+    Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, SecondFactors, Sessions,
+};
 use crate::startup::{self, Started};
 use crate::store::Store;
 use crate::toolkit::{Held, Toolkit};
@@ -49,6 +51,8 @@ pub struct Parts {
     pub accounts: Arc<Accounts>,
     /// Logins and sessions.
     pub sessions: Arc<Sessions>,
+    /// Second factors (authenticator apps, recovery codes).
+    pub factors: Arc<SecondFactors>,
     /// Consents and grants.
     pub consents: Arc<Consents>,
     /// An account's own API keys (the console).
@@ -192,13 +196,21 @@ impl App {
                 nonce_interval: config.dpop_nonce_interval,
             }),
         });
+        let factors = Arc::new(SecondFactors {
+            store: store.clone(),
+            master: master.clone(),
+            clock: clock.clone(),
+            label: format!("Keyward ({})", config.issuer),
+        });
         let app = App(Arc::new(Parts {
             sessions: Arc::new(Sessions {
                 store: store.clone(),
                 master: master.clone(),
                 clock: clock.clone(),
                 session_ttl: config.session_ttl,
+                factors: factors.clone(),
             }),
+            factors,
             api_keys: Arc::new(ApiKeys {
                 admin: admin.clone(),
                 store: store.clone(),
@@ -273,6 +285,7 @@ substate!(
     admin: Admin,
     accounts: Accounts,
     sessions: Sessions,
+    factors: SecondFactors,
     consents: Consents,
     api_keys: ApiKeys,
     settings: Settings,

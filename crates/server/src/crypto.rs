@@ -278,14 +278,23 @@ mod tests {
         // RFC 4226 Appendix D: the secret "12345678901234567890", counters 0 to 9.
         let secret = b"12345678901234567890";
         let expected = [
-            755_224, 287_082, 359_152, 969_429, 338_314, 254_676, 287_922, 162_583, 399_871, 520_489,
+            755_224, 287_082, 359_152, 969_429, 338_314, 254_676, 287_922, 162_583, 399_871,
+            520_489,
         ];
         for (counter, code) in expected.iter().enumerate() {
             assert_eq!(hotp(secret, counter as i64, 6), *code, "counter {counter}");
         }
         // RFC 6238 Appendix B (SHA-1, 8 digits): T = 59, 1111111109, 2000000000.
-        for (t, code) in [(59, 94_287_082), (1_111_111_109, 7_081_804), (2_000_000_000, 69_279_037)] {
-            assert_eq!(hotp(secret, keyward_core::totp::step(t), 8), code, "T = {t}");
+        for (t, code) in [
+            (59, 94_287_082),
+            (1_111_111_109, 7_081_804),
+            (2_000_000_000, 69_279_037),
+        ] {
+            assert_eq!(
+                hotp(secret, keyward_core::totp::step(t), 8),
+                code,
+                "T = {t}"
+            );
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod assertions;
 pub mod consents;
 pub mod delegated;
 pub mod dpop;
+pub mod factors;
 pub mod issuer;
 pub mod sessions;
 
@@ -23,6 +24,7 @@ pub use api_keys::ApiKeys;
 pub use assertions::Assertions;
 pub use consents::Consents;
 pub use delegated::Delegated;
+pub use factors::SecondFactors;
 pub use issuer::Issuer;
 pub use sessions::Sessions;
 

@@ -5,6 +5,7 @@
 mod authorize;
 mod console;
 mod pages;
+mod second_step;
 mod session;
 
 use axum::Router;
@@ -22,6 +23,10 @@ pub fn routes() -> Router<App> {
             get(authorize::show).post(authorize::decide),
         )
         .route("/login", get(session::login_page).post(session::login))
+        .route(
+            "/login/code",
+            get(second_step::code_page).post(second_step::code),
+        )
         .route("/logout", post(session::logout))
         // The account page of earlier releases is the console's list of authorized apps now.
         .route(

@@ -14,10 +14,25 @@ use keyward_core::account::{login_delay, normalize_email};
 
 use super::accounts::AccountView;
 use crate::clock::Clock;
-use crate::crypto::{MasterKeys, new_token};
+use crate::crypto::{MasterKeys, digests_equal, new_token};
 use crate::service::Actor;
+use crate::service::factors::{FactorError, SecondFactors};
 use crate::store::{SessionOrigin, Store, StoreError};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
+
+/// How long the second step of a sign-in may take after the password.
+pub const PENDING_TTL: i64 = 300;
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum SignIn {
+    /// A session (its cookie value) for the account.
+    Session(String, AccountView),
+    /// The account has a second factor: this proof of the password goes with the code (`Sessions::second_factor`).
+    SecondFactor(String),
+}
 
 /// Logins and the sessions they open.
 pub struct Sessions {
@@ -29,6 +44,8 @@ pub struct Sessions {
     pub clock: Clock,
     /// Session lifetime, seconds.
     pub session_ttl: i64,
+    /// Second factors, checked at sign-in.
+    pub factors: Arc<SecondFactors>,
 }
 
 /// Why a login failed, or a session could not be read or ended: the login page shows the same words for an
@@ -41,6 +58,11 @@ pub enum SessionError {
     /// Too many failures: try again after this many seconds.
     #[error("too many failed logins: try again in {0} s")]
     Throttled(i64),
+    /// The second factor's code is wrong or used.
+    #[error(
+        "That code is not right. Type the current code from your authenticator app, or a recovery code."
+    )]
+    WrongCode,
     /// The current password given to change it is wrong.
     #[error("The current password is not right.")]
     WrongPassword,
@@ -61,7 +83,9 @@ pub enum SessionError {
 impl super::Outcome for SessionError {
     fn refusal(&self) -> Option<super::Refusal> {
         match self {
-            Self::Invalid | Self::WrongPassword | Self::Weak(_) => Some(super::Refusal::Invalid),
+            Self::Invalid | Self::WrongPassword | Self::WrongCode | Self::Weak(_) => {
+                Some(super::Refusal::Invalid)
+            }
             Self::NotFound => Some(super::Refusal::NotFound),
             Self::Throttled(_) => Some(super::Refusal::Conflict),
             Self::Store(_) | Self::Internal(_) => None,
@@ -77,7 +101,7 @@ impl super::Outcome for SessionError {
 
 /// Checks a password against a PHC string, on the blocking pool. `None` (an unknown email) checks against a
 /// fixed hash, so an unknown email takes as long as a wrong password.
-pub(super) async fn verify_password(password: String, hash: Option<String>) -> bool {
+pub(crate) async fn verify_password(password: String, hash: Option<String>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
     tokio::task::spawn_blocking(move || {
         let dummy = DUMMY.get_or_init(|| {
@@ -107,13 +131,14 @@ pub(super) async fn verify_password(password: String, hash: Option<String>) -> b
 impl Sessions {
     /// Checks an email and password. Failures are counted per account, and once there are
     /// [`keyward_core::account::FREE_FAILURES`] each further try must wait (`Throttled`), checked before the
-    /// password so a throttled guess costs nothing. On success a session is opened: its cookie value is returned.
+    /// password so a throttled guess costs nothing. On success a session is opened (its cookie value is returned),
+    /// or, for an account with a second factor, the proof of the password the second step needs.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         origin: SessionOrigin,
-    ) -> Result<(String, AccountView), SessionError> {
+    ) -> Result<SignIn, SessionError> {
         let now = self.clock.now();
         let account = match normalize_email(email) {
             Ok(e) => self.store.account_by_email(&e).await?,
@@ -147,20 +172,101 @@ impl Sessions {
             }
             return Err(SessionError::Invalid);
         }
+        if self
+            .factors
+            .required(&account.id)
+            .await
+            .map_err(|e| SessionError::Internal(e.to_string()))?
+        {
+            return Ok(SignIn::SecondFactor(
+                self.pending(&account.id, now + PENDING_TTL),
+            ));
+        }
+        let session = self.open(&account.id, &origin, now).await?;
+        Ok(SignIn::Session(session, AccountView::from(&account)))
+    }
+
+    /// Opens a session for `account_id` (the password, and the second factor where there is one, checked): its
+    /// cookie value, stored only as a digest, with the sign-in's audit entry in the same transaction.
+    async fn open(
+        &self,
+        account_id: &str,
+        origin: &SessionOrigin,
+        now: i64,
+    ) -> Result<String, SessionError> {
         let session = new_token("kws_");
         self.store
             .login_succeeded(
-                &account.id,
+                account_id,
                 &self.master.digest(&session),
-                &origin,
+                origin,
                 (now, now + self.session_ttl),
-                &Actor::account(&account.id, origin.address.clone()).entry(
+                &Actor::account(account_id, origin.address.clone()).entry(
                     "account.login",
-                    &account.id,
+                    account_id,
                     json!({"session": origin.id, "device": origin.device}),
                 ),
             )
             .await?;
+        Ok(session)
+    }
+
+    /// The proof that `account_id` gave its password, good until `until`, for the second-factor step: the account,
+    /// the time and an HMAC of both under the pepper (nothing stored; it opens no session by itself).
+    fn pending(&self, account_id: &str, until: i64) -> String {
+        let mac = self
+            .master
+            .digest(&format!("pending\0{account_id}\0{until}"));
+        format!("{account_id}.{until}.{}", B64.encode(mac))
+    }
+
+    /// The account a pending proof names, when it is genuine and not expired.
+    fn pending_account(&self, pending: &str, now: i64) -> Option<String> {
+        let (rest, mac) = pending.rsplit_once('.')?;
+        let (account_id, until) = rest.rsplit_once('.')?;
+        let until: i64 = until.parse().ok()?;
+        let expected = B64.encode(
+            self.master
+                .digest(&format!("pending\0{account_id}\0{until}")),
+        );
+        (now < until && digests_equal(mac.as_bytes(), expected.as_bytes()))
+            .then(|| account_id.to_owned())
+    }
+
+    /// The second step of a sign-in: a code from the authenticator app (or a recovery code) for the account whose
+    /// password `pending` proves. A wrong code counts toward the login throttle.
+    pub async fn second_factor(
+        &self,
+        pending: &str,
+        code: &str,
+        origin: SessionOrigin,
+    ) -> Result<(String, AccountView), SessionError> {
+        let now = self.clock.now();
+        let account_id = self
+            .pending_account(pending, now)
+            .ok_or(SessionError::Invalid)?;
+        let account = self.store.account_get(&account_id).await?;
+        if account.locked_until > now {
+            return Err(SessionError::Throttled(account.locked_until - now));
+        }
+        if !account.enabled {
+            return Err(SessionError::Invalid);
+        }
+        match self.factors.check(&account_id, code).await {
+            Ok(()) => {}
+            Err(FactorError::WrongCode) => {
+                let someone = Actor::sign_in(origin.address.clone());
+                let entry = someone.entry("account.second_factor.failed", &account_id, json!({}));
+                let failures = self.store.login_failed(&account_id, &entry, now).await?;
+                let delay = login_delay(failures);
+                if delay > 0 {
+                    self.store.login_lock(&account_id, now + delay).await?;
+                }
+                return Err(SessionError::WrongCode);
+            }
+            Err(e) => return Err(SessionError::Internal(e.to_string())),
+        }
+        let session = self.open(&account_id, &origin, now).await?;
         Ok((session, AccountView::from(&account)))
     }
 

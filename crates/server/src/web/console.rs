@@ -68,6 +68,9 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/guide", get(guide::page))
         .route("/console/account", get(account::show))
         .route("/console/account/password", post(account::change_password))
+        .route("/console/account/totp/begin", post(account::totp_begin))
+        .route("/console/account/totp/confirm", post(account::totp_confirm))
+        .route("/console/account/totp/remove", post(account::totp_remove))
         .route("/console/account/sessions/{id}/end", post(account::end))
         .route(
             "/console/account/sessions/end-others",

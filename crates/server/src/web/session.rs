@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::crypto::{digests_equal, new_token};
 use crate::service::Outcome;
 use crate::service::accounts::AccountView;
-use crate::service::sessions::SessionError;
+use crate::service::sessions::{SessionError, SignIn};
 use crate::web::pages::Said;
 
 /// The session cookie.
@@ -60,7 +60,7 @@ pub(crate) fn csrf_token(app: &App, binding: &str) -> String {
     B64.encode(app.master.digest(&format!("keyward-csrf\0{binding}")))
 }
 
-fn csrf_ok(app: &App, binding: &str, presented: Option<&str>) -> bool {
+pub(crate) fn csrf_ok(app: &App, binding: &str, presented: Option<&str>) -> bool {
     let expected = csrf_token(app, binding);
     presented.is_some_and(|p| digests_equal(p.as_bytes(), expected.as_bytes()))
 }
@@ -154,7 +154,7 @@ pub(crate) fn see_other(location: &str) -> Response {
 /// Where a login may return to: an authorization request, or a console page. Anything else (another site,
 /// `//evil`, a path with a control character or a backslash) goes to the console, so `next` is never an open
 /// redirect.
-fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with("/oauth2/authorize?") => n,
         Some(n)
@@ -246,7 +246,8 @@ pub(crate) async fn login(State(app): State<App>, parts: Parts, body: Bytes) -> 
     let next = safe_next(Some(field("next")));
     let email = field("email");
     match app.sessions.login(email, field("password"), origin).await {
-        Ok((session, account)) => {
+        Ok(SignIn::SecondFactor(pending)) => super::second_step::to_code_page(&app, &pending, next),
+        Ok(SignIn::Session(session, account)) => {
             tracing::info!(account_id = %account.account_id, "signed in");
             let mut r = see_other(next);
             let h = r.headers_mut();

@@ -194,3 +194,158 @@ both_engines!(a_change_of_role_signs_the_account_out, |app| {
         "signed out by the change of privilege"
     );
 });
+
+/// RFC 4648 base32 (no padding), as the page shows the secret.
+fn base32_decode(text: &str) -> Vec<u8> {
+    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text}"),
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The text of the element with id `id` (its first text node).
+fn text_of(html: &str, id: &str) -> String {
+    let start = html
+        .find(&format!("id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("{id} in {html}"));
+    let rest = &html[start..];
+    rest[rest.find('>').unwrap() + 1..rest.find('<').unwrap()].to_owned()
+}
+
+/// Signs in with the password and then `code` on the second step; returns the second step's answer.
+async fn sign_in_with_code(agent: &Agent, code: &str) -> reqwest::Response {
+    let r = agent.login_with(EMAIL_2FA, PASSWORD, "/console").await;
+    assert_eq!(
+        location(&r),
+        "/login/code?next=%2Fconsole",
+        "the password leads to the code page"
+    );
+    let page = agent.get("/login/code?next=%2Fconsole").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    agent
+        .post(
+            "/login/code",
+            &[
+                ("csrf", &hidden(&html, "csrf")),
+                ("next", "/console"),
+                ("code", code),
+            ],
+        )
+        .await
+}
+
+const EMAIL_2FA: &str = "two@example.com";
+
+both_engines!(an_authenticator_app_guards_the_sign_in, |app| {
+    let (_, desk) = setup(&app, EMAIL_2FA, &["orders:read"]).await;
+    let phone = browser(&app, "Phone");
+    phone.sign_in(EMAIL_2FA).await;
+    let html = account_page(&desk).await;
+    let csrf = hidden(&html, "csrf");
+    let r = desk
+        .post("/console/account/totp/begin", &[("csrf", &csrf)])
+        .await;
+    let html = r.text().await.unwrap();
+    let secret = base32_decode(&text_of(&html, "totp-secret"));
+    assert_eq!(secret.len(), 20);
+    assert!(
+        text_of(&html, "totp-uri").starts_with("otpauth://totp/"),
+        "{html}"
+    );
+    let code_at = |t: i64| {
+        format!(
+            "{:06}",
+            keyward::crypto::hotp(&secret, keyward_core::totp::step(t), 6)
+        )
+    };
+    // A wrong code is refused; the right one turns it on, shows ten recovery codes once, and signs the phone out.
+    let wrong = format!(
+        "{:06}",
+        (code_at(app.clock.now()).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    let r = desk
+        .post(
+            "/console/account/totp/confirm",
+            &[("csrf", &csrf), ("code", &wrong)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = desk
+        .post(
+            "/console/account/totp/confirm",
+            &[("csrf", &csrf), ("code", &code_at(app.clock.now()))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    let recovery: Vec<String> = html
+        .split("<li><code>")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10, "{html}");
+    assert!(
+        !signed_in(&phone).await,
+        "adding a second factor signs the others out"
+    );
+    assert!(signed_in(&desk).await);
+    assert!(account_page(&desk).await.contains("id=\"factor-on\""));
+
+    // Signing in now takes a code: the one used to confirm is spent (same time step), the next one works.
+    let laptop = browser(&app, "Laptop");
+    let r = sign_in_with_code(&laptop, &code_at(app.clock.now())).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a code is accepted once"
+    );
+    assert!(
+        !signed_in(&laptop).await,
+        "the password alone opens no session"
+    );
+    app.clock.advance(keyward_core::totp::PERIOD);
+    let r = sign_in_with_code(&laptop, &code_at(app.clock.now())).await;
+    assert_eq!(location(&r), "/console");
+    assert!(signed_in(&laptop).await);
+    // A recovery code signs in once.
+    let r = sign_in_with_code(&phone, &recovery[0]).await;
+    assert_eq!(location(&r), "/console");
+    let tablet = browser(&app, "Tablet");
+    let r = sign_in_with_code(&tablet, &recovery[0]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a recovery code is spent"
+    );
+
+    // Turning it off needs the password, and signs the others out.
+    let r = desk
+        .post(
+            "/console/account/totp/remove",
+            &[("csrf", &csrf), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = desk
+        .post(
+            "/console/account/totp/remove",
+            &[("csrf", &csrf), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(location(&r), "/console/account?done=factor-removed");
+    assert!(!signed_in(&laptop).await);
+    let r = tablet.login_with(EMAIL_2FA, PASSWORD, "/console").await;
+    assert_eq!(location(&r), "/console", "no code asked once it is off");
+});

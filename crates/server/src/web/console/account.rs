@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 
 use super::{Console, Frame, when};
 use crate::app::App;
+use crate::service::factors::FactorError;
 use crate::service::sessions::{SessionError, Sessions};
 use crate::web::pages::render;
 use crate::web::session::{SESSION_COOKIE, see_other, set_cookie, unavailable};
@@ -36,6 +37,21 @@ struct AccountPage {
     events: Vec<(String, String, String)>,
     message: Option<&'static str>,
     error: Option<String>,
+    /// Whether an authenticator app is set up.
+    factor_on: bool,
+    /// An app being set up: its secret and `otpauth://` URI.
+    enrolment: Option<(String, String)>,
+    /// Recovery codes just made, shown this once.
+    recovery: Vec<String>,
+}
+
+/// What a page shows besides the account's sessions and activity.
+#[derive(Default)]
+struct Shown {
+    message: Option<&'static str>,
+    error: Option<String>,
+    enrolment: Option<(String, String)>,
+    recovery: Vec<String>,
 }
 
 /// What the page says after a change (`?done=…`).
@@ -44,13 +60,11 @@ pub(crate) struct Done {
     done: Option<String>,
 }
 
-async fn page(
-    app: &App,
-    c: &Console,
-    status: StatusCode,
-    message: Option<&'static str>,
-    error: Option<String>,
-) -> Response {
+async fn page(app: &App, c: &Console, status: StatusCode, shown: Shown) -> Response {
+    let factor_on = match app.factors.required(&c.account.account_id).await {
+        Ok(on) => on,
+        Err(e) => return unavailable(e),
+    };
     let sessions = match app.sessions.list(&c.account.account_id, &c.session).await {
         Ok(s) => s,
         Err(e) => return unavailable(e),
@@ -83,8 +97,11 @@ async fn page(
             frame: c.frame(),
             sessions,
             events,
-            message,
-            error,
+            message: shown.message,
+            error: shown.error,
+            factor_on,
+            enrolment: shown.enrolment,
+            recovery: shown.recovery,
         },
     )
 }
@@ -97,9 +114,16 @@ pub(crate) async fn show(State(app): State<App>, c: Console, Query(q): Query<Don
         }
         Some("ended") => Some("That session is signed out."),
         Some("others") => Some("Every other session is signed out."),
+        Some("factor-removed") => {
+            Some("The authenticator app is removed, and every other session is signed out.")
+        }
         _ => None,
     };
-    page(&app, &c, StatusCode::OK, message, None).await
+    let shown = Shown {
+        message,
+        ..Shown::default()
+    };
+    page(&app, &c, StatusCode::OK, shown).await
 }
 
 /// `POST /console/account/password`.
@@ -150,7 +174,11 @@ pub(crate) async fn change_password(
                 SessionError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };
-            page(&app, &c, status, None, Some(e.to_string())).await
+            let shown = Shown {
+                error: Some(e.to_string()),
+                ..Shown::default()
+            };
+            page(&app, &c, status, shown).await
         }
         Err(e) => unavailable(e),
     }
@@ -183,6 +211,96 @@ pub(crate) async fn end_others(State(app): State<App>, c: Console, body: Bytes) 
         .await
     {
         Ok(_) => see_other("/console/account?done=others"),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `POST /console/account/totp/begin`: a new secret for an authenticator app, shown with the form to confirm it.
+pub(crate) async fn totp_begin(State(app): State<App>, c: Console, body: Bytes) -> Response {
+    if let Err(r) = c.form(&app, &body) {
+        return r;
+    }
+    match app
+        .factors
+        .begin(&c.account.account_id, &c.account.email)
+        .await
+    {
+        Ok(e) => {
+            let shown = Shown {
+                enrolment: Some((e.secret, e.uri)),
+                ..Shown::default()
+            };
+            page(&app, &c, StatusCode::OK, shown).await
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `POST /console/account/totp/confirm`: the first code from the app; the recovery codes are shown once.
+pub(crate) async fn totp_confirm(State(app): State<App>, c: Console, body: Bytes) -> Response {
+    let form = match c.form(&app, &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let code = form
+        .single("code")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned();
+    let keep = app.master.digest(&c.session);
+    match app
+        .factors
+        .confirm(&c.actor, &c.account.account_id, &code, &keep)
+        .await
+    {
+        Ok(recovery) => {
+            let shown = Shown {
+                message: Some(
+                    "The authenticator app is set up: sign-ins now ask for its code. Every other session is signed out.",
+                ),
+                recovery,
+                ..Shown::default()
+            };
+            page(&app, &c, StatusCode::OK, shown).await
+        }
+        Err(e @ FactorError::WrongCode) => {
+            let shown = Shown {
+                error: Some(e.to_string()),
+                ..Shown::default()
+            };
+            page(&app, &c, StatusCode::BAD_REQUEST, shown).await
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `POST /console/account/totp/remove`: removes the app after the password.
+pub(crate) async fn totp_remove(State(app): State<App>, c: Console, body: Bytes) -> Response {
+    let form = match c.form(&app, &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let password = form
+        .single("password")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned();
+    let keep = app.master.digest(&c.session);
+    match app
+        .factors
+        .remove(&c.actor, &c.account.account_id, &password, &keep)
+        .await
+    {
+        Ok(()) => see_other("/console/account?done=factor-removed"),
+        Err(e @ FactorError::WrongPassword) => {
+            let shown = Shown {
+                error: Some(e.to_string()),
+                ..Shown::default()
+            };
+            page(&app, &c, StatusCode::BAD_REQUEST, shown).await
+        }
         Err(e) => unavailable(e),
     }
 }
