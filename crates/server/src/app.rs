@@ -86,6 +86,8 @@ pub struct Settings {
     pub jwks_max_age: i64,
     /// Whether cookies are `Secure` (the issuer is https).
     pub secure_cookies: bool,
+    /// Whose accounts must set up a second factor before they can make keys.
+    pub require_second_factor: keyward_core::account::SecondFactorPolicy,
     /// Token endpoint aliases from the configuration.
     pub token_endpoints: Vec<Arc<TokenEndpoint>>,
     /// How long a connection may take over a request, sit idle, or leave a response unread.
@@ -155,6 +157,7 @@ impl App {
             node_id: crate::crypto::random_id("node_"),
             feed_start,
             feed_recent,
+            require_second_factor: config.require_second_factor,
         });
         let held = Held {
             registry: registry.clone(),

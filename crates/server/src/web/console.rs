@@ -265,6 +265,25 @@ pub(crate) struct Frame {
     pub operator: bool,
 }
 
+/// When the deployment requires a second factor of this account (`require_second_factor`) and it has none, the
+/// page that leads it to set one up (403); `None` when it may go on and make keys.
+pub(crate) async fn must_enrol(app: &App, c: &Console) -> Option<Response> {
+    if !app.settings.require_second_factor.applies(&c.account.role) {
+        return None;
+    }
+    match app.factors.required(&c.account.account_id).await {
+        Ok(true) => None,
+        Ok(false) => Some(pages::error(
+            StatusCode::FORBIDDEN,
+            "Set up two-step sign-in first",
+            "This platform asks for a second factor before you make API keys: set up an authenticator app on \
+             Your account (/console/account), then come back.",
+            "second_factor_required",
+        )),
+        Err(e) => Some(unavailable(e)),
+    }
+}
+
 /// Unix seconds as `2026-11-22 14:05 UTC` (the proleptic Gregorian calendar, from days since 1970-01-01).
 pub(crate) fn when(t: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));

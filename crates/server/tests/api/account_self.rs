@@ -349,3 +349,54 @@ both_engines!(an_authenticator_app_guards_the_sign_in, |app| {
     let r = tablet.login_with(EMAIL_2FA, PASSWORD, "/console").await;
     assert_eq!(location(&r), "/console", "no code asked once it is off");
 });
+
+/// With `require_second_factor = "all"`, an account without one is led to set it up before it can make a key.
+async fn a_required_second_factor_comes_before_keys(engine: crate::harness::Engine) {
+    let app =
+        crate::harness::TestApp::with_env(engine, &[("KEYWARD_REQUIRE_SECOND_FACTOR", "all")])
+            .await;
+    let (_, desk) = setup(&app, "must@example.com", &["orders:read"]).await;
+    let r = desk.get("/console/keys/new").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Set up two-step sign-in first")
+    );
+    let html = account_page(&desk).await;
+    let csrf = hidden(&html, "csrf");
+    let r = desk
+        .post("/console/keys", &[("csrf", csrf.as_str()), ("name", "k")])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the form's target too");
+    let html = desk
+        .post("/console/account/totp/begin", &[("csrf", &csrf)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let secret = base32_decode(&text_of(&html, "totp-secret"));
+    let code = format!(
+        "{:06}",
+        keyward::crypto::hotp(&secret, keyward_core::totp::step(app.clock.now()), 6)
+    );
+    let r = desk
+        .post(
+            "/console/account/totp/confirm",
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(desk.get("/console/keys/new").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_second_factor_comes_before_keys_sqlite() {
+    a_required_second_factor_comes_before_keys(crate::harness::Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_second_factor_comes_before_keys_postgres() {
+    a_required_second_factor_comes_before_keys(crate::harness::Engine::Postgres).await;
+}
