@@ -55,6 +55,39 @@ pub fn check_role(role: &str) -> Result<(), String> {
     }
 }
 
+/// Whose accounts must set up a second factor before they can make keys (`require_second_factor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SecondFactorPolicy {
+    /// Nobody's (`off`, the default): a second factor is each account's choice.
+    #[default]
+    Off,
+    /// Operators' (`operators`).
+    Operators,
+    /// Every account's (`all`).
+    All,
+}
+
+impl SecondFactorPolicy {
+    /// Reads the setting's value.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "off" => Ok(Self::Off),
+            "operators" => Ok(Self::Operators),
+            "all" => Ok(Self::All),
+            _ => Err("expected \"off\", \"operators\" or \"all\"".into()),
+        }
+    }
+
+    /// Whether an account of `role` must have a second factor.
+    pub fn applies(self, role: &str) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Operators => role == "operator",
+            Self::All => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +127,15 @@ mod tests {
     fn passwords() {
         assert!(check_password("short").is_err());
         assert!(check_password("long enough!").is_ok());
+    }
+
+    #[test]
+    fn second_factor_policies() {
+        use SecondFactorPolicy as P;
+        assert_eq!(P::parse("operators"), Ok(P::Operators));
+        assert!(P::parse("yes").is_err());
+        assert!(!P::Off.applies("operator"));
+        assert!(P::Operators.applies("operator") && !P::Operators.applies("user"));
+        assert!(P::All.applies("user"));
     }
 }

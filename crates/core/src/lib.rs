@@ -23,5 +23,6 @@ pub mod redirect;
 pub mod registration;
 pub mod resource;
 pub mod scope;
+pub mod totp;
 
 pub use error::{ErrorCode, OAuthError};

@@ -21,7 +21,8 @@ use crate::registry::Registry;
 use crate::remote_keys::RemoteKeys;
 use crate::service::dpop::DpopProofs;
 use crate::service::{
-    Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, Resets, Sessions,
+    Accounts, Admin, ApiKeys, Assertions, Consents, Delegated, Issuer, Resets, SecondFactors,
+    Sessions,
 };
 use crate::startup::{self, Started};
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct Parts {
     pub accounts: Arc<Accounts>,
     /// Logins and sessions.
     pub sessions: Arc<Sessions>,
+    /// Second factors (authenticator apps, recovery codes).
+    pub factors: Arc<SecondFactors>,
     /// Consents and grants.
     pub consents: Arc<Consents>,
     /// Password reset links.
@@ -88,6 +91,8 @@ pub struct Settings {
     pub jwks_max_age: i64,
     /// Whether cookies are `Secure` (the issuer is https).
     pub secure_cookies: bool,
+    /// Whose accounts must set up a second factor before they can make keys.
+    pub require_second_factor: keyward_core::account::SecondFactorPolicy,
     /// Token endpoint aliases from the configuration.
     pub token_endpoints: Vec<Arc<TokenEndpoint>>,
     /// How long a connection may take over a request, sit idle, or leave a response unread.
@@ -157,6 +162,7 @@ impl App {
             node_id: crate::crypto::random_id("node_"),
             feed_start,
             feed_recent,
+            require_second_factor: config.require_second_factor,
         });
         let held = Held {
             registry: registry.clone(),
@@ -199,13 +205,21 @@ impl App {
                 nonce_interval: config.dpop_nonce_interval,
             }),
         });
+        let factors = Arc::new(SecondFactors {
+            store: store.clone(),
+            master: master.clone(),
+            clock: clock.clone(),
+            label: format!("Keyward ({})", config.issuer),
+        });
         let app = App(Arc::new(Parts {
             sessions: Arc::new(Sessions {
                 store: store.clone(),
                 master: master.clone(),
                 clock: clock.clone(),
                 session_ttl: config.session_ttl,
+                factors: factors.clone(),
             }),
+            factors,
             api_keys: Arc::new(ApiKeys {
                 admin: admin.clone(),
                 store: store.clone(),
@@ -282,6 +296,7 @@ substate!(
     admin: Admin,
     accounts: Accounts,
     sessions: Sessions,
+    factors: SecondFactors,
     consents: Consents,
     resets: Resets,
     api_keys: ApiKeys,

@@ -94,6 +94,8 @@ pub struct Config {
     /// Whether Keyward's outbound fetches (client `jwks_uri`s, federated issuers) may reach private, loopback and
     /// link-local addresses (`outbound_private_addresses = "allow"`); public addresses only by default.
     pub outbound_private_addresses: bool,
+    /// Whose accounts must set up a second factor before they can make keys.
+    pub require_second_factor: keyward_core::account::SecondFactorPolicy,
     /// How long a connection may take over a request's head and body, sit idle, or leave a response unread.
     pub timeouts: Timeouts,
     /// How long an authorization code can be redeemed, seconds (RFC 6749 §4.1.2).

@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod changes;
 mod clients;
+mod factors;
 mod grants;
 mod keys;
 mod leases;
@@ -14,6 +15,7 @@ mod meta;
 mod resources;
 mod revoked;
 mod secrets;
+mod sessions;
 mod spent;
 mod usage;
 
@@ -29,11 +31,13 @@ pub use accounts::AccountRow;
 pub use audit::{AuditEntry, NewAudit};
 pub use changes::Change;
 pub use clients::{ClientRow, NewClient};
+pub use factors::FactorRow;
 pub use grants::{Advance, CodeRow, ConsentRow, GrantFilter, GrantRow, RefreshRow, same_instance};
 pub use keys::KeyRow;
 pub use mail::{MAIL_KEPT_SECONDS, MailRow};
 pub use resources::ResourceRow;
 pub use secrets::SecretRow;
+pub use sessions::{SessionOrigin, SessionRow};
 pub use usage::UsageRow;
 
 /// Runs the same expression on whichever pool is in use.

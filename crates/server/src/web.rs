@@ -6,6 +6,7 @@ mod authorize;
 mod console;
 mod pages;
 mod reset;
+mod second_step;
 mod session;
 
 use axum::Router;
@@ -25,6 +26,10 @@ pub fn routes() -> Router<App> {
         .route("/login", get(session::login_page).post(session::login))
         .route("/login/forgot", get(reset::forgot_form).post(reset::forgot))
         .route("/login/reset", get(reset::reset_form).post(reset::reset))
+        .route(
+            "/login/code",
+            get(second_step::code_page).post(second_step::code),
+        )
         .route("/logout", post(session::logout))
         // The account page of earlier releases is the console's list of authorized apps now.
         .route(

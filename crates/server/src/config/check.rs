@@ -180,6 +180,12 @@ impl RawConfig {
                 ));
             }
         };
+        let require_second_factor = match text("require_second_factor", self.require_second_factor)?
+        {
+            None => keyward_core::account::SecondFactorPolicy::Off,
+            Some(v) => keyward_core::account::SecondFactorPolicy::parse(&v)
+                .map_err(|m| invalid("require_second_factor", m))?,
+        };
         let dpop_nonce_interval = match self.dpop_nonce_interval {
             None => None,
             Some(v) => {
@@ -298,6 +304,7 @@ impl RawConfig {
             smtp,
             dpop_nonce_interval,
             outbound_private_addresses,
+            require_second_factor,
             timeouts,
             authorization_code_ttl,
             refresh_token_idle_ttl,

@@ -52,6 +52,7 @@ pub struct RawConfig {
     pub(super) extra_ca_file: Option<toml::Value>,
     pub(super) dpop_nonce_interval: Option<toml::Value>,
     pub(super) outbound_private_addresses: Option<toml::Value>,
+    pub(super) require_second_factor: Option<toml::Value>,
     pub(super) request_header_timeout: Option<toml::Value>,
     pub(super) request_body_timeout: Option<toml::Value>,
     pub(super) keep_alive_timeout: Option<toml::Value>,
@@ -70,7 +71,7 @@ pub struct RawConfig {
 }
 
 /// The keys, in documentation order; `KEYWARD_<KEY>` in upper case sets each from the environment.
-pub const KEYS: [&str; 48] = [
+pub const KEYS: [&str; 49] = [
     "listen",
     "database",
     "issuer",
@@ -110,6 +111,7 @@ pub const KEYS: [&str; 48] = [
     "extra_ca_file",
     "dpop_nonce_interval",
     "outbound_private_addresses",
+    "require_second_factor",
     "request_header_timeout",
     "request_body_timeout",
     "keep_alive_timeout",
@@ -193,6 +195,7 @@ impl RawConfig {
             "mail_from" => &mut self.mail_from,
             "dpop_nonce_interval" => &mut self.dpop_nonce_interval,
             "outbound_private_addresses" => &mut self.outbound_private_addresses,
+            "require_second_factor" => &mut self.require_second_factor,
             "request_header_timeout" => &mut self.request_header_timeout,
             "request_body_timeout" => &mut self.request_body_timeout,
             "keep_alive_timeout" => &mut self.keep_alive_timeout,

@@ -144,6 +144,31 @@ impl From<&AccountRow> for AccountView {
     }
 }
 
+/// The least zxcvbn score a password chosen by its account must reach (3: "safely unguessable", about 10^10 guesses).
+pub const MIN_STRENGTH: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Whether a password an account holder chooses is strong enough: the length rule (`check_password`), then an
+/// estimate of the guesses it takes (zxcvbn: its own lists of common passwords, names and words, keyboard patterns,
+/// dates and repeats, and the account's email as a word it knows).
+pub fn check_strength(password: &str, email: &str) -> Result<(), String> {
+    if check_password(password).is_err() {
+        return Err("The new password must be 10 to 256 characters.".into());
+    }
+    let local = email.split('@').next().unwrap_or_default();
+    let estimate = zxcvbn::zxcvbn(password, &[email, local]);
+    if estimate.score() < MIN_STRENGTH {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "The new password is too easy to guess{hint}: use a longer passphrase of unrelated words."
+        ));
+    }
+    Ok(())
+}
+
 /// Argon2id with the crate's defaults (RFC 9106's second recommended option scaled down: 19 MiB, 2 passes, one
 /// lane, as OWASP recommends), run on the blocking pool so a login never stalls the token endpoint's threads.
 pub(crate) async fn hash_password(password: String) -> Result<String, AccountError> {
@@ -288,9 +313,9 @@ impl Accounts {
         Ok(rows.iter().map(AccountView::from).collect())
     }
 
-    /// Changes an account. A new password, or disabling, ends its sessions; disabling also revokes its grants and
-    /// disables the API keys it made (enabling the account again leaves them disabled: each is enabled again on
-    /// its own).
+    /// Changes an account. A new password, a new role, or disabling, ends its sessions; disabling also revokes its
+    /// grants and disables the API keys it made (enabling the account again leaves them disabled: each is enabled
+    /// again on its own).
     pub async fn account_update(
         &self,
         actor: &Actor,
@@ -327,8 +352,10 @@ impl Accounts {
             row.partner_id = (!p.is_empty()).then_some(p);
             fields.push("partner_id");
         }
+        let mut role_changed = false;
         if let Some(r) = input.role {
             check_role(&r).map_err(AccountError::invalid)?;
+            role_changed = r != row.role;
             row.role = r;
             fields.push("role");
         }
@@ -343,7 +370,9 @@ impl Accounts {
         }
         row.updated_at = now;
         tx.account_update(&row).await.map_err(conflict_on_email)?;
-        if fields.contains(&"password") || disabling {
+        // A new password, a disabled account or a change of privilege ends every session: a session opened under
+        // the old role or password does not carry over.
+        if fields.contains(&"password") || disabling || role_changed {
             tx.sessions_delete_for(id).await?;
             // A reset link made before the password changed must not undo the change.
             tx.resets_delete_for(id).await?;

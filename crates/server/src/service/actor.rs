@@ -45,6 +45,13 @@ impl Actor {
     pub fn is_client(&self, id: &str) -> bool {
         self.who.strip_prefix("client:") == Some(id)
     }
+    /// Someone signing in as an account, not yet known to be its holder (a failed sign-in), from `source`.
+    pub fn sign_in(source: String) -> Self {
+        Actor {
+            who: "sign-in".into(),
+            source,
+        }
+    }
     /// An account holder (the console), or an operator acting through the console's operator pages.
     pub fn account(id: &str, source: String) -> Self {
         Actor {

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_core::account::{check_password, normalize_email};
+use keyward_core::account::normalize_email;
 use serde_json::json;
 
 use super::Actor;
-use super::accounts::hash_password;
+use super::accounts::{check_strength, hash_password};
 use crate::clock::Clock;
 use crate::crypto::{MasterKeys, new_token, random_id};
 use crate::store::{MailRow, Store, StoreError, Tx};
@@ -214,14 +214,20 @@ impl Resets {
         password: &str,
         source: &str,
     ) -> Result<(), ResetError> {
-        check_password(password).map_err(ResetError::Invalid)?;
+        // The strength check knows the account's email (a password made of it is weak): read, not spent, here.
+        let digest = self.master.digest(token);
+        let Some(account_id) = self.store.reset_account(&digest, self.clock.now()).await? else {
+            return Err(ResetError::BadLink);
+        };
+        let account = self.store.account_get(&account_id).await?;
+        check_strength(password, &account.email).map_err(ResetError::Invalid)?;
         // Hashing before the transaction keeps Argon2's time out of the write lock.
         let hash = hash_password(password.to_owned())
             .await
             .map_err(|e| ResetError::Internal(anyhow::anyhow!("{e}")))?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let Some(account_id) = tx.reset_spend(&self.master.digest(token), now).await? else {
+        let Some(account_id) = tx.reset_spend(&digest, now).await? else {
             return Err(ResetError::BadLink);
         };
         let mut row = tx.account_get(&account_id, true).await?;
@@ -250,7 +256,8 @@ impl Resets {
     pub async fn link_live(&self, token: &str) -> Result<bool, ResetError> {
         Ok(self
             .store
-            .reset_live(&self.master.digest(token), self.clock.now())
-            .await?)
+            .reset_account(&self.master.digest(token), self.clock.now())
+            .await?
+            .is_some())
     }
 }

@@ -72,16 +72,25 @@ impl Store {
             .await)?)
     }
 
-    /// Counts a failed login and returns the count (one statement, so concurrent failures all count).
-    pub async fn login_failed(&self, id: &str) -> Result<i64, StoreError> {
-        let (n,): (i64,) = on_db!(&self.db, |p| {
+    /// Counts a failed login and returns the count (one statement, so concurrent failures all count), with its
+    /// audit entry in the same transaction.
+    pub async fn login_failed(
+        &self,
+        id: &str,
+        audit: &super::NewAudit<'_>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let (n,): (i64,) = on_tx!(&mut tx, |c| {
             sqlx::query_as(
             "UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins"
         )
         .bind(id)
-        .fetch_one(p)
+        .fetch_one(c)
         .await
         })?;
+        tx.audit(audit, now).await?;
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -138,8 +147,9 @@ impl Store {
         &self,
         id: &str,
         session_digest: &[u8],
-        now: i64,
-        expires_at: i64,
+        origin: &super::SessionOrigin,
+        (now, expires_at): (i64, i64),
+        audit: &super::NewAudit<'_>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         on_tx!(&mut tx, |c| sqlx::query(
@@ -149,18 +159,9 @@ impl Store {
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
-            "INSERT INTO sessions (digest, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)"
-        )
-        .bind(session_digest)
-        .bind(id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        tx.session_open(id, session_digest, origin, (now, expires_at))
+            .await?;
+        tx.audit(audit, now).await?;
         tx.commit().await
     }
 

@@ -79,6 +79,27 @@ impl Store {
         })?)
     }
 
+    /// The newest `limit` entries about `target` whose action starts with `prefix` (an account's own security
+    /// events: `account.`).
+    pub async fn audit_of(
+        &self,
+        target: &str,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(on_db!(&self.db, |p| {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, target, detail, source FROM audit_log WHERE target = $1 \
+                 AND action LIKE $2 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(target)
+            .bind(format!("{prefix}%"))
+            .bind(limit)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
     /// Deletes up to `limit` audit entries written before `before`.
     pub async fn audit_purge(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
         self.delete_batch(

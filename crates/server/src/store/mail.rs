@@ -194,15 +194,19 @@ impl Store {
 }
 
 impl Store {
-    /// Whether a reset link's digest is stored and unexpired (read only).
-    pub async fn reset_live(&self, digest: &[u8], now: i64) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = on_db!(&self.db, |p| sqlx::query_as(
-            "SELECT expires_at FROM password_resets WHERE digest = $1 AND expires_at > $2"
+    /// The account of a stored, unexpired reset link (read only: the link is not spent).
+    pub async fn reset_account(
+        &self,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_db!(&self.db, |p| sqlx::query_as(
+            "SELECT account_id FROM password_resets WHERE digest = $1 AND expires_at > $2"
         )
         .bind(digest)
         .bind(now)
         .fetch_optional(p)
         .await)?;
-        Ok(row.is_some())
+        Ok(row.map(|(a,)| a))
     }
 }

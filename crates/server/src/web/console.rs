@@ -4,6 +4,7 @@
 //! public keys and makes key pairs in the browser), every form with the session's CSRF token, every change through
 //! the admin service the JSON API uses.
 
+mod account;
 mod guide;
 mod keys;
 mod kinds;
@@ -65,6 +66,16 @@ pub(crate) fn routes() -> Router<App> {
         .route("/console/apps/revoke", post(keys::revoke_app))
         .route("/console/usage", get(usage::page))
         .route("/console/guide", get(guide::page))
+        .route("/console/account", get(account::show))
+        .route("/console/account/password", post(account::change_password))
+        .route("/console/account/totp/begin", post(account::totp_begin))
+        .route("/console/account/totp/confirm", post(account::totp_confirm))
+        .route("/console/account/totp/remove", post(account::totp_remove))
+        .route("/console/account/sessions/{id}/end", post(account::end))
+        .route(
+            "/console/account/sessions/end-others",
+            post(account::end_others),
+        )
         .merge(operator::routes())
         .route_layer(axum::middleware::from_fn(refuse_unreadable))
 }
@@ -252,6 +263,25 @@ pub(crate) struct Frame {
     pub email: String,
     pub csrf: String,
     pub operator: bool,
+}
+
+/// When the deployment requires a second factor of this account (`require_second_factor`) and it has none, the
+/// page that leads it to set one up (403); `None` when it may go on and make keys.
+pub(crate) async fn must_enrol(app: &App, c: &Console) -> Option<Response> {
+    if !app.settings.require_second_factor.applies(&c.account.role) {
+        return None;
+    }
+    match app.factors.required(&c.account.account_id).await {
+        Ok(true) => None,
+        Ok(false) => Some(pages::error(
+            StatusCode::FORBIDDEN,
+            "Set up two-step sign-in first",
+            "This platform asks for a second factor before you make API keys: set up an authenticator app on \
+             Your account (/console/account), then come back.",
+            "second_factor_required",
+        )),
+        Err(e) => Some(unavailable(e)),
+    }
 }
 
 /// Unix seconds as `2026-11-22 14:05 UTC` (the proleptic Gregorian calendar, from days since 1970-01-01).

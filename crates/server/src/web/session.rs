@@ -7,7 +7,10 @@
 //! pepper of what it is bound to, so it needs no storage and is checked in constant time.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -19,7 +22,7 @@ use crate::app::App;
 use crate::crypto::{digests_equal, new_token};
 use crate::service::Outcome;
 use crate::service::accounts::AccountView;
-use crate::service::sessions::SessionError;
+use crate::service::sessions::{SessionError, SignIn};
 use crate::web::pages::Said;
 
 /// The session cookie.
@@ -151,7 +154,7 @@ pub(crate) fn see_other(location: &str) -> Response {
 /// Where a login may return to: an authorization request, or a console page. Anything else (another site,
 /// `//evil`, a path with a control character or a backslash) goes to the console, so `next` is never an open
 /// redirect.
-fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with("/oauth2/authorize?") => n,
         Some(n)
@@ -213,13 +216,24 @@ pub(crate) async fn login_page(State(app): State<App>, headers: HeaderMap, uri: 
 }
 
 /// `POST /login`: checks the CSRF token, then the email and password (throttled per account).
-pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn login(State(app): State<App>, parts: Parts, body: Bytes) -> Response {
+    let headers = &parts.headers;
+    // Where the session comes from, for the account's list of its sessions.
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let origin = crate::service::sessions::Sessions::origin(user_agent, &address);
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return unreadable_form(&e),
     };
     let field = |n: &str| params.single(n).ok().flatten().unwrap_or_default();
-    let Some(login_cookie) = cookie(&headers, LOGIN_COOKIE) else {
+    let Some(login_cookie) = cookie(headers, LOGIN_COOKIE) else {
         return forbidden_form();
     };
     if !csrf_ok(
@@ -231,8 +245,9 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
     }
     let next = safe_next(Some(field("next")));
     let email = field("email");
-    match app.sessions.login(email, field("password")).await {
-        Ok((session, account)) => {
+    match app.sessions.login(email, field("password"), origin).await {
+        Ok(SignIn::SecondFactor(pending)) => super::second_step::to_code_page(&app, &pending, next),
+        Ok(SignIn::Session(session, account)) => {
             tracing::info!(account_id = %account.account_id, "signed in");
             let mut r = see_other(next);
             let h = r.headers_mut();
@@ -265,7 +280,7 @@ pub(crate) async fn login(State(app): State<App>, headers: HeaderMap, body: Byte
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
             r
         }
-        Err(e @ SessionError::Store(_)) => unavailable(e),
+        Err(e) => unavailable(e),
     }
 }
 

@@ -7,6 +7,7 @@
 )]
 //! fresh PostgreSQL database per test. `both_engines!` runs a test once on each.
 
+mod account_self;
 mod accounts;
 mod admin;
 mod admin_input;

@@ -159,6 +159,9 @@ impl NewKeyPage {
 
 /// `GET /console/keys/new`.
 pub(crate) async fn new(State(app): Shared, c: Console) -> Response {
+    if let Some(r) = super::must_enrol(&app, &c).await {
+        return r;
+    }
     render(
         StatusCode::OK,
         &NewKeyPage::new(&app, &c, &KeyRequest::default()),
@@ -195,6 +198,9 @@ impl SecretPage {
 /// `POST /console/keys`: creates a key and shows its secret once; a mistake shows the form again with what was
 /// typed and a message beside the field.
 pub(crate) async fn create(State(app): Shared, c: Console, body: Bytes) -> Response {
+    if let Some(r) = super::must_enrol(&app, &c).await {
+        return r;
+    }
     let form = match c.form_with_text(&app, &body, &TEXT_BOXES) {
         Ok(f) => f,
         Err(r) => return r,
