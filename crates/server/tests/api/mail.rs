@@ -442,6 +442,24 @@ both_engines!(
                 .status(),
             StatusCode::UNAUTHORIZED
         );
+        // The account's own password change in the console kills a link too.
+        let replaced = operator_link(&app, &id).await;
+        assert_eq!(agent.get(&replaced).await.status(), StatusCode::OK);
+        app.app
+            .sessions
+            .change_password(
+                &keyward::service::Actor::account(&id, "test".into()),
+                &id,
+                "an operator's choice",
+                "quartz lantern orbit meadow",
+                keyward::store::SessionOrigin {
+                    id: "sess_test".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(agent.get(&replaced).await.status(), StatusCode::BAD_REQUEST);
         // A forged token, and none at all, get the same refusal, never a 500.
         for path in [
             "/login/reset?token=kwp_forged",
