@@ -106,6 +106,24 @@ async fn page(app: &App, c: &Console, status: StatusCode, shown: Shown) -> Respo
     )
 }
 
+/// The page again with the error the account must fix (a wrong code or password, a weak password).
+async fn refused(app: &App, c: &Console, status: StatusCode, why: String) -> Response {
+    let shown = Shown {
+        error: Some(why),
+        ..Shown::default()
+    };
+    page(app, c, status, shown).await
+}
+
+/// One field of a console form, empty when absent.
+fn field(form: &keyward_core::form::Params, name: &str) -> String {
+    form.single(name)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// `GET /console/account`.
 pub(crate) async fn show(State(app): State<App>, c: Console, Query(q): Query<Done>) -> Response {
     let message = match q.done.as_deref() {
@@ -137,7 +155,6 @@ pub(crate) async fn change_password(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let field = |n: &str| form.single(n).ok().flatten().unwrap_or_default().to_owned();
     let address = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -153,8 +170,8 @@ pub(crate) async fn change_password(
         .change_password(
             &c.actor,
             &c.account.account_id,
-            &field("current"),
-            &field("new"),
+            &field(&form, "current"),
+            &field(&form, "new"),
             origin,
         )
         .await;
@@ -174,11 +191,7 @@ pub(crate) async fn change_password(
                 SessionError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let shown = Shown {
-                error: Some(e.to_string()),
-                ..Shown::default()
-            };
-            page(&app, &c, status, shown).await
+            refused(&app, &c, status, e.to_string()).await
         }
         Err(e) => unavailable(e),
     }
@@ -242,12 +255,7 @@ pub(crate) async fn totp_confirm(State(app): State<App>, c: Console, body: Bytes
         Ok(f) => f,
         Err(r) => return r,
     };
-    let code = form
-        .single("code")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .to_owned();
+    let code = field(&form, "code");
     let keep = app.master.digest(&c.session);
     match app
         .factors
@@ -265,11 +273,7 @@ pub(crate) async fn totp_confirm(State(app): State<App>, c: Console, body: Bytes
             page(&app, &c, StatusCode::OK, shown).await
         }
         Err(e @ FactorError::WrongCode) => {
-            let shown = Shown {
-                error: Some(e.to_string()),
-                ..Shown::default()
-            };
-            page(&app, &c, StatusCode::BAD_REQUEST, shown).await
+            refused(&app, &c, StatusCode::BAD_REQUEST, e.to_string()).await
         }
         Err(e) => unavailable(e),
     }
@@ -281,12 +285,7 @@ pub(crate) async fn totp_remove(State(app): State<App>, c: Console, body: Bytes)
         Ok(f) => f,
         Err(r) => return r,
     };
-    let password = form
-        .single("password")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .to_owned();
+    let password = field(&form, "password");
     let keep = app.master.digest(&c.session);
     match app
         .factors
@@ -295,11 +294,7 @@ pub(crate) async fn totp_remove(State(app): State<App>, c: Console, body: Bytes)
     {
         Ok(()) => see_other("/console/account?done=factor-removed"),
         Err(e @ FactorError::WrongPassword) => {
-            let shown = Shown {
-                error: Some(e.to_string()),
-                ..Shown::default()
-            };
-            page(&app, &c, StatusCode::BAD_REQUEST, shown).await
+            refused(&app, &c, StatusCode::BAD_REQUEST, e.to_string()).await
         }
         Err(e) => unavailable(e),
     }
