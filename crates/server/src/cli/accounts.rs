@@ -78,6 +78,12 @@ pub enum AccountsCommand {
         /// Account id.
         id: String,
     },
+    /// Turn off an account's two-step sign-in (its authenticator app and recovery codes), for a holder who lost
+    /// both; every session of the account ends. Check who is asking before you do.
+    RemoveSecondFactor {
+        /// Account id.
+        id: String,
+    },
 }
 
 impl AccountsCommand {
@@ -190,6 +196,13 @@ pub(super) async fn run(tools: &Toolkit, actor: &Actor, c: AccountsCommand) -> a
         AccountsCommand::Delete { id } => {
             accounts.account_delete(actor, &id).await?;
             println!("deleted {id}");
+        }
+        AccountsCommand::RemoveSecondFactor { id } => {
+            if accounts.second_factor_remove(actor, &id).await? {
+                println!("two-step sign-in is off for {id}; its sessions are ended");
+            } else {
+                println!("{id} has no two-step sign-in; nothing changed");
+            }
         }
         AccountsCommand::ResetLink { id } => {
             let link = tools

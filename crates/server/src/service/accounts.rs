@@ -407,6 +407,33 @@ impl Accounts {
         Ok(AccountView::from(&row))
     }
 
+    /// Turns off an account's second factor for its holder who lost it (an operator's act, audited): its app and
+    /// recovery codes go, and every session of the account ends. `false` when it had none.
+    pub async fn second_factor_remove(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<bool, AccountError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.account_get(id, true).await.map_err(not_found)?;
+        if !tx.factor_remove(id).await? {
+            return Ok(false);
+        }
+        tx.sessions_delete_for(id).await?;
+        tx.audit(
+            &actor.entry(
+                "account.second_factor.remove",
+                id,
+                json!({"by": "operator"}),
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Deletes an account: its grants are revoked first (their access tokens denylisted), then it goes with its
     /// sessions, consents and grants.
     pub async fn account_delete(&self, actor: &Actor, id: &str) -> Result<(), AccountError> {

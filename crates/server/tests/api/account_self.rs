@@ -400,3 +400,55 @@ async fn a_required_second_factor_comes_before_keys_sqlite() {
 async fn a_required_second_factor_comes_before_keys_postgres() {
     a_required_second_factor_comes_before_keys(crate::harness::Engine::Postgres).await;
 }
+
+/// An operator turns off two-step sign-in for a holder who lost the app and the recovery codes: the CLI does it,
+/// the account's sessions end, and the next sign-in asks for the password alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_removes_a_lost_second_factor() {
+    let app = crate::harness::TestApp::sqlite().await;
+    let (account, desk) = setup(&app, EMAIL_2FA, &["orders:read"]).await;
+    let csrf = hidden(&account_page(&desk).await, "csrf");
+    let html = desk
+        .post("/console/account/totp/begin", &[("csrf", &csrf)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let secret = base32_decode(&text_of(&html, "totp-secret"));
+    let code = format!(
+        "{:06}",
+        keyward::crypto::hotp(&secret, keyward_core::totp::step(app.clock.now()), 6)
+    );
+    let r = desk
+        .post(
+            "/console/account/totp/confirm",
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args([
+            "accounts",
+            "remove-second-factor",
+            &account,
+            "--database",
+            &app.database,
+        ])
+        .env("KEYWARD_DATA_DIR", app.dir.path())
+        .env("KEYWARD_ISSUER", &app.base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("two-step sign-in is off"));
+    assert!(!signed_in(&desk).await, "its sessions ended");
+    let r = desk.login_with(EMAIL_2FA, PASSWORD, "/console").await;
+    assert_eq!(
+        location(&r),
+        "/console",
+        "the password alone signs in again"
+    );
+}
