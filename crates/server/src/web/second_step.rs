@@ -2,11 +2,9 @@
 //! a short-lived proof of the password in the `keyward_pending` cookie (HttpOnly, five minutes); this page takes the
 //! code (or a recovery code) and opens the session.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -15,11 +13,11 @@ use serde::Deserialize;
 
 use super::pages;
 use super::session::{
-    SESSION_COOKIE, cookie, csrf_ok, csrf_token, forbidden_form, safe_next, see_other, set_cookie,
-    unavailable, unreadable_form,
+    SESSION_COOKIE, cookie, csrf_ok, csrf_token, forbidden_form, origin_of, safe_next, see_other,
+    set_cookie, unavailable, unreadable_form,
 };
 use crate::app::App;
-use crate::service::sessions::{PENDING_TTL, SessionError, Sessions};
+use crate::service::sessions::{PENDING_TTL, SessionError};
 
 /// The cookie holding the proof of the password between the two steps.
 pub(crate) const PENDING_COOKIE: &str = "keyward_pending";
@@ -100,16 +98,7 @@ pub(crate) async fn code(State(app): State<App>, parts: Parts, body: Bytes) -> R
         return forbidden_form();
     }
     let next = safe_next(Some(field("next")));
-    let address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    let agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    let origin = Sessions::origin(agent, &address);
+    let origin = origin_of(&parts);
     match app
         .sessions
         .second_factor(pending, field("code"), origin)

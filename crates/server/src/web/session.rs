@@ -22,7 +22,8 @@ use crate::app::App;
 use crate::crypto::{digests_equal, new_token};
 use crate::service::Outcome;
 use crate::service::accounts::AccountView;
-use crate::service::sessions::{SessionError, SignIn};
+use crate::service::sessions::{SessionError, Sessions, SignIn};
+use crate::store::SessionOrigin;
 use crate::web::pages::Said;
 
 /// The session cookie.
@@ -151,6 +152,21 @@ pub(crate) fn see_other(location: &str) -> Response {
     }
 }
 
+/// Where a new session comes from, for the account's list of its sessions: the browser's `User-Agent` and the
+/// peer's address.
+pub(crate) fn origin_of(parts: &Parts) -> SessionOrigin {
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Sessions::origin(agent, &address)
+}
+
 /// Where a login may return to: an authorization request, or a console page. Anything else (another site,
 /// `//evil`, a path with a control character or a backslash) goes to the console, so `next` is never an open
 /// redirect.
@@ -218,16 +234,7 @@ pub(crate) async fn login_page(State(app): State<App>, headers: HeaderMap, uri: 
 /// `POST /login`: checks the CSRF token, then the email and password (throttled per account).
 pub(crate) async fn login(State(app): State<App>, parts: Parts, body: Bytes) -> Response {
     let headers = &parts.headers;
-    // Where the session comes from, for the account's list of its sessions.
-    let address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    let origin = crate::service::sessions::Sessions::origin(user_agent, &address);
+    let origin = origin_of(&parts);
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return unreadable_form(&e),

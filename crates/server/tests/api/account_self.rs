@@ -223,6 +223,37 @@ fn text_of(html: &str, id: &str) -> String {
     rest[rest.find('>').unwrap() + 1..rest.find('<').unwrap()].to_owned()
 }
 
+/// Starts setting up an authenticator app from the account page: the secret the page shows, and the page.
+async fn begin(agent: &Agent, csrf: &str) -> (Vec<u8>, String) {
+    let html = agent
+        .post("/console/account/totp/begin", &[("csrf", csrf)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    (base32_decode(&text_of(&html, "totp-secret")), html)
+}
+
+/// The code an authenticator app with `secret` shows at `unix`.
+fn code_at(secret: &[u8], unix: i64) -> String {
+    format!(
+        "{:06}",
+        keyward::crypto::hotp(secret, keyward_core::totp::step(unix), 6)
+    )
+}
+
+/// Sets up an authenticator app for the signed-in account and confirms it with its current code.
+async fn enrol(app: &crate::harness::TestApp, agent: &Agent, csrf: &str) {
+    let (secret, _) = begin(agent, csrf).await;
+    let r = agent
+        .post(
+            "/console/account/totp/confirm",
+            &[("csrf", csrf), ("code", &code_at(&secret, app.clock.now()))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 /// Signs in with the password and then `code` on the second step; returns the second step's answer.
 async fn sign_in_with_code(agent: &Agent, code: &str) -> reqwest::Response {
     let r = agent.login_with(EMAIL_2FA, PASSWORD, "/console").await;
@@ -254,22 +285,13 @@ both_engines!(an_authenticator_app_guards_the_sign_in, |app| {
     phone.sign_in(EMAIL_2FA).await;
     let html = account_page(&desk).await;
     let csrf = hidden(&html, "csrf");
-    let r = desk
-        .post("/console/account/totp/begin", &[("csrf", &csrf)])
-        .await;
-    let html = r.text().await.unwrap();
-    let secret = base32_decode(&text_of(&html, "totp-secret"));
+    let (secret, html) = begin(&desk, &csrf).await;
     assert_eq!(secret.len(), 20);
     assert!(
         text_of(&html, "totp-uri").starts_with("otpauth://totp/"),
         "{html}"
     );
-    let code_at = |t: i64| {
-        format!(
-            "{:06}",
-            keyward::crypto::hotp(&secret, keyward_core::totp::step(t), 6)
-        )
-    };
+    let code_at = |t: i64| code_at(&secret, t);
     // A wrong code is refused; the right one turns it on, shows ten recovery codes once, and signs the phone out.
     let wrong = format!(
         "{:06}",
@@ -370,24 +392,7 @@ async fn a_required_second_factor_comes_before_keys(engine: crate::harness::Engi
         .post("/console/keys", &[("csrf", csrf.as_str()), ("name", "k")])
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "the form's target too");
-    let html = desk
-        .post("/console/account/totp/begin", &[("csrf", &csrf)])
-        .await
-        .text()
-        .await
-        .unwrap();
-    let secret = base32_decode(&text_of(&html, "totp-secret"));
-    let code = format!(
-        "{:06}",
-        keyward::crypto::hotp(&secret, keyward_core::totp::step(app.clock.now()), 6)
-    );
-    let r = desk
-        .post(
-            "/console/account/totp/confirm",
-            &[("csrf", &csrf), ("code", &code)],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    enrol(&app, &desk, &csrf).await;
     assert_eq!(desk.get("/console/keys/new").await.status(), StatusCode::OK);
 }
 
@@ -408,24 +413,7 @@ async fn an_operator_removes_a_lost_second_factor() {
     let app = crate::harness::TestApp::sqlite().await;
     let (account, desk) = setup(&app, EMAIL_2FA, &["orders:read"]).await;
     let csrf = hidden(&account_page(&desk).await, "csrf");
-    let html = desk
-        .post("/console/account/totp/begin", &[("csrf", &csrf)])
-        .await
-        .text()
-        .await
-        .unwrap();
-    let secret = base32_decode(&text_of(&html, "totp-secret"));
-    let code = format!(
-        "{:06}",
-        keyward::crypto::hotp(&secret, keyward_core::totp::step(app.clock.now()), 6)
-    );
-    let r = desk
-        .post(
-            "/console/account/totp/confirm",
-            &[("csrf", &csrf), ("code", &code)],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    enrol(&app, &desk, &csrf).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args([
             "accounts",

@@ -4,19 +4,18 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 use super::{Console, Frame, when};
 use crate::app::App;
 use crate::service::factors::FactorError;
-use crate::service::sessions::{SessionError, Sessions};
+use crate::service::sessions::SessionError;
 use crate::web::pages::render;
-use crate::web::session::{SESSION_COOKIE, see_other, set_cookie, unavailable};
+use crate::web::session::{SESSION_COOKIE, origin_of, see_other, set_cookie, unavailable};
 
 /// A session as the page lists it.
 struct SessionLine {
@@ -155,16 +154,7 @@ pub(crate) async fn change_password(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|i| i.0.ip().to_string())
-        .unwrap_or_default();
-    let agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    let origin = Sessions::origin(agent, &address);
+    let origin = origin_of(&parts);
     let changed = app
         .sessions
         .change_password(
